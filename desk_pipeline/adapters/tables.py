@@ -1,0 +1,164 @@
+"""The warehouse schema: SQLAlchemy Core tables on one MetaData (Alembic migrates it)."""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Times are stored as integer microseconds since the Unix epoch, UTC: exact, comparable and
+# fast on SQLite and PostgreSQL alike. Business dates are ISO strings (YYYY-MM-DD).
+Micros = sa.BigInteger
+BusinessDate = sa.String(10)
+Id = sa.String(64)
+
+trade_versions = sa.Table(
+    "trade_versions",
+    metadata,
+    sa.Column("trade_id", Id, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("book_id", Id, nullable=False),
+    sa.Column("instrument_id", Id, nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("price", sa.Float, nullable=False),
+    sa.Column("trade_time_us", Micros, nullable=False),
+    sa.Column("source", sa.String(512), nullable=False),
+    sa.Column("ingested_at_us", Micros, nullable=False),
+)
+
+# The latest version of every trade_id, maintained on ingestion so that snapshots read one
+# indexed range instead of resolving versions over the whole history.
+current_trades = sa.Table(
+    "current_trades",
+    metadata,
+    sa.Column("trade_id", Id, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("book_id", Id, nullable=False),
+    sa.Column("instrument_id", Id, nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("price", sa.Float, nullable=False),
+    sa.Column("trade_time_us", Micros, nullable=False),
+    sa.Index("ix_current_trades_time", "trade_time_us"),
+)
+
+ingested_batches = sa.Table(
+    "ingested_batches",
+    metadata,
+    sa.Column("source", sa.String(512), primary_key=True),
+    sa.Column("content_sha256", sa.String(64), primary_key=True),
+    sa.Column("ingested_at_us", Micros, nullable=False),
+    sa.Column("received", sa.Integer, nullable=False),
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Integer, nullable=False),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("source", sa.String(512), nullable=False),
+    sa.Column("row_number", sa.Integer, nullable=False),
+    sa.Column("trade_id", sa.Text, nullable=False),
+    sa.Column("reason_code", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("quarantined_at_us", Micros, nullable=False),
+)
+
+# Append-only: a late, amended or cancelled trade makes every snapshot of its book taken after
+# `from_time_us` and computed before `marked_at_us` stale. Never updated in place, so a mark
+# written while a snapshot is being computed cannot be lost.
+stale_marks = sa.Table(
+    "stale_marks",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("book_id", Id, nullable=False),
+    sa.Column("from_time_us", Micros, nullable=False),
+    sa.Column("marked_at_us", Micros, nullable=False),
+    sa.Column("trade_ids", sa.Text, nullable=False),
+    sa.Index("ix_stale_marks_book", "book_id", "from_time_us"),
+)
+
+intraday_windows = sa.Table(
+    "intraday_windows",
+    metadata,
+    sa.Column("window_end_us", Micros, primary_key=True),
+    sa.Column("computed_at_us", Micros, nullable=False),
+)
+
+intraday_positions = sa.Table(
+    "intraday_positions",
+    metadata,
+    sa.Column("window_end_us", Micros, primary_key=True),
+    sa.Column("book_id", Id, primary_key=True),
+    sa.Column("instrument_id", Id, primary_key=True),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("avg_price", sa.Float, nullable=False),
+    sa.Column("realized_pnl", sa.Float, nullable=False),
+)
+
+# One row per (book, business day): which snapshot is the day's end-of-day (keep-last rule).
+eod_snapshots = sa.Table(
+    "eod_snapshots",
+    metadata,
+    sa.Column("book_id", Id, primary_key=True),
+    sa.Column("business_date", BusinessDate, primary_key=True),
+    sa.Column("snapshot_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("as_of_us", Micros, nullable=False),
+    sa.Column("computed_at_us", Micros, nullable=False),
+    sa.Column("position_count", sa.Integer, nullable=False),
+)
+
+eod_positions = sa.Table(
+    "eod_positions",
+    metadata,
+    sa.Column("snapshot_id", sa.String(36), primary_key=True),
+    sa.Column("instrument_id", Id, primary_key=True),
+    sa.Column("book_id", Id, nullable=False),
+    sa.Column("business_date", BusinessDate, nullable=False),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("avg_price", sa.Float, nullable=False),
+    sa.Column("realized_pnl", sa.Float, nullable=False),
+    sa.Index("ix_eod_positions_book_day", "book_id", "business_date"),
+)
+
+collateral_rankings = sa.Table(
+    "collateral_rankings",
+    metadata,
+    sa.Column("book_id", Id, primary_key=True),
+    sa.Column("business_date", BusinessDate, primary_key=True),
+    sa.Column("instrument_id", Id, primary_key=True),
+    sa.Column("snapshot_id", sa.String(36), nullable=False),
+    sa.Column("as_of_us", Micros, nullable=False),
+    sa.Column("rank", sa.Integer, nullable=True),
+    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("price", sa.Float, nullable=True),
+    sa.Column("fx_rate", sa.Float, nullable=True),
+    sa.Column("haircut", sa.Float, nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("eligible", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("book_id", Id, nullable=False),
+    sa.Column("business_date", BusinessDate, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at_us", Micros, nullable=False),
+    sa.Column("published_at_us", Micros, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_outbox_pending", "published_at_us", "id"),
+)
+
+# Every book that ever traded, with its first trade: where a recomputation from scratch starts.
+trading_books = sa.Table(
+    "trading_books",
+    metadata,
+    sa.Column("book_id", Id, primary_key=True),
+    sa.Column("first_trade_us", Micros, nullable=False),
+)

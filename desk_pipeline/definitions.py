@@ -1,0 +1,16 @@
+"""The code location: every asset, check, job, schedule and sensor with its resources."""
+
+import dagster as dg
+
+from desk_pipeline.defs import automation
+from desk_pipeline.defs.collateral import assets as collateral_assets
+from desk_pipeline.defs.positions import assets as position_assets
+from desk_pipeline.defs.resources import SETTINGS, resources_from
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([position_assets, collateral_assets]),
+    jobs=[automation.intraday_job, automation.daily_job],
+    schedules=[automation.intraday_schedule],
+    sensors=[automation.eod_refresh_sensor, automation.outbox_relay_sensor],
+    resources=resources_from(SETTINGS),
+)

@@ -1,0 +1,110 @@
+"""Settings from the environment (read here and nowhere else) and the resources built from them."""
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from desk_pipeline.adapters.publisher import EventPublisher, publisher_from
+from desk_pipeline.adapters.trade_sources import TradeSource, trade_source_from
+from desk_pipeline.adapters.warehouse import PositionRepository
+
+DEFAULT_START_DATE = "2026-01-01"
+
+
+@dataclasses.dataclass(frozen=True)
+class DeskSettings:
+    """The desk's configuration: the DESK_* variables of the contract, with working defaults."""
+
+    warehouse_url: str
+    trade_source: str
+    timezone: str
+    start_date: str
+    event_publisher: str
+
+    @classmethod
+    def from_env(cls) -> "DeskSettings":
+        """Read the DESK_* variables; unset ones take the defaults of ARCHITECTURE.md."""
+        home = Path(os.environ.get("DAGSTER_HOME") or "./.desk").resolve()
+        return cls(
+            warehouse_url=os.environ.get("DESK_WAREHOUSE_URL") or f"sqlite:///{home}/warehouse.db",
+            trade_source=os.environ.get("DESK_TRADE_SOURCE") or "simulator",
+            timezone=os.environ.get("DESK_TIMEZONE") or "UTC",
+            start_date=os.environ.get("DESK_START_DATE") or DEFAULT_START_DATE,
+            event_publisher=os.environ.get("DESK_EVENT_PUBLISHER") or "log",
+        )
+
+
+@functools.cache
+def _repository(url: str) -> PositionRepository:
+    # One engine and one migration check per process, however many assets run in it.
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return PositionRepository(url)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The SQL warehouse (DESK_WAREHOUSE_URL): SQLite by default, PostgreSQL in production."""
+
+    url: str
+
+    def repository(self) -> PositionRepository:
+        """The repository over this warehouse, migrated to the latest schema."""
+        return _repository(self.url)
+
+
+class TradeSourceResource(dg.ConfigurableResource):
+    """Where trades, reference data and marks come from (DESK_TRADE_SOURCE)."""
+
+    spec: str = "simulator"
+
+    def source(self) -> TradeSource:
+        """The configured trade source."""
+        return trade_source_from(self.spec)
+
+
+class PublisherResource(dg.ConfigurableResource):
+    """Where PositionSnapshotCreated events go (DESK_EVENT_PUBLISHER)."""
+
+    spec: str = "log"
+
+    def publisher(self) -> EventPublisher:
+        """The configured event publisher."""
+        return publisher_from(self.spec)
+
+
+class CalendarResource(dg.ConfigurableResource):
+    """The business-day time zone (DESK_TIMEZONE)."""
+
+    timezone: str = "UTC"
+
+    def now(self) -> pd.Timestamp:
+        """The wall clock, UTC; assets ask here so tests can pin it."""
+        return pd.Timestamp.now(tz="UTC")
+
+
+def _secret_or_value(name: str, value: str) -> str | dg.EnvVar:
+    # EnvVar keeps a URL with credentials out of the UI, but fails at launch when unset.
+    return dg.EnvVar(name) if os.environ.get(name) else value
+
+
+def resources_from(settings: DeskSettings) -> dict[str, dg.ConfigurableResource]:
+    """The resources every asset, sensor and the CLI use, bound once."""
+    return {
+        "warehouse": WarehouseResource(
+            url=_secret_or_value("DESK_WAREHOUSE_URL", settings.warehouse_url)
+        ),
+        "trade_source": TradeSourceResource(
+            spec=_secret_or_value("DESK_TRADE_SOURCE", settings.trade_source)
+        ),
+        "publisher": PublisherResource(
+            spec=_secret_or_value("DESK_EVENT_PUBLISHER", settings.event_publisher)
+        ),
+        "calendar": CalendarResource(timezone=settings.timezone),
+    }
+
+
+SETTINGS = DeskSettings.from_env()

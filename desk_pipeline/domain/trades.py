@@ -1,0 +1,212 @@
+"""Trades: validation of received rows, versions, and the effective trade set a snapshot uses."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from desk_pipeline.domain.schema import (
+    CANCEL,
+    NEW,
+    QUARANTINE_DTYPES,
+    STATUSES,
+    TRADE_COLUMNS,
+    TRADE_DTYPES,
+    conform,
+    empty_frame,
+    require_columns,
+)
+
+REQUIRED_FIELDS = ("trade_id", "book_id", "instrument_id", "quantity", "price", "trade_time")
+MAX_ID_LENGTH = 64
+# Comparing versions of the same (trade_id, version) must ignore float noise from text round trips.
+CONTENT_COLUMNS = ("status", "book_id", "instrument_id", "quantity", "price", "trade_time")
+
+
+def _text(raw: pd.DataFrame, column: str) -> pd.Series:
+    """The column as stripped strings ("" where missing); absent columns read as all-empty."""
+    if column not in raw.columns:
+        return pd.Series("", index=raw.index, dtype="object")
+    return raw[column].astype("object").where(raw[column].notna(), "").astype(str).str.strip()
+
+
+def _first_failure(checks: list[tuple[pd.Series, str, str]], index: pd.Index) -> pd.DataFrame:
+    """For each row, the first failing check's (reason_code, reason); empty strings when all pass."""
+    code = pd.Series("", index=index, dtype="object")
+    reason = pd.Series("", index=index, dtype="object")
+    for failed, reason_code, message in reversed(checks):
+        code = code.mask(failed, reason_code)
+        reason = reason.mask(failed, message)
+    return pd.DataFrame({"reason_code": code, "reason": reason})
+
+
+def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split received rows into valid trades and quarantine rows, losing none.
+
+    Args:
+        raw: rows as received, every cell a string or missing (the landing CSV contract:
+            trade_id, book_id, instrument_id, quantity, price, trade_time required; version and
+            status optional; extra columns ignored). The index is the 1-based row number.
+        source: where the rows came from, recorded on every quarantine row.
+
+    Returns:
+        ``(trades, quarantine)``: trades with TRADE_DTYPES (trade_time UTC; a time without an
+        offset is UTC), quarantine rows with QUARANTINE_DTYPES. ``len(trades) + len(quarantine)
+        == len(raw)`` always.
+    """
+    missing = [c for c in REQUIRED_FIELDS if c not in raw.columns]
+    if missing:
+        reason = f"missing required columns {missing}; got {list(raw.columns)}"
+        return empty_frame(TRADE_DTYPES), _quarantine(raw, source, "missing_columns", reason)
+
+    text = {c: _text(raw, c) for c in (*REQUIRED_FIELDS, "version", "status")}
+    quantity = pd.to_numeric(text["quantity"], errors="coerce")
+    price = pd.to_numeric(text["price"], errors="coerce")
+    version = pd.to_numeric(text["version"].replace("", "1"), errors="coerce")
+    status = text["status"].str.upper().replace("", NEW)
+    trade_time = pd.to_datetime(text["trade_time"], errors="coerce", utc=True, format="ISO8601")
+
+    checks: list[tuple[pd.Series, str, str]] = []
+    for field in ("trade_id", "book_id", "instrument_id"):
+        checks.append((text[field] == "", f"empty_{field}", f"{field} is empty"))
+        checks.append(
+            (
+                text[field].str.len() > MAX_ID_LENGTH,
+                f"{field}_too_long",
+                f"{field} is longer than {MAX_ID_LENGTH} characters",
+            )
+        )
+    checks += [
+        (quantity.isna(), "quantity_not_numeric", "quantity is not a number"),
+        (~np.isfinite(quantity.fillna(0)), "quantity_not_finite", "quantity is not finite"),
+        (quantity == 0, "zero_quantity", "quantity is zero"),
+        (price.isna(), "price_not_numeric", "price is not a number"),
+        (~np.isfinite(price.fillna(1)), "price_not_finite", "price is not finite"),
+        (price <= 0, "price_not_positive", "price must be greater than zero"),
+        (trade_time.isna(), "bad_trade_time", "trade_time is not an ISO 8601 timestamp"),
+        (
+            version.isna() | (version < 1) | (version.fillna(0) % 1 != 0),
+            "bad_version",
+            "version must be a positive integer",
+        ),
+        (~status.isin(STATUSES), "unknown_status", f"status must be one of {list(STATUSES)}"),
+    ]
+    failures = _first_failure(checks, raw.index)
+    bad = failures["reason_code"] != ""
+
+    trades = pd.DataFrame(
+        {
+            "trade_id": text["trade_id"],
+            "version": version.fillna(0).astype("int64"),
+            "status": status,
+            "book_id": text["book_id"],
+            "instrument_id": text["instrument_id"],
+            "quantity": quantity.astype("float64"),
+            "price": price.astype("float64"),
+            "trade_time": trade_time,
+        }
+    )[~bad]
+    trades, conflicts = split_conflicting_duplicates(trades, reference=None)
+    quarantine = pd.concat(
+        [
+            _quarantine(raw[bad], source, failures["reason_code"][bad], failures["reason"][bad]),
+            _quarantine(
+                raw.loc[conflicts.index],
+                source,
+                "conflicting_duplicate",
+                "the same (trade_id, version) appears earlier with different content",
+            ),
+        ]
+    )
+    return conform(trades, TRADE_DTYPES), conform(quarantine, QUARANTINE_DTYPES)
+
+
+def split_conflicting_duplicates(
+    trades: pd.DataFrame, reference: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Separate rows that repeat a (trade_id, version) with different content.
+
+    The first occurrence wins: earlier rows of ``trades`` and, when given, every row of
+    ``reference`` (versions already stored). Exact repeats are dropped silently because re-sending
+    the same trade is idempotent by contract.
+
+    Returns:
+        ``(kept, conflicting)``: both with the input's index, kept without exact repeats.
+    """
+    require_columns(trades, TRADE_COLUMNS, where="split_conflicting_duplicates")
+    ref = trades.iloc[0:0] if reference is None else reference.loc[:, list(TRADE_COLUMNS)]
+    combined = pd.concat([ref.assign(_ref=True), trades.assign(_ref=False)])
+    key = ["trade_id", "version"]
+    first = combined.drop_duplicates(key, keep="first")
+    merged = combined.merge(first[[*key, *CONTENT_COLUMNS]], on=key, suffixes=("", "_first"))
+    merged.index = combined.index
+    same = np.ones(len(merged), dtype=bool)
+    for column in CONTENT_COLUMNS:
+        left, right = merged[column], merged[f"{column}_first"]
+        if column in ("quantity", "price"):
+            same &= np.isclose(left.to_numpy(float), right.to_numpy(float), rtol=1e-12, atol=0)
+        else:
+            same &= (left == right).to_numpy()
+    incoming = ~combined["_ref"].to_numpy()
+    conflicting = trades[~same[incoming]]
+    repeated = combined.duplicated(key, keep="first").to_numpy()[incoming]
+    kept = trades[same[incoming] & ~repeated]
+    return kept, conflicting
+
+
+def _quarantine(
+    raw: pd.DataFrame, source: str, reason_code: str | pd.Series, reason: str | pd.Series
+) -> pd.DataFrame:
+    """Quarantine rows for ``raw``, keeping each row as received (JSON) with its reason."""
+    if raw.empty:
+        return empty_frame(QUARANTINE_DTYPES)
+    records = raw.astype("object").where(raw.notna(), None).to_dict(orient="records")
+    return pd.DataFrame(
+        {
+            "source": source,
+            "row_number": raw.index.to_numpy(dtype="int64"),
+            "trade_id": _text(raw, "trade_id").to_numpy(),
+            "reason_code": reason_code,
+            "reason": reason,
+            "raw": [json.dumps(r, default=str, ensure_ascii=False) for r in records],
+        },
+        index=raw.index,
+    )
+
+
+def quarantine_whole_source(source: str, reason_code: str, reason: str) -> pd.DataFrame:
+    """One quarantine row standing for an input that could not be read at all (row_number 0)."""
+    frame = pd.DataFrame(
+        {
+            "source": [source],
+            "row_number": [0],
+            "trade_id": [""],
+            "reason_code": [reason_code],
+            "reason": [reason],
+            "raw": [""],
+        }
+    )
+    return conform(frame, QUARANTINE_DTYPES)
+
+
+def latest_versions(trades: pd.DataFrame) -> pd.DataFrame:
+    """The highest version of each trade_id, cancels included (they decide that a trade is gone)."""
+    require_columns(trades, TRADE_COLUMNS, where="latest_versions")
+    ordered = trades.sort_values(["trade_id", "version"], kind="stable")
+    return ordered.drop_duplicates("trade_id", keep="last").reset_index(drop=True)
+
+
+def effective_trades(trades: pd.DataFrame) -> pd.DataFrame:
+    """The trades a snapshot applies: latest version of each trade_id, cancels removed.
+
+    Returns:
+        TRADE_COLUMNS in application order: (trade_time, trade_id).
+    """
+    latest = latest_versions(trades)
+    return order_trades(latest[latest["status"] != CANCEL])
+
+
+def order_trades(trades: pd.DataFrame) -> pd.DataFrame:
+    """Trades sorted in the order the engine applies them: (trade_time, trade_id)."""
+    require_columns(trades, TRADE_COLUMNS, where="order_trades")
+    return trades.sort_values(["trade_time", "trade_id"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,62 @@
+"""Builders of domain frames and landing files for tests."""
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from desk_pipeline.domain.schema import POSITION_DTYPES, TRADE_DTYPES, conform, empty_frame
+
+T0 = pd.Timestamp("2026-03-02 09:00", tz="UTC")
+
+
+def trade(
+    trade_id: str,
+    quantity: float,
+    price: float,
+    minutes: float = 0,
+    *,
+    book: str = "B1",
+    instrument: str = "XS0001",
+    version: int = 1,
+    status: str = "NEW",
+    at: pd.Timestamp | None = None,
+) -> dict:
+    """One trade as a dict of the trade columns; ``minutes`` after T0 unless ``at`` is given."""
+    return {
+        "trade_id": trade_id,
+        "version": version,
+        "status": status,
+        "book_id": book,
+        "instrument_id": instrument,
+        "quantity": float(quantity),
+        "price": float(price),
+        "trade_time": at if at is not None else T0 + pd.Timedelta(minutes=minutes),
+    }
+
+
+def make_trades(rows: Iterable[dict]) -> pd.DataFrame:
+    """A TRADE_DTYPES frame from trade dicts."""
+    rows = list(rows)
+    return conform(pd.DataFrame(rows), TRADE_DTYPES) if rows else empty_frame(TRADE_DTYPES)
+
+
+def no_positions() -> pd.DataFrame:
+    return empty_frame(POSITION_DTYPES)
+
+
+def write_landing_file(folder: Path, name: str, rows: list[dict], columns: list[str] | None = None) -> Path:
+    """Write a landing CSV (the contract's columns, trade_time ISO 8601)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = columns or ["trade_id", "version", "status", "book_id", "instrument_id", "quantity", "price", "trade_time"]
+    path = folder / name
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            out = dict(row)
+            if isinstance(out.get("trade_time"), pd.Timestamp):
+                out["trade_time"] = out["trade_time"].isoformat()
+            writer.writerow(out)
+    return path

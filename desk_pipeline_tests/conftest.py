@@ -1,0 +1,66 @@
+"""Fixtures: Dagster instance, warehouses on SQLite and the real PostgreSQL, landing folders."""
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get("DESK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def service_missing(what: str, err: Exception) -> None:
+    """A missing service fails in CI and skips locally, naming what is missing."""
+    message = f"{what} is not reachable ({err}); set DESK_TEST_PG_URL or start the service"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_engine() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("select 1"))
+            break
+        except sa.exc.OperationalError as err:
+            if time.monotonic() > deadline:
+                service_missing("PostgreSQL", err)
+            time.sleep(0.5)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_engine: sa.Engine) -> Iterator[str]:
+    """A warehouse URL on its own PostgreSQL schema, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:8]}"
+    with pg_engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    with pg_engine.connect() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/warehouse.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request) -> str:
+    """The same test against both warehouses the product supports."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance

@@ -1,0 +1,117 @@
+"""The warehouse adapter against real SQLite and PostgreSQL: ingestion, keep-last, staleness."""
+
+import pandas as pd
+import pytest
+
+from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline.domain.positions import roll_positions
+from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
+from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
+
+DAY1, DAY2 = "2026-03-02", "2026-03-03"
+END1, END2 = pd.Timestamp("2026-03-03", tz="UTC"), pd.Timestamp("2026-03-04", tz="UTC")
+
+
+def ingest(repo: PositionRepository, source: str, rows: list[dict]):
+    trades = make_trades(rows)
+    return repo.ingest(source, len(trades), trades, empty_frame(QUARANTINE_DTYPES))
+
+
+def eod_frame(positions: pd.DataFrame, day: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    return positions.assign(business_date=day, as_of=as_of)
+
+
+@pytest.fixture
+def repo(warehouse_url) -> PositionRepository:
+    repository = PositionRepository(warehouse_url)
+    yield repository
+    repository.engine.dispose()
+
+
+def test_reingesting_the_same_batch_changes_nothing(repo):
+    rows = [trade("T1", 100, 10.0), trade("T2", -5, 11.0, 3)]
+    first = ingest(repo, "landing:a.csv", rows)
+    second = ingest(repo, "landing:a.csv", rows)
+    assert (first.new_versions, second.already_ingested) == (2, True)
+    assert len(repo.all_trade_versions()) == 2
+    assert len(repo.quarantined()) == 0
+
+
+def test_a_resent_version_with_other_content_is_quarantined_and_the_stored_one_stays(repo):
+    ingest(repo, "a", [trade("T1", 100, 10.0)])
+    result = ingest(repo, "b", [trade("T1", 999, 10.0), trade("T2", 1, 1.0)])
+    assert (result.accepted, result.quarantined) == (1, 1)
+    assert list(repo.quarantined()["reason_code"]) == ["conflicting_duplicate"]
+    assert repo.all_trade_versions().set_index("trade_id").loc["T1", "quantity"] == 100
+
+
+def test_an_older_snapshot_never_overwrites_a_newer_one(repo):
+    ingest(repo, "a", [trade("T1", 100, 10.0), trade("T2", 50, 12.0, 600)])
+    trades = repo.trades_between(T0, END1)
+    late = T0 + pd.Timedelta(hours=12)
+    early = T0 + pd.Timedelta(hours=1)
+    newer = roll_positions(no_positions(), trades, [late]).assign(business_date=DAY1)
+    older = roll_positions(no_positions(), trades, [early]).assign(business_date=DAY1)
+    assert len(repo.keep_last_eod(newer, now_micros())) == 1
+    assert repo.keep_last_eod(older, now_micros()) == []  # finishes later, loses
+    header, positions = repo.eod("B1", DAY1)
+    assert header["as_of"] == late
+    assert positions["quantity"].sum() == 150
+
+
+def test_a_recomputation_of_the_same_as_of_made_later_replaces_the_stored_eod(repo):
+    ingest(repo, "a", [trade("T1", 100, 10.0)])
+    snap = roll_positions(no_positions(), repo.trades_between(T0, END1), [END1]).assign(business_date=DAY1)
+    first = repo.keep_last_eod(snap, now_micros())
+    second = repo.keep_last_eod(snap, now_micros())
+    assert second[0].restatement and not first[0].restatement
+    assert repo.eod("B1", DAY1)[0]["snapshot_id"] == second[0].snapshot_id
+    assert len(repo.pending_events()) == 2
+
+
+def test_a_late_trade_makes_the_stored_eod_of_its_day_and_later_days_stale(repo):
+    ingest(repo, "a", [trade("T1", 100, 10.0)])
+    opening = repo.opening(T0)
+    snap = roll_positions(opening.positions, repo.trades_since(opening.bounds, END2), [END1, END2])
+    snap["business_date"] = snap["as_of"].map({END1: DAY1, END2: DAY2})
+    repo.keep_last_eod(snap, opening.read_at_us)
+    assert not repo.eod_headers()["stale"].any()
+    result = ingest(repo, "b", [trade("LATE", 7, 10.0, 30)])
+    assert result.stale_books == ("B1",)
+    headers = repo.eod_headers()
+    assert headers["stale"].all()
+    # A stale EOD is not an opening state: recomputation starts from the book's first trade.
+    opening = repo.opening(END2)
+    assert opening.positions.empty
+    assert repo.stale_marks()["trade_ids"].tolist() == ["LATE"]
+
+
+def test_an_amendment_moving_a_trade_to_another_book_restates_both_books(repo):
+    ingest(repo, "a", [trade("T1", 100, 10.0, book="B1"), trade("T2", 1, 1.0, book="B2")])
+    opening = repo.opening(T0)
+    snap = roll_positions(opening.positions, repo.trades_since(opening.bounds, END1), [END1])
+    repo.keep_last_eod(snap.assign(business_date=DAY1), opening.read_at_us)
+    result = ingest(repo, "b", [trade("T1", 100, 10.0, book="B2", version=2, status="AMEND")])
+    assert sorted(result.stale_books) == ["B1", "B2"]
+
+
+def test_the_opening_state_uses_the_latest_valid_eod_and_trades_after_it(repo):
+    ingest(repo, "a", [trade("T1", 100, 10.0), trade("T2", 100, 20.0, at=END1 + pd.Timedelta(hours=1))])
+    opening = repo.opening(T0)
+    snap = roll_positions(opening.positions, repo.trades_since(opening.bounds, END1), [END1])
+    repo.keep_last_eod(snap.assign(business_date=DAY1), opening.read_at_us)
+    opening = repo.opening(END1)
+    assert opening.positions["quantity"].tolist() == [100]
+    later = repo.trades_since(opening.bounds, END2)
+    assert later["trade_id"].tolist() == ["T2"]
+
+
+def test_an_intraday_window_is_replaced_on_rematerialisation_and_used_as_checkpoint(repo):
+    ingest(repo, "a", [trade("T1", 100, 10.0)])
+    end = T0 + pd.Timedelta(minutes=10)
+    snap = roll_positions(no_positions(), repo.trades_between(T0, end), [end])
+    repo.replace_intraday(end, snap, now_micros())
+    repo.replace_intraday(end, snap, now_micros())
+    opening = repo.opening(end)
+    assert opening.positions["quantity"].tolist() == [100]
+    assert set(opening.bounds) == {int(end.value // 1000)}
