@@ -107,6 +107,8 @@ eod_snapshots = sa.Table(
     sa.Column("as_of_us", Micros, nullable=False),
     sa.Column("computed_at_us", Micros, nullable=False),
     sa.Column("position_count", sa.Integer, nullable=False),
+    # Digest of the rows: a recomputation that finds the same positions writes nothing.
+    sa.Column("content_digest", sa.String(16), nullable=False),
 )
 
 eod_positions = sa.Table(

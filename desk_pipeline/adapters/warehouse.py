@@ -386,6 +386,7 @@ class PositionRepository:
             .agg(as_of=("as_of", "first"), position_count=("open", "sum"))
             .reset_index()
         )
+        headers["content_digest"] = _digests(snapshots, headers)
         headers["as_of_us"] = headers["as_of"].map(to_micros).astype("int64")
         headers["computed_at_us"] = read_at_us
         headers["snapshot_id"] = [
@@ -393,7 +394,15 @@ class PositionRepository:
             for b, d, a in zip(headers["book_id"], headers["business_date"], headers["as_of"], strict=True)
         ]
         header_rows = headers[
-            ["book_id", "business_date", "snapshot_id", "as_of_us", "computed_at_us", "position_count"]
+            [
+                "book_id",
+                "business_date",
+                "snapshot_id",
+                "as_of_us",
+                "computed_at_us",
+                "position_count",
+                "content_digest",
+            ]
         ].to_dict(orient="records")
         e = t.eod_snapshots
         with self._transaction("keep_last_eod") as conn:
@@ -406,11 +415,23 @@ class PositionRepository:
             insert = _insert_for(conn, e)
             stmt = insert.on_conflict_do_update(
                 index_elements=["book_id", "business_date"],
-                set_={c: insert.excluded[c] for c in ("snapshot_id", "as_of_us", "computed_at_us", "position_count")},
+                set_={
+                    c: insert.excluded[c]
+                    for c in (
+                        "snapshot_id",
+                        "as_of_us",
+                        "computed_at_us",
+                        "position_count",
+                        "content_digest",
+                    )
+                },
+                # Keep the last; a same-as_of recomputation with identical rows is a no-op,
+                # so re-running a backfill neither rewrites nor re-announces unchanged days.
                 where=(insert.excluded.as_of_us > e.c.as_of_us)
                 | (
                     (insert.excluded.as_of_us == e.c.as_of_us)
                     & (insert.excluded.computed_at_us > e.c.computed_at_us)
+                    & (insert.excluded.content_digest != e.c.content_digest)
                 ),
             ).returning(e.c.snapshot_id)
             won_ids = {
@@ -733,6 +754,19 @@ def _conflict_quarantine(conflicts: pd.DataFrame, source: str) -> pd.DataFrame:
         }
     )
     return conform(frame, QUARANTINE_DTYPES)
+
+
+def _digests(snapshots: pd.DataFrame, headers: pd.DataFrame) -> list[str]:
+    """Order-independent digest of each (book_id, business_date)'s rows, aligned with headers."""
+    rows = snapshots.sort_values(["book_id", "business_date"], kind="stable")
+    hashes = pd.util.hash_pandas_object(
+        rows[["instrument_id", "quantity", "avg_price", "realized_pnl"]], index=False
+    ).to_numpy()
+    starts = np.flatnonzero(
+        ~rows.duplicated(["book_id", "business_date"]).to_numpy()
+    )
+    sums = np.add.reduceat(hashes, starts) if len(starts) else np.array([], dtype=np.uint64)
+    return [f"{int(s):016x}" for s in sums]
 
 
 def _joined_ids(ids: pd.Series) -> str:

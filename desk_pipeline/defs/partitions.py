@@ -1,5 +1,7 @@
 """The desk's two partitionings: 10-minute windows and business days, in DESK_TIMEZONE."""
 
+import datetime as dt
+
 import dagster as dg
 
 from desk_pipeline.defs.resources import SETTINGS
@@ -8,7 +10,7 @@ from desk_pipeline.defs.resources import SETTINGS
 INTRADAY_10MIN = dg.TimeWindowPartitionsDefinition(
     cron_schedule="*/10 * * * *",
     fmt="%Y-%m-%d-%H:%M",
-    start=SETTINGS.start_date,
+    start=dt.datetime.fromisoformat(SETTINGS.start_date),
     timezone=SETTINGS.timezone,
 )
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from desk_pipeline.adapters.haircut_schedules import load_schedule
 from desk_pipeline.adapters.publisher import EventPublisher, publisher_from
 from desk_pipeline.adapters.trade_sources import TradeSource, trade_source_from
 from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.domain.haircuts import HaircutSchedule
 
 DEFAULT_START_DATE = "2026-01-01"
 
@@ -24,6 +26,7 @@ class DeskSettings:
     timezone: str
     start_date: str
     event_publisher: str
+    haircut_schedule: str
 
     @classmethod
     def from_env(cls) -> "DeskSettings":
@@ -35,6 +38,7 @@ class DeskSettings:
             timezone=os.environ.get("DESK_TIMEZONE") or "UTC",
             start_date=os.environ.get("DESK_START_DATE") or DEFAULT_START_DATE,
             event_publisher=os.environ.get("DESK_EVENT_PUBLISHER") or "log",
+            haircut_schedule=os.environ.get("DESK_HAIRCUT_SCHEDULE") or "",
         )
 
 
@@ -76,6 +80,16 @@ class PublisherResource(dg.ConfigurableResource):
         return publisher_from(self.spec)
 
 
+class HaircutScheduleResource(dg.ConfigurableResource):
+    """The haircut schedule (DESK_HAIRCUT_SCHEDULE; empty = the packaged Basel CRE22 table)."""
+
+    path: str = ""
+
+    def schedule(self) -> HaircutSchedule:
+        """The parsed schedule."""
+        return load_schedule(self.path or None)
+
+
 class CalendarResource(dg.ConfigurableResource):
     """The business-day time zone (DESK_TIMEZONE)."""
 
@@ -104,6 +118,7 @@ def resources_from(settings: DeskSettings) -> dict[str, dg.ConfigurableResource]
             spec=_secret_or_value("DESK_EVENT_PUBLISHER", settings.event_publisher)
         ),
         "calendar": CalendarResource(timezone=settings.timezone),
+        "haircuts": HaircutScheduleResource(path=settings.haircut_schedule),
     }
 
 

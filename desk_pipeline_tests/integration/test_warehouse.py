@@ -61,12 +61,23 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(repo):
 
 def test_a_recomputation_of_the_same_as_of_made_later_replaces_the_stored_eod(repo):
     ingest(repo, "a", [trade("T1", 100, 10.0)])
-    snap = roll_positions(no_positions(), repo.trades_between(T0, END1), [END1]).assign(business_date=DAY1)
-    first = repo.keep_last_eod(snap, now_micros())
-    second = repo.keep_last_eod(snap, now_micros())
+    snap = roll_positions(no_positions(), repo.trades_between(T0, END1), [END1])
+    first = repo.keep_last_eod(snap.assign(business_date=DAY1), now_micros())
+    ingest(repo, "b", [trade("T2", 1, 10.0, 5)])
+    restated = roll_positions(no_positions(), repo.trades_between(T0, END1), [END1])
+    second = repo.keep_last_eod(restated.assign(business_date=DAY1), now_micros())
     assert second[0].restatement and not first[0].restatement
     assert repo.eod("B1", DAY1)[0]["snapshot_id"] == second[0].snapshot_id
     assert len(repo.pending_events()) == 2
+
+
+def test_recomputing_identical_positions_writes_nothing_and_announces_nothing(repo):
+    ingest(repo, "a", [trade("T1", 100, 10.0)])
+    snap = roll_positions(no_positions(), repo.trades_between(T0, END1), [END1])
+    first = repo.keep_last_eod(snap.assign(business_date=DAY1), now_micros())
+    assert repo.keep_last_eod(snap.assign(business_date=DAY1), now_micros()) == []
+    assert repo.eod("B1", DAY1)[0]["snapshot_id"] == first[0].snapshot_id
+    assert len(repo.pending_events()) == 1
 
 
 def test_a_late_trade_makes_the_stored_eod_of_its_day_and_later_days_stale(repo):

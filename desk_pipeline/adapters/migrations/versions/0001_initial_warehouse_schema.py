@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:09:17.173492
+Create Date: 2026-11-25 13:14:42.624208
 """
 
 import sqlalchemy as sa
@@ -67,6 +67,7 @@ def upgrade() -> None:
     sa.Column('as_of_us', sa.BigInteger(), nullable=False),
     sa.Column('computed_at_us', sa.BigInteger(), nullable=False),
     sa.Column('position_count', sa.Integer(), nullable=False),
+    sa.Column('content_digest', sa.String(length=16), nullable=False),
     sa.PrimaryKeyConstraint('book_id', 'business_date'),
     sa.UniqueConstraint('snapshot_id')
     )

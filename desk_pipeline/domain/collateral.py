@@ -1,0 +1,264 @@
+"""Collateral ranking: each book's holdings valued after haircuts and ranked by lendable value."""
+
+import numpy as np
+import pandas as pd
+
+from desk_pipeline.domain.haircuts import HaircutSchedule, business_day, haircuts_for
+from desk_pipeline.domain.schema import (
+    BOOK_COLUMNS,
+    FX_COLUMNS,
+    PRICE_COLUMNS,
+    RANKING_DTYPES,
+    conform,
+    empty_frame,
+    require_columns,
+)
+
+# CRE22.50: the minimum holding period of repo-style transactions is five business days. A book
+# missing from the books frame is treated as a repo book in its instruments' own currencies.
+DEFAULT_HOLDING_PERIOD_DAYS = 5
+# A mark older than this many calendar days still values the item but is flagged in ``reason``.
+STALE_PRICE_DAYS = 5
+
+_INSTRUMENT_FIELDS = (
+    "instrument_id",
+    "asset_class",
+    "issuer_type",
+    "rating",
+    "maturity_date",
+    "currency",
+)
+
+
+def rank_collateral(
+    positions: pd.DataFrame,
+    instruments: pd.DataFrame,
+    prices: pd.DataFrame,
+    books: pd.DataFrame,
+    fx_rates: pd.DataFrame,
+    schedule: HaircutSchedule,
+    business_date: pd.Timestamp,
+) -> pd.DataFrame:
+    """Rank every book's holdings by lendable value on ``business_date``.
+
+    Lendable value = quantity x price x fx_rate x (1 - haircut), in the book's base currency, with
+    haircut = Hc + Hfx (CRE22.40's ``C x (1 - Hc - Hfx)``): Hc is the schedule's cell for the
+    instrument and Hfx the schedule's FX add-on when the instrument's currency differs from the
+    book's base currency, both scaled to the book's holding period by the square-root-of-time
+    rule; the sum is capped at 1 so a value is never negative for a long holding.
+
+    Args:
+        positions: ``book_id``, ``instrument_id``, ``quantity`` (``schema.POSITION_DTYPES``).
+            Flat rows (quantity 0, kept only for their realised P&L) are not holdings and are
+            dropped; duplicate (book, instrument) rows are summed first.
+        instruments: ``schema.INSTRUMENT_DTYPES``; the last row of a repeated id wins.
+        prices: ``schema.PRICE_DTYPES``; the latest non-missing price with ``price_date <=
+            business_date`` is used. A mark older than ``STALE_PRICE_DAYS`` calendar days
+            keeps the item eligible with a ``stale_price`` note in ``reason``.
+        books: ``schema.BOOK_DTYPES``. A book missing here gets ``DEFAULT_HOLDING_PERIOD_DAYS``
+            and each instrument's own currency as base currency (fx_rate 1, no FX add-on).
+        fx_rates: ``schema.FX_DTYPES``; the latest rate with ``rate_date <= business_date`` per
+            currency. USD is worth 1 USD when it has no row.
+        schedule: The haircut schedule (``haircuts.load_schedule``).
+        business_date: The ranking day; only its calendar date is used.
+
+    Returns:
+        ``schema.RANKING_DTYPES`` columns, one row per held (book, instrument), ordered by book,
+        then eligible items by rank (1 = highest value; ties on instrument_id), then ineligible
+        items by instrument_id with rank <NA>. ``fx_rate`` = usd_per_unit(instrument currency) /
+        usd_per_unit(base currency). ``reason`` is None for a clean eligible item, otherwise
+        ``"; "``-joined ``"<code>: <detail>"`` parts, the deciding code first:
+        ``unknown_instrument``, ``short_position``, the schedule's codes (``matured``,
+        ``asset_class_not_accepted``, ``rating_below_floor``, ``not_eligible``,
+        ``no_schedule_cell``), ``no_price``, ``no_fx_rate``, then the ``stale_price`` warning.
+        ``haircut`` and ``value`` are filled whenever their inputs are known, ineligible items
+        included (a short position shows its negative value); they are NaN otherwise, e.g. for
+        an instrument the schedule rejects.
+        The inputs are not modified.
+    """
+    require_columns(positions, ("book_id", "instrument_id", "quantity"), where="rank_collateral")
+    require_columns(instruments, _INSTRUMENT_FIELDS, where="rank_collateral instruments")
+    require_columns(prices, PRICE_COLUMNS, where="rank_collateral prices")
+    require_columns(books, BOOK_COLUMNS, where="rank_collateral books")
+    require_columns(fx_rates, FX_COLUMNS, where="rank_collateral fx_rates")
+    day = business_day(business_date)
+
+    holdings = (
+        positions.loc[:, ["book_id", "instrument_id", "quantity"]]
+        .groupby(["book_id", "instrument_id"], sort=True, as_index=False)["quantity"]
+        .sum()
+    )
+    holdings = holdings.loc[holdings["quantity"] != 0].reset_index(drop=True)
+    if holdings.empty:
+        return empty_frame(RANKING_DTYPES)
+
+    master = instruments.loc[:, list(_INSTRUMENT_FIELDS)].drop_duplicates(
+        "instrument_id", keep="last"
+    )
+    frame = holdings.merge(master, on="instrument_id", how="left", validate="many_to_one")
+    known = frame["instrument_id"].isin(master["instrument_id"]).to_numpy()
+
+    book_terms = books.loc[:, list(BOOK_COLUMNS)].drop_duplicates("book_id", keep="last")
+    frame = frame.merge(book_terms, on="book_id", how="left", validate="many_to_one")
+    frame["base_currency"] = frame["base_currency"].fillna(frame["currency"])
+    holding_period = (
+        frame["holding_period_days"].fillna(DEFAULT_HOLDING_PERIOD_DAYS).astype("float64")
+    )
+
+    marks = _latest_on_or_before(prices, "instrument_id", "price_date", "price", day)
+    frame = frame.merge(marks, on="instrument_id", how="left", validate="many_to_one")
+
+    usd_per_unit = _latest_on_or_before(fx_rates, "currency", "rate_date", "usd_per_unit", day)
+    usd = usd_per_unit.set_index("currency")["usd_per_unit"]
+    if "USD" not in usd.index:
+        usd = pd.concat([usd, pd.Series({"USD": 1.0})])
+    same_currency = (frame["currency"] == frame["base_currency"]).to_numpy()
+    cross = frame["currency"].map(usd) / frame["base_currency"].map(usd)
+    fx_rate = np.where(same_currency, 1.0, cross.to_numpy(dtype="float64"))
+
+    cells = haircuts_for(
+        master.loc[master["instrument_id"].isin(holdings["instrument_id"])], day, schedule
+    )
+    frame = frame.merge(
+        cells.rename(columns={"eligible": "cell_eligible", "reason": "cell_reason"}),
+        on="instrument_id",
+        how="left",
+        validate="many_to_one",
+    )
+    if schedule.reference_holding_period_days is None:
+        scale = np.ones(len(frame))
+    else:
+        scale = np.sqrt(holding_period.to_numpy() / schedule.reference_holding_period_days)
+    security_haircut = frame["base_haircut"].to_numpy() * scale
+    fx_haircut = np.where(same_currency, 0.0, schedule.fx_addon * scale)
+    haircut = np.minimum(security_haircut + fx_haircut, 1.0)
+
+    quantity = frame["quantity"].to_numpy(dtype="float64")
+    price = frame["price"].to_numpy(dtype="float64")
+    value = quantity * price * fx_rate * (1.0 - haircut)
+
+    price_age = (day - frame["price_date"]).dt.days.astype("Int64")
+    ids = _text(frame["instrument_id"])
+    cell_reason = frame["cell_reason"]
+    checks = [
+        (~known, "unknown_instrument: " + ids + " is not in the instrument reference data", True),
+        (
+            quantity < 0,
+            "short_position: " + _text(frame["book_id"]) + " holds " + _text(frame["quantity"])
+            + " of " + ids,
+            True,
+        ),
+        (known & cell_reason.notna().to_numpy(), _text(cell_reason), True),
+        (
+            np.isnan(price),
+            "no_price: no price for " + ids + " on or before " + day.strftime("%Y-%m-%d"),
+            True,
+        ),
+        (
+            known & np.isnan(fx_rate),
+            "no_fx_rate: no " + _text(frame["currency"]) + "/" + _text(frame["base_currency"])
+            + " rate on or before " + day.strftime("%Y-%m-%d"),
+            True,
+        ),
+        (
+            (price_age > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool),
+            "stale_price: last price on " + _text(frame["price_date"].dt.strftime("%Y-%m-%d"))
+            + ", " + _text(price_age) + " days before " + day.strftime("%Y-%m-%d"),
+            False,
+        ),
+    ]  # fmt: skip
+    reason = np.full(len(frame), "", dtype=object)
+    eligible = np.ones(len(frame), dtype=bool)
+    for applies, message, disqualifies in checks:
+        separator = np.where(reason == "", "", "; ").astype(object)
+        reason = np.where(applies, reason + separator + message.to_numpy(dtype=object), reason)
+        if disqualifies:
+            eligible &= ~applies
+
+    result = pd.DataFrame(
+        {
+            "book_id": frame["book_id"].to_numpy(dtype=object),
+            "instrument_id": frame["instrument_id"].to_numpy(dtype=object),
+            "quantity": quantity,
+            "price": price,
+            "fx_rate": fx_rate,
+            "haircut": haircut,
+            "value": value,
+            "eligible": eligible,
+            "reason": pd.Series(reason, dtype="object").replace("", None),
+        }
+    )
+    return _ranked(result)
+
+
+def _ranked(items: pd.DataFrame) -> pd.DataFrame:
+    """Number eligible items per book by value (descending, ties on instrument_id) and order all."""
+    eligible = items.loc[items["eligible"]].sort_values(
+        ["book_id", "value", "instrument_id"], ascending=[True, False, True], kind="stable"
+    )
+    rank = pd.Series(pd.NA, index=items.index, dtype="Int64")
+    rank.loc[eligible.index] = eligible.groupby("book_id", sort=False).cumcount() + 1
+    ordered = items.assign(rank=rank, _ineligible=~items["eligible"]).sort_values(
+        ["book_id", "_ineligible", "rank", "instrument_id"], na_position="last", kind="stable"
+    )
+    return conform(ordered, RANKING_DTYPES)
+
+
+def _latest_on_or_before(
+    frame: pd.DataFrame, key: str, date_column: str, value_column: str, day: pd.Timestamp
+) -> pd.DataFrame:
+    """The latest non-missing ``value_column`` per ``key`` dated on or before ``day``."""
+    dates = pd.to_datetime(frame[date_column])
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_localize(None)
+    dated = pd.DataFrame(
+        {
+            key: frame[key].to_numpy(dtype=object),
+            date_column: dates.to_numpy(),
+            value_column: frame[value_column].to_numpy(dtype="float64"),
+        }
+    )
+    usable = dated.loc[(dated[date_column] <= day) & dated[value_column].notna()]
+    latest = usable.sort_values([key, date_column], kind="stable").drop_duplicates(key, keep="last")
+    return latest.reset_index(drop=True)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Values as Python strings, ``none`` for missing ones (see ``haircuts._text``)."""
+    texts = ["none" if pd.isna(v) else str(v) for v in values.to_numpy(dtype=object)]
+    return pd.Series(texts, index=values.index, dtype="object")
+
+
+def rank_collateral_days(
+    eod: pd.DataFrame,
+    instruments: pd.DataFrame,
+    prices: pd.DataFrame,
+    books: pd.DataFrame,
+    fx_rates: pd.DataFrame,
+    schedule: HaircutSchedule,
+) -> pd.DataFrame:
+    """:func:`rank_collateral` for every business day of stored end-of-day positions.
+
+    Args:
+        eod: POSITION_DTYPES plus ``business_date`` (YYYY-MM-DD), ``snapshot_id`` and ``as_of``.
+
+    Returns:
+        ``business_date``, ``snapshot_id``, ``as_of`` and RANKING_DTYPES, one row per held
+        instrument per book and day.
+    """
+    require_columns(eod, ("business_date", "snapshot_id", "as_of"), where="rank_collateral_days")
+    snapshot_of = eod.drop_duplicates(["book_id", "business_date"])[
+        ["book_id", "business_date", "snapshot_id", "as_of"]
+    ]
+    days = [
+        rank_collateral(
+            positions, instruments, prices, books, fx_rates, schedule, pd.Timestamp(day)
+        ).assign(business_date=day)
+        for day, positions in eod.groupby("business_date", sort=True)
+    ]
+    ranked = pd.concat(days, ignore_index=True) if days else _empty_days()
+    return snapshot_of.merge(ranked, on=["book_id", "business_date"], how="inner")
+
+
+def _empty_days() -> pd.DataFrame:
+    return empty_frame(RANKING_DTYPES).assign(business_date=pd.Series(dtype="object"))

@@ -1,0 +1,78 @@
+"""The code location loads with no environment and wires the lineage of ARCHITECTURE.md."""
+
+import importlib
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+DESK_VARIABLES = ["DESK_WAREHOUSE_URL", "DESK_TRADE_SOURCE", "DESK_TIMEZONE", "DESK_START_DATE", "DESK_EVENT_PUBLISHER"]
+
+
+@pytest.fixture
+def definitions(monkeypatch, tmp_path):
+    for name in DESK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    for module in [m for m in sys.modules if m.startswith("desk_pipeline.def")]:
+        del sys.modules[module]
+    module = importlib.import_module("desk_pipeline.definitions")
+    yield module.defs
+    for module in [m for m in sys.modules if m.startswith("desk_pipeline.def")]:
+        del sys.modules[module]
+
+
+def test_definitions_load_with_a_cleared_environment_and_validate(definitions):
+    dg.Definitions.validate_loadable(definitions)
+
+
+def test_the_four_assets_form_one_lineage(definitions):
+    graph = definitions.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"trades", "intraday_positions", "eod_positions", "collateral_ranking"} <= keys
+    parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
+    assert parents["intraday_positions"] == {"trades"}
+    assert parents["eod_positions"] == {"intraday_positions"}
+    assert "eod_positions" in parents["collateral_ranking"]
+
+
+def test_partitions_are_ten_minute_windows_and_business_days_in_utc_by_default(definitions):
+    graph = definitions.resolve_asset_graph()
+    intraday = graph.get(dg.AssetKey("intraday_positions")).partitions_def
+    daily = graph.get(dg.AssetKey("eod_positions")).partitions_def
+    assert intraday.cron_schedule == "*/10 * * * *" and intraday.fmt == "%Y-%m-%d-%H:%M"
+    assert intraday.timezone == "UTC" and daily.timezone == "UTC"
+    assert daily.end_offset == 1
+    assert graph.get(dg.AssetKey("trades")).partitions_def == intraday
+    assert graph.get(dg.AssetKey("collateral_ranking")).partitions_def == daily
+
+
+def test_every_asset_backfills_a_range_in_a_single_run(definitions):
+    for node in definitions.resolve_asset_graph().asset_nodes:
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), node.key
+
+
+def test_the_schedule_and_sensors_are_on_by_default(definitions):
+    schedule = definitions.resolve_schedule_def("intraday_job_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.cron_schedule == "*/10 * * * *"
+    for sensor in definitions.sensors:
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, sensor.name
+
+
+def test_the_daily_partitions_follow_desk_timezone(monkeypatch, tmp_path):
+    code = (
+        "from desk_pipeline.defs.partitions import INTRADAY_10MIN, DAILY;"
+        "keys = INTRADAY_10MIN.get_partition_keys_in_range("
+        "__import__('dagster').PartitionKeyRange('2026-03-29-00:00', '2026-03-29-23:50'));"
+        "print(DAILY.timezone, len(keys))"
+    )
+    env = {"DESK_TIMEZONE": "Europe/London", "DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["Europe/London", "138"]
+
+
+def test_the_import_layers_hold():
+    result = subprocess.run([str(__import__("pathlib").Path(sys.executable).parent / "lint-imports")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
