@@ -45,7 +45,9 @@ def _emit(document: Any, as_json: bool, human: Callable[[], str]) -> None:
 
 
 def _number(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return (
+        None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,7 +78,11 @@ def backfill(start: str, end: str, as_json: bool) -> None:
             f"({_settings().start_date} to today); set DESK_START_DATE earlier or pick other days"
         )
     job = defs.resolve_job_def("daily_job")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
     chunks = [dates[i : i + BACKFILL_CHUNK_DAYS] for i in range(0, len(dates), BACKFILL_CHUNK_DAYS)]
     runs = []
     with click.progressbar(chunks, label="backfill", file=sys.stderr, show_pos=True) as bar:
@@ -129,7 +135,14 @@ def positions(book: str, day: str, as_json: bool) -> None:
             for r in rows.itertuples()
         ],
     }
-    _emit(document, as_json, lambda: f"{book} {business_date} as of {document['as_of']}\n" + rows.drop(columns="book_id").to_string(index=False))
+    _emit(
+        document,
+        as_json,
+        lambda: (
+            f"{book} {business_date} as of {document['as_of']}\n"
+            + rows.drop(columns="book_id").to_string(index=False)
+        ),
+    )
 
 
 @cli.command()
@@ -161,7 +174,13 @@ def ranking(book: str, day: str, as_json: bool) -> None:
             for r in rows.itertuples()
         ],
     }
-    _emit(document, as_json, lambda: rows.drop(columns=["book_id", "business_date", "snapshot_id", "as_of"]).to_string(index=False))
+    _emit(
+        document,
+        as_json,
+        lambda: rows.drop(columns=["book_id", "business_date", "snapshot_id", "as_of"]).to_string(
+            index=False
+        ),
+    )
 
 
 @cli.command()
@@ -180,7 +199,11 @@ def quarantine(as_json: bool) -> None:
         }
         for r in rows.itertuples()
     ]
-    _emit(document, as_json, lambda: rows[["source", "row_number", "trade_id", "reason"]].to_string(index=False))
+    _emit(
+        document,
+        as_json,
+        lambda: rows[["source", "row_number", "trade_id", "reason"]].to_string(index=False),
+    )
 
 
 def main() -> None:

@@ -46,10 +46,21 @@ def no_positions() -> pd.DataFrame:
     return empty_frame(POSITION_DTYPES)
 
 
-def write_landing_file(folder: Path, name: str, rows: list[dict], columns: list[str] | None = None) -> Path:
+def write_landing_file(
+    folder: Path, name: str, rows: list[dict], columns: list[str] | None = None
+) -> Path:
     """Write a landing CSV (the contract's columns, trade_time ISO 8601)."""
     folder.mkdir(parents=True, exist_ok=True)
-    columns = columns or ["trade_id", "version", "status", "book_id", "instrument_id", "quantity", "price", "trade_time"]
+    columns = columns or [
+        "trade_id",
+        "version",
+        "status",
+        "book_id",
+        "instrument_id",
+        "quantity",
+        "price",
+        "trade_time",
+    ]
     path = folder / name
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")

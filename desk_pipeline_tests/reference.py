@@ -34,7 +34,7 @@ class RefPosition:
 
 
 def reference_positions(trade_versions: list[dict], as_of) -> dict[tuple[str, str], RefPosition]:
-    """Positions as of ``as_of`` from every version of every trade (dicts with the trade columns)."""
+    """Positions as of ``as_of`` from every version of every trade (dicts of trade columns)."""
     latest: dict[str, dict] = {}
     for t in trade_versions:
         if t["trade_id"] not in latest or t["version"] > latest[t["trade_id"]]["version"]:

@@ -51,7 +51,9 @@ class RelayResult:
     backlog: int
 
 
-def relay_once(repository: PositionRepository, publisher: EventPublisher, batch: int = 500) -> RelayResult:
+def relay_once(
+    repository: PositionRepository, publisher: EventPublisher, batch: int = 500
+) -> RelayResult:
     """Publish pending outbox rows in write order, marking each batch only after confirmation.
 
     A crash between publish and mark re-publishes the batch next time: consumers drop duplicates
@@ -79,7 +81,7 @@ def relay_once(repository: PositionRepository, publisher: EventPublisher, batch:
 
 def publisher_from(spec: str) -> EventPublisher:
     """Build the publisher named by DESK_EVENT_PUBLISHER: ``log`` or ``rabbitmq:<amqp url>``."""
-    kind, _, argument = spec.partition(":")
+    kind, _, _argument = spec.partition(":")
     if kind == "log":
         return LogPublisher()
     raise PublishError(

@@ -136,7 +136,9 @@ class LandingFolderSource:
         trades, rejected = validate_trades(raw, source=source)
         return SourceBatch(source, len(raw), trades, rejected)
 
-    def _reference(self, name: str, dtypes: dict[str, str], dates: tuple[str, ...] = ()) -> pd.DataFrame:
+    def _reference(
+        self, name: str, dtypes: dict[str, str], dates: tuple[str, ...] = ()
+    ) -> pd.DataFrame:
         path = self.folder / name
         if not path.exists():
             return empty_frame(dtypes)
@@ -184,7 +186,9 @@ def _parse_csv(data: bytes, size: int) -> tuple[pd.DataFrame | None, str]:
     if not text.strip():
         return None, "file is empty"
     try:
-        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+        raw = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
         return None, f"not a readable CSV file: {err}"
     raw.columns = [str(c).strip().lower() for c in raw.columns]

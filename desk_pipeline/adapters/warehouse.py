@@ -89,7 +89,7 @@ class EodWrite:
 
 
 class PositionRepository:
-    """Trades, snapshots, rankings, quarantine and outbox in one SQL database (SQLite or PostgreSQL)."""
+    """Trades, snapshots, rankings, quarantine and outbox in one SQLite or PostgreSQL database."""
 
     def __init__(self, url: str) -> None:
         """Connect to ``url`` (a SQLAlchemy URL) and bring its schema to the latest migration."""
@@ -313,7 +313,7 @@ class PositionRepository:
         return Opening(conform(positions, POSITION_DTYPES), bounds.astype("int64"), read_at)
 
     def trades_since(self, bounds: pd.Series, end: pd.Timestamp) -> pd.DataFrame:
-        """Effective trades of each book from its bound (µs, inclusive) up to ``end`` (exclusive)."""
+        """Effective trades of each book from its bound (µs, inclusive) to ``end`` (exclusive)."""
         if bounds.empty:
             return empty_frame(TRADE_DTYPES)
         c = t.current_trades.c
@@ -331,7 +331,9 @@ class PositionRepository:
         """Effective trades with ``start <= trade_time < end``."""
         c = t.current_trades.c
         query = sa.select(t.current_trades).where(
-            c.trade_time_us >= to_micros(start), c.trade_time_us < to_micros(end), c.status != CANCEL
+            c.trade_time_us >= to_micros(start),
+            c.trade_time_us < to_micros(end),
+            c.status != CANCEL,
         )
         with self._transaction("trades_between") as conn:
             return _trades_frame(_read(conn, query))
@@ -343,13 +345,19 @@ class PositionRepository:
 
     # ---- intraday ---------------------------------------------------------------------------
 
-    def replace_intraday(self, window_end: pd.Timestamp, positions: pd.DataFrame, read_at_us: int) -> int:
+    def replace_intraday(
+        self, window_end: pd.Timestamp, positions: pd.DataFrame, read_at_us: int
+    ) -> int:
         """Store the snapshot as of ``window_end``, replacing any earlier one of that window."""
         end_us = to_micros(window_end)
         rows = conform(positions, POSITION_DTYPES).assign(window_end_us=end_us)
         with self._transaction(f"replace_intraday {window_end}") as conn:
-            conn.execute(t.intraday_positions.delete().where(t.intraday_positions.c.window_end_us == end_us))
-            conn.execute(t.intraday_windows.delete().where(t.intraday_windows.c.window_end_us == end_us))
+            conn.execute(
+                t.intraday_positions.delete().where(t.intraday_positions.c.window_end_us == end_us)
+            )
+            conn.execute(
+                t.intraday_windows.delete().where(t.intraday_windows.c.window_end_us == end_us)
+            )
             _insert(conn, t.intraday_positions, rows.to_dict(orient="records"))
             conn.execute(
                 t.intraday_windows.insert(), {"window_end_us": end_us, "computed_at_us": read_at_us}
@@ -360,8 +368,12 @@ class PositionRepository:
         """Delete intraday snapshots older than ``before``; EODs are kept."""
         cutoff = to_micros(before)
         with self._transaction("purge_intraday") as conn:
-            conn.execute(t.intraday_positions.delete().where(t.intraday_positions.c.window_end_us < cutoff))
-            result = conn.execute(t.intraday_windows.delete().where(t.intraday_windows.c.window_end_us < cutoff))
+            conn.execute(
+                t.intraday_positions.delete().where(t.intraday_positions.c.window_end_us < cutoff)
+            )
+            result = conn.execute(
+                t.intraday_windows.delete().where(t.intraday_windows.c.window_end_us < cutoff)
+            )
         return result.rowcount
 
     # ---- end of day -------------------------------------------------------------------------
@@ -391,7 +403,9 @@ class PositionRepository:
         headers["computed_at_us"] = read_at_us
         headers["snapshot_id"] = [
             snapshot_id_for(b, d, a, pd.Timestamp(read_at_us * 1000, tz="UTC"))
-            for b, d, a in zip(headers["book_id"], headers["business_date"], headers["as_of"], strict=True)
+            for b, d, a in zip(
+                headers["book_id"], headers["business_date"], headers["as_of"], strict=True
+            )
         ]
         header_rows = headers[
             [
@@ -409,7 +423,9 @@ class PositionRepository:
             previous = _read(
                 conn,
                 sa.select(e.c.book_id, e.c.business_date, e.c.as_of_us).where(
-                    e.c.business_date.between(headers["business_date"].min(), headers["business_date"].max())
+                    e.c.business_date.between(
+                        headers["business_date"].min(), headers["business_date"].max()
+                    )
                 ),
             ).rename(columns={"as_of_us": "previous_as_of_us"})
             insert = _insert_for(conn, e)
@@ -450,15 +466,29 @@ class PositionRepository:
                 ),
                 [
                     {"b": b, "d": d, "s": s}
-                    for b, d, s in zip(won["book_id"], won["business_date"], won["snapshot_id"], strict=True)
+                    for b, d, s in zip(
+                        won["book_id"], won["business_date"], won["snapshot_id"], strict=True
+                    )
                 ]
                 or [{"b": "", "d": "", "s": ""}],
             )
-            rows = snapshots.merge(won[["book_id", "business_date", "snapshot_id"]], on=["book_id", "business_date"])
+            rows = snapshots.merge(
+                won[["book_id", "business_date", "snapshot_id"]], on=["book_id", "business_date"]
+            )
             _insert(
                 conn,
                 t.eod_positions,
-                rows[["snapshot_id", "instrument_id", "book_id", "business_date", "quantity", "avg_price", "realized_pnl"]].to_dict(orient="records"),
+                rows[
+                    [
+                        "snapshot_id",
+                        "instrument_id",
+                        "book_id",
+                        "business_date",
+                        "quantity",
+                        "avg_price",
+                        "realized_pnl",
+                    ]
+                ].to_dict(orient="records"),
             )
             writes = [
                 EodWrite(
@@ -481,8 +511,15 @@ class PositionRepository:
         """
         e, p = t.eod_snapshots, t.eod_positions
         query = (
-            sa.select(e.c.snapshot_id, e.c.as_of_us, e.c.computed_at_us, p.c.instrument_id,
-                      p.c.quantity, p.c.avg_price, p.c.realized_pnl)
+            sa.select(
+                e.c.snapshot_id,
+                e.c.as_of_us,
+                e.c.computed_at_us,
+                p.c.instrument_id,
+                p.c.quantity,
+                p.c.avg_price,
+                p.c.realized_pnl,
+            )
             .select_from(e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id))
             .where(e.c.book_id == book_id, e.c.business_date == business_date)
             .order_by(p.c.instrument_id)
@@ -504,8 +541,16 @@ class PositionRepository:
         """Stored EOD rows of the given days: business_date, snapshot_id, as_of and positions."""
         e, p = t.eod_snapshots, t.eod_positions
         query = (
-            sa.select(p.c.book_id, p.c.business_date, p.c.snapshot_id, e.c.as_of_us,
-                      p.c.instrument_id, p.c.quantity, p.c.avg_price, p.c.realized_pnl)
+            sa.select(
+                p.c.book_id,
+                p.c.business_date,
+                p.c.snapshot_id,
+                e.c.as_of_us,
+                p.c.instrument_id,
+                p.c.quantity,
+                p.c.avg_price,
+                p.c.realized_pnl,
+            )
             .select_from(p.join(e, e.c.snapshot_id == p.c.snapshot_id))
             .where(p.c.business_date.in_(list(business_dates)))
         )
@@ -536,7 +581,9 @@ class PositionRepository:
         with self._transaction("replace_rankings") as conn:
             if len(keys):
                 conn.execute(
-                    r.delete().where(r.c.book_id == sa.bindparam("b"), r.c.business_date == sa.bindparam("d")),
+                    r.delete().where(
+                        r.c.book_id == sa.bindparam("b"), r.c.business_date == sa.bindparam("d")
+                    ),
                     [{"b": b, "d": d} for b, d in keys.itertuples(index=False)],
                 )
             _insert(conn, r, rows.to_dict(orient="records"))
@@ -589,14 +636,18 @@ class PositionRepository:
         with self._transaction("record_attempt") as conn:
             for chunk in _chunks(ids):
                 conn.execute(
-                    t.outbox.update().where(t.outbox.c.id.in_(chunk)).values(attempts=t.outbox.c.attempts + 1)
+                    t.outbox.update()
+                    .where(t.outbox.c.id.in_(chunk))
+                    .values(attempts=t.outbox.c.attempts + 1)
                 )
 
     def outbox_backlog(self) -> int:
         """How many events wait for the broker."""
         o = t.outbox
         with self._transaction("outbox_backlog") as conn:
-            count = conn.execute(sa.select(sa.func.count()).where(o.c.published_at_us.is_(None))).scalar()
+            count = conn.execute(
+                sa.select(sa.func.count()).where(o.c.published_at_us.is_(None))
+            ).scalar()
         return int(count or 0)
 
     def _eod_rows(self, conn: sa.Connection, snapshot_ids: list[str]) -> pd.DataFrame:
@@ -699,8 +750,11 @@ def _read_empty(table: sa.Table) -> pd.DataFrame:
 
 
 def _stale(headers: pd.DataFrame, marks: pd.DataFrame, *, any_book: bool = False) -> pd.Series:
-    """Which snapshots a later stale mark covers: same book (any book for intraday windows),
-    mark from before the snapshot's as_of, mark written after the snapshot was computed."""
+    """Which snapshots a later stale mark covers.
+
+    A mark covers a snapshot of the same book (any book for intraday windows) when the mark
+    starts before the snapshot's as_of and was written after the snapshot was computed.
+    """
     if headers.empty or marks.empty:
         return pd.Series(False, index=headers.index, dtype=bool)
     on = {"how": "cross"} if any_book else {"on": "book_id"}
@@ -709,16 +763,19 @@ def _stale(headers: pd.DataFrame, marks: pd.DataFrame, *, any_book: bool = False
     )
     pairs = left.merge(marks[["book_id", "from_time_us", "marked_at_us"]], **on)
     hit = pairs[
-        (pairs["from_time_us"] < pairs["as_of_us"]) & (pairs["marked_at_us"] > pairs["computed_at_us"])
+        (pairs["from_time_us"] < pairs["as_of_us"])
+        & (pairs["marked_at_us"] > pairs["computed_at_us"])
     ]["_row"].unique()
     flags = np.zeros(len(headers), dtype=bool)
     flags[hit] = True
     return pd.Series(flags, index=headers.index)
 
 
-def _trade_rows(trades: pd.DataFrame, *, source: str | None, stamp: int | None) -> list[dict[str, Any]]:
+def _trade_rows(
+    trades: pd.DataFrame, *, source: str | None, stamp: int | None
+) -> list[dict[str, Any]]:
     frame = trades.loc[:, list(TRADE_COLUMNS)].copy()
-    frame["trade_time_us"] = (frame.pop("trade_time").dt.tz_convert("UTC").astype("int64") // 1000)
+    frame["trade_time_us"] = frame.pop("trade_time").dt.tz_convert("UTC").astype("int64") // 1000
     frame["trade_time_us"] = frame["trade_time_us"].astype("int64")
     if source is not None:
         frame["source"] = source
@@ -734,7 +791,11 @@ def _trades_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _quarantine_rows(quarantined: pd.DataFrame, stamp: int) -> list[dict[str, Any]]:
-    return conform(quarantined, QUARANTINE_DTYPES).assign(quarantined_at_us=stamp).to_dict(orient="records")
+    return (
+        conform(quarantined, QUARANTINE_DTYPES)
+        .assign(quarantined_at_us=stamp)
+        .to_dict(orient="records")
+    )
 
 
 def _conflict_quarantine(conflicts: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -762,9 +823,7 @@ def _digests(snapshots: pd.DataFrame, headers: pd.DataFrame) -> list[str]:
     hashes = pd.util.hash_pandas_object(
         rows[["instrument_id", "quantity", "avg_price", "realized_pnl"]], index=False
     ).to_numpy()
-    starts = np.flatnonzero(
-        ~rows.duplicated(["book_id", "business_date"]).to_numpy()
-    )
+    starts = np.flatnonzero(~rows.duplicated(["book_id", "business_date"]).to_numpy())
     sums = np.add.reduceat(hashes, starts) if len(starts) else np.array([], dtype=np.uint64)
     return [f"{int(s):016x}" for s in sums]
 

@@ -9,7 +9,7 @@ from desk_pipeline.adapters.warehouse import IngestResult, PositionRepository
 def ingest_window(
     source: TradeSource, repository: PositionRepository, start: pd.Timestamp, end: pd.Timestamp
 ) -> list[IngestResult]:
-    """Ingest every batch the source offers for [start, end); each batch is atomic and idempotent."""
+    """Ingest every batch the source offers for [start, end); each is atomic and idempotent."""
     return [
         repository.ingest(batch.source, batch.received, batch.trades, batch.rejected)
         for batch in source.batches(start, end)

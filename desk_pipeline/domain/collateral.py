@@ -241,6 +241,11 @@ def rank_collateral_days(
 
     Args:
         eod: POSITION_DTYPES plus ``business_date`` (YYYY-MM-DD), ``snapshot_id`` and ``as_of``.
+        instruments: as for :func:`rank_collateral`.
+        prices: as for :func:`rank_collateral`, covering every day of ``eod``.
+        books: as for :func:`rank_collateral`.
+        fx_rates: as for :func:`rank_collateral`, covering every day of ``eod``.
+        schedule: the haircut schedule.
 
     Returns:
         ``business_date``, ``snapshot_id``, ``as_of`` and RANKING_DTYPES, one row per held

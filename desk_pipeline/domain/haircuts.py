@@ -53,7 +53,6 @@ import pandas as pd
 from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.schema import ASSET_CLASSES, ISSUER_TYPES, require_columns
 
-
 SCHEDULE_COLUMNS = (
     "rule",
     "key",

@@ -149,7 +149,9 @@ def roll_positions(
     return conform(frame, SNAPSHOT_DTYPES)
 
 
-def positions_as_of(opening: pd.DataFrame, trades: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def positions_as_of(
+    opening: pd.DataFrame, trades: pd.DataFrame, as_of: pd.Timestamp
+) -> pd.DataFrame:
     """Positions as of one time: :func:`roll_positions` for a single snapshot, without ``as_of``."""
     snapshot = roll_positions(opening, trades, [as_of])
     return conform(snapshot, POSITION_DTYPES)

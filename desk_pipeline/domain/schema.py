@@ -50,9 +50,7 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, where: str) 
     """Raise MissingColumnsError naming the caller when ``frame`` lacks any of ``columns``."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise MissingColumnsError(
-            f"{where}: missing columns {missing}; got {list(frame.columns)}"
-        )
+        raise MissingColumnsError(f"{where}: missing columns {missing}; got {list(frame.columns)}")
 
 
 def empty_frame(dtypes: Mapping[str, str]) -> pd.DataFrame:
@@ -64,7 +62,8 @@ def conform(frame: pd.DataFrame, dtypes: Mapping[str, str]) -> pd.DataFrame:
     """Select and order ``dtypes``' columns and cast them; a new frame, the input untouched."""
     return frame.loc[:, list(dtypes)].astype(dict(dtypes)).reset_index(drop=True)
 
-# Reference data and marks (instruments.csv, prices.csv, books.csv, fx_rates.csv of a landing folder).
+
+# Reference data and marks (a landing folder's instruments, prices, books and fx_rates files).
 ASSET_CLASSES = (
     "cash",
     "government_bond",

@@ -25,7 +25,9 @@ def supersedes(
     return new_as_of > old_as_of or (new_as_of == old_as_of and new_computed_at > old_computed_at)
 
 
-def snapshot_id_for(book_id: str, business_date: str, as_of: pd.Timestamp, computed_at: pd.Timestamp) -> str:
+def snapshot_id_for(
+    book_id: str, business_date: str, as_of: pd.Timestamp, computed_at: pd.Timestamp
+) -> str:
     """A snapshot's identity: stable for the same inputs, so a replayed write is recognisable."""
     key = f"{book_id}|{business_date}|{as_of.value}|{computed_at.value}"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"desk_pipeline/eod/{key}"))
@@ -33,7 +35,7 @@ def snapshot_id_for(book_id: str, business_date: str, as_of: pd.Timestamp, compu
 
 @dataclasses.dataclass(frozen=True)
 class PositionSnapshotCreated:
-    """A new or restated end-of-day snapshot of one book exists (the event other systems consume)."""
+    """A new or restated end-of-day snapshot of one book exists (what other systems consume)."""
 
     book_id: str
     business_date: str

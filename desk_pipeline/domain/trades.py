@@ -31,7 +31,7 @@ def _text(raw: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _first_failure(checks: list[tuple[pd.Series, str, str]], index: pd.Index) -> pd.DataFrame:
-    """For each row, the first failing check's (reason_code, reason); empty strings when all pass."""
+    """Per row, the first failing check's (reason_code, reason); empty strings when all pass."""
     code = pd.Series("", index=index, dtype="object")
     reason = pd.Series("", index=index, dtype="object")
     for failed, reason_code, message in reversed(checks):

@@ -1,4 +1,4 @@
-"""`desk backfill` over a landing folder, checked book by book and day by day against the reference."""
+"""`desk backfill` over a landing folder, checked per book and day against the reference."""
 
 import json
 import os
@@ -27,15 +27,37 @@ def desk_trades() -> list[dict]:
         trade("R-1", 1_000_000, 0.995, book="REPO-1", instrument="DE0001", at=at(d1, "08:00")),
         trade("R-2", -400_000, 0.997, book="REPO-1", instrument="DE0001", at=at(d1, "09:30")),
         trade("R-3", 250_000, 1.010, book="REPO-1", instrument="FR0002", at=at(d1, "10:00")),
-        trade("R-3", 300_000, 1.012, book="REPO-1", instrument="FR0002", at=at(d1, "10:00"), version=2, status="AMEND"),
-        trade("R-4", -600_000, 0.990, book="REPO-1", instrument="DE0001", at=at(d2, "11:00")),  # close
+        trade(
+            "R-3",
+            300_000,
+            1.012,
+            book="REPO-1",
+            instrument="FR0002",
+            at=at(d1, "10:00"),
+            version=2,
+            status="AMEND",
+        ),
+        trade(
+            "R-4", -600_000, 0.990, book="REPO-1", instrument="DE0001", at=at(d2, "11:00")
+        ),  # close
         trade("R-5", -300_000, 1.020, book="REPO-1", instrument="FR0002", at=at(d2, "12:00")),
         trade("R-6", 200_000, 1.000, book="REPO-1", instrument="DE0001", at=at(d3, "08:15")),
         trade("S-1", 5_000, 101.0, book="SECLEND-1", instrument="US0003", at=at(d1, "14:00")),
-        trade("S-2", -8_000, 103.5, book="SECLEND-1", instrument="US0003", at=at(d2, "14:00")),  # flip
+        trade(
+            "S-2", -8_000, 103.5, book="SECLEND-1", instrument="US0003", at=at(d2, "14:00")
+        ),  # flip
         trade("S-3", 1_000, 99.0, book="SECLEND-1", instrument="US0003", at=at(d3, "09:00")),
         trade("S-4", 700, 50.0, book="SECLEND-1", instrument="GB0004", at=at(d2, "15:00")),
-        trade("S-4", 700, 50.0, book="SECLEND-1", instrument="GB0004", at=at(d2, "15:00"), version=2, status="CANCEL"),
+        trade(
+            "S-4",
+            700,
+            50.0,
+            book="SECLEND-1",
+            instrument="GB0004",
+            at=at(d2, "15:00"),
+            version=2,
+            status="CANCEL",
+        ),
         trade("M-1", 10, 7.5, book="MATCHED-1", instrument="JP0005", at=at(d1, "23:59")),
         trade("M-2", 10, 8.5, book="MATCHED-1", instrument="JP0005", at=at(d2, "00:00")),
         trade("M-3", -5, 9.0, book="MATCHED-1", instrument="JP0005", at=at(d3, "23:50")),
@@ -83,7 +105,9 @@ def stored_positions(env: dict) -> dict:
     found = {}
     for day in DAYS:
         for book in ("REPO-1", "SECLEND-1", "MATCHED-1"):
-            doc = json.loads(run_desk(env, "positions", "--book", book, "--date", day, "--json").stdout)
+            doc = json.loads(
+                run_desk(env, "positions", "--book", book, "--date", day, "--json").stdout
+            )
             assert (doc["book_id"], doc["business_date"]) == (book, day)
             found[book, day] = doc
     return found
@@ -96,7 +120,9 @@ def test_backfill_over_a_landing_folder_matches_the_reference_and_is_idempotent(
         as_of = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
         assert pd.Timestamp(doc["as_of"]) == as_of
         expected = {
-            inst: p for (b, inst), p in reference_positions(desk_trades(), as_of).items() if b == book and p.quantity != 0
+            inst: p
+            for (b, inst), p in reference_positions(desk_trades(), as_of).items()
+            if b == book and p.quantity != 0
         }
         got = {p["instrument_id"]: p for p in doc["positions"]}
         assert got.keys() == expected.keys(), (book, day)
@@ -131,15 +157,23 @@ def test_bad_rows_are_quarantined_with_reasons_while_good_rows_of_the_same_file_
     assert all(q["source"].startswith("landing:day1.csv") and q["reason"] for q in by_id.values())
     unreadable = [q for q in quarantine if q["source"].startswith("landing:garbage.csv")]
     assert len(unreadable) == 1 and "UTF-8" in unreadable[0]["reason"]
-    doc = json.loads(run_desk(landing_env, "positions", "--book", "REPO-1", "--date", DAYS[0], "--json").stdout)
+    doc = json.loads(
+        run_desk(landing_env, "positions", "--book", "REPO-1", "--date", DAYS[0], "--json").stdout
+    )
     assert {p["instrument_id"] for p in doc["positions"]} == {"DE0001", "FR0002"}
 
 
 def test_user_errors_print_one_line_and_exit_non_zero(landing_env):
-    missing = run_desk(landing_env, "positions", "--book", "NOPE", "--date", DAYS[0], "--json", check=False)
+    missing = run_desk(
+        landing_env, "positions", "--book", "NOPE", "--date", DAYS[0], "--json", check=False
+    )
     assert missing.returncode == 1 and missing.stdout == ""
     assert missing.stderr.strip().count("\n") == 0 and "NOPE" in missing.stderr
-    bad_date = run_desk(landing_env, "backfill", "--start", "2026-13-45", "--end", DAYS[0], check=False)
+    bad_date = run_desk(
+        landing_env, "backfill", "--start", "2026-13-45", "--end", DAYS[0], check=False
+    )
     assert bad_date.returncode != 0 and "Traceback" not in bad_date.stderr
-    reversed_range = run_desk(landing_env, "backfill", "--start", DAYS[2], "--end", DAYS[0], check=False)
+    reversed_range = run_desk(
+        landing_env, "backfill", "--start", DAYS[2], "--end", DAYS[0], check=False
+    )
     assert reversed_range.returncode == 1 and "reversed" in reversed_range.stderr

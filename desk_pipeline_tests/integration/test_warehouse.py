@@ -107,7 +107,9 @@ def test_an_amendment_moving_a_trade_to_another_book_restates_both_books(repo):
 
 
 def test_the_opening_state_uses_the_latest_valid_eod_and_trades_after_it(repo):
-    ingest(repo, "a", [trade("T1", 100, 10.0), trade("T2", 100, 20.0, at=END1 + pd.Timedelta(hours=1))])
+    ingest(
+        repo, "a", [trade("T1", 100, 10.0), trade("T2", 100, 20.0, at=END1 + pd.Timedelta(hours=1))]
+    )
     opening = repo.opening(T0)
     snap = roll_positions(opening.positions, repo.trades_since(opening.bounds, END1), [END1])
     repo.keep_last_eod(snap.assign(business_date=DAY1), opening.read_at_us)

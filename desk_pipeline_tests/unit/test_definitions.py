@@ -7,7 +7,13 @@ import sys
 import dagster as dg
 import pytest
 
-DESK_VARIABLES = ["DESK_WAREHOUSE_URL", "DESK_TRADE_SOURCE", "DESK_TIMEZONE", "DESK_START_DATE", "DESK_EVENT_PUBLISHER"]
+DESK_VARIABLES = [
+    "DESK_WAREHOUSE_URL",
+    "DESK_TRADE_SOURCE",
+    "DESK_TIMEZONE",
+    "DESK_START_DATE",
+    "DESK_EVENT_PUBLISHER",
+]
 
 
 @pytest.fixture
@@ -31,7 +37,10 @@ def test_the_four_assets_form_one_lineage(definitions):
     graph = definitions.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"trades", "intraday_positions", "eod_positions", "collateral_ranking"} <= keys
-    parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
+    parents = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+        for k in graph.get_all_asset_keys()
+    }
     assert parents["intraday_positions"] == {"trades"}
     assert parents["eod_positions"] == {"intraday_positions"}
     assert "eod_positions" in parents["collateral_ranking"]
@@ -69,10 +78,16 @@ def test_the_daily_partitions_follow_desk_timezone(monkeypatch, tmp_path):
         "print(DAILY.timezone, len(keys))"
     )
     env = {"DESK_TIMEZONE": "Europe/London", "DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.split() == ["Europe/London", "138"]
 
 
 def test_the_import_layers_hold():
-    result = subprocess.run([str(__import__("pathlib").Path(sys.executable).parent / "lint-imports")], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(__import__("pathlib").Path(sys.executable).parent / "lint-imports")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -20,7 +20,13 @@ def one(frame: pd.DataFrame, instrument: str = "XS0001", book: str = "B1") -> di
 
 
 def test_the_seeds_example_reduction_keeps_the_average_price_and_realises_pnl():
-    trades = make_trades([trade("t1", 100, 180.0, 0), trade("t2", -50, 182.0, 1), trade("t3", 200, 310.0, 2, instrument="MSFT")])
+    trades = make_trades(
+        [
+            trade("t1", 100, 180.0, 0),
+            trade("t2", -50, 182.0, 1),
+            trade("t3", 200, 310.0, 2, instrument="MSFT"),
+        ]
+    )
     positions = positions_as_of(no_positions(), trades, END)
     aapl = one(positions)
     assert (aapl["quantity"], aapl["avg_price"], aapl["realized_pnl"]) == (50, 180.0, 100.0)
@@ -35,19 +41,31 @@ def test_adding_in_the_same_direction_reweights_the_average():
 def test_reducing_a_short_realises_avg_minus_price():
     trades = make_trades([trade("t1", -100, 50.0, 0), trade("t2", 40, 45.0, 1)])
     position = one(positions_as_of(no_positions(), trades, END))
-    assert (position["quantity"], position["avg_price"], position["realized_pnl"]) == (-60, 50.0, 200.0)
+    assert (position["quantity"], position["avg_price"], position["realized_pnl"]) == (
+        -60,
+        50.0,
+        200.0,
+    )
 
 
 def test_going_flat_sets_the_average_to_zero_and_keeps_the_realised_pnl():
     trades = make_trades([trade("t1", 100, 10.0, 0), trade("t2", -100, 12.0, 1)])
     position = one(positions_as_of(no_positions(), trades, END))
-    assert (position["quantity"], position["avg_price"], position["realized_pnl"]) == (0, 0.0, 200.0)
+    assert (position["quantity"], position["avg_price"], position["realized_pnl"]) == (
+        0,
+        0.0,
+        200.0,
+    )
 
 
 def test_crossing_zero_opens_the_remainder_at_the_trade_price():
     trades = make_trades([trade("t1", 100, 10.0, 0), trade("t2", -150, 12.0, 1)])
     position = one(positions_as_of(no_positions(), trades, END))
-    assert (position["quantity"], position["avg_price"], position["realized_pnl"]) == (-50, 12.0, 200.0)
+    assert (position["quantity"], position["avg_price"], position["realized_pnl"]) == (
+        -50,
+        12.0,
+        200.0,
+    )
 
 
 def test_a_snapshot_excludes_trades_at_or_after_its_as_of():
@@ -71,7 +89,13 @@ def test_roll_positions_gives_one_snapshot_per_boundary_with_keys_appearing_when
 
 def test_an_empty_input_gives_an_empty_frame_with_the_columns():
     result = positions_as_of(no_positions(), make_trades([]), END)
-    assert result.empty and list(result.columns) == ["book_id", "instrument_id", "quantity", "avg_price", "realized_pnl"]
+    assert result.empty and list(result.columns) == [
+        "book_id",
+        "instrument_id",
+        "quantity",
+        "avg_price",
+        "realized_pnl",
+    ]
 
 
 def test_the_engine_does_not_mutate_its_inputs():

@@ -4,10 +4,21 @@ import json
 
 import pandas as pd
 
-from desk_pipeline.domain.trades import effective_trades, split_conflicting_duplicates, validate_trades
+from desk_pipeline.domain.trades import (
+    effective_trades,
+    split_conflicting_duplicates,
+    validate_trades,
+)
 from desk_pipeline_tests.builders import make_trades, trade
 
-GOOD = {"trade_id": "T1", "book_id": "B1", "instrument_id": "XS1", "quantity": "100", "price": "99.5", "trade_time": "2026-03-02T10:00:00"}
+GOOD = {
+    "trade_id": "T1",
+    "book_id": "B1",
+    "instrument_id": "XS1",
+    "quantity": "100",
+    "price": "99.5",
+    "trade_time": "2026-03-02T10:00:00",
+}
 
 
 def raw(*rows: dict) -> pd.DataFrame:
@@ -54,7 +65,9 @@ def test_each_bad_row_is_quarantined_with_its_reason_while_good_rows_pass():
 
 
 def test_version_and_status_default_and_times_without_offset_are_utc():
-    trades, _ = validate_trades(raw(GOOD, dict(GOOD, trade_id="T2", trade_time="2026-03-02T11:00:00+01:00")), source="s")
+    trades, _ = validate_trades(
+        raw(GOOD, dict(GOOD, trade_id="T2", trade_time="2026-03-02T11:00:00+01:00")), source="s"
+    )
     assert list(trades["version"]) == [1, 1] and list(trades["status"]) == ["NEW", "NEW"]
     assert list(trades["trade_time"]) == [pd.Timestamp("2026-03-02 10:00", tz="UTC")] * 2
 
@@ -70,7 +83,7 @@ def test_extra_columns_are_ignored():
     assert len(trades) == 1 and quarantine.empty
 
 
-def test_a_repeated_version_with_other_content_is_a_conflicting_duplicate_and_exact_repeats_vanish():
+def test_a_repeated_version_with_other_content_conflicts_and_exact_repeats_vanish():
     rows = raw(GOOD, GOOD, dict(GOOD, quantity="200"))
     trades, quarantine = validate_trades(rows, source="s")
     assert len(trades) == 1 and list(quarantine["reason_code"]) == ["conflicting_duplicate"]

@@ -5,7 +5,11 @@ import pandas as pd
 
 from desk_pipeline.defs.partitions import DAILY
 from desk_pipeline.defs.positions.assets import REFRESH_AFTER_TICK, eod_positions
-from desk_pipeline.defs.resources import HaircutScheduleResource, TradeSourceResource, WarehouseResource
+from desk_pipeline.defs.resources import (
+    HaircutScheduleResource,
+    TradeSourceResource,
+    WarehouseResource,
+)
 from desk_pipeline.domain.collateral import rank_collateral_days
 
 # Marks older than this are not looked up: an instrument without one is ineligible (no price).

@@ -99,7 +99,9 @@ def eod_positions(
     as_of = pd.DataFrame(
         {
             "business_date": context.partition_keys,
-            "as_of": [min(day_bounds(d, calendar.timezone)[1], closed) for d in context.partition_keys],
+            "as_of": [
+                min(day_bounds(d, calendar.timezone)[1], closed) for d in context.partition_keys
+            ],
         }
     )
     ends = pd.DatetimeIndex(as_of["as_of"].unique())
@@ -111,7 +113,10 @@ def eod_positions(
     snapshots = rolled.merge(as_of, on="as_of")
     writes = repo.keep_last_eod(snapshots, opening.read_at_us)
     context.log.info(
-        "eod_positions %s: %d rows, %d EODs stored", context.partition_key_range, len(snapshots), len(writes)
+        "eod_positions %s: %d rows, %d EODs stored",
+        context.partition_key_range,
+        len(snapshots),
+        len(writes),
     )
     return dg.MaterializeResult(
         metadata={
