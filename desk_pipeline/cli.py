@@ -1,7 +1,6 @@
 """The `desk` command: backfill the warehouse and read positions, rankings and quarantine."""
 
 import json
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -169,7 +168,7 @@ def ranking(book: str, day: str, as_json: bool) -> None:
                 "haircut": _number(r.haircut),
                 "value": _number(r.value),
                 "eligible": bool(r.eligible),
-                "reason": r.reason,
+                "reason": _text(r.reason),
             }
             for r in rows.itertuples()
         ],
@@ -192,7 +191,7 @@ def quarantine(as_json: bool) -> None:
         {
             "source": r.source,
             "trade_id": r.trade_id,
-            "reason": r.reason,
+            "reason": _text(r.reason),
             "reason_code": r.reason_code,
             "row_number": int(r.row_number),
             "raw": r.raw,

@@ -164,3 +164,59 @@ trading_books = sa.Table(
     sa.Column("book_id", Id, primary_key=True),
     sa.Column("first_trade_us", Micros, nullable=False),
 )
+
+# Reference data and marks, as of the latest ingestion from the source.
+instruments = sa.Table(
+    "instruments",
+    metadata,
+    sa.Column("instrument_id", Id, primary_key=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("asset_class", sa.String(32), nullable=True),
+    sa.Column("issuer_type", sa.String(32), nullable=True),
+    sa.Column("issuer", sa.Text, nullable=True),
+    sa.Column("rating", sa.String(8), nullable=True),
+    sa.Column("maturity_date", BusinessDate, nullable=True),
+    sa.Column("currency", sa.String(3), nullable=True),
+)
+
+prices = sa.Table(
+    "prices",
+    metadata,
+    sa.Column("instrument_id", Id, primary_key=True),
+    sa.Column("price_date", BusinessDate, primary_key=True),
+    sa.Column("price", sa.Float, nullable=False),
+)
+
+books = sa.Table(
+    "books",
+    metadata,
+    sa.Column("book_id", Id, primary_key=True),
+    sa.Column("base_currency", sa.String(3), nullable=False),
+    sa.Column("holding_period_days", sa.Integer, nullable=False),
+)
+
+fx_rates = sa.Table(
+    "fx_rates",
+    metadata,
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("rate_date", BusinessDate, primary_key=True),
+    sa.Column("usd_per_unit", sa.Float, nullable=False),
+)
+
+# How far an incremental source (sql:<url>) has been read: its last ingestion sequence number.
+source_watermarks = sa.Table(
+    "source_watermarks",
+    metadata,
+    sa.Column("source", sa.String(512), primary_key=True),
+    sa.Column("watermark", sa.BigInteger, nullable=False),
+    sa.Column("updated_at_us", Micros, nullable=False),
+)
+
+# Events a consumer has applied, so a redelivered event is applied once.
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("consumer", sa.String(128), primary_key=True),
+    sa.Column("event_id", sa.String(36), primary_key=True),
+    sa.Column("processed_at_us", Micros, nullable=False),
+)
