@@ -44,9 +44,12 @@ def _emit(document: Any, as_json: bool, human: Callable[[], str]) -> None:
 
 
 def _number(value: Any) -> float | None:
-    return (
-        None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-    )
+    return None if pd.isna(value) else float(value)
+
+
+def _text(value: Any) -> str | None:
+    # pandas 3 reads a missing string as NaN; JSON wants null.
+    return None if pd.isna(value) else str(value)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
