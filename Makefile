@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.desk
 HOST ?= 127.0.0.1
 PORT ?= 3000
+# Instance files, concatenated: add dagster-postgres.yaml for PostgreSQL storage (DAGSTER_PG_URL).
+DAGSTER_YAML ?= dagster.yaml
 DEMO_DAYS ?= 10
 
 .PHONY: install run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean
@@ -18,9 +20,9 @@ $(BIN)/desk: pyproject.toml
 
 install: $(BIN)/desk
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: $(DAGSTER_YAML)
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cat $(DAGSTER_YAML) > $(DAGSTER_HOME)/dagster.yaml
 
 ## run: install, backfill the demo desk's last $(DEMO_DAYS) business days, start the UI + daemon
 run: install $(DAGSTER_HOME)/dagster.yaml demo-backfill dev

@@ -1,6 +1,7 @@
-"""The `desk` command: backfill the warehouse and read positions, rankings and quarantine."""
+"""The `desk` command: backfill; positions, rankings, quarantine; relay and consume events."""
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -10,7 +11,15 @@ import click
 import dagster as dg
 import pandas as pd
 
-from desk_pipeline.adapters.publisher import publisher_from, relay_once
+from desk_pipeline.adapters import consumer as event_consumer
+from desk_pipeline.adapters.publisher import (
+    Backoff,
+    PublishError,
+    amqp_url_from,
+    publisher_from,
+    relay_forever,
+    relay_once,
+)
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.calendar import business_dates
 from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, NoEndOfDayError
@@ -71,7 +80,11 @@ def backfill(start: str, end: str, as_json: bool) -> None:
     from desk_pipeline.definitions import defs
     from desk_pipeline.defs.partitions import DAILY
 
-    dates = business_dates(_date(start, "--start"), _date(end, "--end"))
+    first, last = _date(start, "--start"), _date(end, "--end")
+    headers = _repository().eod_headers()
+    # Stored days made stale by late trades are restated too: a late trade changes every later day.
+    first = min([first, *headers.loc[headers["stale"], "business_date"]])
+    dates = business_dates(first, last)
     known = set(DAILY.get_partition_keys())
     outside = [d for d in dates if d not in known]
     if outside:
@@ -80,11 +93,10 @@ def backfill(start: str, end: str, as_json: bool) -> None:
             f"({_settings().start_date} to today); set DESK_START_DATE earlier or pick other days"
         )
     job = defs.resolve_job_def("daily_job")
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        os.makedirs(home, exist_ok=True)
+    instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
     chunks = [dates[i : i + BACKFILL_CHUNK_DAYS] for i in range(0, len(dates), BACKFILL_CHUNK_DAYS)]
     runs = []
     with click.progressbar(chunks, label="backfill", file=sys.stderr, show_pos=True) as bar:
@@ -206,6 +218,192 @@ def quarantine(as_json: bool) -> None:
         as_json,
         lambda: rows[["source", "row_number", "trade_id", "reason"]].to_string(index=False),
     )
+
+
+def _log_to_stderr() -> None:
+    # The long-running commands report progress through their adapters' loggers.
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="One pass over the outbox, then exit.")
+@click.option(
+    "--max-backoff",
+    default=60.0,
+    show_default=True,
+    help="Longest wait between attempts while the broker is unreachable, seconds.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def relay(once: bool, max_backoff: float, as_json: bool) -> None:
+    """Publish pending events from the outbox to DESK_EVENT_PUBLISHER, in order, at least once.
+
+    Without --once it runs until interrupted, backing off exponentially while the broker is
+    unreachable. With --once it exits 1 when events are left waiting.
+    """
+    _log_to_stderr()
+    repository = _repository()
+    publisher = publisher_from(_settings().event_publisher)
+    if not once:
+        relay_forever(repository, publisher, backoff=Backoff(maximum=max_backoff))
+        return
+    result = relay_once(repository, publisher)
+    document = {"published": result.published, "failed": result.failed, "backlog": result.backlog}
+    _emit(document, as_json, lambda: f"published {result.published}, backlog {result.backlog}")
+    if result.failed:
+        raise PublishError(f"relay: {result.failed} events wait in the outbox: {result.error}")
+
+
+def _request_ranking(book_id: str, business_date: str) -> None:
+    """Run collateral_ranking for the day through the Dagster definitions (seen in the UI).
+
+    The asset ranks every book of the day in one run, so the day's other events find it fresh.
+    """
+    from desk_pipeline.definitions import defs
+
+    home = os.environ.get("DAGSTER_HOME")
+    instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
+    defs.resolve_job_def("daily_job").execute_in_process(
+        instance=instance,
+        partition_key=business_date,
+        asset_selection=[dg.AssetKey("collateral_ranking")],
+        tags={"desk/trigger": f"desk consume: PositionSnapshotCreated {book_id}"},
+        raise_on_error=True,
+    )
+
+
+@cli.command()
+@click.option("--queue", required=True, help="Queue to consume; declared with <queue>.dlq.")
+@click.option(
+    "--consumer",
+    "name",
+    default="eod-ranking",
+    show_default=True,
+    help="Consumer name: the inbox key that makes redeliveries no-ops.",
+)
+@click.option("--prefetch", default=20, show_default=True, help="Unacknowledged messages.")
+@click.option(
+    "--max-attempts",
+    default=5,
+    show_default=True,
+    help="Tries before a failing message goes to the dead-letter queue.",
+)
+@click.option(
+    "--idle-exit",
+    type=float,
+    default=None,
+    help="Exit after this many seconds without a message (default: run until interrupted).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def consume(
+    queue: str,
+    name: str,
+    prefetch: int,
+    max_attempts: int,
+    idle_exit: float | None,
+    as_json: bool,
+) -> None:
+    """Consume PositionSnapshotCreated events: record each new EOD, rank it unless fresh."""
+    _log_to_stderr()
+    url = amqp_url_from(_settings().event_publisher)
+    repository = _repository()
+    handler = event_consumer.EodRankingHandler(repository, _request_ranking)
+    inbox = event_consumer.InboxConsumer(repository, name, handler, max_attempts=max_attempts)
+    stats = event_consumer.consume(url, queue, inbox, prefetch=prefetch, idle_seconds=idle_exit)
+    _emit(stats.as_dict(), as_json, lambda: f"consumer {name} on {queue}: {stats.as_dict()}")
+
+
+def _book_of(raw: Any) -> str | None:
+    # A quarantined row keeps the row as received (JSON); an unreadable file has none.
+    try:
+        book = json.loads(raw).get("book_id")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if book is None:
+        return None
+    return str(book).strip() or None
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def status(as_json: bool) -> None:
+    """Per book: latest EOD, stale days awaiting restatement, quarantined rows, pending events.
+
+    Quarantined rows without a readable book_id are counted under "unattributed".
+    """
+    repo = _repository()
+    headers = repo.eod_headers()
+    quarantined = repo.quarantined()["raw"].map(_book_of)
+    pending = repo.pending_events(limit=10**9)["book_id"].value_counts()
+    by_book = quarantined.value_counts()
+    books = sorted({*headers["book_id"], *by_book.index, *pending.index})
+    rows = []
+    for book in books:
+        own = headers[headers["book_id"] == book].sort_values("business_date", kind="stable")
+        latest = own.iloc[-1] if len(own) else None
+        rows.append(
+            {
+                "book_id": book,
+                "latest_eod": None if latest is None else latest["business_date"],
+                "latest_as_of": None
+                if latest is None
+                else pd.Timestamp(int(latest["as_of_us"]), unit="us", tz="UTC").isoformat(),
+                "stale_days": list(own.loc[own["stale"], "business_date"]),
+                "quarantined": int(by_book.get(book, 0)),
+                "events_pending": int(pending.get(book, 0)),
+            }
+        )
+    document = {
+        "books": rows,
+        "quarantined_total": len(quarantined),
+        "quarantined_unattributed": int(quarantined.isna().sum()),
+        "events_pending_total": int(pending.sum()),
+    }
+
+    def human() -> str:
+        table = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["book_id"])
+        if len(table):
+            table["stale_days"] = table["stale_days"].map(len)
+        return (
+            (table.to_string(index=False) if len(table) else "no books yet")
+            + f"\nquarantined {document['quarantined_total']} "
+            + f"({document['quarantined_unattributed']} unattributed), "
+            + f"events pending {document['events_pending_total']}"
+        )
+
+    _emit(document, as_json, human)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def doctor(as_json: bool) -> None:
+    """Check the configuration: warehouse reachable, migrations current, source, broker.
+
+    Changes nothing (no migration, no file). Exits 1 when any check fails.
+    """
+    from desk_pipeline.adapters import health
+
+    settings = _settings()
+    findings = [
+        *health.warehouse_findings(settings.warehouse_url),
+        health.source_finding(settings.trade_source),
+        health.broker_finding(settings.event_publisher),
+    ]
+    document = {
+        "ok": all(f.ok for f in findings),
+        "checks": [{"check": f.check, "ok": f.ok, "detail": f.detail} for f in findings],
+    }
+    _emit(
+        document,
+        as_json,
+        lambda: "\n".join(
+            f"{'ok  ' if f.ok else 'FAIL'} {f.check:<10} {f.detail}" for f in findings
+        ),
+    )
+    failed = [f.check for f in findings if not f.ok]
+    if failed:
+        raise DeskPipelineError(f"doctor: {', '.join(failed)} failed")
 
 
 def main() -> None:

@@ -4,23 +4,17 @@ import dataclasses
 import hashlib
 import io
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.domain.errors import DeskPipelineError
-from desk_pipeline.domain.schema import (
-    BOOK_DTYPES,
-    FX_DTYPES,
-    INSTRUMENT_DTYPES,
-    PRICE_DTYPES,
-    QUARANTINE_DTYPES,
-    TRADE_DTYPES,
-    empty_frame,
-)
+from desk_pipeline.domain.reference import unreadable_rows
+from desk_pipeline.domain.schema import QUARANTINE_DTYPES, TRADE_DTYPES, empty_frame
 from desk_pipeline.domain.trades import quarantine_whole_source, validate_trades
 
 log = logging.getLogger(__name__)
@@ -39,12 +33,15 @@ class SourceBatch:
     """One unit of ingestion: validated trades and the rows rejected, from one named source.
 
     ``received == len(trades) + len(rejected)`` except for a whole-file rejection (one row).
+    ``watermark`` is ``(source key, last sequence number)`` for an incremental source: the
+    warehouse advances it in the transaction that stores the batch.
     """
 
     source: str
     received: int
     trades: pd.DataFrame
     rejected: pd.DataFrame
+    watermark: tuple[str, int] | None = None
 
 
 class TradeSource(Protocol):
@@ -55,19 +52,34 @@ class TradeSource(Protocol):
         ...
 
     def instruments(self) -> pd.DataFrame:
-        """Instrument reference data (INSTRUMENT_DTYPES)."""
+        """Instrument reference data: INSTRUMENT_DTYPES columns, typed or as received strings.
+
+        Either way ``domain.reference.validate_instruments`` checks the rows before they are
+        stored; the same holds for books, prices and FX rates.
+        """
         ...
 
     def books(self) -> pd.DataFrame:
-        """Book reference data (BOOK_DTYPES)."""
+        """Book reference data (BOOK_DTYPES columns, typed or as received)."""
         ...
 
     def prices(self, start_date: pd.Timestamp, end_date: pd.Timestamp) -> pd.DataFrame:
-        """Marks with price_date in [start_date, end_date] (PRICE_DTYPES)."""
+        """Marks with price_date in [start_date, end_date], or more (PRICE_DTYPES columns)."""
         ...
 
     def fx_rates(self, start_date: pd.Timestamp, end_date: pd.Timestamp) -> pd.DataFrame:
-        """FX rates with rate_date in [start_date, end_date] (FX_DTYPES)."""
+        """FX rates with rate_date in [start_date, end_date], or more (FX_DTYPES columns)."""
+        ...
+
+
+@runtime_checkable
+class IncrementalTradeSource(TradeSource, Protocol):
+    """Port: a source read by sequence number (sql:<url>) rather than by time window."""
+
+    watermark_key: str
+
+    def batches_after(self, watermark: int | None) -> Iterator[SourceBatch]:
+        """Batches of the rows with a sequence number above ``watermark`` (None: all rows)."""
         ...
 
 
@@ -136,43 +148,37 @@ class LandingFolderSource:
         trades, rejected = validate_trades(raw, source=source)
         return SourceBatch(source, len(raw), trades, rejected)
 
-    def _reference(
-        self, name: str, dtypes: dict[str, str], dates: tuple[str, ...] = ()
-    ) -> pd.DataFrame:
+    def _reference(self, name: str) -> pd.DataFrame:
+        """A reference file's rows as received (strings, index = 1-based row number).
+
+        The domain validates them (``domain.reference``), quarantining bad rows; an unreadable
+        file becomes ``unreadable_rows`` and a missing file no rows at all.
+        """
         path = self.folder / name
         if not path.exists():
-            return empty_frame(dtypes)
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        missing = [c for c in dtypes if c not in frame.columns]
-        if missing:
-            raise TradeSourceError(f"{path}: missing columns {missing}")
-        frame = frame.loc[:, list(dtypes)].replace("", None)
-        for column, dtype in dtypes.items():
-            if dtype.startswith("datetime"):
-                frame[column] = pd.to_datetime(frame[column], errors="coerce")
-            elif dtype in ("float64", "int64"):
-                frame[column] = pd.to_numeric(frame[column], errors="coerce")
-        frame = frame.astype({c: d for c, d in dtypes.items() if d != "int64"})
-        return frame.reset_index(drop=True)
+            return pd.DataFrame()
+        data = path.read_bytes()
+        raw, problem = _parse_csv(data, len(data))
+        if raw is None:
+            log.warning("landing file %s quarantined whole: %s", name, problem)
+            return unreadable_rows(problem)
+        return raw
 
     def instruments(self) -> pd.DataFrame:
-        """instruments.csv, or no instruments."""
-        return self._reference("instruments.csv", dict(INSTRUMENT_DTYPES))
+        """instruments.csv as received (see ``domain.reference.validate_instruments``)."""
+        return self._reference("instruments.csv")
 
     def books(self) -> pd.DataFrame:
-        """books.csv, or no books (the ranking then uses its documented defaults)."""
-        books = self._reference("books.csv", dict(BOOK_DTYPES))
-        return books.astype({"holding_period_days": "int64"})
+        """books.csv as received; no file = no books (the ranking then uses its defaults)."""
+        return self._reference("books.csv")
 
     def prices(self, start_date: pd.Timestamp, end_date: pd.Timestamp) -> pd.DataFrame:
-        """prices.csv rows up to ``end_date`` (older marks are kept: a stale mark is reported)."""
-        prices = self._reference("prices.csv", dict(PRICE_DTYPES))
-        return prices[prices["price_date"] <= end_date].reset_index(drop=True)
+        """prices.csv as received, whole whatever the dates: the warehouse keys marks by date."""
+        return self._reference("prices.csv")
 
     def fx_rates(self, start_date: pd.Timestamp, end_date: pd.Timestamp) -> pd.DataFrame:
-        """fx_rates.csv rows up to ``end_date``."""
-        rates = self._reference("fx_rates.csv", dict(FX_DTYPES))
-        return rates[rates["rate_date"] <= end_date].reset_index(drop=True)
+        """fx_rates.csv as received, whole whatever the dates."""
+        return self._reference("fx_rates.csv")
 
 
 def _parse_csv(data: bytes, size: int) -> tuple[pd.DataFrame | None, str]:
@@ -186,23 +192,39 @@ def _parse_csv(data: bytes, size: int) -> tuple[pd.DataFrame | None, str]:
     if not text.strip():
         return None, "file is empty"
     try:
-        raw = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
+        with warnings.catch_warnings():
+            # A row with more fields than the header would shift every column (pandas makes
+            # the extras an index): refuse the file rather than misread it.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            raw = pd.read_csv(
+                io.StringIO(text),
+                dtype=str,
+                keep_default_na=False,
+                skipinitialspace=True,
+                index_col=False,
+            )
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as err:
         return None, f"not a readable CSV file: {err}"
     raw.columns = [str(c).strip().lower() for c in raw.columns]
+    if raw.columns.duplicated().any():
+        repeated = sorted(set(raw.columns[raw.columns.duplicated()]))
+        return None, f"column names repeat (case-insensitive): {repeated}"
     raw.index = pd.RangeIndex(1, len(raw) + 1)
     return raw, ""
 
 
 def trade_source_from(spec: str) -> TradeSource:
-    """Build the source named by DESK_TRADE_SOURCE: ``simulator`` or ``landing:<folder>``."""
+    """Build the source named by DESK_TRADE_SOURCE: simulator, landing:<folder> or sql:<url>."""
     kind, _, argument = spec.partition(":")
     if kind == "simulator":
         return SimulatorSource()
     if kind == "landing" and argument:
         return LandingFolderSource(Path(argument).expanduser())
+    if kind == "sql" and argument:
+        # Imported here: sql_source builds on this module's SourceBatch and errors.
+        from desk_pipeline.adapters.sql_source import SqlTableSource
+
+        return SqlTableSource(argument)
     raise TradeSourceError(
         f"DESK_TRADE_SOURCE={spec!r} is not understood; use 'simulator', 'landing:<folder>' "
         "or 'sql:<url>'"

@@ -19,8 +19,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.schema import (
+    BOOK_DTYPES,
     CANCEL,
+    FX_DTYPES,
+    INSTRUMENT_DTYPES,
     POSITION_DTYPES,
+    PRICE_DTYPES,
     QUARANTINE_DTYPES,
     RANKING_DTYPES,
     TRADE_COLUMNS,
@@ -34,6 +38,8 @@ from desk_pipeline.domain.trades import latest_versions, split_conflicting_dupli
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The content digest of an EOD without rows (a book holding nothing): no row hashes summed.
+EMPTY_DIGEST = f"{0:016x}"
 # Bound parameters per IN list: well under SQLite's 32,766 and PostgreSQL's 65,535 limits.
 CHUNK = 5000
 
@@ -116,18 +122,33 @@ class PositionRepository:
     # ---- ingestion -------------------------------------------------------------------------
 
     def ingest(
-        self, source: str, received: int, trades: pd.DataFrame, rejected: pd.DataFrame
+        self,
+        source: str,
+        received: int,
+        trades: pd.DataFrame,
+        rejected: pd.DataFrame,
+        watermark: tuple[str, int] | None = None,
     ) -> IngestResult:
         """Store one batch atomically: new trade versions, the latest-version index, quarantine.
 
         Re-ingesting the same batch (same source and content) changes nothing. A version already
         stored with other content is quarantined as a conflicting duplicate. A version that
         changes a trade already covered by a stored snapshot writes a stale mark for its book.
+        ``watermark`` (source key, sequence number) advances in the same transaction, so an
+        incremental source never skips a batch that was not stored.
         """
         digest = content_digest(trades) + content_digest(rejected)
         digest = hashlib.sha256(digest.encode()).hexdigest()
         stamp = now_micros()
         with self._transaction(f"ingest {source}") as conn:
+            if watermark is not None:
+                _upsert(
+                    conn,
+                    t.source_watermarks,
+                    [{"source": watermark[0], "watermark": watermark[1], "updated_at_us": stamp}],
+                    keys=["source"],
+                    newer="watermark",
+                )
             seen = conn.execute(
                 sa.select(t.ingested_batches.c.accepted, t.ingested_batches.c.quarantined).where(
                     t.ingested_batches.c.source == source,
@@ -167,27 +188,22 @@ class PositionRepository:
             source, received, accepted, len(new), len(quarantined), False, tuple(stale_books)
         )
 
+    def watermark(self, key: str) -> int | None:
+        """The last sequence number stored from incremental source ``key``; None when none."""
+        w = t.source_watermarks
+        with self._transaction(f"watermark {key}") as conn:
+            value = conn.execute(sa.select(w.c.watermark).where(w.c.source == key)).scalar()
+        return None if value is None else int(value)
+
     def _versions(self, conn: sa.Connection, trade_ids: Sequence[str]) -> pd.DataFrame:
-        frames = [
-            _read(conn, sa.select(t.trade_versions).where(t.trade_versions.c.trade_id.in_(chunk)))
-            for chunk in _chunks(list(trade_ids))
-        ]
-        return _trades_frame(pd.concat(frames) if frames else _read_empty(t.trade_versions))
+        return _trades_frame(_rows_by_trade_id(conn, t.trade_versions, list(trade_ids)))
 
     def _advance_current(self, conn: sa.Connection, new: pd.DataFrame, stamp: int) -> list[str]:
         """Point current_trades at newer versions; mark snapshots that the change affects stale."""
         if new.empty:
             return []
         incoming = latest_versions(new)
-        current = pd.concat(
-            [
-                _read(
-                    conn,
-                    sa.select(t.current_trades).where(t.current_trades.c.trade_id.in_(chunk)),
-                )
-                for chunk in _chunks(list(incoming["trade_id"]))
-            ]
-        )
+        current = _rows_by_trade_id(conn, t.current_trades, list(incoming["trade_id"]))
         merged = incoming.merge(
             current[["trade_id", "version", "book_id", "trade_time_us"]].rename(
                 columns={"version": "old_version", "book_id": "old_book", "trade_time_us": "old_us"}
@@ -205,7 +221,7 @@ class PositionRepository:
                 pd.DataFrame(
                     {
                         "book_id": advancing["book_id"],
-                        "time_us": [to_micros(x) for x in advancing["trade_time"]],
+                        "time_us": rows["trade_time_us"].to_numpy(),
                         "trade_id": advancing["trade_id"],
                     }
                 ),
@@ -229,11 +245,12 @@ class PositionRepository:
             keys=["book_id"],
             older="first_trade_us",
         )
-        earliest = touched.groupby("book_id").agg(
-            from_time_us=("time_us", "min"), trade_ids=("trade_id", _joined_ids)
-        )
+        earliest = touched.groupby("book_id").agg(from_time_us=("time_us", "min"))
         earliest["covered_us"] = self._covered_until(conn, list(earliest.index))
         late = earliest[earliest["from_time_us"] < earliest["covered_us"]]
+        # Joined only for late books: joining every book's ids cost seconds per 100k trades.
+        late_trades = touched[touched["book_id"].isin(late.index)]
+        late = late.assign(trade_ids=late_trades.groupby("book_id")["trade_id"].agg(_joined_ids))
         marks = [
             {
                 "book_id": book,
@@ -323,7 +340,7 @@ class PositionRepository:
             c.status != CANCEL,
         )
         with self._transaction("trades_since") as conn:
-            rows = _read(conn, query)
+            rows = _read(conn, query, raw=True)
         floor = rows["book_id"].map(bounds).fillna(np.iinfo("int64").max).astype("int64")
         return _trades_frame(rows[rows["trade_time_us"] >= floor])
 
@@ -336,7 +353,7 @@ class PositionRepository:
             c.status != CANCEL,
         )
         with self._transaction("trades_between") as conn:
-            return _trades_frame(_read(conn, query))
+            return _trades_frame(_read(conn, query, raw=True))
 
     def all_trade_versions(self) -> pd.DataFrame:
         """Every stored version of every trade (checks and reconciliation)."""
@@ -358,7 +375,7 @@ class PositionRepository:
             conn.execute(
                 t.intraday_windows.delete().where(t.intraday_windows.c.window_end_us == end_us)
             )
-            _insert(conn, t.intraday_positions, rows.to_dict(orient="records"))
+            _insert(conn, t.intraday_positions, rows)
             conn.execute(
                 t.intraday_windows.insert(), {"window_end_us": end_us, "computed_at_us": read_at_us}
             )
@@ -455,6 +472,7 @@ class PositionRepository:
                 for chunk in _chunks(header_rows, 1000)
                 for row in conn.execute(stmt, chunk).all()
             }
+            self._confirm_unchanged(conn, header_rows, read_at_us)
             won = headers[headers["snapshot_id"].isin(won_ids)].merge(
                 previous, on=["book_id", "business_date"], how="left"
             )
@@ -488,7 +506,7 @@ class PositionRepository:
                         "avg_price",
                         "realized_pnl",
                     ]
-                ].to_dict(orient="records"),
+                ],
             )
             writes = [
                 EodWrite(
@@ -536,6 +554,47 @@ class PositionRepository:
         }
         positions = rows.dropna(subset=["instrument_id"]).assign(book_id=book_id)
         return header, conform(positions, POSITION_DTYPES)
+
+    def latest_eods(self) -> pd.DataFrame:
+        """Every book's latest stored EOD: book_id, business_date, snapshot_id, as_of, positions.
+
+        One statement, so a reader never mixes two snapshots of a book: DISTINCT ON (book_id)
+        on PostgreSQL, ROW_NUMBER() over each book's days on SQLite. Rows are sorted by
+        (book_id, instrument_id); flat positions are included (they carry realised P&L).
+        """
+        e, p = t.eod_snapshots, t.eod_positions
+        if self.engine.dialect.name == "postgresql":
+            latest = (
+                sa.select(e.c.snapshot_id)
+                .distinct(e.c.book_id)
+                .order_by(e.c.book_id, e.c.business_date.desc())
+            )
+        else:
+            ranked = sa.select(
+                e.c.snapshot_id,
+                sa.func.row_number()
+                .over(partition_by=e.c.book_id, order_by=e.c.business_date.desc())
+                .label("n"),
+            ).subquery()
+            latest = sa.select(ranked.c.snapshot_id).where(ranked.c.n == 1)
+        query = (
+            sa.select(
+                p.c.book_id,
+                p.c.business_date,
+                p.c.snapshot_id,
+                e.c.as_of_us,
+                p.c.instrument_id,
+                p.c.quantity,
+                p.c.avg_price,
+                p.c.realized_pnl,
+            )
+            .select_from(p.join(e, e.c.snapshot_id == p.c.snapshot_id))
+            .where(p.c.snapshot_id.in_(latest))
+            .order_by(p.c.book_id, p.c.instrument_id)
+        )
+        with self._transaction("latest_eods") as conn:
+            rows = _read(conn, query)
+        return rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
 
     def eod_positions(self, business_dates: Sequence[str]) -> pd.DataFrame:
         """Stored EOD rows of the given days: business_date, snapshot_id, as_of and positions."""
@@ -586,7 +645,7 @@ class PositionRepository:
                     ),
                     [{"b": b, "d": d} for b, d in keys.itertuples(index=False)],
                 )
-            _insert(conn, r, rows.to_dict(orient="records"))
+            _insert(conn, r, rows)
         return len(rows)
 
     def ranking(self, book_id: str, business_date: str) -> pd.DataFrame:
@@ -650,12 +709,236 @@ class PositionRepository:
             ).scalar()
         return int(count or 0)
 
+    def outbox_events(self) -> pd.DataFrame:
+        """Every outbox row, published or not, in write order (audits and tests)."""
+        with self._transaction("outbox_events") as conn:
+            return _read(conn, sa.select(t.outbox).order_by(t.outbox.c.id))
+
+    def inbox_contains(self, consumer: str, event_id: str) -> bool:
+        """Whether ``consumer`` has already applied the event ``event_id``."""
+        i = t.inbox
+        with self._transaction("inbox_contains") as conn:
+            found = conn.execute(
+                sa.select(i.c.event_id).where(i.c.consumer == consumer, i.c.event_id == event_id)
+            ).first()
+        return found is not None
+
+    def record_inbox(self, consumer: str, event_id: str) -> bool:
+        """Record that ``consumer`` applied ``event_id``; False when it was already recorded."""
+        with self._transaction("record_inbox") as conn:
+            insert = _insert_for(conn, t.inbox).on_conflict_do_nothing()
+            result = conn.execute(
+                insert,
+                {"consumer": consumer, "event_id": event_id, "processed_at_us": now_micros()},
+            )
+        return result.rowcount == 1
+
+    def inbox_count(self, consumer: str) -> int:
+        """How many distinct events ``consumer`` has applied."""
+        i = t.inbox
+        with self._transaction("inbox_count") as conn:
+            count = conn.execute(
+                sa.select(sa.func.count()).where(i.c.consumer == consumer)
+            ).scalar()
+        return int(count or 0)
+
     def _eod_rows(self, conn: sa.Connection, snapshot_ids: list[str]) -> pd.DataFrame:
         frames = [
             _read(conn, sa.select(t.eod_positions).where(t.eod_positions.c.snapshot_id.in_(chunk)))
             for chunk in _chunks(snapshot_ids)
         ]
         return pd.concat(frames) if frames else _read_empty(t.eod_positions)
+
+    def _confirm_unchanged(
+        self, conn: sa.Connection, header_rows: list[dict[str, Any]], read_at_us: int
+    ) -> None:
+        """Stamp stored EODs that a later recomputation found identical as computed at its read.
+
+        Without it an EOD made stale by a change that moves no position (an amendment with the
+        same economics) would stay stale forever, since an identical recomputation writes nothing.
+        The later stamp also keeps an older, different computation from replacing it.
+        """
+        e = t.eod_snapshots
+        stmt = (
+            e.update()
+            .where(
+                e.c.book_id == sa.bindparam("b"),
+                e.c.business_date == sa.bindparam("d"),
+                e.c.as_of_us == sa.bindparam("a"),
+                e.c.content_digest == sa.bindparam("g"),
+                e.c.computed_at_us < read_at_us,
+            )
+            .values(computed_at_us=read_at_us)
+        )
+        params = [
+            {
+                "b": r["book_id"],
+                "d": r["business_date"],
+                "a": r["as_of_us"],
+                "g": r["content_digest"],
+            }
+            for r in header_rows
+        ]
+        for chunk in _chunks(params, 1000):
+            conn.execute(stmt, chunk)
+
+    def empty_missing_eods(
+        self, snapshots: pd.DataFrame, days: pd.DataFrame, read_at_us: int
+    ) -> list[EodWrite]:
+        """Empty the stored EODs of books that a recomputation of ``days`` found holding nothing.
+
+        A book whose every trade was cancelled or moved to another book has no rows in
+        ``snapshots``, so :meth:`keep_last_eod` cannot replace its stored EOD; this does, under
+        the same keep-last rule, with its event, one transaction per book-day.
+
+        Args:
+            snapshots: what :meth:`keep_last_eod` was given for ``days``.
+            days: ``business_date`` and ``as_of`` of every day that was recomputed.
+            read_at_us: when the recomputation's inputs were read.
+        """
+        if days.empty:
+            return []
+        e = t.eod_snapshots
+        with self._transaction("empty_missing_eods") as conn:
+            stored = _read(
+                conn,
+                sa.select(e).where(e.c.business_date.in_(list(days["business_date"].unique()))),
+            )
+        present = snapshots[["book_id", "business_date"]].drop_duplicates()
+        missing = stored.merge(present, how="left", indicator=True)
+        missing = missing[missing["_merge"] == "left_only"].merge(days, on="business_date")
+        missing["new_as_of_us"] = missing["as_of"].map(to_micros).astype("int64")
+        later = missing["new_as_of_us"] > missing["as_of_us"]
+        restated = (
+            (missing["new_as_of_us"] == missing["as_of_us"])
+            & (missing["computed_at_us"] < read_at_us)
+            & (missing["content_digest"] != EMPTY_DIGEST)
+        )
+        writes = []
+        for r in missing[later | restated].to_dict(orient="records"):
+            as_of = from_micros(int(r["new_as_of_us"]))
+            write = EodWrite(
+                book_id=r["book_id"],
+                business_date=r["business_date"],
+                snapshot_id=snapshot_id_for(
+                    r["book_id"], r["business_date"], as_of, from_micros(read_at_us)
+                ),
+                as_of=as_of,
+                position_count=0,
+                restatement=bool(r["new_as_of_us"] == r["as_of_us"]),
+            )
+            with self._transaction("empty_missing_eods") as conn:
+                # Compare-and-set on the header read above: a concurrent newer write wins.
+                swapped = conn.execute(
+                    e.update()
+                    .where(
+                        e.c.snapshot_id == r["snapshot_id"],
+                        e.c.computed_at_us == int(r["computed_at_us"]),
+                    )
+                    .values(
+                        snapshot_id=write.snapshot_id,
+                        as_of_us=int(r["new_as_of_us"]),
+                        computed_at_us=read_at_us,
+                        position_count=0,
+                        content_digest=EMPTY_DIGEST,
+                    )
+                ).rowcount
+                if swapped:
+                    conn.execute(
+                        t.eod_positions.delete().where(
+                            t.eod_positions.c.snapshot_id == r["snapshot_id"]
+                        )
+                    )
+                    _insert(conn, t.outbox, [_outbox_row(write, read_at_us)])
+                    writes.append(write)
+        return writes
+
+    def eod_owners(self) -> pd.DataFrame:
+        """Every distinct (book_id, business_date, snapshot_id) of stored EOD headers and rows."""
+        e, p = t.eod_snapshots, t.eod_positions
+        query = sa.union(
+            sa.select(e.c.book_id, e.c.business_date, e.c.snapshot_id),
+            sa.select(p.c.book_id, p.c.business_date, p.c.snapshot_id).distinct(),
+        )
+        with self._transaction("eod_owners") as conn:
+            result = conn.execute(query)
+            return pd.DataFrame(result.all(), columns=["book_id", "business_date", "snapshot_id"])
+
+    # ---- reference data and marks -----------------------------------------------------------
+
+    def replace_reference(
+        self,
+        *,
+        instruments: pd.DataFrame | None = None,
+        books: pd.DataFrame | None = None,
+        prices: pd.DataFrame | None = None,
+        fx_rates: pd.DataFrame | None = None,
+        quarantined: pd.DataFrame | None = None,
+    ) -> dict[str, int]:
+        """Store validated reference rows and their quarantine in one transaction; idempotent.
+
+        Each row replaces the stored row with the same key (instrument_id; book_id; instrument_id
+        and price_date; currency and rate_date). Stored rows the input does not mention are kept,
+        so a quarantined or missing row never erases good data. Quarantine rows are written once
+        per source label: a label already in the quarantine (same file content seen again) adds
+        nothing.
+
+        Args:
+            instruments: INSTRUMENT_DTYPES, or None to leave instruments alone.
+            books: BOOK_DTYPES, or None.
+            prices: PRICE_DTYPES, or None.
+            fx_rates: FX_DTYPES, or None.
+            quarantined: QUARANTINE_DTYPES rows rejected by validation, or None.
+
+        Returns:
+            Rows written per table name, and ``quarantined``.
+        """
+        inputs = (
+            (t.instruments, instruments, ["instrument_id"]),
+            (t.books, books, ["book_id"]),
+            (t.prices, prices, ["instrument_id", "price_date"]),
+            (t.fx_rates, fx_rates, ["currency", "rate_date"]),
+        )
+        written: dict[str, int] = {}
+        stamp = now_micros()
+        with self._transaction("replace_reference") as conn:
+            for table, frame, keys in inputs:
+                rows = [] if frame is None else _reference_rows(frame, keys)
+                _replace_rows(conn, table, rows, keys)
+                written[table.name] = len(rows)
+            new = _unseen_sources(conn, quarantined)
+            _insert(conn, t.quarantine, _quarantine_rows(new, stamp))
+            written["quarantined"] = len(new)
+        log.info("replace_reference: %s", written)
+        return written
+
+    def reference_as_of(self, start_date: pd.Timestamp, end_date: pd.Timestamp) -> "ReferenceData":
+        """Stored instruments and books, with the marks and FX rates dated in [start, end]."""
+        first, last = (pd.Timestamp(d).strftime("%Y-%m-%d") for d in (start_date, end_date))
+        p, f = t.prices, t.fx_rates
+        with self._transaction("reference_as_of") as conn:
+            instruments = _read(
+                conn, sa.select(t.instruments).order_by(t.instruments.c.instrument_id)
+            )
+            books = _read(conn, sa.select(t.books).order_by(t.books.c.book_id))
+            prices = _read(
+                conn,
+                sa.select(p)
+                .where(p.c.price_date.between(first, last))
+                .order_by(p.c.instrument_id, p.c.price_date),
+            )
+            fx_rates = _read(
+                conn,
+                sa.select(f)
+                .where(f.c.rate_date.between(first, last))
+                .order_by(f.c.currency, f.c.rate_date),
+            )
+        return ReferenceData(
+            instruments=_dated(instruments, "maturity_date", INSTRUMENT_DTYPES),
+            books=conform(books, BOOK_DTYPES) if len(books) else empty_frame(BOOK_DTYPES),
+            prices=_dated(prices, "price_date", PRICE_DTYPES),
+            fx_rates=_dated(fx_rates, "rate_date", FX_DTYPES),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -708,13 +991,19 @@ def _insert_for(conn: sa.Connection, table: sa.Table) -> Any:
 def _upsert(
     conn: sa.Connection,
     table: sa.Table,
-    rows: list[dict[str, Any]],
+    rows: list[dict[str, Any]] | pd.DataFrame,
     *,
     keys: list[str],
     newer: str | None = None,
     older: str | None = None,
 ) -> None:
-    """Insert rows; on a key conflict take the row with the higher ``newer`` / lower ``older``."""
+    """Insert rows; on a key conflict take the row with the higher ``newer`` / lower ``older``.
+
+    A frame (one row per key) takes the bulk path of :func:`_bulk_upsert`.
+    """
+    if isinstance(rows, pd.DataFrame):
+        _bulk_upsert(conn, table, rows, keys=keys, newer=newer, older=older)
+        return
     if not rows:
         return
     insert = _insert_for(conn, table)
@@ -730,9 +1019,101 @@ def _upsert(
         conn.execute(stmt, chunk)
 
 
-def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+def _insert(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]] | pd.DataFrame
+) -> None:
+    if isinstance(rows, pd.DataFrame):
+        _bulk_insert(conn, table, rows)
+        return
     for chunk in _chunks(rows, 50_000):
         conn.execute(table.insert(), chunk)
+
+
+def _bulk_values(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """The frame's rows as tuples of Python values, missing values as None (SQL NULL).
+
+    Float columns keep NaN as a float, as SQLAlchemy's executemany passed it.
+    """
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if not pd.api.types.is_float_dtype(column) and column.isna().any():
+            column = column.astype(object).where(column.notna(), None)
+        columns.append(column.tolist())
+    return list(zip(*columns, strict=True))
+
+
+def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+    """Insert a frame (columns named as the table's) through the driver's fast path.
+
+    Bypasses SQLAlchemy's per-row parameter processing, which dominated year-long backfills:
+    COPY on PostgreSQL, one prepared executemany on SQLite. Runs in ``conn``'s transaction.
+    """
+    if frame.empty:
+        return
+    names = ", ".join(frame.columns)
+    raw = conn.connection.driver_connection
+    try:
+        if conn.dialect.name == "postgresql":
+            with (
+                raw.cursor() as cursor,
+                cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+            ):
+                for row in _bulk_values(frame):
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(frame.columns))
+        raw.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", _bulk_values(frame))
+    except conn.dialect.loaded_dbapi.Error as err:
+        # Re-raised as SQLAlchemy's own error, so _transaction names the operation as usual.
+        raise sa.exc.DBAPIError.instance(
+            f"bulk insert into {table.name}", None, err, conn.dialect.loaded_dbapi.Error
+        ) from err
+
+
+def _bulk_upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    frame: pd.DataFrame,
+    *,
+    keys: list[str],
+    newer: str | None = None,
+    older: str | None = None,
+) -> None:
+    """:func:`_upsert` for a frame with one row per key, through the driver's fast path.
+
+    PostgreSQL: COPY into a transaction-scoped staging table, then one set-based
+    INSERT ... SELECT ... ON CONFLICT. SQLite: one prepared executemany of the upsert.
+    """
+    if frame.empty:
+        return
+    name = table.name
+    names = ", ".join(frame.columns)
+    column = newer if newer is not None else older
+    compare = ">" if newer is not None else "<"
+    updates = ", ".join(f"{c} = excluded.{c}" for c in frame.columns if c not in keys)
+    conflict = (
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates} "
+        f"WHERE excluded.{column} {compare} {name}.{column}"
+    )
+    if conn.dialect.name == "postgresql":
+        stage = f"stage_{name}"
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{stage}")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {names} FROM {name} WITH NO DATA"
+        )
+        _bulk_insert(conn, sa.table(stage), frame)
+        conn.exec_driver_sql(f"INSERT INTO {name} ({names}) SELECT {names} FROM {stage} {conflict}")
+        return
+    marks = ", ".join("?" * len(frame.columns))
+    try:
+        conn.connection.driver_connection.executemany(
+            f"INSERT INTO {name} ({names}) VALUES ({marks}) {conflict}", _bulk_values(frame)
+        )
+    except conn.dialect.loaded_dbapi.Error as err:
+        raise sa.exc.DBAPIError.instance(
+            f"bulk upsert into {name}", None, err, conn.dialect.loaded_dbapi.Error
+        ) from err
 
 
 def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
@@ -740,9 +1121,49 @@ def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def _read(conn: sa.Connection, query: sa.Select[Any]) -> pd.DataFrame:
+def _read(conn: sa.Connection, query: sa.Select[Any], *, raw: bool = False) -> pd.DataFrame:
+    """Run ``query`` into a frame; ``raw`` fetches the driver's tuples directly.
+
+    ``raw`` skips SQLAlchemy's row objects, which dominated reads of millions of trades; use it
+    only for columns that need no result processing (strings, integers, floats).
+    """
     result = conn.execute(query)
-    return pd.DataFrame(result.all(), columns=list(result.keys()))
+    names = list(result.keys())
+    rows = result.cursor.fetchall() if raw else result.all()
+    if not rows or len(set(names)) < len(names):
+        return pd.DataFrame(rows, columns=names)
+    # Column-wise construction: building a frame row by row dominated large reads.
+    columns = map(list, zip(*rows, strict=True))
+    return pd.DataFrame(dict(zip(names, columns, strict=True)), columns=names)
+
+
+def _rows_by_trade_id(conn: sa.Connection, table: sa.Table, trade_ids: list[str]) -> pd.DataFrame:
+    """Rows of ``table`` whose trade_id is in ``trade_ids``, by primary-key lookups.
+
+    Plain driver SQL: SQLAlchemy's expansion of large IN lists cost more than the lookups.
+    PostgreSQL takes the ids as one array parameter (``= ANY``); SQLite in chunks of ``CHUNK``.
+    """
+    names = [c.name for c in table.columns]
+    select = f"SELECT {', '.join(names)} FROM {table.name} WHERE trade_id"
+    raw = conn.connection.driver_connection
+    rows: list[Any] = []
+    try:
+        if conn.dialect.name == "postgresql":
+            with raw.cursor() as cursor:
+                cursor.execute(f"{select} = ANY(%s)", (trade_ids,))
+                rows = cursor.fetchall()
+        else:
+            for chunk in _chunks(trade_ids):
+                marks = ", ".join("?" * len(chunk))
+                rows.extend(raw.execute(f"{select} IN ({marks})", chunk).fetchall())
+    except conn.dialect.loaded_dbapi.Error as err:
+        raise sa.exc.DBAPIError.instance(
+            f"lookup in {table.name}", None, err, conn.dialect.loaded_dbapi.Error
+        ) from err
+    if not rows:
+        return pd.DataFrame(columns=names)
+    columns = map(list, zip(*rows, strict=True))
+    return pd.DataFrame(dict(zip(names, columns, strict=True)), columns=names)
 
 
 def _read_empty(table: sa.Table) -> pd.DataFrame:
@@ -771,16 +1192,14 @@ def _stale(headers: pd.DataFrame, marks: pd.DataFrame, *, any_book: bool = False
     return pd.Series(flags, index=headers.index)
 
 
-def _trade_rows(
-    trades: pd.DataFrame, *, source: str | None, stamp: int | None
-) -> list[dict[str, Any]]:
+def _trade_rows(trades: pd.DataFrame, *, source: str | None, stamp: int | None) -> pd.DataFrame:
     frame = trades.loc[:, list(TRADE_COLUMNS)].copy()
     frame["trade_time_us"] = frame.pop("trade_time").dt.tz_convert("UTC").astype("int64") // 1000
     frame["trade_time_us"] = frame["trade_time_us"].astype("int64")
     if source is not None:
         frame["source"] = source
         frame["ingested_at_us"] = stamp
-    return frame.to_dict(orient="records")
+    return frame
 
 
 def _trades_frame(rows: pd.DataFrame) -> pd.DataFrame:
@@ -852,3 +1271,77 @@ def _outbox_row(write: EodWrite, stamp: int) -> dict[str, Any]:
         "created_at_us": stamp,
         "attempts": 0,
     }
+
+
+# ---- reference data and marks: rows in and out of the reference tables ----------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceData:
+    """Stored reference data and marks, typed with the schema's dtypes.
+
+    Attributes:
+        instruments: INSTRUMENT_DTYPES.
+        books: BOOK_DTYPES.
+        prices: PRICE_DTYPES.
+        fx_rates: FX_DTYPES.
+    """
+
+    instruments: pd.DataFrame
+    books: pd.DataFrame
+    prices: pd.DataFrame
+    fx_rates: pd.DataFrame
+
+
+def _reference_rows(frame: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
+    """Rows for a reference table: dates as YYYY-MM-DD, missing values as NULL, one per key."""
+    rows = frame.drop_duplicates(keys, keep="last")
+    columns = {}
+    for name, values in rows.items():
+        if pd.api.types.is_datetime64_any_dtype(values):
+            values = values.dt.strftime("%Y-%m-%d")
+        # Boxing every cell is the slow part of a large write: only columns with gaps need it.
+        if values.isna().any():
+            values = values.astype(object).where(values.notna(), None)
+        columns[name] = values
+    return [{str(k): v for k, v in row.items()} for row in pd.DataFrame(columns).to_dict("records")]
+
+
+def _replace_rows(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """Insert rows; a row whose key is stored replaces it."""
+    if not rows:
+        return
+    insert = _insert_for(conn, table)
+    columns = [c for c in rows[0] if c not in keys]
+    stmt = insert.on_conflict_do_update(
+        index_elements=keys, set_={c: insert.excluded[c] for c in columns}
+    )
+    for chunk in _chunks(rows, 10_000):
+        conn.execute(stmt, chunk)
+
+
+def _unseen_sources(conn: sa.Connection, quarantined: pd.DataFrame | None) -> pd.DataFrame:
+    """The quarantine rows whose source label is not in the quarantine yet."""
+    if quarantined is None or quarantined.empty:
+        return empty_frame(QUARANTINE_DTYPES)
+    sources = list(quarantined["source"].unique())
+    q = t.quarantine
+    seen = {
+        row[0]
+        for chunk in _chunks(sources)
+        for row in conn.execute(sa.select(q.c.source).where(q.c.source.in_(chunk)).distinct())
+    }
+    return quarantined.loc[~quarantined["source"].isin(seen)]
+
+
+def _dated(rows: pd.DataFrame, column: str, dtypes: Any) -> pd.DataFrame:
+    """Stored reference rows typed with ``dtypes``, the YYYY-MM-DD ``column`` as dates."""
+    if rows.empty:
+        return empty_frame(dtypes)
+    typed = conform(rows.assign(**{column: pd.to_datetime(rows[column])}), dtypes)
+    # NULL text reads back as NaN under pandas 3; the domain's frames use None.
+    text = [c for c, dtype in dtypes.items() if dtype == "object"]
+    typed[text] = typed[text].astype(object).where(typed[text].notna(), None)
+    return typed

@@ -1,9 +1,12 @@
 """Jobs, the 10-minute schedule and the sensors that keep the desk current, all on by default."""
 
+import time
+
 import dagster as dg
 
-from desk_pipeline.adapters.publisher import relay_once
+from desk_pipeline.adapters.publisher import Backoff, RelayCursor, relay_once
 from desk_pipeline.defs.collateral.assets import collateral_ranking
+from desk_pipeline.defs.collateral.reference import instruments, prices
 from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
 from desk_pipeline.defs.resources import PublisherResource, WarehouseResource
 
@@ -15,8 +18,9 @@ intraday_job = dg.define_asset_job(
 )
 daily_job = dg.define_asset_job(
     "daily_job",
-    selection=dg.AssetSelection.assets(eod_positions, collateral_ranking),
-    description="End-of-day positions and collateral ranking for business days.",
+    # The reference assets are upstream of the ranking: a backfill stores marks before ranking.
+    selection=dg.AssetSelection.assets(instruments, prices, eod_positions, collateral_ranking),
+    description="Reference data, marks, end-of-day positions and ranking for business days.",
 )
 
 # Each tick materialises the window that just closed (a tick at 10:20:05 runs 10:10-10:20).
@@ -26,10 +30,14 @@ intraday_schedule = dg.build_schedule_from_partitioned_job(
 
 eod_refresh_sensor = dg.AutomationConditionSensorDefinition(
     "eod_refresh_sensor",
-    target=dg.AssetSelection.assets(eod_positions, collateral_ranking),
+    target=dg.AssetSelection.assets(eod_positions, collateral_ranking, instruments, prices),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Refreshes today's EOD and ranking after each 10-minute snapshot.",
+    description="Refreshes today's EOD and ranking after each 10-minute snapshot, and today's "
+    "reference data and marks hourly.",
 )
+
+# Sensor ticks come every 30 s; while the broker is down, wait 30 s, 1 min, 2 min ... 10 min.
+RELAY_BACKOFF = Backoff(initial=30.0, factor=2.0, maximum=600.0)
 
 
 @dg.sensor(
@@ -42,9 +50,21 @@ def outbox_relay_sensor(
     warehouse: WarehouseResource,
     publisher: PublisherResource,
 ) -> dg.SkipReason:
-    """Relay the outbox to the broker; the cursor shows the backlog in the UI."""
+    """Relay the outbox to the broker; the cursor shows the backlog in the UI.
+
+    While the broker is unreachable the sensor backs off exponentially (state in the cursor)
+    instead of waiting on a dead socket every 30 seconds; the events wait in the outbox.
+    """
+    state = RelayCursor.from_json(context.cursor)
+    now = time.time()
+    if now < state.retry_at:
+        return dg.SkipReason(
+            f"broker unreachable ({state.failures} failed attempts); next attempt in "
+            f"{state.retry_at - now:.0f}s; backlog {state.backlog}"
+        )
     result = relay_once(warehouse.repository(), publisher.publisher())
-    context.update_cursor(f"backlog={result.backlog}")
+    context.update_cursor(state.after(result, now, RELAY_BACKOFF).to_json())
+    failure = f": {result.error}" if result.failed else ""
     return dg.SkipReason(
-        f"published {result.published}, failed {result.failed}, backlog {result.backlog}"
+        f"published {result.published}, failed {result.failed}, backlog {result.backlog}{failure}"
     )

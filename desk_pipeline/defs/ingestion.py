@@ -2,18 +2,43 @@
 
 import pandas as pd
 
-from desk_pipeline.adapters.trade_sources import TradeSource
+from desk_pipeline.adapters.trade_sources import IncrementalTradeSource, TradeSource
 from desk_pipeline.adapters.warehouse import IngestResult, PositionRepository
+
+# Per-file counts shown on a materialisation; a folder of thousands of files shows the first.
+MAX_BATCHES_SHOWN = 100
 
 
 def ingest_window(
     source: TradeSource, repository: PositionRepository, start: pd.Timestamp, end: pd.Timestamp
 ) -> list[IngestResult]:
-    """Ingest every batch the source offers for [start, end); each is atomic and idempotent."""
+    """Ingest every batch the source offers for [start, end); each is atomic and idempotent.
+
+    An incremental source (sql:<url>) is read from the warehouse's watermark instead of by
+    window; each batch advances the watermark in the transaction that stores it.
+    """
+    if isinstance(source, IncrementalTradeSource):
+        batches = source.batches_after(repository.watermark(source.watermark_key))
+    else:
+        batches = source.batches(start, end)
     return [
-        repository.ingest(batch.source, batch.received, batch.trades, batch.rejected)
-        for batch in source.batches(start, end)
+        repository.ingest(b.source, b.received, b.trades, b.rejected, watermark=b.watermark)
+        for b in batches
     ]
+
+
+def batch_counts(results: list[IngestResult]) -> list[dict[str, object]]:
+    """Per newly ingested batch (file): received = accepted + quarantined, for the operator."""
+    return [
+        {
+            "source": r.source,
+            "received": r.received,
+            "accepted": r.accepted,
+            "quarantined": r.quarantined,
+        }
+        for r in results
+        if not r.already_ingested
+    ][:MAX_BATCHES_SHOWN]
 
 
 def ingestion_metadata(results: list[IngestResult]) -> dict[str, int]:

@@ -27,6 +27,12 @@ class DeskSettings:
     start_date: str
     event_publisher: str
     haircut_schedule: str
+    # Freshness check on intraday_positions: hours (cron hour field) and maximum snapshot age.
+    desk_hours: str = "0-23"
+    intraday_freshness_minutes: int = 20
+    # Quality and housekeeping: quarantined share of received rows; intraday snapshot retention.
+    max_quarantine_rate: float = 0.05
+    intraday_retention_days: int = 7
 
     @classmethod
     def from_env(cls) -> "DeskSettings":
@@ -39,6 +45,10 @@ class DeskSettings:
             start_date=os.environ.get("DESK_START_DATE") or DEFAULT_START_DATE,
             event_publisher=os.environ.get("DESK_EVENT_PUBLISHER") or "log",
             haircut_schedule=os.environ.get("DESK_HAIRCUT_SCHEDULE") or "",
+            desk_hours=os.environ.get("DESK_HOURS") or "0-23",
+            intraday_freshness_minutes=int(os.environ.get("DESK_FRESHNESS_MINUTES") or 20),
+            max_quarantine_rate=float(os.environ.get("DESK_MAX_QUARANTINE_RATE") or 0.05),
+            intraday_retention_days=int(os.environ.get("DESK_INTRADAY_RETENTION_DAYS") or 7),
         )
 
 
@@ -54,6 +64,7 @@ class WarehouseResource(dg.ConfigurableResource):
     """The SQL warehouse (DESK_WAREHOUSE_URL): SQLite by default, PostgreSQL in production."""
 
     url: str
+    intraday_retention_days: int = 7
 
     def repository(self) -> PositionRepository:
         """The repository over this warehouse, migrated to the latest schema."""
@@ -109,7 +120,8 @@ def resources_from(settings: DeskSettings) -> dict[str, dg.ConfigurableResource]
     """The resources every asset, sensor and the CLI use, bound once."""
     return {
         "warehouse": WarehouseResource(
-            url=_secret_or_value("DESK_WAREHOUSE_URL", settings.warehouse_url)
+            url=_secret_or_value("DESK_WAREHOUSE_URL", settings.warehouse_url),
+            intraday_retention_days=settings.intraday_retention_days,
         ),
         "trade_source": TradeSourceResource(
             spec=_secret_or_value("DESK_TRADE_SOURCE", settings.trade_source)

@@ -19,6 +19,10 @@ from desk_pipeline.domain.schema import (
 
 REQUIRED_FIELDS = ("trade_id", "book_id", "instrument_id", "quantity", "price", "trade_time")
 MAX_ID_LENGTH = 64
+# Versions are stored as 32-bit integers; a larger one would fail the whole batch's insert.
+MAX_VERSION = 2**31 - 1
+# Control characters (NUL above all: PostgreSQL refuses it in text) are never part of an id.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 # Comparing versions of the same (trade_id, version) must ignore float noise from text round trips.
 CONTENT_COLUMNS = ("status", "book_id", "instrument_id", "quantity", "price", "trade_time")
 
@@ -76,6 +80,13 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
                 f"{field} is longer than {MAX_ID_LENGTH} characters",
             )
         )
+        checks.append(
+            (
+                text[field].str.contains(CONTROL_CHARACTERS, regex=True),
+                f"bad_{field}",
+                f"{field} contains control characters",
+            )
+        )
     checks += [
         (quantity.isna(), "quantity_not_numeric", "quantity is not a number"),
         (~np.isfinite(quantity.fillna(0)), "quantity_not_finite", "quantity is not finite"),
@@ -85,9 +96,9 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
         (price <= 0, "price_not_positive", "price must be greater than zero"),
         (trade_time.isna(), "bad_trade_time", "trade_time is not an ISO 8601 timestamp"),
         (
-            version.isna() | (version < 1) | (version.fillna(0) % 1 != 0),
+            version.isna() | (version < 1) | (version > MAX_VERSION) | (version.fillna(0) % 1 != 0),
             "bad_version",
-            "version must be a positive integer",
+            f"version must be a positive integer up to {MAX_VERSION}",
         ),
         (~status.isin(STATUSES), "unknown_status", f"status must be one of {list(STATUSES)}"),
     ]
@@ -97,7 +108,7 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
     trades = pd.DataFrame(
         {
             "trade_id": text["trade_id"],
-            "version": version.fillna(0).astype("int64"),
+            "version": version.where(~bad, 0).fillna(0).astype("int64"),
             "status": status,
             "book_id": text["book_id"],
             "instrument_id": text["instrument_id"],
@@ -106,7 +117,10 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
             "trade_time": trade_time,
         }
     )[~bad]
-    trades, conflicts = split_conflicting_duplicates(trades, reference=None)
+    _, conflicts = split_conflicting_duplicates(trades, reference=None)
+    # Exact repeats stay: they are accepted rows (stored once by the warehouse), so that
+    # accepted + quarantined = received holds per file.
+    trades = trades.drop(index=conflicts.index)
     quarantine = pd.concat(
         [
             _quarantine(raw[bad], source, failures["reason_code"][bad], failures["reason"][bad]),
@@ -165,7 +179,8 @@ def _quarantine(
         {
             "source": source,
             "row_number": raw.index.to_numpy(dtype="int64"),
-            "trade_id": _text(raw, "trade_id").to_numpy(),
+            # The id as received, cleaned only so that the quarantine itself can store it.
+            "trade_id": _text(raw, "trade_id").str.replace(CONTROL_CHARACTERS, "?", regex=True),
             "reason_code": reason_code,
             "reason": reason,
             "raw": [json.dumps(r, default=str, ensure_ascii=False) for r in records],

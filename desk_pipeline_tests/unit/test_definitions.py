@@ -33,17 +33,27 @@ def test_definitions_load_with_a_cleared_environment_and_validate(definitions):
     dg.Definitions.validate_loadable(definitions)
 
 
-def test_the_four_assets_form_one_lineage(definitions):
+def test_the_assets_form_one_lineage_with_reference_data_feeding_the_ranking(definitions):
     graph = definitions.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"trades", "intraday_positions", "eod_positions", "collateral_ranking"} <= keys
+    assert {
+        "trades",
+        "intraday_positions",
+        "eod_positions",
+        "collateral_ranking",
+        "instruments",
+        "prices",
+    } <= keys
     parents = {
         k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
         for k in graph.get_all_asset_keys()
     }
     assert parents["intraday_positions"] == {"trades"}
     assert parents["eod_positions"] == {"intraday_positions"}
-    assert "eod_positions" in parents["collateral_ranking"]
+    assert parents["collateral_ranking"] == {"eod_positions", "instruments", "prices"}
+    assert parents["instruments"] == parents["prices"] == set()
+    for key in ("instruments", "prices", "collateral_ranking"):
+        assert graph.get(dg.AssetKey(key)).group_name == "collateral"
 
 
 def test_partitions_are_ten_minute_windows_and_business_days_in_utc_by_default(definitions):
@@ -55,6 +65,14 @@ def test_partitions_are_ten_minute_windows_and_business_days_in_utc_by_default(d
     assert daily.end_offset == 1
     assert graph.get(dg.AssetKey("trades")).partitions_def == intraday
     assert graph.get(dg.AssetKey("collateral_ranking")).partitions_def == daily
+    assert graph.get(dg.AssetKey("instruments")).partitions_def == daily
+    assert graph.get(dg.AssetKey("prices")).partitions_def == daily
+
+
+def test_the_daily_job_fills_reference_data_and_marks_before_ranking(definitions):
+    job = definitions.resolve_job_def("daily_job")
+    selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+    assert selected == {"instruments", "prices", "eod_positions", "collateral_ranking"}
 
 
 def test_every_asset_backfills_a_range_in_a_single_run(definitions):

@@ -83,10 +83,11 @@ def test_extra_columns_are_ignored():
     assert len(trades) == 1 and quarantine.empty
 
 
-def test_a_repeated_version_with_other_content_conflicts_and_exact_repeats_vanish():
+def test_a_repeated_version_with_other_content_conflicts_and_exact_repeats_are_accepted():
     rows = raw(GOOD, GOOD, dict(GOOD, quantity="200"))
     trades, quarantine = validate_trades(rows, source="s")
-    assert len(trades) == 1 and list(quarantine["reason_code"]) == ["conflicting_duplicate"]
+    # The exact repeat counts as accepted (the warehouse stores it once): 2 + 1 = 3 received.
+    assert len(trades) == 2 and list(quarantine["reason_code"]) == ["conflicting_duplicate"]
     assert list(quarantine["row_number"]) == [3]
 
 

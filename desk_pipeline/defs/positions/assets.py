@@ -3,7 +3,8 @@
 import dagster as dg
 import pandas as pd
 
-from desk_pipeline.defs.ingestion import ingest_window, ingestion_metadata
+from desk_pipeline.defs import catalogue
+from desk_pipeline.defs.ingestion import batch_counts, ingest_window, ingestion_metadata
 from desk_pipeline.defs.partitions import DAILY, INTRADAY_10MIN
 from desk_pipeline.defs.resources import CalendarResource, TradeSourceResource, WarehouseResource
 from desk_pipeline.domain.calendar import day_bounds
@@ -17,6 +18,19 @@ REFRESH_AFTER_TICK = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 )
+# Days per progress step of an EOD backfill (each step is one keep-last transaction).
+PROGRESS_DAYS = 31
+
+# A dropped connection, failover or serialisation failure passes on retry; the waits grow
+# 2 s, 4 s, 8 s. Writes are idempotent (keep-last, replace-window, batch digests), so a retry
+# after a half-seen failure is safe.
+RETRY_TRANSIENT = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def utc_window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The run's partition time window as UTC timestamps (Dagster hands out datetimes)."""
+    window = context.partition_time_window
+    return pd.Timestamp(window.start).tz_convert("UTC"), pd.Timestamp(window.end).tz_convert("UTC")
 
 
 def window_ends(context: dg.AssetExecutionContext) -> pd.DatetimeIndex:
@@ -32,6 +46,11 @@ def window_ends(context: dg.AssetExecutionContext) -> pd.DatetimeIndex:
     group_name="positions",
     kinds={"pandas", "sql"},
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=RETRY_TRANSIENT,
+    pool="desk_trades",
+    owners=catalogue.OWNERS,
+    tags={"desk/layer": "ingestion"},
+    metadata=catalogue.TRADES,
 )
 def trades(
     context: dg.AssetExecutionContext,
@@ -39,11 +58,17 @@ def trades(
     trade_source: TradeSourceResource,
 ) -> dg.MaterializeResult:
     """One row per trade version received from the source in the window; bad rows quarantined."""
-    window = context.partition_time_window
-    results = ingest_window(trade_source.source(), warehouse.repository(), window.start, window.end)
+    start, end = utc_window(context)
+    results = ingest_window(trade_source.source(), warehouse.repository(), start, end)
     counts = ingestion_metadata(results)
     context.log.info("trades %s: %s", context.partition_key_range, counts)
-    return dg.MaterializeResult(metadata={"dagster/row_count": counts["accepted"], **counts})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": counts["accepted"],
+            **counts,
+            "batches": dg.MetadataValue.json(batch_counts(results)),
+        }
+    )
 
 
 @dg.asset(
@@ -52,6 +77,11 @@ def trades(
     deps=[trades],
     kinds={"pandas", "sql"},
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=RETRY_TRANSIENT,
+    pool="desk_intraday_positions",
+    owners=catalogue.OWNERS,
+    tags={"desk/layer": "snapshot"},
+    metadata=catalogue.INTRADAY_POSITIONS,
 )
 def intraday_positions(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
@@ -59,7 +89,7 @@ def intraday_positions(
     """One row per (book, instrument): the position as of the end of the 10-minute window."""
     repo = warehouse.repository()
     ends = window_ends(context)
-    opening = repo.opening(context.partition_time_window.start)
+    opening = repo.opening(utc_window(context)[0])
     snapshots = roll_positions(opening.positions, repo.trades_since(opening.bounds, ends[-1]), ends)
     by_window = dict(tuple(snapshots.groupby("as_of")))
     # Every window is stored, even an empty one: it is the checkpoint the next tick rolls from.
@@ -67,9 +97,20 @@ def intraday_positions(
         repo.replace_intraday(end, by_window.get(end, snapshots.iloc[0:0]), opening.read_at_us)
         for end in ends
     )
-    context.log.info("intraday_positions %s: %d rows", context.partition_key_range, written)
+    # Housekeeping: windows this old are no checkpoint anyone rolls from; EODs are kept.
+    purged = repo.purge_intraday(ends[-1] - pd.Timedelta(days=warehouse.intraday_retention_days))
+    context.log.info(
+        "intraday_positions %s: %d rows, %d old windows purged",
+        context.partition_key_range,
+        written,
+        purged,
+    )
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": written, "books": int(snapshots["book_id"].nunique())}
+        metadata={
+            "dagster/row_count": written,
+            "books": int(snapshots["book_id"].nunique()),
+            "windows_purged": purged,
+        }
     )
 
 
@@ -80,6 +121,11 @@ def intraday_positions(
     kinds={"pandas", "sql"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=REFRESH_AFTER_TICK,
+    retry_policy=RETRY_TRANSIENT,
+    pool="desk_eod_positions",
+    owners=catalogue.OWNERS,
+    tags={"desk/layer": "eod"},
+    metadata=catalogue.EOD_POSITIONS,
 )
 def eod_positions(
     context: dg.AssetExecutionContext,
@@ -93,7 +139,7 @@ def eod_positions(
     today's EOD is the snapshot as of the last closed 10-minute window.
     """
     repo = warehouse.repository()
-    window = context.partition_time_window
+    start = utc_window(context)[0]
     now = calendar.now()
     closed = now.floor("10min")
     as_of = pd.DataFrame(
@@ -105,13 +151,26 @@ def eod_positions(
         }
     )
     ends = pd.DatetimeIndex(as_of["as_of"].unique())
-    start = pd.Timestamp(window.start).tz_convert("UTC")
     ingestion = ingestion_metadata(ingest_window(trade_source.source(), repo, start, ends[-1]))
     opening = repo.opening(start)
     rolled = roll_positions(opening.positions, repo.trades_since(opening.bounds, ends[-1]), ends)
     # The first minutes of a day share their as_of with the day before: one snapshot, two days.
     snapshots = rolled.merge(as_of, on="as_of")
-    writes = repo.keep_last_eod(snapshots, opening.read_at_us)
+    writes = []
+    # Stored in chunks of days, so a long backfill reports progress in the run's logs.
+    for first in range(0, len(as_of), PROGRESS_DAYS):
+        days = as_of["business_date"].iloc[first : first + PROGRESS_DAYS]
+        chunk = snapshots[snapshots["business_date"].isin(days)]
+        writes += repo.keep_last_eod(chunk, opening.read_at_us)
+        context.log.info(
+            "eod_positions: days %s..%s stored (%d of %d days), %d EODs written so far",
+            days.iloc[0],
+            days.iloc[-1],
+            first + len(days),
+            len(as_of),
+            len(writes),
+        )
+    writes += repo.empty_missing_eods(snapshots, as_of, opening.read_at_us)
     context.log.info(
         "eod_positions %s: %d rows, %d EODs stored",
         context.partition_key_range,

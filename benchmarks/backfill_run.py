@@ -1,0 +1,110 @@
+"""One year-long backfill through the project's Dagster definitions, run as a child process.
+
+The benchmark starts this module in its own process so that wall time and peak RSS belong to
+the backfill alone. It mirrors ``desk backfill``: the project's ``daily_job`` in chunks of
+``BACKFILL_CHUNK_DAYS`` partitions, each chunk one single-run range backfill, on a
+``DAGSTER_HOME`` instance. The only change to the definitions is the trade source: the
+simulator at the size given on the command line (``DESK_TRADE_SOURCE`` only knows the default
+size).
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+import dagster as dg
+
+
+def sized_definitions(books: int, instruments: int, per_day: int, per_book: int) -> Any:
+    """The project's definitions with the simulator source at the given size.
+
+    Imported late: loading the definitions reads the environment, which ``main`` sets first.
+    """
+    from desk_pipeline.adapters.simulator import DeskSimulator
+    from desk_pipeline.adapters.trade_sources import SimulatorSource, TradeSource
+    from desk_pipeline.definitions import defs
+    from desk_pipeline.defs.resources import TradeSourceResource
+
+    class SizedSimulatorSource(TradeSourceResource):
+        """The demo desk (``spec`` stays ``simulator``) at the benchmark's size."""
+
+        n_books: int
+        n_instruments: int
+        trades_per_day: int
+        instruments_per_book: int
+
+        def source(self) -> TradeSource:
+            """A simulator source at this size."""
+            return SimulatorSource(
+                DeskSimulator(
+                    n_books=self.n_books,
+                    n_instruments=self.n_instruments,
+                    trades_per_day=self.trades_per_day,
+                    instruments_per_book=self.instruments_per_book,
+                )
+            )
+
+    source = SizedSimulatorSource(
+        n_books=books,
+        n_instruments=instruments,
+        trades_per_day=per_day,
+        instruments_per_book=per_book,
+    )
+    return dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        resources={**defs.resources, "trade_source": source},
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Backfill ``--start``..``--end`` and print one JSON line: wall time, peak RSS, runs."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--start", required=True)
+    parser.add_argument("--end", required=True)
+    parser.add_argument("--books", type=int, required=True)
+    parser.add_argument("--instruments", type=int, required=True)
+    parser.add_argument("--trades-per-day", type=int, required=True)
+    parser.add_argument("--instruments-per-book", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.environ["DESK_WAREHOUSE_URL"] = args.url
+    os.environ["DESK_START_DATE"] = args.start
+    started = time.perf_counter()
+
+    from desk_pipeline.cli import BACKFILL_CHUNK_DAYS
+    from desk_pipeline.domain.calendar import business_dates
+
+    defs = sized_definitions(
+        args.books, args.instruments, args.trades_per_day, args.instruments_per_book
+    )
+    job = defs.resolve_job_def("daily_job")
+    dates = business_dates(args.start, args.end)
+    chunks = [dates[i : i + BACKFILL_CHUNK_DAYS] for i in range(0, len(dates), BACKFILL_CHUNK_DAYS)]
+    instance = dg.DagsterInstance.get()
+    for chunk in chunks:
+        job.execute_in_process(
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": chunk[0],
+                "dagster/asset_partition_range_end": chunk[-1],
+                "desk/trigger": "benchmark backfill",
+            },
+            raise_on_error=True,
+        )
+    document = {
+        "wall_s": time.perf_counter() - started,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "runs": len(chunks),
+        "calendar_days": len(dates),
+    }
+    sys.stdout.write(json.dumps(document) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Read-only probes of the desk's configuration for `desk doctor`: warehouse, source, broker."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pika
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from desk_pipeline.adapters.publisher import amqp_url_from
+from desk_pipeline.adapters.trade_sources import trade_source_from
+from desk_pipeline.adapters.warehouse import MIGRATIONS
+from desk_pipeline.domain.errors import DeskPipelineError
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One check's outcome: ``ok`` and a sentence an operator can act on."""
+
+    check: str
+    ok: bool
+    detail: str
+
+
+def _redacted(url: str) -> str:
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparsable URL>"
+
+
+def warehouse_findings(url: str) -> list[Finding]:
+    """Whether the warehouse answers and its schema is at the latest migration; never migrates."""
+    shown = _redacted(url)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        # Connecting would create an empty file: say what is missing instead.
+        return [
+            Finding("warehouse", False, f"{shown}: no database file; run `desk backfill` first"),
+            Finding("migrations", False, "no warehouse to check"),
+        ]
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+            current = MigrationContext.configure(conn).get_current_revision()
+    except sa.exc.SQLAlchemyError as err:
+        reason = str(err.orig if isinstance(err, sa.exc.DBAPIError) else err).splitlines()[0]
+        return [
+            Finding("warehouse", False, f"{shown} is not reachable: {reason}"),
+            Finding("migrations", False, "no warehouse to check"),
+        ]
+    finally:
+        engine.dispose()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if current == head:
+        migrations = Finding("migrations", True, f"schema at the latest revision {head}")
+    else:
+        migrations = Finding(
+            "migrations",
+            False,
+            f"schema at revision {current or 'none'}, latest is {head}; "
+            "any desk command or run applies the pending migrations",
+        )
+    return [Finding("warehouse", True, f"{shown} answers"), migrations]
+
+
+def source_finding(spec: str) -> Finding:
+    """Whether the trade source named by DESK_TRADE_SOURCE can be read."""
+    kind, _, argument = spec.partition(":")
+    if kind == "landing":
+        folder = Path(argument).expanduser()
+        if not folder.is_dir():
+            return Finding("source", False, f"landing folder {folder} does not exist")
+        if not os.access(folder, os.R_OK | os.X_OK):
+            return Finding("source", False, f"landing folder {folder} is not readable")
+        files = len(list(folder.glob("*.csv")))
+        return Finding("source", True, f"landing folder {folder}: {files} CSV file(s)")
+    try:
+        source = trade_source_from(spec)
+        instruments = len(source.instruments())
+    except (DeskPipelineError, OSError, ValueError, sa.exc.SQLAlchemyError) as err:
+        return Finding("source", False, f"{kind} source is not readable: {err}")
+    return Finding("source", True, f"{kind} source answers ({instruments} instruments)")
+
+
+def broker_finding(spec: str, timeout: float = 5.0) -> Finding:
+    """Whether the event broker of DESK_EVENT_PUBLISHER accepts a connection."""
+    if spec.partition(":")[0] == "log":
+        return Finding("broker", True, "events go to the log; no broker to reach")
+    try:
+        url = amqp_url_from(spec)
+    except DeskPipelineError as err:
+        return Finding("broker", False, str(err))
+    parameters = pika.URLParameters(url)
+    parameters.socket_timeout = timeout
+    parameters.blocked_connection_timeout = timeout
+    parameters.connection_attempts = 1
+    shown = f"{parameters.host}:{parameters.port}{parameters.virtual_host}"
+    try:
+        pika.BlockingConnection(parameters).close()
+    except pika.exceptions.AMQPError as err:
+        return Finding("broker", False, f"RabbitMQ at {shown} is not reachable: {err!r}")
+    return Finding("broker", True, f"RabbitMQ at {shown} accepts connections")

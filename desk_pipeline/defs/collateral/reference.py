@@ -1,0 +1,138 @@
+"""Reference data and marks: instruments, books, prices and FX rates from the trade source."""
+
+import dagster as dg
+import pandas as pd
+
+from desk_pipeline.defs import catalogue
+from desk_pipeline.defs.partitions import DAILY
+from desk_pipeline.defs.positions.assets import RETRY_TRANSIENT
+from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
+from desk_pipeline.domain.reference import validate_reference
+
+# How far back the ranking looks for a mark: an instrument without one in this window is
+# ineligible (no price); one older than STALE_PRICE_DAYS is flagged stale. The prices asset
+# stores the same window so that a day's ranking never depends on which partitions ran before.
+PRICE_LOOKBACK = pd.Timedelta(days=31)
+
+# Today's partition is refreshed hourly: marks and reference data can land during the day, and
+# the ranking's own condition re-ranks after each refresh.
+REFRESH_HOURLY = dg.AutomationCondition.on_cron("0 * * * *")
+
+INSTRUMENTS_TABLE = catalogue.catalogue_metadata(
+    "instruments",
+    dg.TableSchema(
+        columns=[
+            dg.TableColumn("instrument_id", "string", description="ISIN or desk id."),
+            dg.TableColumn("asset_class", "string", description="government_bond, equity_other…"),
+            dg.TableColumn(
+                "issuer_type", "string", description="sovereign, other, securitisation."
+            ),
+            dg.TableColumn("rating", "string", description="Long-term rating; empty = unrated."),
+            dg.TableColumn("maturity_date", "string", description="YYYY-MM-DD; empty = none."),
+            dg.TableColumn("currency", "string", description="ISO 4217."),
+        ]
+    ),
+)
+PRICES_TABLE = catalogue.catalogue_metadata(
+    "prices",
+    dg.TableSchema(
+        columns=[
+            dg.TableColumn("instrument_id", "string", description="ISIN or desk id."),
+            dg.TableColumn("price_date", "string", description="Business day of the mark."),
+            dg.TableColumn("price", "float", description="Per unit of quantity, its currency."),
+        ]
+    ),
+)
+
+
+def _source_kind(spec: str) -> str:
+    # Only the kind labels quarantine rows: a sql:<url> spec may carry credentials.
+    return spec.partition(":")[0]
+
+
+@dg.asset(
+    partitions_def=DAILY,
+    group_name="collateral",
+    kinds={"pandas", "sql"},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=REFRESH_HOURLY,
+    retry_policy=RETRY_TRANSIENT,
+    pool="desk_instruments",
+    owners=catalogue.OWNERS,
+    tags={"desk/layer": "reference"},
+    metadata=INSTRUMENTS_TABLE,
+)
+def instruments(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    trade_source: TradeSourceResource,
+) -> dg.MaterializeResult:
+    """One row per instrument (and per book): the reference data the collateral ranking uses.
+
+    Instruments (asset class, issuer type, rating, maturity, currency) and books (base currency,
+    holding period) as the source has them now; bad rows go to the quarantine. The master is not
+    dated, so materialising any day refreshes it for every day: the warehouse keeps the latest
+    row per instrument and book, and never deletes one the source stops sending.
+    """
+    source = trade_source.source()
+    received = validate_reference(
+        _source_kind(trade_source.spec), instruments=source.instruments(), books=source.books()
+    )
+    written = warehouse.repository().replace_reference(
+        instruments=received.instruments, books=received.books, quarantined=received.quarantine
+    )
+    context.log.info("instruments %s: %s", context.partition_key_range, written)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": written["instruments"],
+            "books": written["books"],
+            "received": received.received,
+            "quarantined": len(received.quarantine),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=DAILY,
+    group_name="collateral",
+    kinds={"pandas", "sql"},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=REFRESH_HOURLY,
+    retry_policy=RETRY_TRANSIENT,
+    pool="desk_prices",
+    owners=catalogue.OWNERS,
+    tags={"desk/layer": "reference"},
+    metadata=PRICES_TABLE,
+)
+def prices(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    trade_source: TradeSourceResource,
+) -> dg.MaterializeResult:
+    """One row per (instrument, day): the mark in the instrument's currency, plus FX rates.
+
+    A day's partition stores every mark and USD rate the source has from PRICE_LOOKBACK before
+    the day to the day itself (a landing folder hands over its whole prices.csv and fx_rates.csv),
+    keyed by date, so re-running a day replaces its marks; bad rows go to the quarantine.
+    """
+    dates = pd.DatetimeIndex(context.partition_keys)
+    source = trade_source.source()
+    first, last = dates[0] - PRICE_LOOKBACK, dates[-1]
+    received = validate_reference(
+        _source_kind(trade_source.spec),
+        prices=source.prices(first, last),
+        fx_rates=source.fx_rates(first, last),
+    )
+    written = warehouse.repository().replace_reference(
+        prices=received.prices, fx_rates=received.fx_rates, quarantined=received.quarantine
+    )
+    context.log.info("prices %s: %s", context.partition_key_range, written)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": written["prices"],
+            "fx_rates": written["fx_rates"],
+            "received": received.received,
+            "quarantined": len(received.quarantine),
+            "instruments_priced": int(received.prices["instrument_id"].nunique()),
+        }
+    )

@@ -1,0 +1,154 @@
+"""Quality rules on trades and end-of-day positions, as asset checks over the warehouse."""
+
+from collections.abc import Mapping
+
+import dagster as dg
+import pandas as pd
+
+from desk_pipeline.adapters.warehouse import PositionRepository, from_micros
+from desk_pipeline.defs.positions.assets import eod_positions, trades
+from desk_pipeline.defs.resources import SETTINGS, WarehouseResource
+from desk_pipeline.domain.reconciliation import (
+    duplicate_eods,
+    eod_differences,
+    quarantine_rate,
+    recompute_eods,
+    unreconciled_batches,
+)
+
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+# Offending keys listed in check metadata: enough to start an investigation, never a dump.
+SAMPLE = 10
+
+
+def run_days(tags: Mapping[str, str]) -> list[str] | None:
+    """Business days a run covered, from its partition tags; None when it names none."""
+    start = tags.get("dagster/asset_partition_range_start")
+    end = tags.get("dagster/asset_partition_range_end")
+    if start and end:
+        return [d.strftime("%Y-%m-%d") for d in pd.date_range(start, end, freq="D")]
+    single = tags.get("dagster/partition")
+    return [single] if single else None
+
+
+def check_eods_match_recomputation(
+    repo: PositionRepository, days: list[str] | None
+) -> dg.AssetCheckResult:
+    """Stored, non-stale EODs of ``days`` (all days when None) equal a recomputation from trades.
+
+    Stale EODs are skipped: they are known to be out of date and are being restated.
+    """
+    headers = repo.eod_headers()
+    if days is not None:
+        headers = headers[headers["business_date"].isin(days)]
+    current = headers[~headers["stale"]].assign(as_of=lambda h: from_micros(h["as_of_us"]))
+    if current.empty:
+        return dg.AssetCheckResult(passed=True, metadata={"eods_checked": 0})
+    stored = repo.eod_positions(sorted(current["business_date"].unique()))
+    stored = stored[stored["snapshot_id"].isin(current["snapshot_id"])]
+    recomputed = recompute_eods(repo.trades_between(EPOCH, current["as_of"].max()), current)
+    differences = eod_differences(stored, recomputed)
+    bad = differences[["book_id", "business_date"]].drop_duplicates()
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        metadata={
+            "eods_checked": len(current),
+            "eods_differing": len(bad),
+            "rows_differing": len(differences),
+            "examples": ", ".join(f"{b} {d}" for b, d in bad.head(SAMPLE).itertuples(index=False)),
+        },
+    )
+
+
+def check_one_eod_per_book_day(repo: PositionRepository) -> dg.AssetCheckResult:
+    """Every stored (book, business_date) resolves to exactly one snapshot."""
+    owners = repo.eod_owners()
+    duplicates = duplicate_eods(owners)
+    return dg.AssetCheckResult(
+        passed=duplicates.empty,
+        metadata={
+            "book_days": len(owners[["book_id", "business_date"]].drop_duplicates()),
+            "book_days_with_several_snapshots": len(duplicates),
+            "examples": ", ".join(
+                f"{r.book_id} {r.business_date}" for r in duplicates.head(SAMPLE).itertuples()
+            ),
+        },
+    )
+
+
+def check_quarantine_rate(repo: PositionRepository, threshold: float) -> dg.AssetCheckResult:
+    """The share of received rows that were quarantined stays at or under ``threshold``."""
+    batches = repo.ingested_batches()
+    rate = quarantine_rate(batches)
+    return dg.AssetCheckResult(
+        passed=rate <= threshold,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "quarantine_rate": rate,
+            "threshold": threshold,
+            "received": int(batches["received"].sum()),
+            "quarantined": int(batches["quarantined"].sum()),
+        },
+    )
+
+
+def check_trades_reconcile_with_source(repo: PositionRepository) -> dg.AssetCheckResult:
+    """Per ingested batch, accepted + quarantined = received: no row lost or invented."""
+    batches = repo.ingested_batches()
+    off = unreconciled_batches(batches)
+    return dg.AssetCheckResult(
+        passed=off.empty,
+        metadata={
+            "batches": len(batches),
+            "batches_unreconciled": len(off),
+            "examples": ", ".join(off["source"].head(SAMPLE)),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=eod_positions,
+    blocking=True,
+    description="Stored EODs equal a fresh recomputation from the stored trades.",
+)
+def eod_matches_recomputation(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """Recompute the run's days from the first trade; a difference stops the ranking."""
+    return check_eods_match_recomputation(warehouse.repository(), run_days(context.run.tags))
+
+
+@dg.asset_check(
+    asset=eod_positions,
+    blocking=True,
+    description="Exactly one EOD snapshot per (book, business_date).",
+)
+def one_eod_per_book_day(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Keep-last leaves one snapshot per book and day; several means a half-replaced EOD."""
+    return check_one_eod_per_book_day(warehouse.repository())
+
+
+@dg.asset_check(
+    asset=trades,
+    description="Quarantined rows stay under DESK_MAX_QUARANTINE_RATE of received rows.",
+)
+def quarantine_rate_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Warn (without stopping the desk) when the source sends too much bad input."""
+    return check_quarantine_rate(warehouse.repository(), SETTINGS.max_quarantine_rate)
+
+
+@dg.asset_check(
+    asset=trades,
+    description="Per ingested batch, accepted + quarantined = received.",
+)
+def trades_reconcile_with_source(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Bad input is never lost: every received row is either accepted or quarantined."""
+    return check_trades_reconcile_with_source(warehouse.repository())
+
+
+POSITION_CHECKS = [
+    eod_matches_recomputation,
+    one_eod_per_book_day,
+    quarantine_rate_under_threshold,
+    trades_reconcile_with_source,
+]

@@ -1,0 +1,116 @@
+"""`desk backfill` restates stale days before its range; business days follow DESK_TIMEZONE."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from desk_pipeline.adapters.trade_sources import LandingFolderSource
+from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline_tests.builders import trade, write_landing_file
+
+DESK = str(Path(sys.executable).parent / "desk")
+D1, D2, D3 = "2026-03-02", "2026-03-03", "2026-03-04"
+LONDON = "Europe/London"
+
+
+def run_desk(env: dict, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def write_reference_files(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "instruments.csv").write_text(
+        "instrument_id,name,asset_class,issuer_type,issuer,rating,maturity_date,currency\n"
+        "XS0001,Bund 2030,government_bond,sovereign,DE,AAA,2030-02-15,EUR\n"
+    )
+    (folder / "prices.csv").write_text("instrument_id,price_date,price\nXS0001,2026-01-02,10.0\n")
+    (folder / "books.csv").write_text("book_id,base_currency,holding_period_days\nB1,EUR,5\n")
+    (folder / "fx_rates.csv").write_text("currency,rate_date,usd_per_unit\nEUR,2026-01-02,1.1\n")
+
+
+def desk_env(tmp_path: Path, **extra: str) -> tuple[dict, Path]:
+    folder = tmp_path / "landing"
+    write_reference_files(folder)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
+        "DAGSTER_HOME": str(home),
+        "DESK_TRADE_SOURCE": f"landing:{folder}",
+        "DESK_START_DATE": "2026-03-01",
+        **extra,
+    }
+    return env, folder
+
+
+def positions(env: dict, day: str) -> dict:
+    out = run_desk(env, "positions", "--book", "B1", "--date", day, "--json").stdout
+    return json.loads(out)
+
+
+def test_a_backfill_of_a_later_day_restates_the_stale_days_before_it(tmp_path):
+    env, folder = desk_env(tmp_path)
+    at = lambda day, hhmm: pd.Timestamp(f"{day} {hhmm}", tz="UTC")  # noqa: E731
+    write_landing_file(
+        folder,
+        "days.csv",
+        [trade("T1", 100, 10.0, at=at(D1, "09:00")), trade("T2", 10, 12.0, at=at(D2, "09:00"))],
+    )
+    run_desk(env, "backfill", "--start", D1, "--end", D2)
+    # The late trade arrives (a 10-minute tick would ingest it) after D1 and D2 were stored.
+    late = write_landing_file(folder, "late.csv", [trade("LATE", 50, 8.0, at=at(D1, "15:00"))])
+    repo = PositionRepository(f"sqlite:///{env['DAGSTER_HOME']}/warehouse.db")
+    batch = LandingFolderSource(folder).read_file(late)
+    repo.ingest(batch.source, batch.received, batch.trades, batch.rejected)
+    repo.engine.dispose()
+
+    doc = json.loads(run_desk(env, "backfill", "--start", D3, "--end", D3, "--json").stdout)
+    assert (doc["start"], doc["end"], doc["days"]) == (D1, D3, 3)
+    assert [p["quantity"] for p in positions(env, D1)["positions"]] == [150.0]
+    assert [p["quantity"] for p in positions(env, D2)["positions"]] == [160.0]
+
+
+def test_dst_days_in_london_have_138_and_150_windows_and_23_and_25_hour_business_days():
+    intraday = dg.TimeWindowPartitionsDefinition(
+        cron_schedule="*/10 * * * *",
+        fmt="%Y-%m-%d-%H:%M",
+        start=pd.Timestamp("2026-03-01").to_pydatetime(),
+        timezone=LONDON,
+    )
+    daily = dg.DailyPartitionsDefinition(start_date="2026-03-01", timezone=LONDON)
+    for day, windows, hours in [("2026-03-29", 138, 23), ("2026-10-25", 150, 25)]:
+        keys = intraday.get_partition_keys_in_range(
+            dg.PartitionKeyRange(f"{day}-00:00", f"{day}-23:50")
+        )
+        assert len(keys) == windows, day
+        window = daily.time_window_for_partition_key(day)
+        length = pd.Timestamp(window.end) - pd.Timestamp(window.start)  # elapsed, not wall clock
+        assert length == pd.Timedelta(hours=hours), day
+
+
+@pytest.mark.parametrize(
+    ("day", "day_end_utc"),
+    [("2026-03-29", "2026-03-29 23:00"), ("2026-10-25", "2026-10-26 00:00")],
+)
+def test_a_dst_days_eod_covers_the_whole_local_day_in_desk_timezone(tmp_path, day, day_end_utc):
+    env, folder = desk_env(tmp_path, DESK_TIMEZONE=LONDON)
+    local = lambda d, hhmm: pd.Timestamp(f"{d} {hhmm}", tz=LONDON)  # noqa: E731
+    next_day = (pd.Timestamp(day) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    rows = [
+        trade("EARLY", 1, 10.0, at=local(day, "00:30")),
+        trade("LATE", 10, 10.0, at=local(day, "23:30")),
+        trade("NEXT", 100, 10.0, at=local(next_day, "00:30")),  # the next business day
+    ]
+    write_landing_file(folder, "dst.csv", rows)
+    run_desk(env, "backfill", "--start", day, "--end", day)
+    doc = positions(env, day)
+    assert pd.Timestamp(doc["as_of"]) == pd.Timestamp(day_end_utc, tz="UTC")
+    assert [p["quantity"] for p in doc["positions"]] == [11.0]

@@ -1,0 +1,243 @@
+"""`desk backfill` + `desk ranking --json` over a landing folder with reference data and marks.
+
+One EUR repo book (5-day holding period) on 2026-03-04 holds sovereign bonds in EUR and USD, a
+BBB and a BB corporate, a main-index equity, a short bond position and an instrument missing
+from instruments.csv. The default schedule is Basel CRE22.49 at a 10-day holding period, scaled
+by sqrt(5 / 10) = 0.70710678; a USD bond in the EUR book adds the CRE22.52 FX haircut of 8 %
+(scaled the same way). Hand computation (value = quantity x price x fx_rate x (1 - haircut)):
+
+=====  ===========  =========  =====  ==========  ===========================  ===============
+rank   instrument   quantity   price  fx_rate     haircut                      value (EUR)
+=====  ===========  =========  =====  ==========  ===========================  ===============
+1      DE-EQ-DAX    10,000     150    1           20 % x 0.7071 = 14.1421 %    1,287,867.97
+2      DE-BUND-7Y   1,000,000  0.98   1           4 % x 0.7071 = 2.8284 %      952,281.41
+3      IT-BTP-2Y    500,000    1.01   1           3 % x 0.7071 = 2.1213 %      494,287.33
+4      US-T-4Y      400,000    0.995  1 / 1.08    (2 + 8) % x 0.7071 = 7.0711  342,460.32
+5      XS-CORP-BBB  300,000    1.02   1           6 % x 0.7071 = 4.2426 %      293,017.52
+-      FR-OAT-10Y   -200,000   1.03   1           4 % x 0.7071 = 2.8284 %      -200,173.44
+-      XS-CORP-BB   250,000    0.97   1           (not eligible)               null
+-      ZZ-UNKNOWN   1,000      null   null        null                         null
+=====  ===========  =========  =====  ==========  ===========================  ===============
+
+Cells (residual maturity from 2026-03-04): Bund 2033-02-15 = 6.95 y, sovereign AAA, 5-10 y: 4 %;
+BTP 2028-01-01 = 1.83 y, sovereign BBB, 1-3 y: 3 %; US Treasury 2030-01-15 = 3.87 y, sovereign
+AA+, 3-5 y: 2 %; BBB corporate 2030-06-30 = 4.32 y, other issuers A+ to BBB-, 3-5 y: 6 %; DAX
+equity: main index 20 %; OAT 2035-05-25 = 9.22 y, sovereign AA, 5-10 y: 4 % (valued, but a short
+position is not collateral); the BB corporate is below the other-issuer floor (BBB-).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from desk_pipeline_tests.builders import trade, write_landing_file
+
+DAY = "2026-03-04"
+BOOK = "REPO-EUR"
+DESK = str(Path(sys.executable).parent / "desk")
+
+INSTRUMENTS = """\
+instrument_id,name,asset_class,issuer_type,issuer,rating,maturity_date,currency
+DE-BUND-7Y,Bund 2033,government_bond,sovereign,Germany,AAA,2033-02-15,EUR
+IT-BTP-2Y,BTP 2028,government_bond,sovereign,Italy,BBB,2028-01-01,EUR
+US-T-4Y,UST 2030,government_bond,sovereign,United States,AA+,2030-01-15,USD
+FR-OAT-10Y,OAT 2035,government_bond,sovereign,France,AA,2035-05-25,EUR
+XS-CORP-BBB,Acme 2030,corporate_bond,other,Acme,BBB,2030-06-30,EUR
+XS-CORP-BB,Junk 2029,corporate_bond,other,Junk,BB,2029-09-01,EUR
+DE-EQ-DAX,Dax Co,equity_main_index,,Dax Co,,,EUR
+XS-BAD,Bad row,stock,other,Nobody,A,2030-01-01,EUR
+"""
+# The first 2026-03-04 mark of the Bund wins over the conflicting repeat; the 2026-03-05 mark is
+# after the day and the 2026-03-03 one before the latest, so neither is used. The BBB corporate's
+# last mark is 6 days old: still eligible, flagged stale.
+PRICES = """\
+instrument_id,price_date,price
+DE-BUND-7Y,2026-03-03,0.97
+DE-BUND-7Y,2026-03-04,0.98
+DE-BUND-7Y,2026-03-05,0.99
+DE-BUND-7Y,2026-03-04,0.50
+IT-BTP-2Y,2026-03-04,1.01
+IT-BTP-2Y,2026-03-04,n/a
+US-T-4Y,2026-03-04,0.995
+FR-OAT-10Y,2026-03-04,1.03
+XS-CORP-BBB,2026-02-26,1.02
+XS-CORP-BB,2026-03-04,0.97
+DE-EQ-DAX,2026-03-04,150
+"""
+BOOKS = """\
+book_id,base_currency,holding_period_days
+REPO-EUR,EUR,5
+REPO-BAD,EUR,0
+"""
+FX_RATES = """\
+currency,rate_date,usd_per_unit
+EUR,2026-03-02,1.05
+EUR,2026-03-04,1.08
+EURO,2026-03-04,1.1
+"""
+
+S = 0.5**0.5  # sqrt(5 / 10): the 5-day repo holding period against Basel's 10 days
+
+
+def expected_items() -> list[dict]:
+    def item(rank, instrument, quantity, price, fx_rate, haircut, value, eligible, reason):
+        return {
+            "rank": rank,
+            "instrument_id": instrument,
+            "quantity": quantity,
+            "price": price,
+            "fx_rate": fx_rate,
+            "haircut": haircut,
+            "value": value,
+            "eligible": eligible,
+            "reason": reason,
+        }
+
+    return [
+        item(1, "DE-EQ-DAX", 10_000.0, 150.0, 1.0, 0.20 * S, 1_287_867.9656, True, None),
+        item(2, "DE-BUND-7Y", 1_000_000.0, 0.98, 1.0, 0.04 * S, 952_281.4142, True, None),
+        item(3, "IT-BTP-2Y", 500_000.0, 1.01, 1.0, 0.03 * S, 494_287.3323, True, None),
+        item(4, "US-T-4Y", 400_000.0, 0.995, 1 / 1.08, 0.10 * S, 342_460.3242, True, None),
+        item(
+            5,
+            "XS-CORP-BBB",
+            300_000.0,
+            1.02,
+            1.0,
+            0.06 * S,
+            293_017.5195,
+            True,
+            "stale_price: last price on 2026-02-26, 6 days before 2026-03-04",
+        ),
+        item(
+            None,
+            "FR-OAT-10Y",
+            -200_000.0,
+            1.03,
+            1.0,
+            0.04 * S,
+            -200_173.4401,
+            False,
+            "short_position: REPO-EUR holds -200000.0 of FR-OAT-10Y",
+        ),
+        item(None, "XS-CORP-BB", 250_000.0, 0.97, 1.0, None, None, False, "rating_below_floor"),
+        item(None, "ZZ-UNKNOWN", 1_000.0, None, None, None, None, False, "unknown_instrument"),
+    ]
+
+
+def at(day: str, hhmm: str) -> pd.Timestamp:
+    return pd.Timestamp(f"{day} {hhmm}", tz="UTC")
+
+
+def book_trades() -> list[dict]:
+    d1, d2 = "2026-03-03", DAY
+    rows = [
+        ("T-1", "DE-BUND-7Y", 600_000, 0.97, d1),
+        ("T-2", "DE-BUND-7Y", 400_000, 0.98, d2),
+        ("T-3", "IT-BTP-2Y", 500_000, 1.00, d1),
+        ("T-4", "US-T-4Y", 400_000, 0.99, d2),
+        ("T-5", "FR-OAT-10Y", -200_000, 1.02, d2),
+        ("T-6", "XS-CORP-BBB", 300_000, 1.01, d1),
+        ("T-7", "XS-CORP-BB", 250_000, 0.96, d2),
+        ("T-8", "DE-EQ-DAX", 10_000, 148.0, d1),
+        ("T-9", "ZZ-UNKNOWN", 1_000, 10.0, d2),
+    ]
+    return [
+        trade(tid, qty, px, book=BOOK, instrument=inst, at=at(day, "10:00"))
+        for tid, inst, qty, px, day in rows
+    ]
+
+
+def run_desk(env: dict, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def strict_json(text: str) -> object:
+    """Parse JSON, failing on NaN / Infinity, which are not JSON."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in the JSON document")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def backfilled(tmp_path_factory) -> dict:
+    """A landing folder backfilled once for 2026-03-03..04; the tests share it (read-mostly)."""
+    tmp_path = tmp_path_factory.mktemp("ranking")
+    folder = tmp_path / "landing"
+    write_landing_file(folder, "trades.csv", book_trades())
+    for name, text in {
+        "instruments.csv": INSTRUMENTS,
+        "prices.csv": PRICES,
+        "books.csv": BOOKS,
+        "fx_rates.csv": FX_RATES,
+    }.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
+        "DAGSTER_HOME": str(home),
+        "DESK_TRADE_SOURCE": f"landing:{folder}",
+        "DESK_START_DATE": "2026-03-01",
+    }
+    run_desk(env, "backfill", "--start", "2026-03-03", "--end", DAY)
+    return env
+
+
+def test_ranking_of_a_mixed_book_orders_values_and_explains_ineligible_items(backfilled):
+    document = strict_json(
+        run_desk(backfilled, "ranking", "--book", BOOK, "--date", DAY, "--json").stdout
+    )
+
+    assert list(document) == ["book_id", "business_date", "as_of", "items"]
+    assert (document["book_id"], document["business_date"]) == (BOOK, DAY)
+    assert pd.Timestamp(document["as_of"]) == pd.Timestamp("2026-03-05", tz="UTC")
+    items = document["items"]
+    keys = ["rank", "instrument_id", "quantity", "price", "fx_rate", "haircut", "value"]
+    assert all(list(i) == [*keys, "eligible", "reason"] for i in items)
+    expected = expected_items()
+    assert [i["instrument_id"] for i in items] == [e["instrument_id"] for e in expected]
+    for got, want in zip(items, expected, strict=True):
+        for key in ("rank", "instrument_id", "eligible"):
+            assert got[key] == want[key], (want["instrument_id"], key)
+        for key in ("quantity", "price", "fx_rate", "haircut", "value"):
+            if want[key] is None:
+                assert got[key] is None, (want["instrument_id"], key)
+            else:
+                assert got[key] == pytest.approx(want[key], rel=1e-9), (want["instrument_id"], key)
+        if want["reason"] is None:
+            assert got["reason"] is None, want["instrument_id"]
+        else:
+            assert got["reason"].startswith(want["reason"]), (want["instrument_id"], got["reason"])
+        if got["value"] is not None:
+            lendable = got["quantity"] * got["price"] * got["fx_rate"] * (1 - got["haircut"])
+            assert got["value"] == pytest.approx(lendable, rel=1e-12)
+
+
+def test_bad_reference_rows_are_quarantined_once_and_a_rerun_changes_nothing(backfilled):
+    first = strict_json(run_desk(backfilled, "quarantine", "--json").stdout)
+    ranking = run_desk(backfilled, "ranking", "--book", BOOK, "--date", DAY, "--json").stdout
+    by_file = {(q["source"].split("#")[0], q["row_number"]): q["reason_code"] for q in first}
+    assert by_file == {
+        ("landing:instruments.csv", 8): "unknown_asset_class",
+        ("landing:prices.csv", 4): "conflicting_duplicate",
+        ("landing:prices.csv", 6): "price_not_numeric",
+        ("landing:books.csv", 2): "bad_holding_period",
+        ("landing:fx_rates.csv", 3): "bad_currency",
+    }
+    assert all(q["reason"] and q["raw"] and q["trade_id"] == "" for q in first)
+
+    run_desk(backfilled, "backfill", "--start", DAY, "--end", DAY)
+    assert strict_json(run_desk(backfilled, "quarantine", "--json").stdout) == first
+    assert (
+        run_desk(backfilled, "ranking", "--book", BOOK, "--date", DAY, "--json").stdout == ranking
+    )

@@ -1,0 +1,126 @@
+"""The benchmark at smoke size: its own figures are consistent (not how fast they are)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmarks import bench
+from desk_pipeline.adapters.simulator import DeskSimulator
+from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.domain.schema import POSITION_DTYPES, conform
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, pg_engine) -> dict:
+    """One smoke run of every section on SQLite and PostgreSQL, and the JSON it wrote."""
+    out = tmp_path_factory.mktemp("bench")
+    results = bench.main(["--smoke", "--out-dir", str(out), "--name", "smoke"])
+    return {"results": results, "file": json.loads((out / "smoke.json").read_text())}
+
+
+@pytest.mark.postgres
+def test_the_benchmark_writes_its_figures_and_the_machine_to_json(smoke):
+    written = smoke["file"]
+    assert written["name"] == "smoke"
+    assert {"engine", "tick", "backfill", "read"} <= set(written)
+    machine = written["machine"]
+    assert machine["cores"] >= 1 and machine["ram_gb"] > 0
+    for key in ("cpu", "python", "numpy", "pandas", "numba", "sqlite", "postgresql"):
+        assert machine[key], key
+
+
+@pytest.mark.postgres
+def test_the_engine_agrees_with_the_seed_loop_and_reports_both_ratios(smoke):
+    engine = smoke["results"]["engine"]
+    for label in ("sparse", "dense"):
+        figures = engine[label]
+        assert figures["trades"] == bench.SMOKE.engine_trades
+        assert figures["engine_matches_seed"] and figures["engine_quantity_matches_groupby"]
+        assert figures["engine_vs_seed"] == pytest.approx(
+            figures["seed_loop_s"] / figures["engine_s"]
+        )
+        assert figures["engine_time_vs_groupby"] == pytest.approx(
+            figures["engine_s"] / figures["groupby_s"]
+        )
+        assert sum(figures["trade_kinds"].values()) == figures["trades"]
+    # The dense set exercises every branch of the average-cost rule, many times.
+    assert min(engine["dense"]["trade_kinds"].values()) > 100
+    incremental = engine["incremental"]
+    assert incremental["positions_out"] == incremental["open_positions"]
+
+
+@pytest.mark.postgres
+def test_every_tick_snapshots_every_traded_key_of_its_warehouse(smoke):
+    for database in ("sqlite", "postgresql"):
+        rows = smoke["results"]["tick"][database]
+        assert [r["booked_before"] for r in rows] == list(bench.SMOKE.tick_booked)
+        for row in rows:
+            keys = bench.SMOKE.books * bench.SMOKE.instruments_per_book
+            assert 0 < row["snapshot_rows"] <= keys
+        assert rows[0]["vs_smallest"] == 1.0
+
+
+@pytest.mark.postgres
+def test_the_backfill_stores_every_simulated_trade_and_one_eod_per_book_day(smoke):
+    size = bench.SMOKE
+    for database in ("sqlite", "postgresql"):
+        (run,) = smoke["results"]["backfill"][database]
+        simulator = DeskSimulator(
+            n_books=size.books,
+            n_instruments=size.instruments,
+            trades_per_day=size.trades_per_day,
+            instruments_per_book=size.instruments_per_book,
+        )
+        start = pd.Timestamp(run["start"], tz="UTC")
+        end = pd.Timestamp(run["end"], tz="UTC") + pd.Timedelta(days=1)
+        simulated = simulator.trades(start, end)
+        assert run["rows"]["trade_versions"] == len(simulated)
+        assert run["rows"]["current_trades"] == simulated["trade_id"].nunique()
+        assert run["rows"]["eod_snapshots"] <= size.books * run["calendar_days"]
+        assert run["rows"]["eod_snapshots"] >= size.books  # every book has an EOD by the end
+        assert run["rows_written"] == sum(run["rows"].values())
+        assert run["peak_rss_mb"] > 0 and run["runs"] == 1
+
+
+@pytest.mark.postgres
+def test_reads_are_timed_over_the_requested_number_of_calls(smoke):
+    for database in ("sqlite", "postgresql"):
+        read = smoke["results"]["read"][database]
+        for figures in read.values():
+            assert figures["calls"] == bench.SMOKE.read_calls
+            assert figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
+        assert read["all_books_latest"]["rows"] > 0
+
+
+@pytest.mark.postgres
+def test_latest_eods_returns_each_books_most_recent_stored_day(warehouse_url):
+    repo = PositionRepository(warehouse_url)
+    rows = []
+    for book, day, hour, quantity in (
+        ("B1", "2026-03-02", 20, 10.0),
+        ("B1", "2026-03-03", 20, 20.0),
+        ("B2", "2026-03-02", 20, 30.0),
+    ):
+        rows.append(
+            {
+                "business_date": day,
+                "as_of": pd.Timestamp(f"{day} {hour}:00", tz="UTC"),
+                "book_id": book,
+                "instrument_id": "I1",
+                "quantity": quantity,
+                "avg_price": 1.0,
+                "realized_pnl": 0.0,
+            }
+        )
+    repo.keep_last_eod(pd.DataFrame(rows), read_at_us=1)
+    latest = repo.latest_eods()
+    assert latest[["book_id", "business_date"]].to_numpy().tolist() == [
+        ["B1", "2026-03-03"],
+        ["B2", "2026-03-02"],
+    ]
+    assert latest["quantity"].tolist() == [20.0, 30.0]
+    pd.testing.assert_frame_equal(
+        conform(latest, POSITION_DTYPES),
+        conform(pd.DataFrame(rows).iloc[[1, 2]], POSITION_DTYPES),
+    )

@@ -1,0 +1,168 @@
+"""Malformed landing files never crash ingestion, never half-land and never touch other data."""
+
+import csv
+import io
+import itertools
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from desk_pipeline.adapters import tables as t
+from desk_pipeline.adapters.trade_sources import LandingFolderSource
+from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline.domain.positions import roll_positions
+from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
+from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
+
+COLUMNS = ["trade_id", "version", "status", "book_id", "instrument_id", "quantity", "price"]
+COLUMNS += ["trade_time"]
+INJECTIONS = [
+    "'; DROP TABLE trades; --",
+    "'; DROP TABLE trade_versions; --",
+    '" OR "1"="1',
+    "1; DELETE FROM eod_snapshots",
+    '=HYPERLINK("http://x")',
+    "${jndi:ldap://example/a}",
+    "<script>alert(1)</script>",
+    "%s%s%s%n",
+    "{0}{1}",
+    "../../etc/passwd",
+]
+ODD = ["", " ", '"', '""', "'", ",", ";", "\n", "\r\n", "\x00", "\ufeff", "é", "\u202e", "🦀"]
+ODD += ["NaN", "inf", "-inf", "-0", "1e309", "0x10", "1,000", "null", "None", "TRUE"]
+VALID = {
+    "trade_id": ["F1", "F2", "F3", "F-4"],
+    "version": ["1", "2", "3"],
+    "status": ["NEW", "AMEND", "CANCEL", "new"],
+    "book_id": ["FB1", "FB2"],
+    "instrument_id": ["XS1", "XS2"],
+    "quantity": ["100", "-5", "0.5", "1e6"],
+    "price": ["10", "99.5", "0.0001"],
+    "trade_time": ["2026-03-02T10:00:00", "2026-03-02T10:00:00+01:00", "2026-03-03 23:59:59Z"],
+}
+SENTINEL_BOOK = "SENTINEL-BOOK-NOT-GENERATED"
+
+
+def field(column: str) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(VALID.get(column, ["x"])),
+        st.sampled_from(VALID.get(column, ["x"])),
+        st.sampled_from(INJECTIONS),
+        st.sampled_from(ODD),
+        st.text(max_size=12),
+        st.integers(65, 70_000).map(lambda n: "X" * n),
+    )
+
+
+@st.composite
+def csv_text(draw: st.DrawFn) -> str:
+    """A CSV whose header and cells are mostly plausible and sometimes badly wrong."""
+    header = draw(
+        st.one_of(
+            st.permutations(COLUMNS),
+            st.lists(st.sampled_from([*COLUMNS, "TRADE_ID", "Price ", "extra", ""]), max_size=10),
+            st.lists(st.text(max_size=8), max_size=6),
+        )
+    )
+    width = len(header) + draw(st.sampled_from([0, 0, 0, -1, 1]))  # some rows ragged
+    rows = draw(
+        st.lists(st.tuples(*[field(c) for c in [*header, "x"][: max(width, 0)]]), max_size=8)
+    )
+    out = io.StringIO()
+    if draw(st.booleans()):
+        writer = csv.writer(out, lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
+        writer.writerow(header)
+        writer.writerows(rows)
+    else:  # no quoting at all: separators and quotes inside cells break the structure
+        out.write("\n".join(",".join(r) for r in [list(header), *map(list, rows)]))
+    return out.getvalue()
+
+
+@st.composite
+def landing_bytes(draw: st.DrawFn) -> bytes:
+    """Random bytes, or CSV text in a right, wrong or mixed encoding."""
+    if draw(st.integers(0, 5)) == 0:
+        return draw(st.binary(max_size=3000))
+    text = draw(csv_text())
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1", "utf-16", "cp1252", "mix"]))
+    if encoding == "mix":
+        half = len(text) // 2
+        return text[:half].encode("utf-8") + text[half:].encode("latin-1", errors="replace")
+    return text.encode(encoding, errors="replace")
+
+
+@pytest.fixture
+def warehouse(warehouse_url, tmp_path):
+    """A warehouse holding one good trade and its EOD, which no fuzzed file may touch."""
+    repo = PositionRepository(warehouse_url)
+    sentinel = make_trades([trade("SENTINEL-1", 100, 10.0, book=SENTINEL_BOOK)])
+    repo.ingest("landing:sentinel.csv", 1, sentinel, empty_frame(QUARANTINE_DTYPES))
+    eod = roll_positions(no_positions(), sentinel, [T0 + pd.Timedelta(hours=15)])
+    repo.keep_last_eod(eod.assign(business_date="2026-03-02"), now_micros())
+    yield repo
+    repo.engine.dispose()
+
+
+def snapshot_of_other_data(repo: PositionRepository) -> dict:
+    eod = repo.eod(SENTINEL_BOOK, "2026-03-02")[1].to_dict("records")
+    with repo.engine.connect() as conn:
+        return {
+            "tables": sorted(sa.inspect(conn).get_table_names()),
+            "eod": eod,
+            "eod_headers": conn.execute(sa.select(t.eod_snapshots)).all(),
+            "outbox": conn.execute(sa.select(sa.func.count()).select_from(t.outbox)).scalar(),
+            "sentinel": conn.execute(
+                sa.select(t.trade_versions).where(t.trade_versions.c.trade_id == "SENTINEL-1")
+            ).all(),
+        }
+
+
+def stored_for(repo: PositionRepository, source: str) -> tuple[int, list[tuple[str, str]]]:
+    with repo.engine.connect() as conn:
+        versions = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.trade_versions)
+            .where(t.trade_versions.c.source == source)
+        ).scalar()
+        reasons = conn.execute(
+            sa.select(t.quarantine.c.reason_code, t.quarantine.c.reason).where(
+                t.quarantine.c.source == source
+            )
+        ).all()
+    return versions, [tuple(r) for r in reasons]
+
+
+def test_malformed_landing_files_are_quarantined_whole_or_row_by_row_and_nothing_else_moves(
+    warehouse, tmp_path
+):
+    before = snapshot_of_other_data(warehouse)
+    names = (f"f{i:05d}.csv" for i in itertools.count())
+
+    @settings(
+        max_examples=int(__import__("os").environ.get("FUZZ_N", "60")),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(content=landing_bytes())
+    def check(content: bytes) -> None:
+        path = tmp_path / next(names)
+        path.write_bytes(content)
+        batch = LandingFolderSource(tmp_path).read_file(path)
+        result = warehouse.ingest(batch.source, batch.received, batch.trades, batch.rejected)
+        path.unlink()
+
+        assert result.received == result.accepted + result.quarantined
+        versions, reasons = stored_for(warehouse, batch.source)
+        # The whole file or nothing: every new version and every rejected row is stored.
+        assert versions == result.new_versions <= result.accepted
+        assert len(reasons) == result.quarantined
+        assert all(code and reason for code, reason in reasons)
+        if batch.trades.empty and batch.received:
+            assert result.quarantined == batch.received
+
+    check()
+    assert snapshot_of_other_data(warehouse) == before

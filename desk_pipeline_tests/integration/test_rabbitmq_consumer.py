@@ -1,0 +1,172 @@
+"""Consumers against the real RabbitMQ: inbox idempotency, retries, the dead-letter queue."""
+
+import datetime as dt
+import uuid
+
+import pandas as pd
+import pika
+import pytest
+
+from desk_pipeline.adapters.consumer import (
+    Delivery,
+    EodRankingHandler,
+    InboxConsumer,
+    consume,
+    declare_queue,
+    parse_event,
+)
+from desk_pipeline.adapters.publisher import EXCHANGE, routing_key
+from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline.domain.snapshots import PositionSnapshotCreated
+from desk_pipeline_tests.broker import amqp_url, channel_on, drain, temporary_vhost
+
+pytestmark = pytest.mark.rabbitmq
+
+DAY = "2026-03-02"
+AS_OF = pd.Timestamp("2026-03-03", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def vhost():
+    with temporary_vhost() as name:
+        yield name
+
+
+@pytest.fixture
+def repo(sqlite_url):
+    repository = PositionRepository(sqlite_url)
+    yield repository
+    repository.engine.dispose()
+
+
+def event_json(book: str, snapshot_id: str | None = None, positions: int = 1) -> str:
+    return PositionSnapshotCreated(
+        book_id=book,
+        business_date=DAY,
+        as_of=AS_OF.to_pydatetime(),
+        snapshot_id=snapshot_id or str(uuid.uuid4()),
+        position_count=positions,
+        restatement=False,
+        occurred_at=dt.datetime.now(dt.UTC),
+    ).to_json()
+
+
+def publish_raw(channel, book: str, body: str | bytes, message_id: str | None) -> None:
+    channel.basic_publish(
+        EXCHANGE,
+        routing_key(book),
+        body,
+        pika.BasicProperties(message_id=message_id, delivery_mode=pika.DeliveryMode.Persistent),
+    )
+
+
+def test_a_poison_message_is_dead_lettered_after_n_attempts_while_good_ones_are_applied(
+    repo, vhost
+):
+    url = amqp_url(vhost)
+    book = f"B-{uuid.uuid4().hex[:6]}"
+    queue = f"q.poison.{uuid.uuid4().hex[:8]}"
+    connection, channel = channel_on(url)
+    dead_letters = declare_queue(channel, queue, binding_key=routing_key(book), max_attempts=3)
+    good = [event_json(book), event_json(book)]
+    publish_raw(channel, book, good[0], parse_event(good[0])["event_id"])
+    publish_raw(channel, book, b"\x00 not json", "poison-1")
+    publish_raw(channel, book, good[1], parse_event(good[1])["event_id"])
+    connection.close()
+
+    calls: list[bytes] = []
+    handler = EodRankingHandler(repo, lambda b, d: None)
+
+    def counting(body: bytes) -> str:
+        calls.append(body)
+        return handler(body)
+
+    consumer = InboxConsumer(repo, "ranking", counting, max_attempts=3)
+    stats = consume(url, queue, consumer, prefetch=5, idle_seconds=1.0)
+
+    assert calls.count(b"\x00 not json") == 3
+    assert (stats.applied, stats.retried, stats.dead_lettered) == (2, 2, 1)
+    assert repo.inbox_count("ranking") == 2
+    dead = drain(url, dead_letters, expect=1, deadline_s=10)
+    assert [body for _, _, body in dead] == [b"\x00 not json"]
+    assert drain(url, queue, expect=0, deadline_s=0.5) == []
+
+
+def stored_eod(repo: PositionRepository, book: str, quantity: float = 100.0):
+    frame = pd.DataFrame(
+        [
+            {
+                "book_id": book,
+                "instrument_id": "DE0001",
+                "quantity": quantity,
+                "avg_price": 1.0,
+                "realized_pnl": 0.0,
+                "business_date": DAY,
+                "as_of": AS_OF,
+            }
+        ]
+    )
+    (write,) = repo.keep_last_eod(frame, now_micros())
+    return write
+
+
+def ranked(repo: PositionRepository, book: str, snapshot_id: str) -> None:
+    repo.replace_rankings(
+        pd.DataFrame(
+            [
+                {
+                    "book_id": book,
+                    "business_date": DAY,
+                    "instrument_id": "DE0001",
+                    "snapshot_id": snapshot_id,
+                    "as_of": AS_OF,
+                    "rank": 1,
+                    "quantity": 100.0,
+                    "price": 1.0,
+                    "fx_rate": 1.0,
+                    "haircut": 0.02,
+                    "value": 98.0,
+                    "eligible": True,
+                    "reason": None,
+                }
+            ]
+        )
+    )
+
+
+def test_the_ranking_is_requested_only_for_the_current_eod_when_its_ranking_is_not_fresh(repo):
+    requested: list[tuple[str, str]] = []
+    handler = EodRankingHandler(repo, lambda b, d: requested.append((b, d)))
+
+    first = stored_eod(repo, "B1")
+    first_event = event_json("B1", first.snapshot_id).encode()
+    ranked(repo, "B1", first.snapshot_id)
+    assert handler(first_event) == "fresh"
+
+    restated = stored_eod(repo, "B1", quantity=150.0)  # a later computation replaces the EOD
+    assert handler(first_event) == "superseded"  # the restatement's own event will ask
+    assert handler(event_json("B1", restated.snapshot_id).encode()) == "ranking_requested"
+    assert requested == [("B1", DAY)]
+
+    flat = stored_eod(repo, "B2", quantity=0.0)
+    assert handler(event_json("B2", flat.snapshot_id, positions=0).encode()) == "empty"
+    assert requested == [("B1", DAY)]
+
+
+def test_a_redelivered_event_is_acknowledged_without_running_the_handler_again(repo):
+    calls: list[bytes] = []
+
+    def handler(body: bytes) -> str:
+        calls.append(body)
+        return "recorded"
+
+    consumer = InboxConsumer(repo, "audit", handler)
+    body = event_json("B1").encode()
+    event_id = parse_event(body)["event_id"]
+    first = consumer.process(Delivery(body, event_id, attempt=1))
+    again = consumer.process(Delivery(body, event_id, attempt=2))
+    other = InboxConsumer(repo, "other", handler).process(Delivery(body, event_id, attempt=1))
+
+    assert (first, again, other) == ("ack", "ack", "ack")
+    assert len(calls) == 2  # once per consumer, the inbox is keyed by (consumer, event_id)
+    assert (consumer.stats.applied, consumer.stats.duplicates) == (1, 1)

@@ -1,0 +1,188 @@
+"""The schedule, the EOD refresh, the freshness checks and the catalogue, as operators see them."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+from dagster._core.test_utils import freeze_time
+
+from desk_pipeline.defs import automation
+from desk_pipeline.defs.collateral.assets import collateral_ranking
+from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
+from desk_pipeline.defs.positions.freshness import freshness_checks
+from desk_pipeline.defs.resources import DeskSettings
+
+ASSETS = [trades, intraday_positions, eod_positions, collateral_ranking]
+UTC = dt.UTC
+
+
+def utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def settings(**changes: object) -> DeskSettings:
+    base = DeskSettings(
+        warehouse_url="sqlite://",
+        trade_source="simulator",
+        timezone="UTC",
+        start_date="2026-01-01",
+        event_publisher="log",
+        haircut_schedule="",
+    )
+    return DeskSettings(**{**base.__dict__, **changes})
+
+
+def code_location() -> dg.Definitions:
+    # Imported late: test_definitions reloads the package under a cleared environment.
+    from desk_pipeline.definitions import defs
+
+    return defs
+
+
+def schedule() -> dg.ScheduleDefinition:
+    return code_location().resolve_schedule_def(automation.intraday_schedule.name)
+
+
+def requested(result: dg.EvaluateAutomationConditionsResult, asset: str) -> set[str]:
+    return set(result.get_requested_partitions(dg.AssetKey(asset)))
+
+
+def materialised(instance: dg.DagsterInstance, asset: str, partition: str) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
+
+
+def test_the_schedule_tick_at_10_20_05_requests_the_10_10_window(dagster_instance):
+    context = dg.build_schedule_context(
+        instance=dagster_instance, scheduled_execution_time=utc("2026-03-03 10:20:05")
+    )
+    [request] = list(schedule().evaluate_tick(context).run_requests or [])
+    assert request.partition_key == "2026-03-03-10:10"
+
+
+def test_the_schedule_tick_just_after_midnight_requests_the_previous_days_last_window(
+    dagster_instance,
+):
+    context = dg.build_schedule_context(
+        instance=dagster_instance, scheduled_execution_time=utc("2026-03-04 00:00:05")
+    )
+    [request] = list(schedule().evaluate_tick(context).run_requests or [])
+    assert request.partition_key == "2026-03-03-23:50"
+
+
+def test_after_an_intraday_window_materialises_todays_eod_is_requested(dagster_instance):
+    now = utc("2026-03-03 10:20:30")
+    first = dg.evaluate_automation_conditions(
+        code_location(), dagster_instance, evaluation_time=now
+    )
+    assert requested(first, "eod_positions") == set()
+
+    materialised(dagster_instance, "intraday_positions", "2026-03-03-10:10")
+    second = dg.evaluate_automation_conditions(
+        code_location(), dagster_instance, evaluation_time=now, cursor=first.cursor
+    )
+    assert requested(second, "eod_positions") == {"2026-03-03"}
+
+    # Handled once: without a new window nothing more is requested.
+    third = dg.evaluate_automation_conditions(
+        code_location(), dagster_instance, evaluation_time=now, cursor=second.cursor
+    )
+    assert requested(third, "eod_positions") == set()
+
+
+def test_the_last_window_of_the_day_still_refreshes_that_days_eod_after_midnight(
+    dagster_instance,
+):
+    now = utc("2026-03-04 00:00:30")
+    first = dg.evaluate_automation_conditions(
+        code_location(), dagster_instance, evaluation_time=now
+    )
+    materialised(dagster_instance, "intraday_positions", "2026-03-03-23:50")
+    second = dg.evaluate_automation_conditions(
+        code_location(), dagster_instance, evaluation_time=now, cursor=first.cursor
+    )
+    assert requested(second, "eod_positions") == {"2026-03-03"}
+
+
+def test_a_new_eod_requests_the_collateral_ranking_of_the_same_day(dagster_instance):
+    now = utc("2026-03-03 10:21:00")
+    first = dg.evaluate_automation_conditions(
+        code_location(), dagster_instance, evaluation_time=now
+    )
+    materialised(dagster_instance, "eod_positions", "2026-03-03")
+    second = dg.evaluate_automation_conditions(
+        code_location(), dagster_instance, evaluation_time=now, cursor=first.cursor
+    )
+    assert requested(second, "collateral_ranking") == {"2026-03-03"}
+
+
+def run_checks(
+    instance: dg.DagsterInstance, checks: list[dg.AssetChecksDefinition]
+) -> dict[str, bool]:
+    # Specs stand in for the assets: the checks read only the instance, never the warehouse.
+    specs = [dg.AssetSpec(a.key, partitions_def=a.partitions_def) for a in ASSETS]
+    job = dg.define_asset_job("freshness", selection=dg.AssetSelection.checks(*checks))
+    defs = dg.Definitions(assets=specs, asset_checks=checks, jobs=[job])
+    result = defs.resolve_job_def("freshness").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    return {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+
+
+@pytest.mark.parametrize(
+    ("last_snapshot", "now", "fresh"),
+    [
+        ("2026-03-03 10:10:10", "2026-03-03 10:25:00", True),  # the last tick ran
+        ("2026-03-03 10:00:10", "2026-03-03 10:25:00", True),  # one missed tick is tolerated
+        ("2026-03-03 09:50:10", "2026-03-03 10:25:00", False),  # two missed ticks are not
+    ],
+)
+def test_intraday_positions_is_stale_when_its_newest_snapshot_is_over_20_minutes_old(
+    dagster_instance, last_snapshot, now, fresh
+):
+    with freeze_time(utc(last_snapshot)):
+        materialised(dagster_instance, "intraday_positions", "2026-03-03-10:00")
+    with freeze_time(utc(now)):
+        outcome = run_checks(dagster_instance, freshness_checks(settings()))
+    assert outcome["intraday_positions"] is fresh
+
+
+def test_outside_desk_hours_an_old_intraday_snapshot_is_not_an_alert(dagster_instance):
+    with freeze_time(utc("2026-03-03 18:45:00")):
+        materialised(dagster_instance, "intraday_positions", "2026-03-03-18:30")
+    with freeze_time(utc("2026-03-03 22:00:00")):
+        outcome = run_checks(dagster_instance, freshness_checks(settings(desk_hours="7-18")))
+    assert outcome["intraday_positions"] is True
+    with freeze_time(utc("2026-03-03 22:00:00")):
+        outcome = run_checks(dagster_instance, freshness_checks(settings()))
+    assert outcome["intraday_positions"] is False
+
+
+def test_the_intraday_freshness_limit_is_configurable(dagster_instance):
+    with freeze_time(utc("2026-03-03 09:50:10")):
+        materialised(dagster_instance, "intraday_positions", "2026-03-03-09:40")
+    with freeze_time(utc("2026-03-03 10:25:00")):
+        outcome = run_checks(
+            dagster_instance, freshness_checks(settings(intraday_freshness_minutes=45))
+        )
+    assert outcome["intraday_positions"] is True
+
+
+def test_eod_positions_is_overdue_when_the_new_day_has_no_eod_by_00_30(dagster_instance):
+    with freeze_time(utc("2026-03-03 23:55:00")):
+        materialised(dagster_instance, "eod_positions", "2026-03-03")
+    with freeze_time(utc("2026-03-04 00:40:00")):
+        assert run_checks(dagster_instance, freshness_checks(settings()))["eod_positions"] is False
+        materialised(dagster_instance, "eod_positions", "2026-03-04")
+        assert run_checks(dagster_instance, freshness_checks(settings()))["eod_positions"] is True
+
+
+@pytest.mark.parametrize("asset", ASSETS, ids=lambda a: a.key.to_user_string())
+def test_every_asset_is_catalogued_with_owner_description_table_and_columns(asset):
+    spec = next(iter(asset.specs))
+    assert spec.description and "one row per" in spec.description.lower()
+    assert spec.owners == ["team:securities-financing-desk"]
+    assert spec.group_name in {"positions", "collateral"}
+    assert spec.kinds and "desk/layer" in spec.tags
+    assert spec.metadata["dagster/table_name"].startswith("warehouse.")
+    columns = [c.name for c in spec.metadata["dagster/column_schema"].columns]
+    assert {"book_id", "instrument_id"} <= set(columns)

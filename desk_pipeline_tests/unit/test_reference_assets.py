@@ -1,0 +1,16 @@
+"""The reference assets refresh today's partition hourly through the automation sensor."""
+
+import dagster as dg
+
+from desk_pipeline.defs.collateral.reference import REFRESH_HOURLY, instruments, prices
+
+
+def test_reference_assets_refresh_hourly_and_the_automation_sensor_evaluates_them():
+    from desk_pipeline.definitions import defs
+    from desk_pipeline.defs.automation import eod_refresh_sensor
+
+    assert REFRESH_HOURLY.get_label() == "on_cron(0 * * * *, UTC)"
+    for asset in (instruments, prices):
+        assert asset.automation_conditions_by_key[asset.key] == REFRESH_HOURLY
+    targeted = eod_refresh_sensor.asset_selection.resolve(defs.resolve_asset_graph())
+    assert {dg.AssetKey("instruments"), dg.AssetKey("prices")} <= targeted
