@@ -577,27 +577,22 @@ class PositionRepository:
                 .label("n"),
             ).subquery()
             latest = sa.select(ranked.c.snapshot_id).where(ranked.c.n == 1)
-        query = (
-            sa.select(
-                p.c.book_id,
-                p.c.business_date,
-                p.c.snapshot_id,
-                e.c.as_of_us,
-                p.c.instrument_id,
-                p.c.quantity,
-                p.c.avg_price,
-                p.c.realized_pnl,
-            )
-            .select_from(p.join(e, e.c.snapshot_id == p.c.snapshot_id))
-            .where(p.c.snapshot_id.in_(latest))
-            .order_by(p.c.book_id, p.c.instrument_id)
+        return self._eod_position_rows(
+            "latest_eods", p.c.snapshot_id.in_(latest), order_by=(p.c.book_id, p.c.instrument_id)
         )
-        with self._transaction("latest_eods") as conn:
-            rows = _read(conn, query)
-        return rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
 
     def eod_positions(self, business_dates: Sequence[str]) -> pd.DataFrame:
         """Stored EOD rows of the given days: business_date, snapshot_id, as_of and positions."""
+        p = t.eod_positions
+        return self._eod_position_rows("eod_positions", p.c.business_date.in_(list(business_dates)))
+
+    def _eod_position_rows(
+        self,
+        operation: str,
+        where: sa.ColumnElement[bool],
+        order_by: Sequence[sa.ColumnElement[Any]] = (),
+    ) -> pd.DataFrame:
+        """EOD position rows matching ``where``, each with its header's ``as_of``."""
         e, p = t.eod_snapshots, t.eod_positions
         query = (
             sa.select(
@@ -611,9 +606,10 @@ class PositionRepository:
                 p.c.realized_pnl,
             )
             .select_from(p.join(e, e.c.snapshot_id == p.c.snapshot_id))
-            .where(p.c.business_date.in_(list(business_dates)))
+            .where(where)
+            .order_by(*order_by)
         )
-        with self._transaction("eod_positions") as conn:
+        with self._transaction(operation) as conn:
             rows = _read(conn, query)
         return rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
 

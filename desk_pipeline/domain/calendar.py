@@ -28,13 +28,3 @@ def business_dates(start: dt.date | str, end: dt.date | str) -> list[str]:
     if last < first:
         raise InvalidRangeError(f"date range {first:%Y-%m-%d}..{last:%Y-%m-%d} is reversed")
     return [d.strftime("%Y-%m-%d") for d in pd.date_range(first, last, freq="D")]
-
-
-def day_ends(dates: list[str], timezone: str) -> pd.DatetimeIndex:
-    """UTC end instant of each business date, in the order given."""
-    return pd.DatetimeIndex([day_bounds(d, timezone)[1] for d in dates])
-
-
-def business_date_of(instant: pd.Timestamp, timezone: str) -> str:
-    """The business date (YYYY-MM-DD) an instant falls on in ``timezone``."""
-    return instant.tz_convert(timezone).strftime("%Y-%m-%d")

@@ -2,7 +2,6 @@
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ from desk_pipeline.domain.schema import (
     conform,
     empty_frame,
 )
-from desk_pipeline.domain.trades import quarantine_whole_source
+from desk_pipeline.domain.trades import quarantine_rows, quarantine_whole_source
 
 # A source that cannot read a reference file at all (not UTF-8, not CSV) hands over one row with
 # this single column holding the problem; validation turns it into one whole-file quarantine row.
@@ -30,11 +29,9 @@ DEFAULT_HOLDING_PERIOD_DAYS = 5
 MAX_ID_LENGTH = 64
 
 # Received columns: required ones must be present (a file without one is quarantined row by row),
-# optional ones read as blank when absent; any other column is ignored.
+# optional ones (see each validate_* docstring) read as blank when absent; any other is ignored.
 INSTRUMENT_REQUIRED = ("instrument_id", "asset_class", "issuer_type", "currency")
-INSTRUMENT_OPTIONAL = ("name", "issuer", "rating", "maturity_date")
 BOOK_REQUIRED = ("book_id", "base_currency")
-BOOK_OPTIONAL = ("holding_period_days",)
 PRICE_REQUIRED = ("instrument_id", "price_date", "price")
 FX_REQUIRED = ("currency", "rate_date", "usd_per_unit")
 
@@ -341,7 +338,7 @@ def _validate(
     missing = [c for c in required if c not in raw.columns]
     if missing:
         problem = f"missing required columns {missing}; got {list(raw.columns)}"
-        return empty_frame(out_dtypes), _quarantine(raw, source, "missing_columns", problem)
+        return empty_frame(out_dtypes), quarantine_rows(raw, source, "missing_columns", problem)
 
     cells = cells_of(raw)
     code = pd.Series("", index=raw.index, dtype="object")
@@ -361,8 +358,8 @@ def _validate(
     conflict_index = valid.index[conflicting]
     quarantine = pd.concat(
         [
-            _quarantine(raw.loc[bad], source, code[bad], reason[bad]),
-            _quarantine(
+            quarantine_rows(raw.loc[bad], source, code[bad], reason[bad]),
+            quarantine_rows(
                 raw.loc[conflict_index],
                 source,
                 "conflicting_duplicate",
@@ -449,24 +446,4 @@ def _blank_to_none(values: pd.Series) -> pd.Series:
         [None if v == "" else v for v in values.to_numpy(dtype=object)],
         index=values.index,
         dtype="object",
-    )
-
-
-def _quarantine(
-    raw: pd.DataFrame, source: str, reason_code: str | pd.Series, reason: str | pd.Series
-) -> pd.DataFrame:
-    """Quarantine rows keeping each received row (JSON); reference rows have no trade_id."""
-    if raw.empty:
-        return empty_frame(QUARANTINE_DTYPES)
-    records = raw.astype("object").where(raw.notna(), None).to_dict(orient="records")
-    return pd.DataFrame(
-        {
-            "source": source,
-            "row_number": raw.index.to_numpy(dtype="int64"),
-            "trade_id": "",
-            "reason_code": reason_code,
-            "reason": reason,
-            "raw": [json.dumps(r, default=str, ensure_ascii=False) for r in records],
-        },
-        index=raw.index,
     )

@@ -25,7 +25,6 @@ TRADE_DTYPES: Mapping[str, str] = {
 }
 TRADE_COLUMNS = tuple(TRADE_DTYPES)
 
-POSITION_KEY = ("book_id", "instrument_id")
 POSITION_DTYPES: Mapping[str, str] = {
     "book_id": "object",
     "instrument_id": "object",
@@ -43,7 +42,6 @@ QUARANTINE_DTYPES: Mapping[str, str] = {
     "reason": "object",
     "raw": "object",  # the row as received, JSON
 }
-QUARANTINE_COLUMNS = tuple(QUARANTINE_DTYPES)
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, where: str) -> None:
@@ -88,7 +86,6 @@ INSTRUMENT_DTYPES: Mapping[str, str] = {
     "maturity_date": "datetime64[ns]",  # NaT for perpetual instruments and equities
     "currency": "object",  # ISO 4217
 }
-INSTRUMENT_COLUMNS = tuple(INSTRUMENT_DTYPES)
 
 PRICE_DTYPES: Mapping[str, str] = {
     "instrument_id": "object",

@@ -1,5 +1,8 @@
 """Reference data and marks: instruments, books, prices and FX rates from the trade source."""
 
+from collections.abc import Callable
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
@@ -45,23 +48,30 @@ PRICES_TABLE = catalogue.catalogue_metadata(
 )
 
 
+def _reference_asset(
+    pool: str, metadata: dict[str, Any]
+) -> Callable[[Callable[..., dg.MaterializeResult]], dg.AssetsDefinition]:
+    """The policy the reference assets share: daily, one run per backfill, refreshed hourly."""
+    return dg.asset(
+        partitions_def=DAILY,
+        group_name="collateral",
+        kinds={"pandas", "sql"},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        automation_condition=REFRESH_HOURLY,
+        retry_policy=RETRY_TRANSIENT,
+        pool=pool,
+        owners=catalogue.OWNERS,
+        tags={"desk/layer": "reference"},
+        metadata=metadata,
+    )
+
+
 def _source_kind(spec: str) -> str:
     # Only the kind labels quarantine rows: a sql:<url> spec may carry credentials.
     return spec.partition(":")[0]
 
 
-@dg.asset(
-    partitions_def=DAILY,
-    group_name="collateral",
-    kinds={"pandas", "sql"},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=REFRESH_HOURLY,
-    retry_policy=RETRY_TRANSIENT,
-    pool="desk_instruments",
-    owners=catalogue.OWNERS,
-    tags={"desk/layer": "reference"},
-    metadata=INSTRUMENTS_TABLE,
-)
+@_reference_asset(pool="desk_instruments", metadata=INSTRUMENTS_TABLE)
 def instruments(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -92,18 +102,7 @@ def instruments(
     )
 
 
-@dg.asset(
-    partitions_def=DAILY,
-    group_name="collateral",
-    kinds={"pandas", "sql"},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=REFRESH_HOURLY,
-    retry_policy=RETRY_TRANSIENT,
-    pool="desk_prices",
-    owners=catalogue.OWNERS,
-    tags={"desk/layer": "reference"},
-    metadata=PRICES_TABLE,
-)
+@_reference_asset(pool="desk_prices", metadata=PRICES_TABLE)
 def prices(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
