@@ -4,6 +4,7 @@ import dagster as dg
 
 from desk_pipeline.defs import automation
 from desk_pipeline.defs.collateral import assets as collateral_assets
+from desk_pipeline.defs.collateral import checks as collateral_checks
 from desk_pipeline.defs.positions import assets as position_assets
 from desk_pipeline.defs.positions import checks, freshness, sensors
 from desk_pipeline.defs.resources import SETTINGS, resources_from
@@ -12,7 +13,11 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules([position_assets, collateral_assets]),
     jobs=[automation.intraday_job, automation.daily_job],
     schedules=[automation.intraday_schedule],
-    asset_checks=[*freshness.FRESHNESS_CHECKS, *checks.POSITION_CHECKS],
+    asset_checks=[
+        *freshness.FRESHNESS_CHECKS,
+        *checks.POSITION_CHECKS,
+        *collateral_checks.COLLATERAL_CHECKS,
+    ],
     sensors=[
         automation.eod_refresh_sensor,
         automation.outbox_relay_sensor,

@@ -656,6 +656,21 @@ class PositionRepository:
         order = order.sort_values(["_ineligible", "rank", "instrument_id"], kind="stable")
         return order.drop(columns="_ineligible").reset_index(drop=True)
 
+    def rankings(self, business_dates: Sequence[str]) -> pd.DataFrame:
+        """The stored rankings of every book on the given days, ordered by book, day and rank."""
+        r = t.collateral_rankings
+        query = sa.select(r).where(r.c.business_date.in_(list(business_dates)))
+        with self._transaction("rankings") as conn:
+            rows = _read(conn, query)
+        rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
+        rows["rank"] = rows["rank"].astype(RANKING_DTYPES["rank"])
+        rows["eligible"] = rows["eligible"].astype(bool)
+        order = rows.assign(_ineligible=~rows["eligible"])
+        order = order.sort_values(
+            ["book_id", "business_date", "_ineligible", "rank", "instrument_id"], kind="stable"
+        )
+        return order.drop(columns="_ineligible").reset_index(drop=True)
+
     # ---- quarantine and outbox ----------------------------------------------------------------
 
     def quarantined(self) -> pd.DataFrame:

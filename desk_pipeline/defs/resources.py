@@ -33,6 +33,8 @@ class DeskSettings:
     # Quality and housekeeping: quarantined share of received rows; intraday snapshot retention.
     max_quarantine_rate: float = 0.05
     intraday_retention_days: int = 7
+    # Collateral: the largest share of a book's eligible lendable value one issuer may hold.
+    issuer_concentration_limit: float = 0.25
 
     @classmethod
     def from_env(cls) -> "DeskSettings":
@@ -49,6 +51,9 @@ class DeskSettings:
             intraday_freshness_minutes=int(os.environ.get("DESK_FRESHNESS_MINUTES") or 20),
             max_quarantine_rate=float(os.environ.get("DESK_MAX_QUARANTINE_RATE") or 0.05),
             intraday_retention_days=int(os.environ.get("DESK_INTRADAY_RETENTION_DAYS") or 7),
+            issuer_concentration_limit=float(
+                os.environ.get("DESK_ISSUER_CONCENTRATION_LIMIT") or 0.25
+            ),
         )
 
 
@@ -92,9 +97,14 @@ class PublisherResource(dg.ConfigurableResource):
 
 
 class HaircutScheduleResource(dg.ConfigurableResource):
-    """The haircut schedule (DESK_HAIRCUT_SCHEDULE; empty = the packaged Basel CRE22 table)."""
+    """The haircut schedule (DESK_HAIRCUT_SCHEDULE; empty = the packaged Basel CRE22 table).
+
+    Also carries the collateral policy's issuer concentration limit
+    (DESK_ISSUER_CONCENTRATION_LIMIT), the other rule the ranking is judged by.
+    """
 
     path: str = ""
+    issuer_concentration_limit: float = 0.25
 
     def schedule(self) -> HaircutSchedule:
         """The parsed schedule."""
@@ -130,7 +140,10 @@ def resources_from(settings: DeskSettings) -> dict[str, dg.ConfigurableResource]
             spec=_secret_or_value("DESK_EVENT_PUBLISHER", settings.event_publisher)
         ),
         "calendar": CalendarResource(timezone=settings.timezone),
-        "haircuts": HaircutScheduleResource(path=settings.haircut_schedule),
+        "haircuts": HaircutScheduleResource(
+            path=settings.haircut_schedule,
+            issuer_concentration_limit=settings.issuer_concentration_limit,
+        ),
     }
 
 

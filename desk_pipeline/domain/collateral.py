@@ -251,18 +251,103 @@ def rank_collateral_days(
         ``business_date``, ``snapshot_id``, ``as_of`` and RANKING_DTYPES, one row per held
         instrument per book and day.
     """
-    require_columns(eod, ("business_date", "snapshot_id", "as_of"), where="rank_collateral_days")
-    snapshot_of = eod.drop_duplicates(["book_id", "business_date"])[
+    holdings = holdings_from_positions(eod)
+    snapshot_of = holdings.drop_duplicates(["book_id", "business_date"])[
         ["book_id", "business_date", "snapshot_id", "as_of"]
     ]
     days = [
         rank_collateral(
-            positions, instruments, prices, books, fx_rates, schedule, pd.Timestamp(day)
+            held, instruments, prices, books, fx_rates, schedule, pd.Timestamp(day)
         ).assign(business_date=day)
-        for day, positions in eod.groupby("business_date", sort=True)
+        for day, held in holdings.groupby("business_date", sort=True)
     ]
     ranked = pd.concat(days, ignore_index=True) if days else _empty_days()
     return snapshot_of.merge(ranked, on=["book_id", "business_date"], how="inner")
+
+
+HOLDING_COLUMNS = ("business_date", "snapshot_id", "as_of", "book_id", "instrument_id", "quantity")
+
+
+def holdings_from_positions(eod: pd.DataFrame) -> pd.DataFrame:
+    """Translate stored end-of-day position rows into the collateral context's holdings.
+
+    The anti-corruption layer between the positions and collateral contexts: collateral code reads
+    positions only through this function, so a change to the position model stops here. Only the
+    quantity held matters to collateral; average price and realised P&L stay behind.
+
+    Args:
+        eod: POSITION_DTYPES (at least ``book_id``, ``instrument_id``, ``quantity``) plus
+            ``business_date``, ``snapshot_id`` and ``as_of``. Not modified.
+
+    Returns:
+        ``HOLDING_COLUMNS``: one row per (business_date, book_id, instrument_id) with a non-zero
+        quantity (duplicates summed, keeping the first row's snapshot_id and as_of), ordered by
+        business_date, book_id and instrument_id. Flat rows, which the position context keeps
+        only for their realised P&L, are not holdings and are dropped.
+    """
+    require_columns(eod, HOLDING_COLUMNS, where="holdings_from_positions")
+    keys = ["business_date", "book_id", "instrument_id"]
+    holdings = (
+        eod.loc[:, list(HOLDING_COLUMNS)]
+        .groupby(keys, sort=True, as_index=False)
+        .agg(
+            snapshot_id=("snapshot_id", "first"),
+            as_of=("as_of", "first"),
+            quantity=("quantity", "sum"),
+        )
+    )
+    held = holdings.loc[holdings["quantity"] != 0, list(HOLDING_COLUMNS)]
+    return held.reset_index(drop=True)
+
+
+CONCENTRATION_COLUMNS = ("book_id", "business_date", "issuer", "value", "share", "over_limit")
+
+
+def issuer_concentration(
+    ranking: pd.DataFrame, instruments: pd.DataFrame, limit: float
+) -> pd.DataFrame:
+    """Each issuer's share of a book's eligible lendable value per day, flagged over ``limit``.
+
+    Args:
+        ranking: ``rank_collateral_days`` output (``book_id``, ``business_date``,
+            ``instrument_id``, ``value``, ``eligible``). Only eligible items count.
+        instruments: ``instrument_id`` and ``issuer``; the last row of a repeated id wins. An
+            instrument without an issuer counts as its own issuer, so unknowns never pool.
+        limit: the largest allowed share, e.g. 0.25; a share strictly above it is flagged.
+
+    Returns:
+        ``CONCENTRATION_COLUMNS``, one row per (book, day, issuer), ordered by book, day and
+        descending share (ties on issuer). ``share`` is value / the book-day's eligible total;
+        NaN when that total is not positive (nothing is then flagged).
+    """
+    require_columns(
+        ranking,
+        ("book_id", "business_date", "instrument_id", "value", "eligible"),
+        where="issuer_concentration",
+    )
+    require_columns(instruments, ("instrument_id", "issuer"), where="issuer_concentration")
+    eligible = ranking.loc[ranking["eligible"].astype(bool)]
+    issuers = instruments.drop_duplicates("instrument_id", keep="last").set_index("instrument_id")
+    issuer = eligible["instrument_id"].map(issuers["issuer"])
+    frame = pd.DataFrame(
+        {
+            "book_id": eligible["book_id"].to_numpy(dtype=object),
+            "business_date": eligible["business_date"].to_numpy(dtype=object),
+            "issuer": issuer.fillna(eligible["instrument_id"]).to_numpy(dtype=object),
+            "value": eligible["value"].to_numpy(dtype="float64"),
+        }
+    )
+    keys = ["book_id", "business_date", "issuer"]
+    per_issuer = frame.groupby(keys, as_index=False)["value"].sum()
+    total = per_issuer.groupby(["book_id", "business_date"])["value"].transform("sum")
+    share = per_issuer["value"] / total.where(total > 0)
+    result = per_issuer.assign(share=share, over_limit=(share > limit).to_numpy(dtype=bool))
+    result = result.sort_values(
+        ["book_id", "business_date", "share", "issuer"],
+        ascending=[True, True, False, True],
+        kind="stable",
+    )
+    return result.loc[:, list(CONCENTRATION_COLUMNS)].reset_index(drop=True)
 
 
 def _empty_days() -> pd.DataFrame:

@@ -8,7 +8,11 @@ from desk_pipeline.defs.collateral.reference import PRICE_LOOKBACK, instruments,
 from desk_pipeline.defs.partitions import DAILY
 from desk_pipeline.defs.positions.assets import REFRESH_AFTER_TICK, RETRY_TRANSIENT, eod_positions
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
-from desk_pipeline.domain.collateral import rank_collateral_days
+from desk_pipeline.domain.collateral import (
+    holdings_from_positions,
+    issuer_concentration,
+    rank_collateral_days,
+)
 
 # The reference assets load with this module's (definitions.py loads this module).
 __all__ = ["collateral_ranking", "instruments", "prices"]
@@ -42,7 +46,7 @@ def collateral_ranking(
     dates = pd.DatetimeIndex(context.partition_keys)
     reference = repo.reference_as_of(dates[0] - PRICE_LOOKBACK, dates[-1])
     ranking = rank_collateral_days(
-        repo.eod_positions(context.partition_keys),
+        holdings_from_positions(repo.eod_positions(context.partition_keys)),
         reference.instruments,
         reference.prices,
         reference.books,
@@ -50,6 +54,9 @@ def collateral_ranking(
         haircuts.schedule(),
     )
     written = repo.replace_rankings(ranking)
+    shares = issuer_concentration(
+        ranking, reference.instruments, haircuts.issuer_concentration_limit
+    )
     eligible = ranking[ranking["eligible"]]
     context.log.info("collateral_ranking %s: %d items", context.partition_key_range, written)
     return dg.MaterializeResult(
@@ -60,6 +67,8 @@ def collateral_ranking(
             "ineligible_items": len(ranking) - len(eligible),
             "lendable_value": float(eligible["value"].sum()),
             "top_10": dg.MetadataValue.md(top_items_markdown(eligible)),
+            "max_issuer_share": float(shares["share"].max()) if len(shares) else 0.0,
+            "issuers_over_limit": int(shares["over_limit"].sum()),
         }
     )
 

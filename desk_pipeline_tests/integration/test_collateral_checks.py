@@ -1,0 +1,132 @@
+"""The collateral_ranking checks over a real SQLite warehouse: each passes and each fails."""
+
+import sqlite3
+from contextlib import closing
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from desk_pipeline.adapters import tables as t
+from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.defs.collateral.assets import collateral_ranking, instruments, prices
+from desk_pipeline.defs.collateral.checks import (
+    COLLATERAL_CHECKS,
+    check_every_holding_ranked_once,
+    check_haircuts_in_range,
+    check_issuer_concentration,
+    check_values_consistent,
+)
+from desk_pipeline.defs.positions.assets import eod_positions
+from desk_pipeline.defs.resources import (
+    CalendarResource,
+    HaircutScheduleResource,
+    TradeSourceResource,
+    WarehouseResource,
+)
+from desk_pipeline.domain.collateral import issuer_concentration
+
+DAY = "2026-03-04"
+
+
+@pytest.fixture(scope="module")
+def materialised(tmp_path_factory) -> tuple[str, dg.ExecuteInProcessResult]:
+    """One simulator day ranked with the checks attached, run once for the module (it is slow)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('warehouse')}/warehouse.db"
+    resources = {
+        "warehouse": WarehouseResource(url=url),
+        "trade_source": TradeSourceResource(spec="simulator"),
+        "calendar": CalendarResource(),
+        "haircuts": HaircutScheduleResource(issuer_concentration_limit=0.25),
+    }
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [instruments, prices, eod_positions, collateral_ranking, *COLLATERAL_CHECKS],
+            partition_key=DAY,
+            resources=resources,
+            instance=instance,
+        )
+    yield url, result
+    PositionRepository(url).engine.dispose()
+
+
+@pytest.fixture
+def repo(materialised, tmp_path) -> PositionRepository:
+    """A private copy of the materialised warehouse, so a test may tamper with it."""
+    source = materialised[0].removeprefix("sqlite:///")
+    copy = tmp_path / "copy.db"
+    # The backup API, not a file copy: the warehouse's recent writes may still sit in its WAL.
+    with closing(sqlite3.connect(source)) as live, closing(sqlite3.connect(copy)) as target:
+        live.backup(target)
+    repository = PositionRepository(f"sqlite:///{copy}")
+    yield repository
+    repository.engine.dispose()
+
+
+def test_a_fresh_ranking_passes_its_checks_and_reports_issuer_concentration(materialised):
+    url, result = materialised
+    assert result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert {"every_holding_ranked_once", "ranking_values_consistent", "haircuts_in_range"} <= {
+        name for name, e in evaluations.items() if e.passed
+    }
+    assert "issuer_concentration_under_limit" in evaluations
+    repo = PositionRepository(url)
+    shown = result.asset_materializations_for_node("collateral_ranking")[0].metadata
+    reference = repo.reference_as_of(pd.Timestamp(DAY), pd.Timestamp(DAY))
+    shares = issuer_concentration(repo.rankings([DAY]), reference.instruments, 0.25)
+    assert shown["max_issuer_share"].value == pytest.approx(shares["share"].max())
+    assert shown["issuers_over_limit"].value == int(shares["over_limit"].sum())
+    concentration = evaluations["issuer_concentration_under_limit"]
+    assert concentration.passed == (shown["issuers_over_limit"].value == 0)
+    assert concentration.severity == dg.AssetCheckSeverity.WARN
+
+
+def first_eligible(repo: PositionRepository) -> tuple[str, str]:
+    ranking = repo.rankings([DAY])
+    top = ranking[ranking["eligible"]].iloc[0]
+    return top["book_id"], top["instrument_id"]
+
+
+def only(repo: PositionRepository, book: str, instrument: str) -> sa.ColumnElement[bool]:
+    r = t.collateral_rankings
+    return sa.and_(r.c.book_id == book, r.c.instrument_id == instrument, r.c.business_date == DAY)
+
+
+def test_a_held_instrument_missing_from_the_ranking_fails_the_coverage_check(repo):
+    assert check_every_holding_ranked_once(repo, [DAY]).passed
+    book, instrument = first_eligible(repo)
+    with repo.engine.begin() as conn:
+        conn.execute(t.collateral_rankings.delete().where(only(repo, book, instrument)))
+    result = check_every_holding_ranked_once(repo, None)
+    assert not result.passed and result.metadata["missing"].value == 1
+    assert result.metadata["examples"].value == f"{book} {DAY} {instrument} missing"
+
+
+def test_a_tampered_value_fails_the_consistency_check(repo):
+    assert check_values_consistent(repo, [DAY]).passed
+    book, instrument = first_eligible(repo)
+    r = t.collateral_rankings
+    with repo.engine.begin() as conn:
+        conn.execute(r.update().where(only(repo, book, instrument)).values(value=r.c.value * 1.001))
+    result = check_values_consistent(repo, [DAY])
+    assert not result.passed and result.metadata["values_inconsistent"].value == 1
+
+
+def test_a_haircut_of_one_on_an_eligible_item_fails_the_haircut_check(repo):
+    assert check_haircuts_in_range(repo, [DAY]).passed
+    book, instrument = first_eligible(repo)
+    with repo.engine.begin() as conn:
+        conn.execute(
+            t.collateral_rankings.update().where(only(repo, book, instrument)).values(haircut=1.0)
+        )
+    result = check_haircuts_in_range(repo, [DAY])
+    assert not result.passed and result.metadata["haircuts_out_of_range"].value == 1
+
+
+def test_the_concentration_check_warns_over_the_limit_and_passes_under_it(repo):
+    assert check_issuer_concentration(repo, [DAY], limit=1.0).passed
+    result = check_issuer_concentration(repo, [DAY], limit=0.0)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.metadata["issuers_over_limit"].value > 0

@@ -1,0 +1,220 @@
+"""The collateral context's translation function, issuer concentration and ranking quality rules."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from desk_pipeline.defs.resources import DeskSettings, HaircutScheduleResource, resources_from
+from desk_pipeline.domain.collateral import (
+    HOLDING_COLUMNS,
+    holdings_from_positions,
+    issuer_concentration,
+    rank_collateral_days,
+)
+from desk_pipeline.domain.collateral_quality import (
+    coverage_gaps,
+    haircuts_out_of_range,
+    inconsistent_values,
+    misranked_book_days,
+)
+from desk_pipeline.domain.errors import DeskPipelineError
+from desk_pipeline.domain.schema import POSITION_DTYPES, conform
+from desk_pipeline_tests.unit.test_collateral import BASEL, books, fx, instruments, prices
+
+DAY = "2025-03-14"
+AS_OF = pd.Timestamp("2025-03-15", tz="UTC")
+
+
+def eod(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    """Stored EOD rows (business_date, book, instrument, quantity) as the warehouse returns them."""
+    frame = pd.DataFrame(rows, columns=["business_date", "book_id", "instrument_id", "quantity"])
+    positions = conform(frame.assign(avg_price=99.0, realized_pnl=5.0), POSITION_DTYPES)
+    return positions.assign(
+        business_date=frame["business_date"],
+        snapshot_id=frame["book_id"] + "@" + frame["business_date"],
+        as_of=AS_OF,
+    )
+
+
+def test_holdings_drop_flat_rows_and_keep_only_what_collateral_needs() -> None:
+    stored = eod([(DAY, "B1", "A", 10.0), (DAY, "B1", "FLAT", 0.0), (DAY, "B2", "A", -3.0)])
+    held = holdings_from_positions(stored)
+    assert tuple(held.columns) == HOLDING_COLUMNS  # avg_price / realized_pnl stay behind
+    assert held[["book_id", "instrument_id", "quantity"]].to_numpy().tolist() == [
+        ["B1", "A", 10.0],
+        ["B2", "A", -3.0],
+    ]
+    assert list(held["snapshot_id"]) == [f"B1@{DAY}", f"B2@{DAY}"]
+    assert (held["business_date"] == DAY).all() and (held["as_of"] == AS_OF).all()
+
+
+def test_holdings_sum_duplicate_rows_and_drop_those_summing_to_zero() -> None:
+    stored = eod([(DAY, "B1", "A", 4.0), (DAY, "B1", "A", 6.0), (DAY, "B1", "Z", 2.0)])
+    stored = pd.concat([stored, eod([(DAY, "B1", "Z", -2.0)])], ignore_index=True)
+    held = holdings_from_positions(stored)
+    assert held[["instrument_id", "quantity"]].to_numpy().tolist() == [["A", 10.0]]
+
+
+def test_holdings_of_no_positions_are_empty_with_the_holding_columns() -> None:
+    held = holdings_from_positions(eod([]))
+    assert held.empty and tuple(held.columns) == HOLDING_COLUMNS
+
+
+def test_holdings_need_the_snapshot_columns() -> None:
+    with pytest.raises(DeskPipelineError):
+        holdings_from_positions(eod([(DAY, "B1", "A", 1.0)]).drop(columns="snapshot_id"))
+
+
+def test_ranking_days_reads_positions_through_the_translation_so_flat_books_get_no_rows() -> None:
+    stored = eod([(DAY, "B1", "UST2Y", 10.0), (DAY, "FLATBOOK", "UST2Y", 0.0)])
+    ranked = rank_collateral_days(
+        stored,
+        instruments([("UST2Y", "government_bond", "sovereign", "AA+", "2027-03-15", "USD")]),
+        prices([("UST2Y", DAY, 100.0)]),
+        books([]),
+        fx([]),
+        BASEL,
+    )
+    assert list(ranked["book_id"]) == ["B1"] and list(ranked["snapshot_id"]) == [f"B1@{DAY}"]
+
+
+def ranked(rows: list[tuple]) -> pd.DataFrame:
+    """A ranking: (book, instrument, quantity, price, fx, haircut, value, eligible, rank)."""
+    columns = ["book_id", "instrument_id", "quantity", "price", "fx_rate", "haircut", "value"]
+    frame = pd.DataFrame(rows, columns=[*columns, "eligible", "rank"])
+    frame["rank"] = frame["rank"].astype("Int64")
+    return frame.assign(business_date=DAY)
+
+
+# B1: 100 x 1.0 x 1 x (1 - 0.02) = 98; 50 x 2.0 x 1 x (1 - 0.20) = 80; 10 x 3.0 x (1 - 0.04) = 28.8
+GOOD = ranked(
+    [
+        ("B1", "BOND", 100.0, 1.0, 1.0, 0.02, 98.0, True, 1),
+        ("B1", "EQ", 50.0, 2.0, 1.0, 0.20, 80.0, True, 2),
+        ("B1", "BOND2", 10.0, 3.0, 1.0, 0.04, 28.8, True, 3),
+        ("B1", "JUNK", 5.0, 1.0, 1.0, float("nan"), float("nan"), False, None),
+    ]
+)
+ISSUERS = pd.DataFrame(
+    {"instrument_id": ["BOND", "EQ", "BOND2", "JUNK"], "issuer": ["UST", "ACME", "UST", "JUNKCO"]}
+)
+
+
+def test_issuer_shares_sum_eligible_values_per_issuer_and_flag_those_over_the_limit() -> None:
+    shares = issuer_concentration(GOOD, ISSUERS, limit=0.45)
+    # UST: (98 + 28.8) / 206.8 = 0.6132; ACME: 80 / 206.8 = 0.3868; JUNKCO is ineligible.
+    assert list(shares.columns) == [
+        "book_id",
+        "business_date",
+        "issuer",
+        "value",
+        "share",
+        "over_limit",
+    ]
+    assert list(shares["issuer"]) == ["UST", "ACME"]
+    assert shares["value"].tolist() == pytest.approx([126.8, 80.0])
+    assert shares["share"].tolist() == pytest.approx([126.8 / 206.8, 80.0 / 206.8])
+    assert shares["over_limit"].tolist() == [True, False]
+
+
+def test_a_share_equal_to_the_limit_is_not_over_it() -> None:
+    halves = ranked(
+        [
+            ("B1", "BOND", 1.0, 1.0, 1.0, 0.0, 50.0, True, 1),
+            ("B1", "EQ", 1.0, 1.0, 1.0, 0.0, 50.0, True, 2),
+        ]
+    )
+    assert not issuer_concentration(halves, ISSUERS, limit=0.5)["over_limit"].any()
+
+
+def test_an_instrument_without_an_issuer_counts_as_its_own_issuer() -> None:
+    no_issuer = ISSUERS.assign(issuer=[None, None, None, None])
+    shares = issuer_concentration(GOOD, no_issuer, limit=0.25)
+    assert sorted(shares["issuer"]) == ["BOND", "BOND2", "EQ"]
+
+
+def test_shares_are_per_book() -> None:
+    two_books = pd.concat([GOOD, GOOD.assign(book_id="B2").head(1)], ignore_index=True)
+    shares = issuer_concentration(two_books, ISSUERS, limit=0.25)
+    b2 = shares[shares["book_id"] == "B2"]
+    assert b2["share"].tolist() == [1.0] and b2["over_limit"].tolist() == [True]
+
+
+def holdings(instrument_ids: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"book_id": "B1", "business_date": DAY, "instrument_id": instrument_ids})
+
+
+def test_a_ranking_with_every_holding_once_has_no_coverage_gaps() -> None:
+    assert coverage_gaps(holdings(["BOND", "EQ", "BOND2", "JUNK"]), GOOD).empty
+
+
+def test_missing_duplicated_and_unheld_items_are_coverage_gaps() -> None:
+    doubled = pd.concat([GOOD, GOOD.head(1)], ignore_index=True)
+    gaps = coverage_gaps(holdings(["BOND", "EQ", "BOND2", "OTHER"]), doubled)
+    assert gaps[["instrument_id", "problem"]].to_numpy().tolist() == [
+        ["BOND", "duplicated"],
+        ["JUNK", "not_held"],
+        ["OTHER", "missing"],
+    ]
+
+
+def test_consistent_values_pass_and_a_value_off_by_more_than_1e_9_relative_fails() -> None:
+    assert inconsistent_values(GOOD).empty
+    off = GOOD.copy()
+    off.loc[1, "value"] = 80.0 * (1 + 1e-8)
+    assert list(inconsistent_values(off)["instrument_id"]) == ["EQ"]
+    rounding = GOOD.copy()
+    rounding.loc[1, "value"] = 80.0 * (1 + 1e-12)
+    assert inconsistent_values(rounding).empty
+
+
+def test_ranks_one_to_n_by_descending_value_pass_and_any_other_order_fails() -> None:
+    assert misranked_book_days(GOOD).empty
+    swapped = GOOD.copy()
+    swapped.loc[[0, 1], "rank"] = [2, 1]  # rank 1 now worth 80 < rank 2 worth 98
+    gapped = GOOD.copy()
+    gapped.loc[2, "rank"] = 4
+    ranked_ineligible = GOOD.copy()
+    ranked_ineligible.loc[3, "rank"] = 4
+    for bad in (swapped, gapped, ranked_ineligible):
+        assert misranked_book_days(bad).to_numpy().tolist() == [["B1", DAY]]
+
+
+def test_eligible_haircuts_in_0_to_1_pass_and_1_negative_or_missing_fail() -> None:
+    assert haircuts_out_of_range(GOOD).empty  # JUNK's NaN haircut is ineligible, not judged
+    for haircut in (1.0, -0.01, float("nan")):
+        bad = GOOD.copy()
+        bad.loc[0, "haircut"] = haircut
+        assert list(haircuts_out_of_range(bad)["instrument_id"]) == ["BOND"]
+
+
+def test_the_issuer_limit_defaults_to_25_percent(monkeypatch) -> None:
+    monkeypatch.delenv("DESK_ISSUER_CONCENTRATION_LIMIT", raising=False)
+    assert DeskSettings.from_env().issuer_concentration_limit == 0.25
+    assert HaircutScheduleResource().issuer_concentration_limit == 0.25
+
+
+def test_the_issuer_limit_is_read_from_the_environment_into_the_haircuts_resource(
+    monkeypatch,
+) -> None:
+    monkeypatch.setenv("DESK_ISSUER_CONCENTRATION_LIMIT", "0.4")
+    settings = DeskSettings.from_env()
+    haircuts = resources_from(settings)["haircuts"]
+    assert isinstance(haircuts, HaircutScheduleResource)
+    assert haircuts.issuer_concentration_limit == 0.4
+
+
+def test_the_code_location_carries_the_four_collateral_ranking_checks() -> None:
+    from desk_pipeline.definitions import defs
+
+    ranking_checks = {
+        key.name
+        for key in defs.resolve_asset_graph().asset_check_keys
+        if key.asset_key == dg.AssetKey("collateral_ranking")
+    }
+    assert ranking_checks == {
+        "every_holding_ranked_once",
+        "ranking_values_consistent",
+        "haircuts_in_range",
+        "issuer_concentration_under_limit",
+    }
