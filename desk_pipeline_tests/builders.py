@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from desk_pipeline.domain.schema import POSITION_DTYPES, TRADE_DTYPES, conform, empty_frame
+from desk_pipeline.domain.schema import (
+    POSITION_DTYPES,
+    TRADE_COLUMNS,
+    TRADE_DTYPES,
+    conform,
+    empty_frame,
+)
 
 T0 = pd.Timestamp("2026-03-02 09:00", tz="UTC")
 
@@ -51,16 +57,7 @@ def write_landing_file(
 ) -> Path:
     """Write a landing CSV (the contract's columns, trade_time ISO 8601)."""
     folder.mkdir(parents=True, exist_ok=True)
-    columns = columns or [
-        "trade_id",
-        "version",
-        "status",
-        "book_id",
-        "instrument_id",
-        "quantity",
-        "price",
-        "trade_time",
-    ]
+    columns = columns or list(TRADE_COLUMNS)
     path = folder / name
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")

@@ -10,22 +10,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from desk_pipeline.adapters.trade_sources import SourceBatch, TradeSourceError
+from desk_pipeline.domain.schema import TRADE_COLUMNS
 from desk_pipeline.domain.trades import validate_trades
 
 log = logging.getLogger(__name__)
 
-# The landing CSV columns plus the upstream's ingestion sequence number.
+# The upstream table has the trade columns (the landing contract) plus this sequence number.
 SEQ = "seq"
-UPSTREAM_COLUMNS = (
-    "trade_id",
-    "version",
-    "status",
-    "book_id",
-    "instrument_id",
-    "quantity",
-    "price",
-    "trade_time",
-)
 DEFAULT_BATCH_ROWS = 50_000
 
 
@@ -94,7 +85,7 @@ class SqlTableSource:
 
     def _read(self, engine: sa.Engine, table: sa.Table, watermark: int | None) -> pd.DataFrame:
         """The next rows after ``watermark`` as strings (the CSV contract), indexed by seq."""
-        columns = [table.c[c] for c in UPSTREAM_COLUMNS if c in table.c]
+        columns = [table.c[c] for c in TRADE_COLUMNS if c in table.c]
         query = sa.select(table.c[SEQ], *columns).order_by(table.c[SEQ]).limit(self.batch_rows)
         if watermark is not None:
             query = query.where(table.c[SEQ] > watermark)

@@ -9,7 +9,6 @@ from desk_pipeline.defs.partitions import DAILY
 from desk_pipeline.defs.positions.assets import REFRESH_AFTER_TICK, RETRY_TRANSIENT, eod_positions
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
 from desk_pipeline.domain.collateral import (
-    holdings_from_positions,
     issuer_concentration,
     rank_collateral_days,
 )
@@ -46,7 +45,7 @@ def collateral_ranking(
     dates = pd.DatetimeIndex(context.partition_keys)
     reference = repo.reference_as_of(dates[0] - PRICE_LOOKBACK, dates[-1])
     ranking = rank_collateral_days(
-        holdings_from_positions(repo.eod_positions(context.partition_keys)),
+        repo.eod_positions(context.partition_keys),
         reference.instruments,
         reference.prices,
         reference.books,
