@@ -14,9 +14,12 @@ from desk_pipeline.domain.schema import (
     empty_frame,
     require_columns,
 )
-from desk_pipeline.domain.trades import order_trades
+from desk_pipeline.domain.trades import application_order
 
 SNAPSHOT_DTYPES = {"as_of": "datetime64[ns, UTC]", **POSITION_DTYPES}
+# Keys are numbered through a dense (book x instrument) table when it is at most this many
+# times larger than the input: a table lookup beats sorting the pairs, a huge table does not.
+DENSE_KEY_TABLE_FACTOR = 8
 
 
 @numba.njit(cache=True)
@@ -28,11 +31,14 @@ def _apply_trades(
     quantity: np.ndarray,
     avg_price: np.ndarray,
     realized: np.ndarray,
+    born: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply time-ordered trades to the state arrays, recording the state at each segment end.
 
     A sequential scan, because each trade's effect depends on the position it meets; numba makes
     it run at vectorised speed while keeping the exact arithmetic of a per-trade reference.
+    ``born[k]`` is lowered to the first segment in which key k trades, so that a snapshot lists
+    exactly the keys that exist by then.
     """
     n_boundaries = segment_ends.shape[0]
     n_keys = quantity.shape[0]
@@ -46,6 +52,8 @@ def _apply_trades(
             dq = quantities[i]
             px = prices[i]
             held = quantity[k]
+            if born[k] > b:
+                born[k] = b
             if held == 0.0 or (held > 0.0) == (dq > 0.0):
                 # Opening or adding in the same direction re-weights the average cost.
                 new = held + dq
@@ -70,6 +78,83 @@ def _apply_trades(
     return out_q, out_a, out_r
 
 
+def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and the distinct values they index; a categorical column's codes are free."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), np.asarray(values.cat.categories, dtype=object)
+    codes, uniques = pd.factorize(values)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+@numba.njit(cache=True)
+def _pair_codes(
+    book_codes: np.ndarray,
+    book_rank: np.ndarray,
+    instrument_codes: np.ndarray,
+    instrument_rank: np.ndarray,
+    n_instruments: int,
+    out: np.ndarray,
+) -> None:
+    """``out[i]`` = the (book, instrument) pair of row i as one int, in (book, instrument) order."""
+    for i in range(book_codes.shape[0]):
+        out[i] = book_rank[book_codes[i]] * n_instruments + instrument_rank[instrument_codes[i]]
+
+
+@numba.njit(cache=True)
+def _number_dense(pairs: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct pairs in ascending order through a table of ``space`` slots."""
+    slot = np.full(space, -1, dtype=np.int32)
+    for pair in pairs:
+        slot[pair] = 0
+    n = 0
+    for pair in range(space):
+        if slot[pair] == 0:
+            slot[pair] = n
+            n += 1
+    distinct = np.empty(n, dtype=np.int64)
+    codes = np.empty(pairs.shape[0], dtype=np.int64)
+    for i in range(pairs.shape[0]):
+        codes[i] = slot[pairs[i]]
+        distinct[codes[i]] = pairs[i]
+    return distinct, codes
+
+
+def _keys(opening: pd.DataFrame, trades: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Number the (book, instrument) keys of the opening rows and the trades in name order.
+
+    Returns:
+        ``(codes, books, instruments)``: the key number of every row (opening rows first), and
+        each key's book_id and instrument_id.
+    """
+    encoded = {}
+    for column in ("book_id", "instrument_id"):
+        parts = [_factorize(opening[column]), _factorize(trades[column])]
+        names = np.unique(np.concatenate([uniques for _, uniques in parts]))
+        encoded[column] = (names, [(codes, np.searchsorted(names, u)) for codes, u in parts])
+    book_names, book_parts = encoded["book_id"]
+    instrument_names, instrument_parts = encoded["instrument_id"]
+    n_instruments = len(instrument_names)
+    pairs = np.empty(len(opening) + len(trades), dtype=np.int64)
+    for (books, book_rank), (instruments, instrument_rank), rows in zip(
+        book_parts,
+        instrument_parts,
+        (slice(0, len(opening)), slice(len(opening), None)),
+        strict=True,
+    ):
+        _pair_codes(books, book_rank, instruments, instrument_rank, n_instruments, pairs[rows])
+    space = len(book_names) * n_instruments
+    if space <= DENSE_KEY_TABLE_FACTOR * len(pairs) + 1024:
+        distinct, codes = _number_dense(pairs, space)
+    else:
+        distinct, codes = np.unique(pairs, return_inverse=True)
+    return codes, book_names[distinct // n_instruments], instrument_names[distinct % n_instruments]
+
+
+def _object_column(values: np.ndarray) -> pd.Series:
+    """Ids as an object column; saves pandas inferring a string dtype only to cast it back."""
+    return pd.Series(values, dtype=object, copy=False)
+
+
 def roll_positions(
     opening: pd.DataFrame, trades: pd.DataFrame, as_of: Sequence[pd.Timestamp] | pd.DatetimeIndex
 ) -> pd.DataFrame:
@@ -81,7 +166,8 @@ def roll_positions(
 
     Args:
         opening: POSITION_COLUMNS, one row per (book_id, instrument_id); may be empty.
-        trades: TRADE_COLUMNS, effective trades; quantities signed, prices per unit.
+        trades: TRADE_COLUMNS, effective trades; quantities signed, prices per unit. Ids may be
+            strings or categoricals (categorical codes are used as they are: no hashing).
         as_of: UTC timestamps, ascending.
 
     Returns:
@@ -94,20 +180,11 @@ def roll_positions(
     boundaries = pd.DatetimeIndex(as_of).tz_convert("UTC")
     if not boundaries.is_monotonic_increasing:
         raise ValueError(f"roll_positions: as_of must be ascending, got {list(boundaries)}")
-    ordered = order_trades(trades)
-    books = pd.concat([opening["book_id"], ordered["book_id"]], ignore_index=True)
-    instruments = pd.concat([opening["instrument_id"], ordered["instrument_id"]], ignore_index=True)
-    if books.empty or boundaries.empty:
+    if (opening.empty and trades.empty) or boundaries.empty:
         return empty_frame(SNAPSHOT_DTYPES)
 
-    # Sorted factorisation gives keys in (book_id, instrument_id) order, so output needs no sort.
-    book_codes, book_names = pd.factorize(books, sort=True)
-    instrument_codes, instrument_names = pd.factorize(instruments, sort=True)
-    pair = book_codes.astype(np.int64) * len(instrument_names) + instrument_codes
-    key_codes, key_pairs = pd.factorize(pair, sort=True)
-    n_open = len(opening)
-    n_keys = len(key_pairs)
-
+    key_codes, key_books, key_instruments = _keys(opening, trades)
+    n_open, n_keys = len(opening), len(key_books)
     quantity = np.zeros(n_keys)
     avg_price = np.zeros(n_keys)
     realized = np.zeros(n_keys)
@@ -115,35 +192,43 @@ def roll_positions(
     quantity[open_codes] = opening["quantity"].to_numpy(dtype=float)
     avg_price[open_codes] = opening["avg_price"].to_numpy(dtype=float)
     realized[open_codes] = opening["realized_pnl"].to_numpy(dtype=float)
+    born = np.full(n_keys, len(boundaries), dtype=np.int64)
+    born[open_codes] = 0
 
-    trade_codes = key_codes[n_open:].astype(np.int64)
-    times = ordered["trade_time"].dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]")
+    columns = (
+        key_codes[n_open:],
+        trades["quantity"].to_numpy(dtype=float),
+        trades["price"].to_numpy(dtype=float),
+        trades["trade_time"].to_numpy(dtype="datetime64[ns]"),
+    )
+    order = application_order(trades)
+    codes, quantities, prices, times = columns if order is None else (c[order] for c in columns)
     segment_ends = np.searchsorted(times, boundaries.tz_localize(None).to_numpy(), side="left")
     out_q, out_a, out_r = _apply_trades(
-        trade_codes,
-        ordered["quantity"].to_numpy(dtype=float),
-        ordered["price"].to_numpy(dtype=float),
+        codes,
+        quantities,
+        prices,
         segment_ends.astype(np.int64),
         quantity,
         avg_price,
         realized,
+        born,
     )
 
-    # A key exists in snapshot b once it is in the opening state or was first traded before it.
-    first_trade = np.full(n_keys, len(times), dtype=np.int64)
-    np.minimum.at(first_trade, trade_codes, np.arange(len(trade_codes)))
-    first_trade[open_codes] = -1
-    present = first_trade[np.newaxis, :] < segment_ends[:, np.newaxis]
+    present = born[np.newaxis, :] <= np.arange(len(boundaries))[:, np.newaxis]
     b_index, k_index = np.nonzero(present)
-    pairs = key_pairs[k_index]
+    # One snapshot holding every key (the common case) takes the arrays as they are, no gathers.
+    everything_once = len(boundaries) == 1 and len(k_index) == n_keys
+    keys = slice(None) if everything_once else k_index
+    cells = (0, keys) if everything_once else (b_index, k_index)
     frame = pd.DataFrame(
         {
             "as_of": boundaries[b_index],
-            "book_id": np.asarray(book_names)[pairs // len(instrument_names)],
-            "instrument_id": np.asarray(instrument_names)[pairs % len(instrument_names)],
-            "quantity": out_q[b_index, k_index],
-            "avg_price": out_a[b_index, k_index],
-            "realized_pnl": out_r[b_index, k_index],
+            "book_id": _object_column(key_books[keys]),
+            "instrument_id": _object_column(key_instruments[keys]),
+            "quantity": out_q[cells],
+            "avg_price": out_a[cells],
+            "realized_pnl": out_r[cells],
         }
     )
     return conform(frame, SNAPSHOT_DTYPES)

@@ -229,9 +229,25 @@ def effective_trades(trades: pd.DataFrame) -> pd.DataFrame:
 def order_trades(trades: pd.DataFrame) -> pd.DataFrame:
     """Trades sorted in the order the engine applies them: (trade_time, trade_id)."""
     require_columns(trades, TRADE_COLUMNS, where="order_trades")
+    order = application_order(trades)
+    return (
+        trades.reset_index(drop=True)
+        if order is None
+        else trades.iloc[order].reset_index(drop=True)
+    )
+
+
+def application_order(trades: pd.DataFrame) -> np.ndarray | None:
+    """Row positions of ``trades`` in the order the engine applies them: (trade_time, trade_id).
+
+    Returns:
+        None when the rows are in that order already, as the warehouse and sources deliver them.
+    """
     times = trades["trade_time"].to_numpy(dtype="datetime64[ns]").view("int64")
-    # Sorting a million string ids dominates the engine's time, yet equal timestamps are rare:
-    # sort on the integer times, then on trade_id only within runs of equal times.
+    # Equal timestamps are rare: sort on the integer times, and on trade_id only within runs of
+    # equal times (sorting a million string ids would dominate the engine's time).
+    if (times[1:] > times[:-1]).all():
+        return None
     order = np.argsort(times, kind="stable")
     sorted_times = times[order]
     equal = sorted_times[1:] == sorted_times[:-1]
@@ -242,6 +258,4 @@ def order_trades(trades: pd.DataFrame) -> pd.DataFrame:
         )
         within = ties.sort_values(["time", "trade_id"], kind="stable").index.to_numpy()
         order[tied] = order[tied][within]
-    if np.array_equal(order, np.arange(len(order))):
-        return trades.reset_index(drop=True)
-    return trades.iloc[order].reset_index(drop=True)
+    return order
