@@ -22,60 +22,56 @@ SNAPSHOT_DTYPES = {"as_of": "datetime64[ns, UTC]", **POSITION_DTYPES}
 DENSE_KEY_TABLE_FACTOR = 8
 
 
+# Columns of the engine's state: one row per key, so that one cache line holds a key's state.
+QUANTITY, AVG_PRICE, REALIZED, BORN = range(4)
+
+
 @numba.njit(cache=True)
 def _apply_trades(
     codes: np.ndarray,
     quantities: np.ndarray,
     prices: np.ndarray,
     segment_ends: np.ndarray,
-    quantity: np.ndarray,
-    avg_price: np.ndarray,
-    realized: np.ndarray,
-    born: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Apply time-ordered trades to the state arrays, recording the state at each segment end.
+    state: np.ndarray,
+) -> np.ndarray:
+    """Apply time-ordered trades to ``state``, recording its first three columns at segment ends.
 
     A sequential scan, because each trade's effect depends on the position it meets; numba makes
     it run at vectorised speed while keeping the exact arithmetic of a per-trade reference.
-    ``born[k]`` is lowered to the first segment in which key k trades, so that a snapshot lists
-    exactly the keys that exist by then.
+    ``state[k, BORN]`` is lowered to the first segment in which key k trades, so that a snapshot
+    lists exactly the keys that exist by then.
     """
     n_boundaries = segment_ends.shape[0]
-    n_keys = quantity.shape[0]
-    out_q = np.empty((n_boundaries, n_keys))
-    out_a = np.empty((n_boundaries, n_keys))
-    out_r = np.empty((n_boundaries, n_keys))
+    out = np.empty((n_boundaries, state.shape[0], 3))
     i = 0
     for b in range(n_boundaries):
         while i < segment_ends[b]:
             k = codes[i]
             dq = quantities[i]
             px = prices[i]
-            held = quantity[k]
-            if born[k] > b:
-                born[k] = b
+            held = state[k, QUANTITY]
+            if state[k, BORN] > b:
+                state[k, BORN] = b
             if held == 0.0 or (held > 0.0) == (dq > 0.0):
                 # Opening or adding in the same direction re-weights the average cost.
                 new = held + dq
-                avg_price[k] = (held * avg_price[k] + dq * px) / new
-                quantity[k] = new
+                state[k, AVG_PRICE] = (held * state[k, AVG_PRICE] + dq * px) / new
+                state[k, QUANTITY] = new
             else:
                 closed = min(abs(dq), abs(held))
                 direction = 1.0 if held > 0.0 else -1.0
-                realized[k] += (px - avg_price[k]) * closed * direction
+                state[k, REALIZED] += (px - state[k, AVG_PRICE]) * closed * direction
                 if abs(dq) < abs(held):
-                    quantity[k] = held + dq  # a reduction leaves the average cost unchanged
+                    state[k, QUANTITY] = held + dq  # a reduction leaves the average cost unchanged
                 elif abs(dq) == abs(held):
-                    quantity[k] = 0.0
-                    avg_price[k] = 0.0
+                    state[k, QUANTITY] = 0.0
+                    state[k, AVG_PRICE] = 0.0
                 else:
-                    quantity[k] = held + dq  # crossing zero opens the remainder at the price
-                    avg_price[k] = px
+                    state[k, QUANTITY] = held + dq  # crossing zero opens the remainder at the price
+                    state[k, AVG_PRICE] = px
             i += 1
-        out_q[b] = quantity
-        out_a[b] = avg_price
-        out_r[b] = realized
-    return out_q, out_a, out_r
+        out[b] = state[:, :BORN]
+    return out
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -106,17 +102,23 @@ def _number_dense(pairs: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray
     slot = np.full(space, -1, dtype=np.int32)
     for pair in pairs:
         slot[pair] = 0
+    distinct = np.empty(min(space, pairs.shape[0]), dtype=np.int64)
     n = 0
     for pair in range(space):
         if slot[pair] == 0:
             slot[pair] = n
+            distinct[n] = pair
             n += 1
-    distinct = np.empty(n, dtype=np.int64)
     codes = np.empty(pairs.shape[0], dtype=np.int64)
     for i in range(pairs.shape[0]):
         codes[i] = slot[pairs[i]]
-        distinct[codes[i]] = pairs[i]
-    return distinct, codes
+    return distinct[:n], codes
+
+
+def _sorted_union(arrays: list[np.ndarray]) -> np.ndarray:
+    """The distinct values of ``arrays``, sorted; ids usually arrive sorted, so check first."""
+    names = pd.Index(np.concatenate(arrays), dtype=object).unique()
+    return np.asarray(names if names.is_monotonic_increasing else names.sort_values())
 
 
 def _keys(opening: pd.DataFrame, trades: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -129,7 +131,7 @@ def _keys(opening: pd.DataFrame, trades: pd.DataFrame) -> tuple[np.ndarray, np.n
     encoded = {}
     for column in ("book_id", "instrument_id"):
         parts = [_factorize(opening[column]), _factorize(trades[column])]
-        names = np.unique(np.concatenate([uniques for _, uniques in parts]))
+        names = _sorted_union([uniques for _, uniques in parts])
         encoded[column] = (names, [(codes, np.searchsorted(names, u)) for codes, u in parts])
     book_names, book_parts = encoded["book_id"]
     instrument_names, instrument_parts = encoded["instrument_id"]
@@ -185,15 +187,11 @@ def roll_positions(
 
     key_codes, key_books, key_instruments = _keys(opening, trades)
     n_open, n_keys = len(opening), len(key_books)
-    quantity = np.zeros(n_keys)
-    avg_price = np.zeros(n_keys)
-    realized = np.zeros(n_keys)
+    state = np.zeros((n_keys, 4))
     open_codes = key_codes[:n_open]
-    quantity[open_codes] = opening["quantity"].to_numpy(dtype=float)
-    avg_price[open_codes] = opening["avg_price"].to_numpy(dtype=float)
-    realized[open_codes] = opening["realized_pnl"].to_numpy(dtype=float)
-    born = np.full(n_keys, len(boundaries), dtype=np.int64)
-    born[open_codes] = 0
+    state[open_codes, :BORN] = opening[["quantity", "avg_price", "realized_pnl"]].to_numpy(float)
+    state[:, BORN] = len(boundaries)
+    state[open_codes, BORN] = 0
 
     columns = (
         key_codes[n_open:],
@@ -204,18 +202,9 @@ def roll_positions(
     order = application_order(trades)
     codes, quantities, prices, times = columns if order is None else (c[order] for c in columns)
     segment_ends = np.searchsorted(times, boundaries.tz_localize(None).to_numpy(), side="left")
-    out_q, out_a, out_r = _apply_trades(
-        codes,
-        quantities,
-        prices,
-        segment_ends.astype(np.int64),
-        quantity,
-        avg_price,
-        realized,
-        born,
-    )
+    out = _apply_trades(codes, quantities, prices, segment_ends.astype(np.int64), state)
 
-    present = born[np.newaxis, :] <= np.arange(len(boundaries))[:, np.newaxis]
+    present = state[np.newaxis, :, BORN] <= np.arange(len(boundaries))[:, np.newaxis]
     b_index, k_index = np.nonzero(present)
     # One snapshot holding every key (the common case) takes the arrays as they are, no gathers.
     everything_once = len(boundaries) == 1 and len(k_index) == n_keys
@@ -226,9 +215,9 @@ def roll_positions(
             "as_of": boundaries[b_index],
             "book_id": _object_column(key_books[keys]),
             "instrument_id": _object_column(key_instruments[keys]),
-            "quantity": out_q[cells],
-            "avg_price": out_a[cells],
-            "realized_pnl": out_r[cells],
+            "quantity": out[(*cells, QUANTITY)],
+            "avg_price": out[(*cells, AVG_PRICE)],
+            "realized_pnl": out[(*cells, REALIZED)],
         }
     )
     return conform(frame, SNAPSHOT_DTYPES)
