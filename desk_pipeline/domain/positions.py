@@ -132,7 +132,8 @@ def _keys(opening: pd.DataFrame, trades: pd.DataFrame) -> tuple[np.ndarray, np.n
     for column in ("book_id", "instrument_id"):
         parts = [_factorize(opening[column]), _factorize(trades[column])]
         names = _sorted_union([uniques for _, uniques in parts])
-        encoded[column] = (names, [(codes, np.searchsorted(names, u)) for codes, u in parts])
+        ranks = pd.Index(names)
+        encoded[column] = (names, [(codes, ranks.get_indexer(u)) for codes, u in parts])
     book_names, book_parts = encoded["book_id"]
     instrument_names, instrument_parts = encoded["instrument_id"]
     n_instruments = len(instrument_names)
@@ -152,9 +153,17 @@ def _keys(opening: pd.DataFrame, trades: pd.DataFrame) -> tuple[np.ndarray, np.n
     return codes, book_names[distinct // n_instruments], instrument_names[distinct % n_instruments]
 
 
-def _object_column(values: np.ndarray) -> pd.Series:
-    """Ids as an object column; saves pandas inferring a string dtype only to cast it back."""
-    return pd.Series(values, dtype=object, copy=False)
+def _snapshot_frame(columns: dict[str, np.ndarray | pd.Index]) -> pd.DataFrame:
+    """SNAPSHOT_DTYPES columns side by side, without copies.
+
+    A DataFrame built from a dict copies its columns into blocks, and infers a string dtype for
+    the ids only for them to be cast back; for 600k rows that took longer than the scan itself.
+    """
+    series = [
+        pd.Series(values, name=name, dtype=SNAPSHOT_DTYPES[name], copy=False)
+        for name, values in columns.items()
+    ]
+    return pd.concat(series, axis=1)
 
 
 def roll_positions(
@@ -189,7 +198,12 @@ def roll_positions(
     n_open, n_keys = len(opening), len(key_books)
     state = np.zeros((n_keys, 4))
     open_codes = key_codes[:n_open]
-    state[open_codes, :BORN] = opening[["quantity", "avg_price", "realized_pnl"]].to_numpy(float)
+    for column, name in (
+        (QUANTITY, "quantity"),
+        (AVG_PRICE, "avg_price"),
+        (REALIZED, "realized_pnl"),
+    ):
+        state[open_codes, column] = opening[name].to_numpy(dtype=float)
     state[:, BORN] = len(boundaries)
     state[open_codes, BORN] = 0
 
@@ -204,17 +218,19 @@ def roll_positions(
     segment_ends = np.searchsorted(times, boundaries.tz_localize(None).to_numpy(), side="left")
     out = _apply_trades(codes, quantities, prices, segment_ends.astype(np.int64), state)
 
-    present = state[np.newaxis, :, BORN] <= np.arange(len(boundaries))[:, np.newaxis]
-    b_index, k_index = np.nonzero(present)
-    # One snapshot holding every key (the common case) takes the arrays as they are, no gathers.
-    everything_once = len(boundaries) == 1 and len(k_index) == n_keys
-    keys = slice(None) if everything_once else k_index
-    cells = (0, keys) if everything_once else (b_index, k_index)
-    frame = pd.DataFrame(
+    born = state[:, BORN]
+    if len(boundaries) == 1 and (born == 0).all():
+        # One snapshot holding every key (the common case) takes the arrays as they are.
+        b_index, keys, cells = np.zeros(n_keys, dtype=np.int64), slice(None), (0, slice(None))
+    else:
+        present = born[np.newaxis, :] <= np.arange(len(boundaries))[:, np.newaxis]
+        b_index, k_index = np.nonzero(present)
+        keys, cells = k_index, (b_index, k_index)
+    frame = _snapshot_frame(
         {
             "as_of": boundaries[b_index],
-            "book_id": _object_column(key_books[keys]),
-            "instrument_id": _object_column(key_instruments[keys]),
+            "book_id": key_books[keys],
+            "instrument_id": key_instruments[keys],
             "quantity": out[(*cells, QUANTITY)],
             "avg_price": out[(*cells, AVG_PRICE)],
             "realized_pnl": out[(*cells, REALIZED)],
