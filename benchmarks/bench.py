@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.positions import positions_as_of, roll_positions
 from desk_pipeline.domain.schema import POSITION_DTYPES, TRADE_DTYPES, conform
 
@@ -41,6 +41,7 @@ PG_ADMIN_URL = os.environ.get(
     "DESK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 DAY = pd.Timestamp("2026-03-02", tz="UTC")  # a Monday; engine and tick data live on it
+PREVIOUS_DAY = "2026-02-27"  # the Friday before DAY: its EOD opens the tick's day
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,48 +232,73 @@ def best_of(repeats: int, run: Callable[[], Any]) -> tuple[float, Any]:
     return best, result
 
 
+def with_encoded_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with book and instrument ids as categoricals (dictionary-encoded)."""
+    return frame.astype({"book_id": "category", "instrument_id": "category"})
+
+
 def engine_section(size: Size) -> dict[str, Any]:
-    """Seed loop vs pandas groupby bound vs the numba engine, plus the incremental step."""
+    """Seed loop vs pandas groupby bound vs the numba engine, plus the incremental step.
+
+    Ids are measured dictionary-encoded (categoricals: what an id column of a few thousand
+    distinct values is at scale) and, for comparison, as Python strings (object), where hashing
+    a million strings dominates both the engine and the groupby.
+    """
     rng = np.random.default_rng(20260302)
     empty = conform(pd.DataFrame(columns=list(POSITION_DTYPES)), POSITION_DTYPES)
     as_of = DAY + pd.Timedelta(days=1)
-    positions_as_of(empty, sparse_set(SMOKE, rng).head(100), as_of)  # compile/load numba first
+    warm_up = sparse_set(SMOKE, rng).head(100)
+    for trades in (warm_up, with_encoded_ids(warm_up)):
+        positions_as_of(empty, trades, as_of)  # compile or load numba's cache first
     out: dict[str, Any] = {}
-    for label, trades in (("sparse", sparse_set(size, rng)), ("dense", dense_set(size, rng))):
+    for label, strings in (("sparse", sparse_set(size, rng)), ("dense", dense_set(size, rng))):
+        trades = with_encoded_ids(strings)
         seed_s, (books, kinds) = best_of(size.repeats, lambda t=trades: seed_loop(t))
-        groupby_s, sums = best_of(
-            size.repeats,
-            lambda t=trades: t.groupby(["book_id", "instrument_id"])["quantity"].sum(),
-        )
-        engine_s, engine = best_of(size.repeats, lambda t=trades: positions_as_of(empty, t, as_of))
         seed = seed_frame(books)
         n = len(trades)
-        out[label] = {
-            "trades": n,
-            "keys": len(sums),
-            "trade_kinds": kinds,
-            "seed_loop_s": seed_s,
-            "groupby_s": groupby_s,
-            "engine_s": engine_s,
-            "seed_trades_per_s": n / seed_s,
-            "groupby_trades_per_s": n / groupby_s,
-            "engine_trades_per_s": n / engine_s,
-            "engine_vs_seed": seed_s / engine_s,
-            "engine_time_vs_groupby": engine_s / groupby_s,
-            "engine_matches_seed": bool(
-                len(engine) == len(seed)
-                and (engine["book_id"].to_numpy() == seed["book_id"].to_numpy()).all()
-                and (engine["instrument_id"].to_numpy() == seed["instrument_id"].to_numpy()).all()
-                and np.allclose(engine["quantity"], seed["quantity"], rtol=1e-9, atol=1e-6)
-                and np.allclose(engine["avg_price"], seed["avg_price"], rtol=1e-9, atol=1e-6)
-                and np.allclose(engine["realized_pnl"], seed["realized_pnl"], rtol=1e-9, atol=1e-3)
-            ),
-            "engine_quantity_matches_groupby": bool(
-                np.allclose(engine["quantity"].to_numpy(), sums.to_numpy())
-            ),
-        }
+        out[label] = {"trades": n, "trade_kinds": kinds, "seed_loop_s": seed_s}
+        for ids, data in (("encoded", trades), ("object", strings)):
+            groupby_s, sums = best_of(
+                size.repeats,
+                lambda t=data: t.groupby(["book_id", "instrument_id"], observed=True)[
+                    "quantity"
+                ].sum(),
+            )
+            engine_s, engine = best_of(
+                size.repeats, lambda t=data: positions_as_of(empty, t, as_of)
+            )
+            figures = {
+                "keys": len(sums),
+                "groupby_s": groupby_s,
+                "engine_s": engine_s,
+                "seed_trades_per_s": n / seed_s,
+                "groupby_trades_per_s": n / groupby_s,
+                "engine_trades_per_s": n / engine_s,
+                "engine_vs_seed": seed_s / engine_s,
+                "engine_time_vs_groupby": engine_s / groupby_s,
+                "engine_matches_seed": frames_match(engine, seed),
+                "engine_quantity_matches_groupby": bool(
+                    np.allclose(engine["quantity"].to_numpy(), sums.to_numpy())
+                ),
+            }
+            if ids == "encoded":
+                out[label].update(figures)
+            else:
+                out[label]["object_ids"] = figures
     out["incremental"] = incremental_step(size, rng)
     return out
+
+
+def frames_match(engine: pd.DataFrame, seed: pd.DataFrame) -> bool:
+    """Same keys in the same order, and the same figures up to float rounding."""
+    return bool(
+        len(engine) == len(seed)
+        and (engine["book_id"].to_numpy() == seed["book_id"].to_numpy()).all()
+        and (engine["instrument_id"].to_numpy() == seed["instrument_id"].to_numpy()).all()
+        and np.allclose(engine["quantity"], seed["quantity"], rtol=1e-9, atol=1e-6)
+        and np.allclose(engine["avg_price"], seed["avg_price"], rtol=1e-9, atol=1e-6)
+        and np.allclose(engine["realized_pnl"], seed["realized_pnl"], rtol=1e-9, atol=1e-3)
+    )
 
 
 def incremental_step(size: Size, rng: np.random.Generator) -> dict[str, Any]:
@@ -304,16 +330,18 @@ def incremental_step(size: Size, rng: np.random.Generator) -> dict[str, Any]:
         start + pd.Timedelta(minutes=10),
         "N",
     )
-    step_s, state = best_of(
-        size.repeats,
-        lambda: positions_as_of(opening, trades, start + pd.Timedelta(minutes=10)),
-    )
-    return {
-        "open_positions": len(opening),
-        "new_trades": len(trades),
-        "positions_out": len(state),
-        "step_s": step_s,
-    }
+    end = start + pd.Timedelta(minutes=10)
+    out: dict[str, Any] = {"open_positions": len(opening), "new_trades": len(trades)}
+    for ids, state, batch in (
+        ("encoded", with_encoded_ids(opening), with_encoded_ids(trades)),
+        ("object", opening, trades),
+    ):
+        step_s, rolled = best_of(size.repeats, lambda o=state, t=batch: positions_as_of(o, t, end))
+        if ids == "encoded":
+            out.update(positions_out=len(rolled), step_s=step_s)
+        else:
+            out["object_ids"] = {"positions_out": len(rolled), "step_s": step_s}
+    return out
 
 
 # ---- warehouses ------------------------------------------------------------------------------
@@ -387,12 +415,27 @@ def tick_section(size: Size, workdir: Path) -> dict[str, Any]:
         )
 
     noon = DAY + pd.Timedelta(hours=12)
+    # The book as the previous business day closed it: every key the desk trades is held, so
+    # every tick snapshots the same keys whatever the volume booked earlier today.
+    previous_eod = conform(
+        pd.DataFrame(
+            {
+                "book_id": np.repeat(book_names, size.instruments_per_book),
+                "instrument_id": instrument_names[universe.ravel()],
+                "quantity": rng.integers(1, 100, universe.size) * 100.0,
+                "avg_price": np.round(rng.uniform(50.0, 150.0, universe.size), 4),
+                "realized_pnl": np.zeros(universe.size),
+            }
+        ),
+        POSITION_DTYPES,
+    ).assign(business_date=PREVIOUS_DAY, as_of=pd.Timestamp("2026-02-28", tz="UTC"))
     out: dict[str, Any] = {}
     for database in size.databases:
         rows = []
         for booked in size.tick_booked:
             with warehouse_url(database, workdir, "tick") as url:
                 repo = PositionRepository(url)
+                repo.keep_last_eod(previous_eod, now_micros())
                 earlier = draw(booked, DAY, noon, "E")
                 repo.ingest("bench:earlier", len(earlier), earlier, _no_rejects())
                 # The previous window's snapshot: what the 11:50-12:00 tick left behind.
@@ -414,6 +457,7 @@ def tick_section(size: Size, workdir: Path) -> dict[str, Any]:
                 {
                     "booked_before": booked,
                     "window_trades": size.tick_window_trades,
+                    "opening_positions": len(previous_eod),
                     "snapshot_rows": written,
                     "tick_s_median": float(np.median(times)),
                     "tick_s_max": float(max(times)),
@@ -607,22 +651,27 @@ def table(results: dict[str, Any]) -> str:
             e = engine[label]
             add(f"engine {label}: trades / keys", f"{e['trades']:,} / {e['keys']:,}")
             add("  seed loop (trades/s)", f"{e['seed_trades_per_s']:,.0f}")
-            add("  pandas groupby sum bound (trades/s)", f"{e['groupby_trades_per_s']:,.0f}")
-            add("  engine (trades/s)", f"{e['engine_trades_per_s']:,.0f}")
-            add("  engine speed-up vs seed loop", f"{e['engine_vs_seed']:.1f}x")
-            add("  engine time / groupby time", f"{e['engine_time_vs_groupby']:.2f}")
-            add("  engine matches seed loop", str(e["engine_matches_seed"]))
+            for ids, f in (("encoded ids", e), ("object ids", e["object_ids"])):
+                add(
+                    f"  {ids}: pandas groupby sum bound (trades/s)",
+                    f"{f['groupby_trades_per_s']:,.0f}",
+                )
+                add(f"  {ids}: engine (trades/s)", f"{f['engine_trades_per_s']:,.0f}")
+                add(f"  {ids}: engine speed-up vs seed loop", f"{f['engine_vs_seed']:.1f}x")
+                add(f"  {ids}: engine time / groupby time", f"{f['engine_time_vs_groupby']:.2f}")
+                add(f"  {ids}: engine matches seed loop", str(f["engine_matches_seed"]))
     if "incremental" in engine:
         i = engine["incremental"]
-        add(
-            f"incremental: {i['new_trades']:,} trades on {i['open_positions']:,} positions",
-            f"{i['step_s'] * 1000:,.0f} ms",
-        )
+        for ids, f in (("encoded ids", i), ("object ids", i["object_ids"])):
+            add(
+                f"incremental, {ids}: {i['new_trades']:,} trades on {i['open_positions']:,} pos.",
+                f"{f['step_s'] * 1000:,.0f} ms",
+            )
     for database, rows in results.get("tick", {}).items():
         for row in rows:
             add(
-                f"tick {database}: {row['window_trades']:,} trades, "
-                f"{row['booked_before']:,} booked before",
+                f"tick {database}: +{row['window_trades']:,} on {row['booked_before']:,} "
+                f"booked, {row['snapshot_rows']:,} rows",
                 f"{row['tick_s_median'] * 1000:,.0f} ms ({row['vs_smallest']:.2f}x)",
             )
     for database, runs in results.get("backfill", {}).items():

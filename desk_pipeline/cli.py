@@ -73,8 +73,9 @@ def cli() -> None:
 def backfill(start: str, end: str, as_json: bool) -> None:
     """Bring the warehouse up to date for business days START..END.
 
-    Ingests the configured source, computes positions, end-of-day snapshots and collateral
-    rankings through the Dagster definitions (visible in the UI afterwards), then relays events.
+    Ingests the configured source, computes positions, end-of-day snapshots, their valuation
+    and collateral rankings through the Dagster definitions (visible in the UI afterwards), then
+    relays events.
     Idempotent: running it again changes nothing.
     """
     from desk_pipeline.definitions import defs
@@ -126,15 +127,27 @@ def backfill(start: str, end: str, as_json: bool) -> None:
 @cli.command()
 @click.option("--book", required=True, help="Book id.")
 @click.option("--date", "day", required=True, help="Business day, YYYY-MM-DD.")
+@click.option(
+    "--marks",
+    is_flag=True,
+    help="Add each position's mark, market value and unrealised P&L (the eod_valuation asset).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def positions(book: str, day: str, as_json: bool) -> None:
+def positions(book: str, day: str, marks: bool, as_json: bool) -> None:
     """The stored end-of-day positions of BOOK on DATE (flat positions omitted)."""
     business_date = _date(day, "--date")
-    stored = _repository().eod(book, business_date)
+    repo = _repository()
+    stored = repo.valued_eod(book, business_date) if marks else repo.eod(book, business_date)
     if stored is None:
         raise NoEndOfDayError(f"no end-of-day positions for book {book} on {business_date}")
     header, rows = stored
     rows = rows[rows["quantity"] != 0]
+    if marks and not rows["valued"].all():
+        raise NoEndOfDayError(
+            f"the end-of-day positions of book {book} on {business_date} (snapshot "
+            f"{header['snapshot_id']}) are not valued yet; run `desk backfill --start "
+            f"{business_date} --end {business_date}` or materialise eod_valuation"
+        )
     document = {
         "book_id": book,
         "business_date": business_date,
@@ -145,6 +158,7 @@ def positions(book: str, day: str, as_json: bool) -> None:
                 "quantity": float(r.quantity),
                 "avg_price": float(r.avg_price),
                 "realized_pnl": float(r.realized_pnl),
+                **(_valuation_fields(r) if marks else {}),
             }
             for r in rows.itertuples()
         ],
@@ -154,9 +168,26 @@ def positions(book: str, day: str, as_json: bool) -> None:
         as_json,
         lambda: (
             f"{book} {business_date} as of {document['as_of']}\n"
-            + rows.drop(columns="book_id").to_string(index=False)
+            + rows.drop(columns=["book_id", "valued"], errors="ignore").to_string(index=False)
         ),
     )
+
+
+def _valuation_fields(row: Any) -> dict[str, Any]:
+    """A position's valuation in `desk positions --marks`; null where no mark or rate exists."""
+    return {
+        "price": _number(row.price),
+        "price_date": None if pd.isna(row.price_date) else row.price_date.strftime("%Y-%m-%d"),
+        "stale_price": bool(row.stale_price),
+        "currency": _text(row.currency),
+        "fx_rate": _number(row.fx_rate),
+        "base_currency": _text(row.base_currency),
+        "market_value": _number(row.market_value),
+        "market_value_base": _number(row.market_value_base),
+        "unrealized_pnl": _number(row.unrealized_pnl),
+        "unrealized_pnl_base": _number(row.unrealized_pnl_base),
+        "reason": _text(row.reason),
+    }
 
 
 @cli.command()

@@ -6,11 +6,11 @@ from desk_pipeline.defs import automation
 from desk_pipeline.defs.collateral import assets as collateral_assets
 from desk_pipeline.defs.collateral import checks as collateral_checks
 from desk_pipeline.defs.positions import assets as position_assets
-from desk_pipeline.defs.positions import checks, freshness, sensors
+from desk_pipeline.defs.positions import checks, freshness, sensors, valuation
 from desk_pipeline.defs.resources import SETTINGS, resources_from
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([position_assets, collateral_assets]),
+    assets=dg.load_assets_from_modules([position_assets, valuation, collateral_assets]),
     jobs=[automation.intraday_job, automation.daily_job],
     schedules=[automation.intraday_schedule],
     asset_checks=[

@@ -27,7 +27,7 @@ _DAY_NS = 24 * _HOUR_NS
 _EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal(): seeds must be non-negative
 _MATURITY_ORIGIN = pd.Timestamp("2026-01-01")
 
-# Book type, holding period (CRE22.50: 5 days repo-style, 10 days securities lending), buy
+# Book type, holding period (CRE22.56-22.59: 5 days repo-style, 10 days securities lending), buy
 # probability. A small buy bias keeps each book's inventory mostly long (financing books hold
 # collateral) while still letting positions cross zero now and then.
 _BOOK_TYPES = (("REPO", 5, 0.58), ("REVREPO", 5, 0.62), ("SECLEND", 10, 0.6), ("MATCHED", 5, 0.52))

@@ -121,7 +121,7 @@ eod_positions = sa.Table(
     sa.Column("quantity", sa.Float, nullable=False),
     sa.Column("avg_price", sa.Float, nullable=False),
     sa.Column("realized_pnl", sa.Float, nullable=False),
-    sa.Index("ix_eod_positions_book_day", "book_id", "business_date"),
+    sa.Index("ix_eod_positions_day_book", "business_date", "book_id"),
 )
 
 collateral_rankings = sa.Table(
@@ -140,6 +140,30 @@ collateral_rankings = sa.Table(
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("eligible", sa.Boolean, nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("ix_collateral_rankings_day", "business_date"),
+)
+
+# Each EOD position row valued at its day's marks, keyed like eod_positions by the snapshot it
+# values: a reader joins on snapshot_id, so a valuation of a superseded snapshot is never shown.
+eod_valuations = sa.Table(
+    "eod_valuations",
+    metadata,
+    sa.Column("snapshot_id", sa.String(36), primary_key=True),
+    sa.Column("instrument_id", Id, primary_key=True),
+    sa.Column("book_id", Id, nullable=False),
+    sa.Column("business_date", BusinessDate, nullable=False),
+    sa.Column("price", sa.Float, nullable=True),
+    sa.Column("price_date", BusinessDate, nullable=True),
+    sa.Column("stale_price", sa.Boolean, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("base_currency", sa.String(3), nullable=True),
+    sa.Column("fx_rate", sa.Float, nullable=True),
+    sa.Column("market_value", sa.Float, nullable=True),
+    sa.Column("market_value_base", sa.Float, nullable=True),
+    sa.Column("unrealized_pnl", sa.Float, nullable=True),
+    sa.Column("unrealized_pnl_base", sa.Float, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("ix_eod_valuations_day", "business_date"),
 )
 
 outbox = sa.Table(
@@ -185,6 +209,7 @@ prices = sa.Table(
     sa.Column("instrument_id", Id, primary_key=True),
     sa.Column("price_date", BusinessDate, primary_key=True),
     sa.Column("price", sa.Float, nullable=False),
+    sa.Index("ix_prices_date", "price_date"),
 )
 
 books = sa.Table(

@@ -29,6 +29,7 @@ from desk_pipeline.domain.schema import (
     RANKING_DTYPES,
     TRADE_COLUMNS,
     TRADE_DTYPES,
+    VALUATION_DTYPES,
     conform,
     empty_frame,
 )
@@ -42,6 +43,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 EMPTY_DIGEST = f"{0:016x}"
 # Bound parameters per IN list: well under SQLite's 32,766 and PostgreSQL's 65,535 limits.
 CHUNK = 5000
+# A write that adds this share of a table's rows refreshes its PostgreSQL statistics.
+ANALYZE_GROWTH = 0.1
 
 
 class WarehouseError(DeskPipelineError):
@@ -51,6 +54,12 @@ class WarehouseError(DeskPipelineError):
 def to_micros(ts: pd.Timestamp) -> int:
     """A tz-aware timestamp as integer microseconds since the epoch (UTC)."""
     return int(pd.Timestamp(ts).tz_convert("UTC").value // 1000)
+
+
+def micros_of(times: pd.Series) -> np.ndarray:
+    """:func:`to_micros` of a whole column, vectorised (whatever its time resolution)."""
+    since = times.dt.tz_convert("UTC") - pd.Timestamp(0, tz="UTC")
+    return (since // pd.Timedelta(microseconds=1)).to_numpy(dtype="int64")
 
 
 def from_micros(values: Any) -> Any:
@@ -162,7 +171,8 @@ class PositionRepository:
             conflict_rows = _conflict_quarantine(conflicts, source)
             quarantined = pd.concat([rejected, conflict_rows], ignore_index=True)
             _insert(conn, t.trade_versions, _trade_rows(new, source=source, stamp=stamp))
-            stale_books = self._advance_current(conn, new, stamp)
+            stale_books = self._advance_current(conn, new, stored, stamp)
+            _analyze_if_grown(conn, [t.trade_versions, t.current_trades], len(new))
             _insert(conn, t.quarantine, _quarantine_rows(quarantined, stamp))
             accepted = len(trades) - len(conflicts)
             conn.execute(
@@ -198,12 +208,18 @@ class PositionRepository:
     def _versions(self, conn: sa.Connection, trade_ids: Sequence[str]) -> pd.DataFrame:
         return _trades_frame(_rows_by_trade_id(conn, t.trade_versions, list(trade_ids)))
 
-    def _advance_current(self, conn: sa.Connection, new: pd.DataFrame, stamp: int) -> list[str]:
-        """Point current_trades at newer versions; mark snapshots that the change affects stale."""
+    def _advance_current(
+        self, conn: sa.Connection, new: pd.DataFrame, stored: pd.DataFrame, stamp: int
+    ) -> list[str]:
+        """Point current_trades at newer versions; mark snapshots that the change affects stale.
+
+        ``stored`` holds the versions already stored of these trades: the latest of each is
+        its current_trades row, so the table need not be read again.
+        """
         if new.empty:
             return []
         incoming = latest_versions(new)
-        current = _rows_by_trade_id(conn, t.current_trades, list(incoming["trade_id"]))
+        current = _trade_rows(latest_versions(stored), source=None, stamp=None)
         merged = incoming.merge(
             current[["trade_id", "version", "book_id", "trade_time_us"]].rename(
                 columns={"version": "old_version", "book_id": "old_book", "trade_time_us": "old_us"}
@@ -213,7 +229,11 @@ class PositionRepository:
         )
         advancing = merged[merged["version"] > merged["old_version"].fillna(0)]
         rows = _trade_rows(advancing[list(TRADE_COLUMNS)], source=None, stamp=None)
-        _upsert(conn, t.current_trades, rows, keys=["trade_id"], newer="version")
+        # A trade seen for the first time has no row to conflict with: a plain bulk insert,
+        # cheaper than an upsert (on PostgreSQL, no staging table).
+        first_seen = advancing["old_version"].isna().to_numpy()
+        _insert(conn, t.current_trades, rows[first_seen])
+        _upsert(conn, t.current_trades, rows[~first_seen], keys=["trade_id"], newer="version")
 
         # Both the new version's book/time and the replaced version's are affected.
         touched = pd.concat(
@@ -321,6 +341,7 @@ class PositionRepository:
                     sa.select(t.intraday_positions).where(
                         t.intraday_positions.c.window_end_us == end_us
                     ),
+                    raw=True,
                 )
                 bounds = pd.Series(end_us, index=books.index, dtype="int64")
                 return Opening(conform(positions, POSITION_DTYPES), bounds, read_at)
@@ -508,6 +529,7 @@ class PositionRepository:
                     ]
                 ],
             )
+            _analyze_if_grown(conn, [t.eod_positions], len(rows))
             writes = [
                 EodWrite(
                     book_id=r.book_id,
@@ -610,7 +632,7 @@ class PositionRepository:
             .order_by(*order_by)
         )
         with self._transaction(operation) as conn:
-            rows = _read(conn, query)
+            rows = _read(conn, query, raw=True)
         return rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
 
     def eod_headers(self) -> pd.DataFrame:
@@ -631,8 +653,9 @@ class PositionRepository:
         """Replace the stored ranking of every (book, day) present in ``ranking``, atomically."""
         r = t.collateral_rankings
         keys = ranking[["book_id", "business_date"]].drop_duplicates()
-        rows = ranking.assign(as_of_us=ranking["as_of"].map(to_micros)).drop(columns="as_of")
-        rows = rows.astype(object).where(rows.notna(), None)
+        rows = _nulls_as_none(
+            ranking.assign(as_of_us=micros_of(ranking["as_of"])).drop(columns="as_of")
+        )
         with self._transaction("replace_rankings") as conn:
             if len(keys):
                 conn.execute(
@@ -661,7 +684,8 @@ class PositionRepository:
         r = t.collateral_rankings
         query = sa.select(r).where(r.c.business_date.in_(list(business_dates)))
         with self._transaction("rankings") as conn:
-            rows = _read(conn, query)
+            # Raw: SQLite hands eligible over as 0/1, made boolean below.
+            rows = _read(conn, query, raw=True)
         rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
         rows["rank"] = rows["rank"].astype(RANKING_DTYPES["rank"])
         rows["eligible"] = rows["eligible"].astype(bool)
@@ -670,6 +694,92 @@ class PositionRepository:
             ["book_id", "business_date", "_ineligible", "rank", "instrument_id"], kind="stable"
         )
         return order.drop(columns="_ineligible").reset_index(drop=True)
+
+    # ---- valuation ----------------------------------------------------------------------------
+
+    def replace_valuations(self, business_dates: Sequence[str], valuation: pd.DataFrame) -> int:
+        """Replace every stored valuation of ``business_dates`` with ``valuation``, atomically.
+
+        All rows of those days go first, so a book whose EOD no longer holds anything keeps no
+        valuation of a superseded snapshot.
+
+        Args:
+            business_dates: the YYYY-MM-DD days ``valuation`` covers (a run's partitions).
+            valuation: VALUATION_DTYPES rows of those days.
+
+        Returns:
+            Rows written.
+        """
+        v = t.eod_valuations
+        rows = valuation.drop(columns=["quantity", "avg_price"]).assign(
+            price_date=valuation["price_date"].dt.strftime("%Y-%m-%d")
+        )
+        rows = _nulls_as_none(rows)
+        with self._transaction("replace_valuations") as conn:
+            for days in _chunks(list(business_dates)):
+                conn.execute(v.delete().where(v.c.business_date.in_(days)))
+            _insert(conn, v, rows)
+        return len(rows)
+
+    def valued_eod(
+        self, book_id: str, business_date: str
+    ) -> tuple[dict[str, Any], pd.DataFrame] | None:
+        """The stored EOD of one book and day with each row's stored valuation, or None.
+
+        One statement joins header, rows and valuation on the snapshot id, so a reader never
+        sees one snapshot's positions with another's valuation.
+
+        Returns:
+            The header (as :meth:`eod`) and one row per position: POSITION_DTYPES, the
+            valuation columns of VALUATION_DTYPES (``price_date`` a date) and ``valued``, False
+            when no valuation of this snapshot is stored (its valuation columns are then null).
+        """
+        e, p, v = t.eod_snapshots, t.eod_positions, t.eod_valuations
+        valuation = [c for c in v.columns if c.name not in ("snapshot_id", "instrument_id")]
+        valuation = [c for c in valuation if c.name not in ("book_id", "business_date")]
+        query = (
+            sa.select(
+                e.c.snapshot_id,
+                e.c.as_of_us,
+                p.c.instrument_id,
+                p.c.quantity,
+                p.c.avg_price,
+                p.c.realized_pnl,
+                v.c.snapshot_id.label("valued_snapshot_id"),
+                *valuation,
+            )
+            .select_from(
+                e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id).outerjoin(
+                    v,
+                    (v.c.snapshot_id == p.c.snapshot_id) & (v.c.instrument_id == p.c.instrument_id),
+                )
+            )
+            .where(e.c.book_id == book_id, e.c.business_date == business_date)
+            .order_by(p.c.instrument_id)
+        )
+        with self._transaction("valued_eod") as conn:
+            rows = _read(conn, query)
+        if rows.empty:
+            return None
+        header = {
+            "book_id": book_id,
+            "business_date": business_date,
+            "snapshot_id": rows["snapshot_id"].iloc[0],
+            "as_of": from_micros(int(rows["as_of_us"].iloc[0])),
+        }
+        held = rows.dropna(subset=["instrument_id"]).assign(book_id=book_id)
+        positions = conform(held, POSITION_DTYPES)
+        valued = held["valued_snapshot_id"].notna().to_numpy()
+        values = held.loc[:, [c.name for c in valuation]].reset_index(drop=True)
+        values = values.assign(
+            price_date=pd.to_datetime(values["price_date"]),
+            stale_price=values["stale_price"].astype(object).where(valued, False),
+        )
+        values = values.astype({c: VALUATION_DTYPES[c] for c in values.columns})
+        # NULL text reads back as NaN under pandas 3; the domain's frames use None.
+        text = ["currency", "base_currency", "reason"]
+        values[text] = values[text].astype(object).where(values[text].notna(), None)
+        return header, pd.concat([positions, values.assign(valued=valued)], axis=1)
 
     # ---- quarantine and outbox ----------------------------------------------------------------
 
@@ -755,7 +865,11 @@ class PositionRepository:
 
     def _eod_rows(self, conn: sa.Connection, snapshot_ids: list[str]) -> pd.DataFrame:
         frames = [
-            _read(conn, sa.select(t.eod_positions).where(t.eod_positions.c.snapshot_id.in_(chunk)))
+            _read(
+                conn,
+                sa.select(t.eod_positions).where(t.eod_positions.c.snapshot_id.in_(chunk)),
+                raw=True,
+            )
             for chunk in _chunks(snapshot_ids)
         ]
         return pd.concat(frames) if frames else _read_empty(t.eod_positions)
@@ -864,13 +978,18 @@ class PositionRepository:
                     writes.append(write)
         return writes
 
-    def eod_owners(self) -> pd.DataFrame:
-        """Every distinct (book_id, business_date, snapshot_id) of stored EOD headers and rows."""
+    def eod_owners(self, business_dates: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every distinct (book_id, business_date, snapshot_id) of stored EOD headers and rows.
+
+        Only of ``business_dates`` when given (an index serves them), else of every day.
+        """
         e, p = t.eod_snapshots, t.eod_positions
-        query = sa.union(
-            sa.select(e.c.book_id, e.c.business_date, e.c.snapshot_id),
-            sa.select(p.c.book_id, p.c.business_date, p.c.snapshot_id).distinct(),
-        )
+        headers = sa.select(e.c.book_id, e.c.business_date, e.c.snapshot_id)
+        rows = sa.select(p.c.book_id, p.c.business_date, p.c.snapshot_id).distinct()
+        if business_dates is not None:
+            headers = headers.where(e.c.business_date.in_(list(business_dates)))
+            rows = rows.where(p.c.business_date.in_(list(business_dates)))
+        query = sa.union(headers, rows)
         with self._transaction("eod_owners") as conn:
             result = conn.execute(query)
             return pd.DataFrame(result.all(), columns=["book_id", "business_date", "snapshot_id"])
@@ -914,8 +1033,11 @@ class PositionRepository:
         stamp = now_micros()
         with self._transaction("replace_reference") as conn:
             for table, frame, keys in inputs:
-                rows = [] if frame is None else _reference_rows(frame, keys)
-                _replace_rows(conn, table, rows, keys)
+                if frame is None:
+                    written[table.name] = 0
+                    continue
+                rows = _reference_rows(frame, keys)
+                _bulk_upsert(conn, table, rows, keys=keys)
                 written[table.name] = len(rows)
             new = _unseen_sources(conn, quarantined)
             _insert(conn, t.quarantine, _quarantine_rows(new, stamp))
@@ -927,22 +1049,25 @@ class PositionRepository:
         """Stored instruments and books, with the marks and FX rates dated in [start, end]."""
         first, last = (pd.Timestamp(d).strftime("%Y-%m-%d") for d in (start_date, end_date))
         p, f = t.prices, t.fx_rates
+        # Raw reads: every column is text or a number, typed by _dated and conform below.
         with self._transaction("reference_as_of") as conn:
             instruments = _read(
-                conn, sa.select(t.instruments).order_by(t.instruments.c.instrument_id)
+                conn, sa.select(t.instruments).order_by(t.instruments.c.instrument_id), raw=True
             )
-            books = _read(conn, sa.select(t.books).order_by(t.books.c.book_id))
+            books = _read(conn, sa.select(t.books).order_by(t.books.c.book_id), raw=True)
             prices = _read(
                 conn,
                 sa.select(p)
                 .where(p.c.price_date.between(first, last))
                 .order_by(p.c.instrument_id, p.c.price_date),
+                raw=True,
             )
             fx_rates = _read(
                 conn,
                 sa.select(f)
                 .where(f.c.rate_date.between(first, last))
                 .order_by(f.c.currency, f.c.rate_date),
+                raw=True,
             )
         return ReferenceData(
             instruments=_dated(instruments, "maturity_date", INSTRUMENT_DTYPES),
@@ -988,6 +1113,25 @@ def _engine(url: str) -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _analyze_if_grown(conn: sa.Connection, tables: Sequence[sa.Table], added: int) -> None:
+    """Refresh PostgreSQL's statistics of tables a write grew by ``ANALYZE_GROWTH`` or more.
+
+    Without statistics PostgreSQL estimated that looking up a tick's 1,000 trade ids by the
+    first column of trade_versions' key matched a tenth of a million-row table, and scanned
+    all of it: the tick grew with the trades booked before it. Autovacuum analyses too, but
+    later. Statistics scale with the table, so small writes never need this.
+    """
+    if conn.dialect.name != "postgresql" or added == 0:
+        return
+    for table in tables:
+        estimate = conn.exec_driver_sql(
+            f"SELECT reltuples FROM pg_class WHERE oid = '{table.name}'::regclass"
+        ).scalar()
+        # reltuples is -1 until the table is first analysed.
+        if estimate is None or estimate < 0 or added >= ANALYZE_GROWTH * estimate:
+            conn.exec_driver_sql(f"ANALYZE {table.name}")
 
 
 def _insert_for(conn: sa.Connection, table: sa.Table) -> Any:
@@ -1054,32 +1198,64 @@ def _bulk_values(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     return list(zip(*columns, strict=True))
 
 
-def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> None:
+def _nulls_as_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every missing value as None (SQL NULL), NaN floats included.
+
+    Only columns with gaps are boxed as objects: boxing every cell dominated large writes.
+    """
+    gaps = [name for name in frame.columns if frame[name].isna().any()]
+    boxed = {name: frame[name].astype(object).where(frame[name].notna(), None) for name in gaps}
+    return frame.assign(**boxed) if boxed else frame
+
+
+def _bulk_insert(
+    conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, *, into: str | None = None
+) -> None:
     """Insert a frame (columns named as the table's) through the driver's fast path.
 
     Bypasses SQLAlchemy's per-row parameter processing, which dominated year-long backfills:
-    COPY on PostgreSQL, one prepared executemany on SQLite. Runs in ``conn``'s transaction.
+    binary COPY on PostgreSQL, one prepared executemany on SQLite. Runs in ``conn``'s
+    transaction. ``into`` names a staging table shaped like ``table`` to fill instead.
     """
     if frame.empty:
         return
+    target = into or table.name
     names = ", ".join(frame.columns)
     raw = conn.connection.driver_connection
     try:
         if conn.dialect.name == "postgresql":
             with (
                 raw.cursor() as cursor,
-                cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+                cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
             ):
+                # Binary rows, typed from the table: half the client time of text COPY.
+                copy.set_types([_copy_type(table.c[name]) for name in frame.columns])
                 for row in _bulk_values(frame):
                     copy.write_row(row)
             return
         marks = ", ".join("?" * len(frame.columns))
-        raw.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", _bulk_values(frame))
+        raw.executemany(f"INSERT INTO {target} ({names}) VALUES ({marks})", _bulk_values(frame))
     except conn.dialect.loaded_dbapi.Error as err:
         # Re-raised as SQLAlchemy's own error, so _transaction names the operation as usual.
         raise sa.exc.DBAPIError.instance(
-            f"bulk insert into {table.name}", None, err, conn.dialect.loaded_dbapi.Error
+            f"bulk insert into {target}", None, err, conn.dialect.loaded_dbapi.Error
         ) from err
+
+
+def _copy_type(column: sa.Column[Any]) -> str:
+    """The PostgreSQL type name psycopg's binary COPY dumps ``column``'s values as."""
+    kind = column.type
+    for sql_type, name in (
+        (sa.Boolean, "bool"),
+        (sa.BigInteger, "int8"),
+        (sa.Integer, "int4"),
+        (sa.Float, "float8"),
+        (sa.Text, "text"),
+        (sa.String, "varchar"),
+    ):
+        if isinstance(kind, sql_type):
+            return name
+    raise WarehouseError(f"no binary COPY type for {column.table.name}.{column.name} ({kind})")
 
 
 def _bulk_upsert(
@@ -1093,6 +1269,7 @@ def _bulk_upsert(
 ) -> None:
     """:func:`_upsert` for a frame with one row per key, through the driver's fast path.
 
+    Without ``newer`` or ``older`` a row always replaces the stored row with its key.
     PostgreSQL: COPY into a transaction-scoped staging table, then one set-based
     INSERT ... SELECT ... ON CONFLICT. SQLite: one prepared executemany of the upsert.
     """
@@ -1100,20 +1277,19 @@ def _bulk_upsert(
         return
     name = table.name
     names = ", ".join(frame.columns)
-    column = newer if newer is not None else older
-    compare = ">" if newer is not None else "<"
     updates = ", ".join(f"{c} = excluded.{c}" for c in frame.columns if c not in keys)
-    conflict = (
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates} "
-        f"WHERE excluded.{column} {compare} {name}.{column}"
-    )
+    conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    if newer is not None:
+        conflict += f" WHERE excluded.{newer} > {name}.{newer}"
+    elif older is not None:
+        conflict += f" WHERE excluded.{older} < {name}.{older}"
     if conn.dialect.name == "postgresql":
         stage = f"stage_{name}"
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{stage}")
         conn.exec_driver_sql(
             f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {names} FROM {name} WITH NO DATA"
         )
-        _bulk_insert(conn, sa.table(stage), frame)
+        _bulk_insert(conn, table, frame, into=stage)
         conn.exec_driver_sql(f"INSERT INTO {name} ({names}) SELECT {names} FROM {stage} {conflict}")
         return
     marks = ", ".join("?" * len(frame.columns))
@@ -1140,12 +1316,12 @@ def _read(conn: sa.Connection, query: sa.Select[Any], *, raw: bool = False) -> p
     """
     result = conn.execute(query)
     names = list(result.keys())
-    rows = result.cursor.fetchall() if raw else result.all()
+    # Plain tuples: pandas probes SQLAlchemy's Row objects attribute by attribute, slowly.
+    rows = result.cursor.fetchall() if raw else [tuple(row) for row in result.all()]
     if not rows or len(set(names)) < len(names):
         return pd.DataFrame(rows, columns=names)
-    # Column-wise construction: building a frame row by row dominated large reads.
-    columns = map(list, zip(*rows, strict=True))
-    return pd.DataFrame(dict(zip(names, columns, strict=True)), columns=names)
+    # from_records converts the tuples in one pass: three times faster than column lists.
+    return pd.DataFrame.from_records(rows, columns=names)
 
 
 def _rows_by_trade_id(conn: sa.Connection, table: sa.Table, trade_ids: list[str]) -> pd.DataFrame:
@@ -1173,8 +1349,7 @@ def _rows_by_trade_id(conn: sa.Connection, table: sa.Table, trade_ids: list[str]
         ) from err
     if not rows:
         return pd.DataFrame(columns=names)
-    columns = map(list, zip(*rows, strict=True))
-    return pd.DataFrame(dict(zip(names, columns, strict=True)), columns=names)
+    return pd.DataFrame.from_records(rows, columns=names)
 
 
 def _read_empty(table: sa.Table) -> pd.DataFrame:
@@ -1304,33 +1479,15 @@ class ReferenceData:
     fx_rates: pd.DataFrame
 
 
-def _reference_rows(frame: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
+def _reference_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Rows for a reference table: dates as YYYY-MM-DD, missing values as NULL, one per key."""
     rows = frame.drop_duplicates(keys, keep="last")
-    columns = {}
-    for name, values in rows.items():
-        if pd.api.types.is_datetime64_any_dtype(values):
-            values = values.dt.strftime("%Y-%m-%d")
-        # Boxing every cell is the slow part of a large write: only columns with gaps need it.
-        if values.isna().any():
-            values = values.astype(object).where(values.notna(), None)
-        columns[name] = values
-    return [{str(k): v for k, v in row.items()} for row in pd.DataFrame(columns).to_dict("records")]
-
-
-def _replace_rows(
-    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str]
-) -> None:
-    """Insert rows; a row whose key is stored replaces it."""
-    if not rows:
-        return
-    insert = _insert_for(conn, table)
-    columns = [c for c in rows[0] if c not in keys]
-    stmt = insert.on_conflict_do_update(
-        index_elements=keys, set_={c: insert.excluded[c] for c in columns}
-    )
-    for chunk in _chunks(rows, 10_000):
-        conn.execute(stmt, chunk)
+    dates = {
+        str(name): values.dt.strftime("%Y-%m-%d")
+        for name, values in rows.items()
+        if pd.api.types.is_datetime64_any_dtype(values)
+    }
+    return _nulls_as_none(rows.assign(**dates))
 
 
 def _unseen_sources(conn: sa.Connection, quarantined: pd.DataFrame | None) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from desk_pipeline.adapters.publisher import Backoff, RelayCursor, relay_once
 from desk_pipeline.defs.collateral.assets import collateral_ranking
 from desk_pipeline.defs.collateral.reference import instruments, prices
 from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
+from desk_pipeline.defs.positions.valuation import eod_valuation
 from desk_pipeline.defs.resources import PublisherResource, WarehouseResource
 
 # One job per partitions definition: Dagster refuses mixed partitioning in one job.
@@ -19,8 +20,11 @@ intraday_job = dg.define_asset_job(
 daily_job = dg.define_asset_job(
     "daily_job",
     # The reference assets are upstream of the ranking: a backfill stores marks before ranking.
-    selection=dg.AssetSelection.assets(instruments, prices, eod_positions, collateral_ranking),
-    description="Reference data, marks, end-of-day positions and ranking for business days.",
+    selection=dg.AssetSelection.assets(
+        instruments, prices, eod_positions, eod_valuation, collateral_ranking
+    ),
+    description="Reference data, marks, end-of-day positions, their valuation and the ranking "
+    "for business days.",
 )
 
 # Each tick materialises the window that just closed (a tick at 10:20:05 runs 10:10-10:20).
@@ -30,10 +34,12 @@ intraday_schedule = dg.build_schedule_from_partitioned_job(
 
 eod_refresh_sensor = dg.AutomationConditionSensorDefinition(
     "eod_refresh_sensor",
-    target=dg.AssetSelection.assets(eod_positions, collateral_ranking, instruments, prices),
+    target=dg.AssetSelection.assets(
+        eod_positions, eod_valuation, collateral_ranking, instruments, prices
+    ),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Refreshes today's EOD and ranking after each 10-minute snapshot, and today's "
-    "reference data and marks hourly.",
+    description="Refreshes today's EOD, its valuation and the ranking after each 10-minute "
+    "snapshot, and today's reference data and marks hourly.",
 )
 
 # Sensor ticks come every 30 s; while the broker is down, wait 30 s, 1 min, 2 min ... 10 min.

@@ -59,6 +59,26 @@ EOD_POSITIONS = catalogue_metadata(
         *_POSITION,
     ),
 )
+EOD_VALUATION = catalogue_metadata(
+    "eod_valuations",
+    _columns(
+        ("snapshot_id", "string", "The EOD snapshot valued (see eod_positions)."),
+        _BOOK,
+        _DATE,
+        _INSTRUMENT,
+        ("price", "float", "Mark on or before the day, instrument currency; empty when none."),
+        ("price_date", "string", "Date of the mark, YYYY-MM-DD."),
+        ("stale_price", "bool", "The mark is more than 5 days old."),
+        ("currency", "string", "Instrument currency; empty when the instrument is unknown."),
+        ("base_currency", "string", "The book's base currency."),
+        ("fx_rate", "float", "Instrument currency to the book's base currency."),
+        ("market_value", "float", "quantity x price, instrument currency."),
+        ("market_value_base", "float", "market_value x fx_rate, base currency."),
+        ("unrealized_pnl", "float", "(price - avg_price) x quantity, instrument currency."),
+        ("unrealized_pnl_base", "float", "unrealized_pnl x fx_rate, base currency."),
+        ("reason", "string", "Why a value is empty; stale-mark warnings."),
+    ),
+)
 COLLATERAL_RANKING = catalogue_metadata(
     "collateral_rankings",
     _columns(

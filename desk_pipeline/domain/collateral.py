@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.haircuts import HaircutSchedule, business_day, haircuts_for
+from desk_pipeline.domain.marks import STALE_PRICE_DAYS, fx_rates_on, marks_on
+from desk_pipeline.domain.reasons import Check, join_reasons, text
 from desk_pipeline.domain.schema import (
     BOOK_COLUMNS,
     FX_COLUMNS,
@@ -14,11 +16,9 @@ from desk_pipeline.domain.schema import (
     require_columns,
 )
 
-# CRE22.50: the minimum holding period of repo-style transactions is five business days. A book
-# missing from the books frame is treated as a repo book in its instruments' own currencies.
+# CRE22.56-22.59: the minimum holding period of repo-style transactions is five business days.
+# A book missing from the books frame is treated as a repo book in its instruments' own currencies.
 DEFAULT_HOLDING_PERIOD_DAYS = 5
-# A mark older than this many calendar days still values the item but is flagged in ``reason``.
-STALE_PRICE_DAYS = 5
 
 _INSTRUMENT_FIELDS = (
     "instrument_id",
@@ -105,16 +105,10 @@ def rank_collateral(
         frame["holding_period_days"].fillna(DEFAULT_HOLDING_PERIOD_DAYS).astype("float64")
     )
 
-    marks = _latest_on_or_before(prices, "instrument_id", "price_date", "price", day)
-    frame = frame.merge(marks, on="instrument_id", how="left", validate="many_to_one")
-
-    usd_per_unit = _latest_on_or_before(fx_rates, "currency", "rate_date", "usd_per_unit", day)
-    usd = usd_per_unit.set_index("currency")["usd_per_unit"]
-    if "USD" not in usd.index:
-        usd = pd.concat([usd, pd.Series({"USD": 1.0})])
+    days = pd.Series(day, index=frame.index)
+    frame = frame.join(marks_on(frame["instrument_id"], days, prices))
     same_currency = (frame["currency"] == frame["base_currency"]).to_numpy()
-    cross = frame["currency"].map(usd) / frame["base_currency"].map(usd)
-    fx_rate = np.where(same_currency, 1.0, cross.to_numpy(dtype="float64"))
+    fx_rate = fx_rates_on(frame["currency"], frame["base_currency"], days, fx_rates)
 
     cells = haircuts_for(
         master.loc[master["instrument_id"].isin(holdings["instrument_id"])], day, schedule
@@ -137,43 +131,38 @@ def rank_collateral(
     price = frame["price"].to_numpy(dtype="float64")
     value = quantity * price * fx_rate * (1.0 - haircut)
 
-    price_age = (day - frame["price_date"]).dt.days.astype("Int64")
-    ids = _text(frame["instrument_id"])
-    cell_reason = frame["cell_reason"]
-    checks = [
-        (~known, "unknown_instrument: " + ids + " is not in the instrument reference data", True),
+    date = day.strftime("%Y-%m-%d")
+    disqualifying: list[Check] = [
+        (
+            ~known,
+            lambda rows: "unknown_instrument: " + text(rows["instrument_id"])
+            + " is not in the instrument reference data",
+        ),
         (
             quantity < 0,
-            "short_position: " + _text(frame["book_id"]) + " holds " + _text(frame["quantity"])
-            + " of " + ids,
-            True,
+            lambda rows: "short_position: " + text(rows["book_id"]) + " holds "
+            + text(rows["quantity"]) + " of " + text(rows["instrument_id"]),
         ),
-        (known & cell_reason.notna().to_numpy(), _text(cell_reason), True),
+        (known & frame["cell_reason"].notna().to_numpy(), lambda rows: text(rows["cell_reason"])),
         (
             np.isnan(price),
-            "no_price: no price for " + ids + " on or before " + day.strftime("%Y-%m-%d"),
-            True,
+            lambda rows: "no_price: no price for " + text(rows["instrument_id"])
+            + " on or before " + date,
         ),
         (
             known & np.isnan(fx_rate),
-            "no_fx_rate: no " + _text(frame["currency"]) + "/" + _text(frame["base_currency"])
-            + " rate on or before " + day.strftime("%Y-%m-%d"),
-            True,
-        ),
-        (
-            (price_age > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool),
-            "stale_price: last price on " + _text(frame["price_date"].dt.strftime("%Y-%m-%d"))
-            + ", " + _text(price_age) + " days before " + day.strftime("%Y-%m-%d"),
-            False,
+            lambda rows: "no_fx_rate: no " + text(rows["currency"]) + "/"
+            + text(rows["base_currency"]) + " rate on or before " + date,
         ),
     ]  # fmt: skip
-    reason = np.full(len(frame), "", dtype=object)
-    eligible = np.ones(len(frame), dtype=bool)
-    for applies, message, disqualifies in checks:
-        separator = np.where(reason == "", "", "; ").astype(object)
-        reason = np.where(applies, reason + separator + message.to_numpy(dtype=object), reason)
-        if disqualifies:
-            eligible &= ~applies
+    stale: Check = (
+        (frame["price_age_days"] > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool),
+        lambda rows: "stale_price: last price on "
+        + text(rows["price_date"].dt.strftime("%Y-%m-%d")) + ", "
+        + text(rows["price_age_days"]) + " days before " + date,
+    )  # fmt: skip
+    reason = join_reasons(frame, [*disqualifying, stale])
+    eligible = ~np.any([applies for applies, _ in disqualifying], axis=0)
 
     result = pd.DataFrame(
         {
@@ -202,31 +191,6 @@ def _ranked(items: pd.DataFrame) -> pd.DataFrame:
         ["book_id", "_ineligible", "rank", "instrument_id"], na_position="last", kind="stable"
     )
     return conform(ordered, RANKING_DTYPES)
-
-
-def _latest_on_or_before(
-    frame: pd.DataFrame, key: str, date_column: str, value_column: str, day: pd.Timestamp
-) -> pd.DataFrame:
-    """The latest non-missing ``value_column`` per ``key`` dated on or before ``day``."""
-    dates = pd.to_datetime(frame[date_column])
-    if dates.dt.tz is not None:
-        dates = dates.dt.tz_localize(None)
-    dated = pd.DataFrame(
-        {
-            key: frame[key].to_numpy(dtype=object),
-            date_column: dates.to_numpy(),
-            value_column: frame[value_column].to_numpy(dtype="float64"),
-        }
-    )
-    usable = dated.loc[(dated[date_column] <= day) & dated[value_column].notna()]
-    latest = usable.sort_values([key, date_column], kind="stable").drop_duplicates(key, keep="last")
-    return latest.reset_index(drop=True)
-
-
-def _text(values: pd.Series) -> pd.Series:
-    """Values as Python strings, ``none`` for missing ones (see ``haircuts._text``)."""
-    texts = ["none" if pd.isna(v) else str(v) for v in values.to_numpy(dtype=object)]
-    return pd.Series(texts, index=values.index, dtype="object")
 
 
 def rank_collateral_days(

@@ -12,7 +12,7 @@ Two kinds of row, told apart by ``rule``:
 - ``name``: the schedule's name (default ``unnamed``).
 - ``reference_holding_period_days``: the holding period the haircuts are quoted for (Basel: 10).
   The haircuts and the FX add-on are scaled to a book's holding period T by the square-root-of-time
-  rule ``H = H_ref * sqrt(T / T_ref)`` (CRE22.56). Absent: haircuts are applied as published.
+  rule ``H = H_ref * sqrt(T / T_ref)`` (CRE22.56-22.59). Absent: haircuts are applied as published.
 - ``fx_addon_pct``: the currency-mismatch haircut at the reference holding period (Basel CRE22.52:
   8), added when the instrument's currency differs from the book's base currency. Absent: 0.
 - ``maturity_buckets``: ``upper_inclusive`` (default; Basel's ``> 1 year, <= 3 years``, i.e.
@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.errors import DeskPipelineError
+from desk_pipeline.domain.reasons import first_reasons, text
 from desk_pipeline.domain.schema import ASSET_CLASSES, ISSUER_TYPES, require_columns
 
 SCHEDULE_COLUMNS = (
@@ -269,7 +270,8 @@ def scale_haircut(
 ) -> pd.Series | float:
     """Scale haircuts quoted at the schedule's reference period to another holding period.
 
-    Square-root-of-time rule of CRE22.56: ``H = H_ref * sqrt(T / T_ref)``; e.g. Basel's 4 % at
+    Square-root-of-time rule of CRE22.56-22.59: ``H = H_ref * sqrt(T / T_ref)``, Basel's
+    ``H10 * sqrt((N_R + T_M - 1) / 10)`` with daily remargining (N_R = 1); e.g. Basel's 4 % at
     10 days is 4 % x sqrt(5 / 10) = 2.828 % at the 5-day repo holding period. Schedules without a
     reference holding period are not scaled.
     """
@@ -369,24 +371,43 @@ def haircuts_for(
     has_cell = pd.notna(cell_eligible)
     cell_says_no = has_cell & (cell_eligible != True)  # noqa: E712 (object array of bool/NaN)
 
-    ids = _text(inst["instrument_id"])
-    ratings = _text(inst["rating"].where(inst["notch"].notna(), "unrated"))
-    classes = _text(inst["asset_class"])
-    conditions = [matured, ~accepted, below_floor, cell_says_no, ~has_cell]
-    messages = [
-        "matured: " + ids + " matured on " + _text(inst["maturity_date"].dt.strftime("%Y-%m-%d")),
-        "asset_class_not_accepted: " + schedule.name + " accepts no " + classes + " issued by "
-        + _text(inst["issuer_type"]) + " issuers",
-        "rating_below_floor: " + ids + " (" + ratings + ") is below the " + schedule.name
-        + " floor for " + classes,
-        "not_eligible: " + schedule.name + " lists " + _text(pd.Series(cell_note))
-        + " as not eligible",
-        "no_schedule_cell: no " + schedule.name + " cell for " + ids + " (" + classes + ", "
-        + ratings + ", " + _text(inst["years"].round(2)) + " years)",
-    ]  # fmt: skip
-    reason = np.full(len(inst), None, dtype=object)
-    for condition, message in zip(reversed(conditions), reversed(messages), strict=True):
-        reason = np.where(condition, message.to_numpy(dtype=object), reason)
+    inst["cell_note"] = cell_note
+    name = schedule.name
+
+    def rating(rows: pd.DataFrame) -> pd.Series:
+        return text(rows["rating"].where(rows["notch"].notna(), "unrated"))
+
+    reason = first_reasons(
+        inst,
+        [
+            (
+                matured,
+                lambda r: "matured: " + text(r["instrument_id"]) + " matured on "
+                + text(r["maturity_date"].dt.strftime("%Y-%m-%d")),
+            ),
+            (
+                ~accepted,
+                lambda r: "asset_class_not_accepted: " + name + " accepts no "
+                + text(r["asset_class"]) + " issued by " + text(r["issuer_type"]) + " issuers",
+            ),
+            (
+                below_floor,
+                lambda r: "rating_below_floor: " + text(r["instrument_id"]) + " (" + rating(r)
+                + ") is below the " + name + " floor for " + text(r["asset_class"]),
+            ),
+            (
+                cell_says_no,
+                lambda r: "not_eligible: " + name + " lists " + text(r["cell_note"])
+                + " as not eligible",
+            ),
+            (
+                ~has_cell,
+                lambda r: "no_schedule_cell: no " + name + " cell for " + text(r["instrument_id"])
+                + " (" + text(r["asset_class"]) + ", " + rating(r) + ", "
+                + text(r["years"].round(2)) + " years)",
+            ),
+        ],
+    )  # fmt: skip
     eligible = pd.isna(reason)
     return pd.DataFrame(
         {
@@ -398,16 +419,6 @@ def haircuts_for(
             "reason": pd.Series(reason, dtype="object"),
         }
     ).astype(HAIRCUT_DTYPES)
-
-
-def _text(values: pd.Series) -> pd.Series:
-    """Values as Python strings in an object series, ``none`` for missing ones.
-
-    pandas' ``astype(str)`` keeps missing values missing, and a missing piece would turn a whole
-    reason into NaN, i.e. silently into "eligible".
-    """
-    texts = ["none" if pd.isna(v) else str(v) for v in values.to_numpy(dtype=object)]
-    return pd.Series(texts, index=values.index, dtype="object")
 
 
 def _candidate_pairs(inst: pd.DataFrame, rules: pd.DataFrame) -> pd.DataFrame:

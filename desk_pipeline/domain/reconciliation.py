@@ -20,13 +20,17 @@ RTOL = 1e-9
 ATOL = 1e-6
 
 
-def recompute_eods(trades: pd.DataFrame, headers: pd.DataFrame) -> pd.DataFrame:
-    """Each stored EOD recomputed from scratch: every effective trade before its ``as_of``.
+def recompute_eods(
+    trades: pd.DataFrame, headers: pd.DataFrame, opening: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Each stored EOD recomputed: ``opening`` plus every effective trade before its ``as_of``.
 
     Args:
         trades: TRADE_COLUMNS, effective trades (latest versions, cancels removed) from the
-            first trade on.
+            first trade on, or from the time ``opening`` was taken.
         headers: ``book_id``, ``business_date`` and ``as_of`` (UTC) of the EODs to recompute.
+        opening: POSITION_COLUMNS, a stored checkpoint to roll from; None recomputes from
+            scratch.
 
     Returns:
         ``business_date`` plus POSITION_COLUMNS: one row per (book, day, instrument) that the
@@ -38,8 +42,8 @@ def recompute_eods(trades: pd.DataFrame, headers: pd.DataFrame) -> pd.DataFrame:
     if headers.empty:
         return out
     ends = pd.DatetimeIndex(headers["as_of"].drop_duplicates()).sort_values()
-    empty_opening = empty_frame(POSITION_DTYPES)
-    rolled = roll_positions(empty_opening, trades, ends)
+    start = empty_frame(POSITION_DTYPES) if opening is None else opening
+    rolled = roll_positions(start, trades, ends)
     merged = rolled.merge(headers[["book_id", "business_date", "as_of"]], on=["book_id", "as_of"])
     return merged[["business_date", *POSITION_COLUMNS]].reset_index(drop=True)
 

@@ -24,7 +24,7 @@ from desk_pipeline.domain.trades import quarantine_rows, quarantine_whole_source
 # A source that cannot read a reference file at all (not UTF-8, not CSV) hands over one row with
 # this single column holding the problem; validation turns it into one whole-file quarantine row.
 UNREADABLE_COLUMN = "_unreadable_file"
-# CRE22.50: the minimum holding period of repo-style transactions is five business days.
+# CRE22.56-22.59: the minimum holding period of repo-style transactions is five business days.
 DEFAULT_HOLDING_PERIOD_DAYS = 5
 MAX_ID_LENGTH = 64
 

@@ -97,7 +97,7 @@ PRICE_COLUMNS = tuple(PRICE_DTYPES)
 BOOK_DTYPES: Mapping[str, str] = {
     "book_id": "object",
     "base_currency": "object",
-    "holding_period_days": "int64",  # repo-style default 5 (CRE22.50 minimum holding periods)
+    "holding_period_days": "int64",  # repo-style default 5 (CRE22.56-22.59 minimum holding periods)
 }
 BOOK_COLUMNS = tuple(BOOK_DTYPES)
 
@@ -121,3 +121,25 @@ RANKING_DTYPES: Mapping[str, str] = {
     "reason": "object",  # why an item is ineligible (None when eligible); stale-price warnings
 }
 RANKING_COLUMNS = tuple(RANKING_DTYPES)
+
+# One EOD position row valued at the day's marks (see domain/valuation.py).
+VALUATION_DTYPES: Mapping[str, str] = {
+    "book_id": "object",
+    "business_date": "object",  # YYYY-MM-DD
+    "snapshot_id": "object",  # the EOD snapshot the row values
+    "instrument_id": "object",
+    "quantity": "float64",
+    "avg_price": "float64",
+    "price": "float64",  # the mark, instrument currency; NaN when none on or before the day
+    "price_date": "datetime64[ns]",  # NaT when no mark
+    "stale_price": "bool",  # the mark is older than marks.STALE_PRICE_DAYS
+    "currency": "object",  # the instrument's; None when the instrument is unknown
+    "base_currency": "object",  # the book's (the instrument's own when the book is unknown)
+    "fx_rate": "float64",  # base currency per unit of instrument currency
+    "market_value": "float64",  # quantity x price, instrument currency
+    "market_value_base": "float64",  # market_value x fx_rate, base currency
+    "unrealized_pnl": "float64",  # (price - avg_price) x quantity, instrument currency
+    "unrealized_pnl_base": "float64",  # unrealized_pnl x fx_rate, base currency
+    "reason": "object",  # why a value is missing, and stale-mark warnings; None when clean
+}
+VALUATION_COLUMNS = tuple(VALUATION_DTYPES)

@@ -322,7 +322,13 @@ def test_the_asset_graph_and_the_eod_partitions_page_render_in_chromium(desk, ba
             dismiss_community_dialog(page)
             expand_all_groups(page)
             try:
-                for name in ["trades", "intraday_positions", "eod_positions", "collateral_ranking"]:
+                for name in [
+                    "trades",
+                    "intraday_positions",
+                    "eod_positions",
+                    "eod_valuation",
+                    "collateral_ranking",
+                ]:
                     page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
             finally:
                 # Saved whatever happens: on a failure it shows what the operator would see.

@@ -24,6 +24,24 @@ BTP 2028-01-01 = 1.83 y, sovereign BBB, 1-3 y: 3 %; US Treasury 2030-01-15 = 3.8
 AA+, 3-5 y: 2 %; BBB corporate 2030-06-30 = 4.32 y, other issuers A+ to BBB-, 3-5 y: 6 %; DAX
 equity: main index 20 %; OAT 2035-05-25 = 9.22 y, sovereign AA, 5-10 y: 4 % (valued, but a short
 position is not collateral); the BB corporate is below the other-issuer floor (BBB-).
+
+`desk positions --marks` values the same EOD at the same marks (market value = quantity x price,
+unrealised P&L = (price - avg_price) x quantity, instrument currency; x fx_rate for EUR):
+
+===========  =========  =====  =====  ===============  ==============  =========================
+instrument   quantity   avg    price  market value     unrealised      EUR (market / unrealised)
+===========  =========  =====  =====  ===============  ==============  =========================
+DE-BUND-7Y   1,000,000  0.974  0.98   980,000          6,000           same
+DE-EQ-DAX    10,000     148    150    1,500,000        20,000          same
+FR-OAT-10Y   -200,000   1.02   1.03   -206,000         -2,000          same (short, price rose)
+IT-BTP-2Y    500,000    1.00   1.01   505,000          5,000           same
+US-T-4Y      400,000    0.99   0.995  398,000 USD      2,000 USD       368,518.52 / 1,851.85
+XS-CORP-BB   250,000    0.96   0.97   242,500          2,500           same
+XS-CORP-BBB  300,000    1.01   1.02   306,000          3,000           same; mark 6 days old
+ZZ-UNKNOWN   1,000      10     null   null             null            null; unknown, no price
+===========  =========  =====  =====  ===============  ==============  =========================
+
+The Bund's average cost is (600,000 x 0.97 + 400,000 x 0.98) / 1,000,000 = 0.974.
 """
 
 import json
@@ -35,6 +53,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline_tests.builders import trade, write_landing_file
 
 DAY = "2026-03-04"
@@ -241,3 +260,98 @@ def test_bad_reference_rows_are_quarantined_once_and_a_rerun_changes_nothing(bac
     assert (
         run_desk(backfilled, "ranking", "--book", BOOK, "--date", DAY, "--json").stdout == ranking
     )
+
+
+# instrument: (price, fx_rate, market_value, market_value_base, unrealized_pnl, upl_base, stale)
+EXPECTED_MARKS = {
+    "DE-BUND-7Y": (0.98, 1.0, 980_000.0, 980_000.0, 6_000.0, 6_000.0, False),
+    "DE-EQ-DAX": (150.0, 1.0, 1_500_000.0, 1_500_000.0, 20_000.0, 20_000.0, False),
+    "FR-OAT-10Y": (1.03, 1.0, -206_000.0, -206_000.0, -2_000.0, -2_000.0, False),
+    "IT-BTP-2Y": (1.01, 1.0, 505_000.0, 505_000.0, 5_000.0, 5_000.0, False),
+    "US-T-4Y": (0.995, 1 / 1.08, 398_000.0, 368_518.5185185, 2_000.0, 1_851.8518519, False),
+    "XS-CORP-BB": (0.97, 1.0, 242_500.0, 242_500.0, 2_500.0, 2_500.0, False),
+    "XS-CORP-BBB": (1.02, 1.0, 306_000.0, 306_000.0, 3_000.0, 3_000.0, True),
+    "ZZ-UNKNOWN": (None, None, None, None, None, None, False),
+}
+
+
+def test_positions_with_marks_give_market_value_and_unrealised_pnl_at_the_rankings_marks(
+    backfilled,
+):
+    plain = strict_json(
+        run_desk(backfilled, "positions", "--book", BOOK, "--date", DAY, "--json").stdout
+    )
+    document = strict_json(
+        run_desk(backfilled, "positions", "--book", BOOK, "--date", DAY, "--marks", "--json").stdout
+    )
+
+    # The contract's document is unchanged without --marks; --marks only adds per-position keys.
+    contract = ["instrument_id", "quantity", "avg_price", "realized_pnl"]
+    assert all(list(p) == contract for p in plain["positions"])
+    assert {k: v for k, v in document.items() if k != "positions"} == {
+        k: v for k, v in plain.items() if k != "positions"
+    }
+    assert [{k: p[k] for k in contract} for p in document["positions"]] == plain["positions"]
+    positions = {p["instrument_id"]: p for p in document["positions"]}
+    assert list(positions) == sorted(EXPECTED_MARKS)
+    ranking = strict_json(
+        run_desk(backfilled, "ranking", "--book", BOOK, "--date", DAY, "--json").stdout
+    )
+    for item in ranking["items"]:
+        position = positions[item["instrument_id"]]
+        assert (position["price"], position["fx_rate"]) == (item["price"], item["fx_rate"])
+
+    keys = ["price", "fx_rate", "market_value", "market_value_base"]
+    keys += ["unrealized_pnl", "unrealized_pnl_base"]
+    for instrument, (*numbers, stale) in EXPECTED_MARKS.items():
+        got = positions[instrument]
+        assert got["stale_price"] is stale, instrument
+        for key, want in zip(keys, numbers, strict=True):
+            if want is None:
+                assert got[key] is None, (instrument, key)
+            else:
+                assert got[key] == pytest.approx(want, rel=1e-9), (instrument, key)
+    assert positions["US-T-4Y"]["currency"] == "USD"
+    assert {p["base_currency"] for p in positions.values()} == {"EUR"}
+    assert positions["XS-CORP-BBB"]["price_date"] == "2026-02-26"
+    assert positions["XS-CORP-BBB"]["reason"].startswith("stale_price: last price on 2026-02-26")
+    unknown = positions["ZZ-UNKNOWN"]
+    assert (unknown["currency"], unknown["price_date"]) == (None, None)
+    assert unknown["reason"].startswith("unknown_instrument: ZZ-UNKNOWN")
+    assert "no_price" in unknown["reason"]
+    assert positions["DE-BUND-7Y"]["reason"] is None
+
+
+def test_positions_with_marks_refuse_an_eod_that_is_not_valued_yet(tmp_path):
+    url = f"sqlite:///{tmp_path}/warehouse.db"
+    repo = PositionRepository(url)
+    eod = pd.DataFrame(
+        {
+            "book_id": [BOOK],
+            "instrument_id": ["DE-BUND-7Y"],
+            "quantity": [100.0],
+            "avg_price": [0.97],
+            "realized_pnl": [0.0],
+            "business_date": [DAY],
+            "as_of": [pd.Timestamp("2026-03-05", tz="UTC")],
+        }
+    )
+    assert repo.keep_last_eod(eod, now_micros())
+    repo.engine.dispose()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
+        "DAGSTER_HOME": str(tmp_path),
+        "DESK_WAREHOUSE_URL": url,
+    }
+
+    run_desk(env, "positions", "--book", BOOK, "--date", DAY, "--json")
+    marked = subprocess.run(
+        [DESK, "positions", "--book", BOOK, "--date", DAY, "--marks", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert (marked.returncode, marked.stdout) == (1, "")
+    assert "not valued yet" in marked.stderr and "desk backfill" in marked.stderr

@@ -34,6 +34,10 @@ def repo(sqlite_url) -> PositionRepository:
     repository.engine.dispose()
 
 
+def no_rejects() -> pd.DataFrame:
+    return empty_frame(QUARANTINE_DTYPES)
+
+
 def rejected(n: int) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
@@ -68,6 +72,43 @@ def test_a_stale_eod_is_left_to_the_restatement_not_failed(repo):
     assert result.passed and result.metadata["eods_checked"].value == 0
 
 
+NEXT_DAY = "2026-03-03"
+
+
+@pytest.fixture
+def two_days(repo) -> PositionRepository:
+    """``repo`` with a second day: its trade and its EOD, rolled from the first day's EOD."""
+    repo.ingest("b.csv", 1, make_trades([trade("T3", 7, 11.0, 24 * 60)]), no_rejects())
+    opening = repo.opening(END)
+    end = END + pd.Timedelta(days=1)
+    snap = roll_positions(opening.positions, repo.trades_since(opening.bounds, end), [end])
+    repo.keep_last_eod(snap.assign(business_date=NEXT_DAY), now_micros())
+    return repo
+
+
+def test_the_last_day_is_recomputed_from_its_opening_checkpoint_not_the_first_trade(two_days):
+    # Trades before the first day's EOD are not read: the stored EOD stands for them.
+    with two_days.engine.begin() as conn:
+        conn.execute(
+            t.current_trades.update().where(t.current_trades.c.trade_id == "T1").values(price=1.0)
+        )
+    result = check_eods_match_recomputation(two_days, [DAY, NEXT_DAY])
+    assert result.passed and result.metadata["eods_checked"].value == 1
+    assert not check_eods_match_recomputation(two_days, None).passed
+
+
+def test_a_tampered_last_day_fails_the_check_from_its_checkpoint(two_days):
+    with two_days.engine.begin() as conn:
+        conn.execute(
+            t.eod_positions.update()
+            .where(t.eod_positions.c.business_date == NEXT_DAY)
+            .values(avg_price=12.5)
+        )
+    result = check_eods_match_recomputation(two_days, [DAY, NEXT_DAY])
+    assert not result.passed
+    assert result.metadata["examples"].value == f"B1 {NEXT_DAY}"
+
+
 def test_one_snapshot_per_book_day_passes_and_a_leftover_row_fails(repo):
     assert check_one_eod_per_book_day(repo).passed
     with repo.engine.begin() as conn:
@@ -85,6 +126,9 @@ def test_one_snapshot_per_book_day_passes_and_a_leftover_row_fails(repo):
     result = check_one_eod_per_book_day(repo)
     assert not result.passed
     assert result.metadata["book_days_with_several_snapshots"].value == 1
+    # A run checks its own days only: the leftover on DAY is not another day's business.
+    assert check_one_eod_per_book_day(repo, ["2026-03-03"]).passed
+    assert not check_one_eod_per_book_day(repo, [DAY]).passed
 
 
 def test_the_quarantine_rate_check_fails_only_over_its_threshold(repo):

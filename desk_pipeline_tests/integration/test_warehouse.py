@@ -2,8 +2,9 @@
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
-from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline.adapters.warehouse import PositionRepository, micros_of, now_micros, to_micros
 from desk_pipeline.domain.positions import roll_positions
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
@@ -128,3 +129,27 @@ def test_an_intraday_window_is_replaced_on_rematerialisation_and_used_as_checkpo
     opening = repo.opening(end)
     assert opening.positions["quantity"].tolist() == [100]
     assert set(opening.bounds) == {int(end.value // 1000)}
+
+
+def test_a_column_of_times_converts_to_the_micros_of_each_time():
+    times = pd.Series(
+        pd.to_datetime(["2026-03-02 09:00:00.000001", "1969-12-31 23:59:59.5"], utc=True)
+    ).dt.tz_convert("Europe/London")
+    expected = [to_micros(ts) for ts in times]
+    assert micros_of(times).tolist() == expected
+    assert micros_of(times.astype("datetime64[us, Europe/London]")).tolist() == expected
+
+
+def test_a_bulk_ingest_leaves_postgresql_statistics_for_key_lookups(pg_url):
+    # Without statistics PostgreSQL scanned all trade versions to look up a window's ids.
+    repo = PositionRepository(pg_url)
+    ingest(repo, "a.csv", [trade(f"T{i}", 1, 1.0, i) for i in range(20)])
+    with repo.engine.connect() as conn:
+        analysed = conn.execute(
+            sa.text(
+                "SELECT relname, reltuples FROM pg_class WHERE oid IN "
+                "('trade_versions'::regclass, 'current_trades'::regclass)"
+            )
+        ).all()
+    repo.engine.dispose()
+    assert sorted(analysed) == [("current_trades", 20.0), ("trade_versions", 20.0)]

@@ -10,9 +10,10 @@ from desk_pipeline.defs import automation
 from desk_pipeline.defs.collateral.assets import collateral_ranking
 from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
 from desk_pipeline.defs.positions.freshness import freshness_checks
+from desk_pipeline.defs.positions.valuation import eod_valuation
 from desk_pipeline.defs.resources import DeskSettings
 
-ASSETS = [trades, intraday_positions, eod_positions, collateral_ranking]
+ASSETS = [trades, intraday_positions, eod_positions, eod_valuation, collateral_ranking]
 UTC = dt.UTC
 
 
@@ -103,7 +104,7 @@ def test_the_last_window_of_the_day_still_refreshes_that_days_eod_after_midnight
     assert requested(second, "eod_positions") == {"2026-03-03"}
 
 
-def test_a_new_eod_requests_the_collateral_ranking_of_the_same_day(dagster_instance):
+def test_a_new_eod_requests_the_ranking_and_the_valuation_of_the_same_day(dagster_instance):
     now = utc("2026-03-03 10:21:00")
     first = dg.evaluate_automation_conditions(
         code_location(), dagster_instance, evaluation_time=now
@@ -113,6 +114,7 @@ def test_a_new_eod_requests_the_collateral_ranking_of_the_same_day(dagster_insta
         code_location(), dagster_instance, evaluation_time=now, cursor=first.cursor
     )
     assert requested(second, "collateral_ranking") == {"2026-03-03"}
+    assert requested(second, "eod_valuation") == {"2026-03-03"}
 
 
 def run_checks(

@@ -51,6 +51,12 @@ def test_the_assets_form_one_lineage_with_reference_data_feeding_the_ranking(def
     assert parents["intraday_positions"] == {"trades"}
     assert parents["eod_positions"] == {"intraday_positions"}
     assert parents["collateral_ranking"] == {"eod_positions", "instruments", "prices"}
+    assert parents["eod_valuation"] == {"eod_positions", "instruments", "prices"}
+    assert graph.get(dg.AssetKey("eod_valuation")).group_name == "positions"
+    assert (
+        graph.get(dg.AssetKey("eod_valuation")).partitions_def
+        == graph.get(dg.AssetKey("eod_positions")).partitions_def
+    )
     assert parents["instruments"] == parents["prices"] == set()
     for key in ("instruments", "prices", "collateral_ranking"):
         assert graph.get(dg.AssetKey(key)).group_name == "collateral"
@@ -72,7 +78,13 @@ def test_partitions_are_ten_minute_windows_and_business_days_in_utc_by_default(d
 def test_the_daily_job_fills_reference_data_and_marks_before_ranking(definitions):
     job = definitions.resolve_job_def("daily_job")
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
-    assert selected == {"instruments", "prices", "eod_positions", "collateral_ranking"}
+    assert selected == {
+        "instruments",
+        "prices",
+        "eod_positions",
+        "eod_valuation",
+        "collateral_ranking",
+    }
 
 
 def test_every_asset_backfills_a_range_in_a_single_run(definitions):

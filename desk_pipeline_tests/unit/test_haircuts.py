@@ -1,3 +1,4 @@
+import csv
 import math
 from importlib import resources
 
@@ -23,8 +24,11 @@ EUROSYSTEM = parse_schedule(
     resources.files("desk_pipeline").joinpath("haircuts/eurosystem_style.csv").read_text("utf-8")
 )
 
-# CRE22.49, percent at 10 days, residual maturity <=1y, 1-3y, 3-5y, 5-10y, >10y; None = not
-# eligible. Written out here, independently of the CSV, so that changing any cell fails a test.
+# Basel Framework CRE22.49 (in force 1 Jan 2023, bis.org/basel_framework/chapter/CRE/22.htm),
+# percent at 10 days, residual maturity <=1y, 1-3y, 3-5y, 5-10y, >10y; None = not eligible. Written
+# out here, independently of the CSV, so that changing any cell fails a test. Checked cell by cell
+# against SAMA's transposition of that table (rules 9.49, Table 14), not against the BIS page
+# itself, which no reference corpus held (docs/collateral.md).
 BUCKET_MATURITIES = {  # a maturity date well inside each bucket, from BUSINESS_DATE
     "<=1y": "2025-09-14",
     "1-3y": "2027-03-14",
@@ -56,6 +60,14 @@ DEBT_CLASSES = {
     "other": ("corporate_bond", "other"),
     "securitisation": ("securitisation", "securitisation"),
 }
+# How the file keys each issuer column of CRE22.49 (asset_class, issuer_type) and its buckets.
+BASEL_DEBT_BONDS = "government_bond|agency_bond|covered_bond|corporate_bond"
+BASEL_FILE_KEYS = {
+    "sovereign": (BASEL_DEBT_BONDS, "sovereign"),
+    "other": (BASEL_DEBT_BONDS, "other"),
+    "securitisation": ("securitisation", ""),
+}
+BUCKET_BOUNDS = ((None, 1), (1, 3), (3, 5), (5, 10), (10, None))  # years, (from, to]
 
 
 def instruments(rows: list[dict]) -> pd.DataFrame:
@@ -123,11 +135,49 @@ def test_every_basel_flat_haircut_applies_whatever_the_rating_and_maturity(
     assert got["base_haircut"].tolist() == pytest.approx([pct / 100] * 2, abs=1e-12)
 
 
-def test_the_basel_file_holds_exactly_the_cells_of_the_expected_table() -> None:
-    # One CSV row per cell: 5 buckets for each graded band, one all-maturity row for each BB band.
-    graded = sum(1 for row in BASEL_DEBT.values() if len(set(row)) > 1) * 5
-    expected_rows = graded + len(BASEL_DEBT) - graded // 5 + len(BASEL_FLAT)
-    assert BASEL.rules["order"].nunique() == expected_rows
+def expected_basel_rows() -> list[tuple]:
+    rows = []
+    for (issuer, band), cells in BASEL_DEBT.items():
+        asset_class, issuer_type = BASEL_FILE_KEYS[issuer]
+        best, worst = BAND_EDGES[band]
+        # A band with one value for every maturity (the BB rows) is one all-maturity row.
+        graded = len(set(cells)) > 1
+        buckets = zip(BUCKET_BOUNDS, cells, strict=True) if graded else [((None, None), cells[0])]
+        rows += [
+            (asset_class, issuer_type, best, worst, low, high, pct, pct is not None)
+            for (low, high), pct in buckets
+        ]
+    flat = [(cls, "", "", "", None, None, pct, True) for cls, pct in BASEL_FLAT.items()]
+    return rows + flat
+
+
+def shipped_basel_rows() -> list[tuple]:
+    text = resources.files("desk_pipeline").joinpath("haircuts/basel_cre22.csv").read_text("utf-8")
+    table = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+
+    def number(cell: str) -> float | None:
+        return float(cell) if cell else None
+
+    return [
+        (
+            row["asset_class"],
+            row["issuer_type"],
+            row["rating_best"],
+            row["rating_worst"],
+            number(row["maturity_from_years"]),
+            number(row["maturity_to_years"]),
+            number(row["haircut_pct"]),
+            {"true": True, "false": False}[row["eligible"]],
+        )
+        for row in table
+        if row["rule"] == "haircut"
+    ]
+
+
+def test_the_basel_file_holds_exactly_the_cells_of_the_expected_table_in_order() -> None:
+    # Whole-table comparison, so a changed bucket bound or rating band fails too, not only a
+    # changed percentage (the lookups above probe maturities well inside each bucket).
+    assert shipped_basel_rows() == expected_basel_rows()
 
 
 def test_the_basel_schedule_is_quoted_at_10_days_with_an_8_percent_fx_add_on() -> None:

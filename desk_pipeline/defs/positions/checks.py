@@ -7,7 +7,8 @@ import pandas as pd
 
 from desk_pipeline.adapters.warehouse import PositionRepository, from_micros
 from desk_pipeline.defs.positions.assets import eod_positions, trades
-from desk_pipeline.defs.resources import SETTINGS, WarehouseResource
+from desk_pipeline.defs.resources import SETTINGS, CalendarResource, WarehouseResource
+from desk_pipeline.domain.calendar import day_bounds
 from desk_pipeline.domain.reconciliation import (
     duplicate_eods,
     eod_differences,
@@ -32,13 +33,14 @@ def run_days(tags: Mapping[str, str]) -> list[str] | None:
 
 
 def check_eods_match_recomputation(
-    repo: PositionRepository, days: list[str] | None
+    repo: PositionRepository, days: list[str] | None, timezone: str = "UTC"
 ) -> dg.AssetCheckResult:
     """The stored, non-stale EODs of the last of ``days`` equal a recomputation from trades.
 
-    Only the run's last day is recomputed: a recomputation reads every trade since the first
-    one, so checking each day of a long backfill would grow with the square of its length.
-    All days when ``days`` is None. Stale EODs are skipped: they are being restated.
+    Only the run's last day is recomputed, from the latest valid checkpoint before that day
+    (the previous EOD) and the day's own trades, so the check costs one day however long the
+    run or the stored history. All days, from the first trade, when ``days`` is None. Stale
+    EODs are skipped: they are being restated.
     """
     headers = repo.eod_headers()
     if days is not None:
@@ -48,7 +50,13 @@ def check_eods_match_recomputation(
         return dg.AssetCheckResult(passed=True, metadata={"eods_checked": 0})
     stored = repo.eod_positions(sorted(current["business_date"].unique()))
     stored = stored[stored["snapshot_id"].isin(current["snapshot_id"])]
-    recomputed = recompute_eods(repo.trades_between(EPOCH, current["as_of"].max()), current)
+    until = current["as_of"].max()
+    if days is None:
+        recomputed = recompute_eods(repo.trades_between(EPOCH, until), current)
+    else:
+        checkpoint = repo.opening(day_bounds(days[-1], timezone)[0])
+        trades = repo.trades_since(checkpoint.bounds, until)
+        recomputed = recompute_eods(trades, current, opening=checkpoint.positions)
     differences = eod_differences(stored, recomputed)
     bad = differences[["book_id", "business_date"]].drop_duplicates()
     return dg.AssetCheckResult(
@@ -62,9 +70,11 @@ def check_eods_match_recomputation(
     )
 
 
-def check_one_eod_per_book_day(repo: PositionRepository) -> dg.AssetCheckResult:
-    """Every stored (book, business_date) resolves to exactly one snapshot."""
-    owners = repo.eod_owners()
+def check_one_eod_per_book_day(
+    repo: PositionRepository, days: list[str] | None = None
+) -> dg.AssetCheckResult:
+    """Every stored (book, business_date) of ``days`` (all when None) has exactly one snapshot."""
+    owners = repo.eod_owners(days)
     duplicates = duplicate_eods(owners)
     return dg.AssetCheckResult(
         passed=duplicates.empty,
@@ -114,20 +124,26 @@ def check_trades_reconcile_with_source(repo: PositionRepository) -> dg.AssetChec
     description="Stored EODs equal a fresh recomputation from the stored trades.",
 )
 def eod_matches_recomputation(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    calendar: CalendarResource,
 ) -> dg.AssetCheckResult:
-    """Recompute the run's days from the first trade; a difference stops the ranking."""
-    return check_eods_match_recomputation(warehouse.repository(), run_days(context.run.tags))
+    """Recompute the run's last day from its opening checkpoint; a difference stops the ranking."""
+    return check_eods_match_recomputation(
+        warehouse.repository(), run_days(context.run.tags), calendar.timezone
+    )
 
 
 @dg.asset_check(
     asset=eod_positions,
     blocking=True,
-    description="Exactly one EOD snapshot per (book, business_date).",
+    description="Exactly one EOD snapshot per (book, business_date) of the run's days.",
 )
-def one_eod_per_book_day(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def one_eod_per_book_day(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     """Keep-last leaves one snapshot per book and day; several means a half-replaced EOD."""
-    return check_one_eod_per_book_day(warehouse.repository())
+    return check_one_eod_per_book_day(warehouse.repository(), run_days(context.run.tags))
 
 
 @dg.asset_check(

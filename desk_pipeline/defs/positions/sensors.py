@@ -70,7 +70,7 @@ def _truncated(text: str) -> str:
 def restatement_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.SensorResult | dg.SkipReason:
-    """Request one backfill of eod_positions and collateral_ranking over the stale days."""
+    """Request one backfill of the daily job (EOD, valuation, ranking) over the stale days."""
     repo = warehouse.repository()
     request = restatement_request(repo.eod_headers(), repo.stale_marks())
     if request is None:

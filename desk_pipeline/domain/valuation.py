@@ -1,0 +1,161 @@
+"""End-of-day valuation: each EOD position's market value and unrealised P&L at the day's marks."""
+
+import numpy as np
+import pandas as pd
+
+from desk_pipeline.domain.marks import STALE_PRICE_DAYS, fx_rates_on, marks_on
+from desk_pipeline.domain.reasons import join_reasons, text
+from desk_pipeline.domain.schema import (
+    BOOK_COLUMNS,
+    VALUATION_DTYPES,
+    conform,
+    empty_frame,
+    require_columns,
+)
+
+EOD_COLUMNS = ("book_id", "business_date", "snapshot_id", "instrument_id", "quantity", "avg_price")
+
+
+def value_positions(
+    eod: pd.DataFrame,
+    instruments: pd.DataFrame,
+    prices: pd.DataFrame,
+    books: pd.DataFrame,
+    fx_rates: pd.DataFrame,
+) -> pd.DataFrame:
+    """Value every stored EOD position row at the marks of its business day.
+
+    The marks are the collateral ranking's (``domain.marks``): the latest price on or before the
+    day, stale when older than ``STALE_PRICE_DAYS``; FX from USD rates on or before the day.
+
+    - market_value = quantity x price, instrument currency (negative for a short);
+    - unrealized_pnl = (price - avg_price) x quantity, instrument currency: a long gains when
+      the price rises above its average cost, a short when it falls below;
+    - ``*_base`` = the same times fx_rate, in the book's base currency.
+
+    A flat row (quantity 0, kept for its realised P&L) is worth exactly 0 with no unrealised
+    P&L, whether or not a mark exists. Any other row without a mark keeps its place with NaN
+    values and the reason.
+
+    Args:
+        eod: ``EOD_COLUMNS`` (business_date as YYYY-MM-DD), one row per (snapshot, instrument),
+            several days at once allowed. Not modified.
+        instruments: ``instrument_id`` and ``currency``; the last row of a repeated id wins.
+        prices: ``schema.PRICE_DTYPES``, covering the days of ``eod``.
+        books: ``schema.BOOK_DTYPES``. A book missing here is valued in each instrument's own
+            currency (fx_rate 1), as the ranking does.
+        fx_rates: ``schema.FX_DTYPES``, covering the days of ``eod``.
+
+    Returns:
+        ``schema.VALUATION_DTYPES``, one row per input row, ordered by business_date, book_id
+        and instrument_id. ``reason`` is None for a clean row, otherwise ``"; "``-joined
+        ``"<code>: <detail>"`` parts: ``unknown_instrument`` (no currency, so no base value),
+        ``no_price``, ``no_fx_rate`` (each leaves its values NaN; never on a flat row), then the
+        ``stale_price`` warning (values kept).
+    """
+    require_columns(eod, EOD_COLUMNS, where="value_positions")
+    require_columns(instruments, ("instrument_id", "currency"), where="value_positions instruments")
+    require_columns(books, BOOK_COLUMNS, where="value_positions books")
+    if eod.empty:
+        return empty_frame(VALUATION_DTYPES)
+    rows = eod.loc[:, list(EOD_COLUMNS)].sort_values(
+        ["business_date", "book_id", "instrument_id"], kind="stable"
+    )
+    rows = rows.reset_index(drop=True)
+
+    master = instruments.drop_duplicates("instrument_id", keep="last").set_index("instrument_id")
+    known = rows["instrument_id"].isin(master.index).to_numpy()
+    currency = _missing_as_none(rows["instrument_id"].map(master["currency"]))
+    book_terms = books.drop_duplicates("book_id", keep="last").set_index("book_id")
+    base_currency = _missing_as_none(rows["book_id"].map(book_terms["base_currency"]))
+    base_currency = base_currency.where(base_currency.notna(), currency)
+    days = pd.to_datetime(rows["business_date"])
+
+    marks = marks_on(rows["instrument_id"], days, prices)
+    fx_rate = fx_rates_on(currency, base_currency, days, fx_rates)
+    quantity = rows["quantity"].to_numpy(dtype="float64")
+    price = marks["price"].to_numpy(dtype="float64")
+    flat = quantity == 0
+    market_value = np.where(flat, 0.0, quantity * price)
+    unrealized_pnl = np.where(flat, 0.0, (price - rows["avg_price"].to_numpy()) * quantity)
+    stale = (marks["price_age_days"] > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool)
+
+    context = rows.assign(
+        currency=currency,
+        base_currency=base_currency,
+        price_date=marks["price_date"],
+        price_age_days=marks["price_age_days"],
+    )
+    reason = join_reasons(
+        context,
+        [
+            (
+                ~known & ~flat,
+                lambda r: "unknown_instrument: " + text(r["instrument_id"])
+                + " is not in the instrument reference data",
+            ),
+            (
+                np.isnan(price) & ~flat,
+                lambda r: "no_price: no price for " + text(r["instrument_id"]) + " on or before "
+                + text(r["business_date"]),
+            ),
+            (
+                known & np.isnan(fx_rate) & ~flat,
+                lambda r: "no_fx_rate: no " + text(r["currency"]) + "/" + text(r["base_currency"])
+                + " rate on or before " + text(r["business_date"]),
+            ),
+            (
+                stale,
+                lambda r: "stale_price: last price on "
+                + text(r["price_date"].dt.strftime("%Y-%m-%d")) + ", "
+                + text(r["price_age_days"]) + " days before " + text(r["business_date"]),
+            ),
+        ],
+    )  # fmt: skip
+
+    valued = rows.assign(
+        price=price,
+        price_date=marks["price_date"].to_numpy(),
+        stale_price=stale,
+        currency=currency,
+        base_currency=base_currency,
+        fx_rate=fx_rate,
+        market_value=market_value,
+        market_value_base=np.where(flat, 0.0, market_value * fx_rate),
+        unrealized_pnl=unrealized_pnl,
+        unrealized_pnl_base=np.where(flat, 0.0, unrealized_pnl * fx_rate),
+        reason=pd.Series(reason, dtype=object).replace("", None),
+    )
+    return conform(valued, VALUATION_DTYPES)
+
+
+def _missing_as_none(values: pd.Series) -> pd.Series:
+    """Text as Python objects, missing values as None (a lookup's misses come back as NaN)."""
+    return values.astype(object).where(values.notna(), None)
+
+
+def valuation_summary(valuation: pd.DataFrame) -> dict[str, float | int]:
+    """The desk's figures for the last business day of a valuation, for plotting over days.
+
+    Args:
+        valuation: ``value_positions`` output (one or more days).
+
+    Returns:
+        ``positions_without_mark`` (held, i.e. non-flat, rows with no price),
+        ``stale_marks`` (rows valued at a stale mark), and per base currency ``CCY``
+        ``market_value_CCY`` and ``unrealized_pnl_CCY``: sums of the ``*_base`` columns over
+        the rows whose base value is known. Books in different base currencies are never
+        added together. Empty input gives zero counts and no currency totals.
+    """
+    require_columns(valuation, VALUATION_DTYPES, where="valuation_summary")
+    last = valuation.loc[valuation["business_date"] == valuation["business_date"].max()]
+    held = last["quantity"] != 0
+    summary: dict[str, float | int] = {
+        "positions_without_mark": int((held & last["price"].isna()).sum()),
+        "stale_marks": int(last["stale_price"].sum()),
+    }
+    totals = last.groupby("base_currency", sort=True)[["market_value_base", "unrealized_pnl_base"]]
+    for ccy, total in totals.sum().iterrows():
+        summary[f"market_value_{ccy}"] = float(total["market_value_base"])
+        summary[f"unrealized_pnl_{ccy}"] = float(total["unrealized_pnl_base"])
+    return summary
