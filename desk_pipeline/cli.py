@@ -1,4 +1,4 @@
-"""The `desk` command: backfill; positions, rankings, quarantine; relay and consume events."""
+"""The `desk` command: backfill; positions, rankings, concentration, quarantine; events."""
 
 import json
 import logging
@@ -22,6 +22,7 @@ from desk_pipeline.adapters.publisher import (
 )
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.calendar import business_dates
+from desk_pipeline.domain.collateral import issuer_concentration
 from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, NoEndOfDayError
 
 # Days per Dagster run in a backfill: bounds memory and gives the progress bar steps.
@@ -225,6 +226,46 @@ def ranking(book: str, day: str, as_json: bool) -> None:
         lambda: rows.drop(columns=["book_id", "business_date", "snapshot_id", "as_of"]).to_string(
             index=False
         ),
+    )
+
+
+@cli.command()
+@click.option("--book", required=True, help="Book id.")
+@click.option("--date", "day", required=True, help="Business day, YYYY-MM-DD.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def concentration(book: str, day: str, as_json: bool) -> None:
+    """Each issuer's share of BOOK's eligible lendable value on DATE, flagged over the limit.
+
+    The limit is DESK_ISSUER_CONCENTRATION_LIMIT (default 0.25); shares come from the stored
+    ranking, issuers from the stored instrument reference data.
+    """
+    business_date = _date(day, "--date")
+    repo = _repository()
+    rows = repo.ranking(book, business_date)
+    if rows.empty:
+        raise NoEndOfDayError(f"no collateral ranking for book {book} on {business_date}")
+    instruments = repo.reference_as_of(pd.Timestamp(business_date), pd.Timestamp(business_date))
+    limit = _settings().issuer_concentration_limit
+    shares = issuer_concentration(rows, instruments.instruments, limit)
+    document = {
+        "book_id": book,
+        "business_date": business_date,
+        "as_of": rows["as_of"].iloc[0].isoformat(),
+        "limit": limit,
+        "issuers": [
+            {
+                "issuer": r.issuer,
+                "value": float(r.value),
+                "share": _number(r.share),
+                "over_limit": bool(r.over_limit),
+            }
+            for r in shares.itertuples()
+        ],
+    }
+    _emit(
+        document,
+        as_json,
+        lambda: shares.drop(columns=["book_id", "business_date"]).to_string(index=False),
     )
 
 

@@ -68,3 +68,11 @@ def write_landing_file(
                 out["trade_time"] = out["trade_time"].isoformat()
             writer.writerow(out)
     return path
+
+
+def reason_codes(reasons: pd.Series) -> list[list[str]]:
+    """The ``<code>`` of every ``"<code>: <detail>"`` part of each reason; [] for None."""
+    return [
+        [] if reason is None else [part.split(":")[0] for part in reason.split("; ")]
+        for reason in reasons
+    ]

@@ -550,21 +550,39 @@ class PositionRepository:
         One statement joins header and rows, so a reader never sees a mix of two snapshots.
         """
         e, p = t.eod_snapshots, t.eod_positions
+        found = self._one_eod(
+            "eod", book_id, business_date, [], e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id)
+        )
+        if found is None:
+            return None
+        header, held = found
+        return header, conform(held, POSITION_DTYPES)
+
+    def _one_eod(
+        self,
+        label: str,
+        book_id: str,
+        business_date: str,
+        columns: list[sa.ColumnElement[Any]],
+        source: sa.FromClause,
+    ) -> tuple[dict[str, Any], pd.DataFrame] | None:
+        """Header and position rows (plus ``columns`` from ``source``) of one stored EOD."""
+        e, p = t.eod_snapshots, t.eod_positions
         query = (
             sa.select(
                 e.c.snapshot_id,
                 e.c.as_of_us,
-                e.c.computed_at_us,
                 p.c.instrument_id,
                 p.c.quantity,
                 p.c.avg_price,
                 p.c.realized_pnl,
+                *columns,
             )
-            .select_from(e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id))
+            .select_from(source)
             .where(e.c.book_id == book_id, e.c.business_date == business_date)
             .order_by(p.c.instrument_id)
         )
-        with self._transaction("eod") as conn:
+        with self._transaction(label) as conn:
             rows = _read(conn, query)
         if rows.empty:
             return None
@@ -574,8 +592,7 @@ class PositionRepository:
             "snapshot_id": rows["snapshot_id"].iloc[0],
             "as_of": from_micros(int(rows["as_of_us"].iloc[0])),
         }
-        positions = rows.dropna(subset=["instrument_id"]).assign(book_id=book_id)
-        return header, conform(positions, POSITION_DTYPES)
+        return header, rows.dropna(subset=["instrument_id"]).assign(book_id=book_id)
 
     def latest_eods(self) -> pd.DataFrame:
         """Every book's latest stored EOD: book_id, business_date, snapshot_id, as_of, positions.
@@ -737,37 +754,18 @@ class PositionRepository:
         e, p, v = t.eod_snapshots, t.eod_positions, t.eod_valuations
         valuation = [c for c in v.columns if c.name not in ("snapshot_id", "instrument_id")]
         valuation = [c for c in valuation if c.name not in ("book_id", "business_date")]
-        query = (
-            sa.select(
-                e.c.snapshot_id,
-                e.c.as_of_us,
-                p.c.instrument_id,
-                p.c.quantity,
-                p.c.avg_price,
-                p.c.realized_pnl,
-                v.c.snapshot_id.label("valued_snapshot_id"),
-                *valuation,
-            )
-            .select_from(
-                e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id).outerjoin(
-                    v,
-                    (v.c.snapshot_id == p.c.snapshot_id) & (v.c.instrument_id == p.c.instrument_id),
-                )
-            )
-            .where(e.c.book_id == book_id, e.c.business_date == business_date)
-            .order_by(p.c.instrument_id)
+        found = self._one_eod(
+            "valued_eod",
+            book_id,
+            business_date,
+            [v.c.snapshot_id.label("valued_snapshot_id"), *valuation],
+            e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id).outerjoin(
+                v, (v.c.snapshot_id == p.c.snapshot_id) & (v.c.instrument_id == p.c.instrument_id)
+            ),
         )
-        with self._transaction("valued_eod") as conn:
-            rows = _read(conn, query)
-        if rows.empty:
+        if found is None:
             return None
-        header = {
-            "book_id": book_id,
-            "business_date": business_date,
-            "snapshot_id": rows["snapshot_id"].iloc[0],
-            "as_of": from_micros(int(rows["as_of_us"].iloc[0])),
-        }
-        held = rows.dropna(subset=["instrument_id"]).assign(book_id=book_id)
+        header, held = found
         positions = conform(held, POSITION_DTYPES)
         valued = held["valued_snapshot_id"].notna().to_numpy()
         values = held.loc[:, [c.name for c in valuation]].reset_index(drop=True)

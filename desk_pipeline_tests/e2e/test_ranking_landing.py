@@ -355,3 +355,25 @@ def test_positions_with_marks_refuse_an_eod_that_is_not_valued_yet(tmp_path):
 
     assert (marked.returncode, marked.stdout) == (1, "")
     assert "not valued yet" in marked.stderr and "desk backfill" in marked.stderr
+
+
+def test_issuer_concentration_flags_the_issuers_above_the_limit(backfilled):
+    # Eligible values from the table above: total 3,369,914.55 EUR. Dax Co 1,287,867.97 (38.2 %)
+    # and Germany 952,281.41 (28.3 %) are above the default 25 % limit; the others are not.
+    document = strict_json(
+        run_desk(backfilled, "concentration", "--book", BOOK, "--date", DAY, "--json").stdout
+    )
+    assert document["limit"] == 0.25
+    shares = {i["issuer"]: (i["share"], i["over_limit"]) for i in document["issuers"]}
+    assert list(shares) == ["Dax Co", "Germany", "Italy", "United States", "Acme"]
+    total = 1_287_867.97 + 952_281.41 + 494_287.33 + 342_460.32 + 293_017.52
+    for issuer, value, over in [
+        ("Dax Co", 1_287_867.97, True),
+        ("Germany", 952_281.41, True),
+        ("Italy", 494_287.33, False),
+        ("United States", 342_460.32, False),
+        ("Acme", 293_017.52, False),
+    ]:
+        assert shares[issuer] == (pytest.approx(value / total, abs=1e-8), over)
+    # The short OAT, the ineligible BB bond and the unknown instrument carry no share.
+    assert "France" not in shares and "Junk" not in shares

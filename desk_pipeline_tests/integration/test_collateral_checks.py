@@ -95,38 +95,69 @@ def only(repo: PositionRepository, book: str, instrument: str) -> sa.ColumnEleme
 
 
 def test_a_held_instrument_missing_from_the_ranking_fails_the_coverage_check(repo):
-    assert check_every_holding_ranked_once(repo, [DAY]).passed
+    assert check_every_holding_ranked_once(repo.eod_positions([DAY]), repo.rankings([DAY])).passed
     book, instrument = first_eligible(repo)
     with repo.engine.begin() as conn:
         conn.execute(t.collateral_rankings.delete().where(only(repo, book, instrument)))
-    result = check_every_holding_ranked_once(repo, None)
+    result = check_every_holding_ranked_once(repo.eod_positions([DAY]), repo.rankings([DAY]))
     assert not result.passed and result.metadata["missing"].value == 1
     assert result.metadata["examples"].value == f"{book} {DAY} {instrument} missing"
 
 
 def test_a_tampered_value_fails_the_consistency_check(repo):
-    assert check_values_consistent(repo, [DAY]).passed
+    assert check_values_consistent(repo.rankings([DAY])).passed
     book, instrument = first_eligible(repo)
     r = t.collateral_rankings
     with repo.engine.begin() as conn:
         conn.execute(r.update().where(only(repo, book, instrument)).values(value=r.c.value * 1.001))
-    result = check_values_consistent(repo, [DAY])
+    result = check_values_consistent(repo.rankings([DAY]))
     assert not result.passed and result.metadata["values_inconsistent"].value == 1
 
 
 def test_a_haircut_of_one_on_an_eligible_item_fails_the_haircut_check(repo):
-    assert check_haircuts_in_range(repo, [DAY]).passed
+    assert check_haircuts_in_range(repo.rankings([DAY])).passed
     book, instrument = first_eligible(repo)
     with repo.engine.begin() as conn:
         conn.execute(
             t.collateral_rankings.update().where(only(repo, book, instrument)).values(haircut=1.0)
         )
-    result = check_haircuts_in_range(repo, [DAY])
+    result = check_haircuts_in_range(repo.rankings([DAY]))
     assert not result.passed and result.metadata["haircuts_out_of_range"].value == 1
 
 
 def test_the_concentration_check_warns_over_the_limit_and_passes_under_it(repo):
-    assert check_issuer_concentration(repo, [DAY], limit=1.0).passed
-    result = check_issuer_concentration(repo, [DAY], limit=0.0)
+    ranking = repo.rankings([DAY])
+    instruments = repo.reference_as_of(pd.Timestamp(DAY), pd.Timestamp(DAY)).instruments
+    assert check_issuer_concentration(ranking, instruments, limit=1.0).passed
+    result = check_issuer_concentration(ranking, instruments, limit=0.0)
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert result.metadata["issuers_over_limit"].value > 0
+
+
+def test_a_run_naming_no_day_checks_every_stored_day_and_a_missing_holding_blocks_it(repo):
+    book, instrument = first_eligible(repo)
+    with repo.engine.begin() as conn:
+        conn.execute(t.collateral_rankings.delete().where(only(repo, book, instrument)))
+    resources = {
+        "warehouse": WarehouseResource(url=str(repo.engine.url)),
+        "haircuts": HaircutScheduleResource(issuer_concentration_limit=1.0),
+    }
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [collateral_ranking, *COLLATERAL_CHECKS],
+            selection=dg.AssetSelection.checks_for_assets(collateral_ranking),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    coverage = evaluations.pop("every_holding_ranked_once")
+    assert not coverage.passed and coverage.blocking
+    assert coverage.metadata["examples"].value == f"{book} {DAY} {instrument} missing"
+    # Deleting the book's rank 1 leaves its ranks starting at 2: the same read shows it misranked.
+    consistency = evaluations["ranking_values_consistent"]
+    assert not consistency.passed and consistency.metadata["book_days_misranked"].value == 1
+    assert consistency.metadata["values_inconsistent"].value == 0
+    assert evaluations["haircuts_in_range"].passed
+    assert evaluations["issuer_concentration_under_limit"].passed

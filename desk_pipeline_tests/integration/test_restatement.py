@@ -12,7 +12,7 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.positions.assets import eod_positions
-from desk_pipeline.defs.positions.sensors import restatement_request, restatement_sensor
+from desk_pipeline.defs.positions.sensors import restatement_request
 from desk_pipeline.defs.resources import (
     SETTINGS,
     CalendarResource,
@@ -46,7 +46,9 @@ def desk_defs(url: str, landing, retention_days: int = 7) -> dg.Definitions:
         assets=defs.assets,
         asset_checks=defs.asset_checks,
         jobs=defs.jobs,
-        sensors=[restatement_sensor],
+        # Taken from the loaded definitions, so that it targets their daily_job even after
+        # another test re-imported the modules.
+        sensors=[defs.resolve_sensor_def("restatement_sensor")],
         resources=resources,
     )
 
@@ -87,7 +89,7 @@ def ingest_file(repo: PositionRepository, path) -> None:
 
 def evaluate_sensor(defs: dg.Definitions, instance):
     context = dg.build_sensor_context(instance=instance, resources=defs.resources)
-    return restatement_sensor(context)
+    return defs.resolve_sensor_def("restatement_sensor")(context)
 
 
 def assert_eods_match_reference(repo: PositionRepository, rows: list[dict]) -> None:

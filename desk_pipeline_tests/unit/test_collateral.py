@@ -20,6 +20,7 @@ from desk_pipeline.domain.schema import (
     conform,
     empty_frame,
 )
+from desk_pipeline_tests.builders import reason_codes
 
 DAY = pd.Timestamp("2025-03-14")
 BASEL = load_schedule(None)
@@ -537,8 +538,4 @@ def test_rank_collateral_matches_a_per_row_reference_on_random_desks(
     pd.testing.assert_frame_equal(
         got.drop(columns="reason"), expected.drop(columns="reason"), rtol=1e-9
     )
-    got_codes = [
-        [] if reason is None else [part.split(":")[0] for part in reason.split("; ")]
-        for reason in got["reason"]
-    ]
-    assert got_codes == [i["codes"] for i in reference]
+    assert reason_codes(got["reason"]) == [i["codes"] for i in reference]

@@ -39,6 +39,7 @@ from desk_pipeline.domain.schema import (
     empty_frame,
 )
 from desk_pipeline.domain.valuation import EOD_COLUMNS, valuation_summary, value_positions
+from desk_pipeline_tests.builders import reason_codes
 
 DAY = "2026-03-04"
 
@@ -398,8 +399,4 @@ def test_value_positions_matches_a_per_row_reference_on_random_desks(
     pd.testing.assert_frame_equal(
         got.drop(columns="reason"), expected.drop(columns="reason"), rtol=1e-12
     )
-    got_codes = [
-        [] if reason is None else [part.split(":")[0] for part in reason.split("; ")]
-        for reason in got["reason"]
-    ]
-    assert got_codes == [r["codes"] for r in reference]
+    assert reason_codes(got["reason"]) == [r["codes"] for r in reference]

@@ -1,8 +1,11 @@
 """Quality rules on the stored collateral ranking, as asset checks over the warehouse.
 
 The rules themselves are pure functions (``domain.collateral_quality`` and
-``domain.collateral.issuer_concentration``); this module reads the run's days and reports.
+``domain.collateral.issuer_concentration``); this module reads the run's days once and reports.
 """
+
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -18,6 +21,30 @@ from desk_pipeline.domain.collateral_quality import (
     inconsistent_values,
     misranked_book_days,
 )
+from desk_pipeline.domain.schema import INSTRUMENT_DTYPES, empty_frame
+
+EVERY_HOLDING_RANKED_ONCE = dg.AssetCheckSpec(
+    "every_holding_ranked_once",
+    asset=collateral_ranking,
+    # A lost or doubled holding would misstate the book's lendable value.
+    blocking=True,
+    description="Every held instrument of the stored EOD appears exactly once in the ranking.",
+)
+RANKING_VALUES_CONSISTENT = dg.AssetCheckSpec(
+    "ranking_values_consistent",
+    asset=collateral_ranking,
+    description="value = quantity x price x fx_rate x (1 - haircut); ranks 1..n by value.",
+)
+HAIRCUTS_IN_RANGE = dg.AssetCheckSpec(
+    "haircuts_in_range",
+    asset=collateral_ranking,
+    description="Every eligible item's haircut is in [0, 1).",
+)
+ISSUER_CONCENTRATION_UNDER_LIMIT = dg.AssetCheckSpec(
+    "issuer_concentration_under_limit",
+    asset=collateral_ranking,
+    description="No issuer above DESK_ISSUER_CONCENTRATION_LIMIT of a book's eligible value.",
+)
 
 
 def _days(repo: PositionRepository, days: list[str] | None) -> list[str]:
@@ -32,14 +59,30 @@ def _examples(frame: pd.DataFrame, columns: list[str]) -> str:
     return ", ".join(" ".join(str(v) for v in row) for row in rows)
 
 
-def check_every_holding_ranked_once(
-    repo: PositionRepository, days: list[str] | None
+def _result(
+    spec: dg.AssetCheckSpec,
+    passed: bool,
+    metadata: Mapping[str, Any],
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetCheckResult:
-    """Every held instrument of the stored EOD appears exactly once in the stored ranking."""
-    covered = _days(repo, days)
-    holdings = holdings_from_positions(repo.eod_positions(covered))
-    gaps = coverage_gaps(holdings, repo.rankings(covered))
+    """The result addressed to ``spec``'s check, as a multi-asset check must yield it."""
     return dg.AssetCheckResult(
+        check_name=spec.name,
+        asset_key=spec.asset_key,
+        passed=passed,
+        severity=severity,
+        metadata=metadata,
+    )
+
+
+def check_every_holding_ranked_once(
+    positions: pd.DataFrame, ranking: pd.DataFrame
+) -> dg.AssetCheckResult:
+    """Every held instrument of the stored EOD ``positions`` appears exactly once in ``ranking``."""
+    holdings = holdings_from_positions(positions)
+    gaps = coverage_gaps(holdings, ranking)
+    return _result(
+        EVERY_HOLDING_RANKED_ONCE,
         passed=gaps.empty,
         metadata={
             "holdings_checked": len(holdings),
@@ -51,14 +94,12 @@ def check_every_holding_ranked_once(
     )
 
 
-def check_values_consistent(
-    repo: PositionRepository, days: list[str] | None
-) -> dg.AssetCheckResult:
+def check_values_consistent(ranking: pd.DataFrame) -> dg.AssetCheckResult:
     """Values equal quantity x price x fx_rate x (1 - haircut); eligible ranks are 1..n by value."""
-    ranking = repo.rankings(_days(repo, days))
     wrong = inconsistent_values(ranking)
     misranked = misranked_book_days(ranking)
-    return dg.AssetCheckResult(
+    return _result(
+        RANKING_VALUES_CONSISTENT,
         passed=wrong.empty and misranked.empty,
         metadata={
             "items_checked": len(ranking),
@@ -70,13 +111,11 @@ def check_values_consistent(
     )
 
 
-def check_haircuts_in_range(
-    repo: PositionRepository, days: list[str] | None
-) -> dg.AssetCheckResult:
-    """Every eligible item's haircut is in [0, 1)."""
-    ranking = repo.rankings(_days(repo, days))
+def check_haircuts_in_range(ranking: pd.DataFrame) -> dg.AssetCheckResult:
+    """Every eligible item's haircut is in [0, 1): 1 or more would leave it no value at all."""
     bad = haircuts_out_of_range(ranking)
-    return dg.AssetCheckResult(
+    return _result(
+        HAIRCUTS_IN_RANGE,
         passed=bad.empty,
         metadata={
             "eligible_checked": int(ranking["eligible"].sum()),
@@ -87,16 +126,16 @@ def check_haircuts_in_range(
 
 
 def check_issuer_concentration(
-    repo: PositionRepository, days: list[str] | None, limit: float
+    ranking: pd.DataFrame, instruments: pd.DataFrame, limit: float
 ) -> dg.AssetCheckResult:
-    """Warn when an issuer holds more than ``limit`` of a book's eligible lendable value."""
-    covered = _days(repo, days)
-    if not covered:
-        return dg.AssetCheckResult(passed=True, metadata={"limit": limit, "issuers_over_limit": 0})
-    reference = repo.reference_as_of(pd.Timestamp(covered[0]), pd.Timestamp(covered[-1]))
-    shares = issuer_concentration(repo.rankings(covered), reference.instruments, limit)
+    """Warn (without stopping the desk) when an issuer holds more than ``limit`` of a book's value.
+
+    ``limit`` is a share of the book-day's eligible lendable value.
+    """
+    shares = issuer_concentration(ranking, instruments, limit)
     over = shares[shares["over_limit"]]
-    return dg.AssetCheckResult(
+    return _result(
+        ISSUER_CONCENTRATION_UNDER_LIMIT,
         passed=over.empty,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
@@ -108,58 +147,36 @@ def check_issuer_concentration(
     )
 
 
-@dg.asset_check(
-    asset=collateral_ranking,
-    blocking=True,
-    description="Every held instrument of the stored EOD appears exactly once in the ranking.",
+@dg.multi_asset_check(
+    specs=[
+        EVERY_HOLDING_RANKED_ONCE,
+        RANKING_VALUES_CONSISTENT,
+        HAIRCUTS_IN_RANGE,
+        ISSUER_CONCENTRATION_UNDER_LIMIT,
+    ],
 )
-def every_holding_ranked_once(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """A lost or doubled holding would misstate the book's lendable value."""
-    return check_every_holding_ranked_once(warehouse.repository(), run_days(context.run.tags))
-
-
-@dg.asset_check(
-    asset=collateral_ranking,
-    description="value = quantity x price x fx_rate x (1 - haircut); ranks 1..n by value.",
-)
-def ranking_values_consistent(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """Recompute each value from its own row and re-derive the order."""
-    return check_values_consistent(warehouse.repository(), run_days(context.run.tags))
-
-
-@dg.asset_check(
-    asset=collateral_ranking,
-    description="Every eligible item's haircut is in [0, 1).",
-)
-def haircuts_in_range(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """A haircut of 1 or more would give eligible collateral no value at all."""
-    return check_haircuts_in_range(warehouse.repository(), run_days(context.run.tags))
-
-
-@dg.asset_check(
-    asset=collateral_ranking,
-    description="No issuer above DESK_ISSUER_CONCENTRATION_LIMIT of a book's eligible value.",
-)
-def issuer_concentration_under_limit(
+def collateral_ranking_checks(
     context: dg.AssetCheckExecutionContext,
     warehouse: WarehouseResource,
     haircuts: HaircutScheduleResource,
-) -> dg.AssetCheckResult:
-    """Warn (without stopping the desk) when a book leans on one issuer."""
-    return check_issuer_concentration(
-        warehouse.repository(), run_days(context.run.tags), haircuts.issuer_concentration_limit
+) -> Iterator[dg.AssetCheckResult]:
+    """The four ranking rules over one read of the run's days, rankings and EOD positions.
+
+    One op rather than four so a long backfill reads its rankings (~25k rows a day) once, not
+    once per rule. The blocking coverage rule still stops downstream assets when it fails.
+    """
+    repo = warehouse.repository()
+    days = _days(repo, run_days(context.run.tags))
+    ranking = repo.rankings(days)
+    instruments = (
+        repo.reference_as_of(pd.Timestamp(days[0]), pd.Timestamp(days[-1])).instruments
+        if days
+        else empty_frame(INSTRUMENT_DTYPES)
     )
+    yield check_every_holding_ranked_once(repo.eod_positions(days), ranking)
+    yield check_values_consistent(ranking)
+    yield check_haircuts_in_range(ranking)
+    yield check_issuer_concentration(ranking, instruments, haircuts.issuer_concentration_limit)
 
 
-COLLATERAL_CHECKS = [
-    every_holding_ranked_once,
-    ranking_values_consistent,
-    haircuts_in_range,
-    issuer_concentration_under_limit,
-]
+COLLATERAL_CHECKS = [collateral_ranking_checks]
