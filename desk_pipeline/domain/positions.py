@@ -37,6 +37,9 @@ def _apply_trades(
 ) -> np.ndarray:
     """Apply time-ordered trades to ``state``, recording its first three columns at segment ends.
 
+    The state after the last segment is ``state`` itself: only earlier segment ends are copied
+    into the returned array (shape: segments - 1, keys, 3).
+
     A sequential scan, because each trade's effect depends on the position it meets; numba makes
     it run at vectorised speed while keeping the exact arithmetic of a per-trade reference.
     Every outcome is computed and the rule's one selected, instead of branching on it: on a
@@ -45,7 +48,7 @@ def _apply_trades(
     trades, so that a snapshot lists exactly the keys that exist by then.
     """
     n_boundaries = segment_ends.shape[0]
-    out = np.empty((n_boundaries, state.shape[0], 3))
+    earlier = np.empty((n_boundaries - 1, state.shape[0], 3))
     i = 0
     for b in range(n_boundaries):
         while i < segment_ends[b]:
@@ -67,8 +70,9 @@ def _apply_trades(
             state[k, AVG_PRICE] = reweighted if adding else reduced
             state[k, QUANTITY] = held + dq
             i += 1
-        out[b] = state[:, :BORN]
-    return out
+        if b < n_boundaries - 1:
+            earlier[b] = state[:, :BORN]
+    return earlier
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +222,9 @@ def roll_positions(
     order = application_order(trades)
     codes, quantities, prices, times = columns if order is None else (c[order] for c in columns)
     segment_ends = np.searchsorted(times, boundaries.tz_localize(None).to_numpy(), side="left")
-    out = _apply_trades(codes, quantities, prices, segment_ends.astype(np.int64), state)
+    earlier = _apply_trades(codes, quantities, prices, segment_ends.astype(np.int64), state)
+    last = state[np.newaxis, :, :BORN]
+    out = np.concatenate([earlier, last]) if len(earlier) else last
 
     born = state[:, BORN]
     if len(boundaries) == 1 and (born == 0).all():
