@@ -156,7 +156,8 @@ def _keys(opening: pd.DataFrame, trades: pd.DataFrame) -> tuple[np.ndarray, np.n
         distinct, codes = _renumber_dense(pairs, space), pairs
     else:
         distinct, codes = np.unique(pairs, return_inverse=True)
-    return codes, book_names[distinct // n_instruments], instrument_names[distinct % n_instruments]
+    book, instrument = np.divmod(distinct, n_instruments)
+    return codes, book_names[book], instrument_names[instrument]
 
 
 def _snapshot_frame(columns: dict[str, np.ndarray | pd.Index]) -> pd.DataFrame:
@@ -203,6 +204,7 @@ def roll_positions(
     key_codes, key_books, key_instruments = _keys(opening, trades)
     n_open, n_keys = len(opening), len(key_books)
     state = np.zeros((n_keys, 4))
+    state[:, BORN] = len(boundaries)
     open_codes = key_codes[:n_open]
     for column, name in (
         (QUANTITY, "quantity"),
@@ -210,7 +212,6 @@ def roll_positions(
         (REALIZED, "realized_pnl"),
     ):
         state[open_codes, column] = opening[name].to_numpy(dtype=float)
-    state[:, BORN] = len(boundaries)
     state[open_codes, BORN] = 0
 
     columns = (
