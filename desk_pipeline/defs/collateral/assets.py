@@ -5,8 +5,7 @@ import pandas as pd
 
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.collateral.reference import PRICE_LOOKBACK, instruments, prices
-from desk_pipeline.defs.partitions import DAILY
-from desk_pipeline.defs.positions.assets import REFRESH_AFTER_TICK, RETRY_TRANSIENT, eod_positions
+from desk_pipeline.defs.positions.assets import END_OF_DAY_ASSET, eod_positions
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
 from desk_pipeline.domain.collateral import (
     issuer_concentration,
@@ -18,17 +17,11 @@ __all__ = ["collateral_ranking", "instruments", "prices"]
 
 
 @dg.asset(
-    partitions_def=DAILY,
     group_name="collateral",
     deps=[eod_positions, instruments, prices],
-    kinds={"pandas", "sql"},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=REFRESH_AFTER_TICK,
-    retry_policy=RETRY_TRANSIENT,
     pool="desk_collateral_ranking",
-    owners=catalogue.OWNERS,
-    tags={"desk/layer": "eod"},
     metadata=catalogue.COLLATERAL_RANKING,
+    **END_OF_DAY_ASSET,
 )
 def collateral_ranking(
     context: dg.AssetExecutionContext,

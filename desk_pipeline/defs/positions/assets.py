@@ -1,5 +1,7 @@
 """Trades, 10-minute position snapshots and end-of-day positions."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
@@ -25,6 +27,18 @@ PROGRESS_DAYS = 31
 # 2 s, 4 s, 8 s. Writes are idempotent (keep-last, replace-window, batch digests), so a retry
 # after a half-seen failure is safe.
 RETRY_TRANSIENT = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+
+# What every daily end-of-day asset (EOD, valuation, ranking) shares: daily partitions refreshed
+# after each tick, ranges backfilled in one run, transient failures retried.
+END_OF_DAY_ASSET: dict[str, Any] = {
+    "partitions_def": DAILY,
+    "kinds": {"pandas", "sql"},
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "automation_condition": REFRESH_AFTER_TICK,
+    "retry_policy": RETRY_TRANSIENT,
+    "owners": catalogue.OWNERS,
+    "tags": {"desk/layer": "eod"},
+}
 
 
 def utc_window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -115,17 +129,11 @@ def intraday_positions(
 
 
 @dg.asset(
-    partitions_def=DAILY,
     group_name="positions",
     deps=[intraday_positions],
-    kinds={"pandas", "sql"},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=REFRESH_AFTER_TICK,
-    retry_policy=RETRY_TRANSIENT,
     pool="desk_eod_positions",
-    owners=catalogue.OWNERS,
-    tags={"desk/layer": "eod"},
     metadata=catalogue.EOD_POSITIONS,
+    **END_OF_DAY_ASSET,
 )
 def eod_positions(
     context: dg.AssetExecutionContext,

@@ -5,24 +5,17 @@ import pandas as pd
 
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.collateral import reference
-from desk_pipeline.defs.partitions import DAILY
-from desk_pipeline.defs.positions.assets import REFRESH_AFTER_TICK, RETRY_TRANSIENT, eod_positions
+from desk_pipeline.defs.positions.assets import END_OF_DAY_ASSET, eod_positions
 from desk_pipeline.defs.resources import WarehouseResource
 from desk_pipeline.domain.valuation import valuation_summary, value_positions
 
 
 @dg.asset(
-    partitions_def=DAILY,
     group_name="positions",
     deps=[eod_positions, reference.instruments, reference.prices],
-    kinds={"pandas", "sql"},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=REFRESH_AFTER_TICK,
-    retry_policy=RETRY_TRANSIENT,
     pool="desk_eod_valuation",
-    owners=catalogue.OWNERS,
-    tags={"desk/layer": "eod"},
     metadata=catalogue.EOD_VALUATION,
+    **END_OF_DAY_ASSET,
 )
 def eod_valuation(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
