@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["DESK_START_DATE"] = args.start
     started = time.perf_counter()
 
-    from desk_pipeline.cli import BACKFILL_CHUNK_DAYS
+    from desk_pipeline.cli import backfill_chunks, run_range
     from desk_pipeline.domain.calendar import business_dates
 
     defs = sized_definitions(
@@ -85,18 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     job = defs.resolve_job_def("daily_job")
     dates = business_dates(args.start, args.end)
-    chunks = [dates[i : i + BACKFILL_CHUNK_DAYS] for i in range(0, len(dates), BACKFILL_CHUNK_DAYS)]
+    chunks = backfill_chunks(dates)
     instance = dg.DagsterInstance.get()
     for chunk in chunks:
-        job.execute_in_process(
-            instance=instance,
-            tags={
-                "dagster/asset_partition_range_start": chunk[0],
-                "dagster/asset_partition_range_end": chunk[-1],
-                "desk/trigger": "benchmark backfill",
-            },
-            raise_on_error=True,
-        )
+        run_range(job, instance, chunk, trigger="benchmark backfill")
     document = {
         "wall_s": time.perf_counter() - started,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

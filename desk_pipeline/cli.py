@@ -29,6 +29,25 @@ from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, No
 BACKFILL_CHUNK_DAYS = 31
 
 
+def backfill_chunks(dates: list[str]) -> list[list[str]]:
+    """The business days of a backfill cut into runs of at most BACKFILL_CHUNK_DAYS."""
+    return [dates[i : i + BACKFILL_CHUNK_DAYS] for i in range(0, len(dates), BACKFILL_CHUNK_DAYS)]
+
+
+def run_range(job: Any, instance: dg.DagsterInstance, days: list[str], *, trigger: str) -> str:
+    """One single-run range backfill of ``job`` over ``days``, in-process; returns the run id."""
+    result = job.execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": days[0],
+            "dagster/asset_partition_range_end": days[-1],
+            "desk/trigger": trigger,
+        },
+        raise_on_error=True,
+    )
+    return result.run_id
+
+
 def _settings() -> Any:
     # Imported late: loading the definitions reads the environment, which `main` may change.
     from desk_pipeline.defs.resources import SETTINGS
@@ -99,20 +118,9 @@ def backfill(start: str, end: str, as_json: bool) -> None:
     if home:
         os.makedirs(home, exist_ok=True)
     instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
-    chunks = [dates[i : i + BACKFILL_CHUNK_DAYS] for i in range(0, len(dates), BACKFILL_CHUNK_DAYS)]
-    runs = []
+    chunks = backfill_chunks(dates)
     with click.progressbar(chunks, label="backfill", file=sys.stderr, show_pos=True) as bar:
-        for chunk in bar:
-            result = job.execute_in_process(
-                instance=instance,
-                tags={
-                    "dagster/asset_partition_range_start": chunk[0],
-                    "dagster/asset_partition_range_end": chunk[-1],
-                    "desk/trigger": "desk backfill",
-                },
-                raise_on_error=True,
-            )
-            runs.append(result.run_id)
+        runs = [run_range(job, instance, chunk, trigger="desk backfill") for chunk in bar]
     relay = relay_once(_repository(), publisher_from(_settings().event_publisher))
     document = {
         "start": dates[0],
