@@ -14,10 +14,13 @@ import pandas as pd
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.domain.errors import DeskPipelineError
+from desk_pipeline.domain.restatement import stale_snapshots
 from desk_pipeline.domain.schema import (
     BOOK_DTYPES,
     CANCEL,
@@ -112,13 +115,41 @@ class PositionRepository:
         self.engine = _engine(url)
         self.migrate()
 
-    def migrate(self) -> None:
-        """Apply every pending Alembic migration."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+    def migrate(self) -> list[str]:
+        """Apply every pending Alembic migration, one process at a time; return those applied.
+
+        A schema already at the latest revision is only read (no DDL, no lock held). Otherwise
+        the migration runs in one transaction under the warehouse's migration lock (a
+        PostgreSQL advisory lock per schema; SQLite's write lock, taken by ``BEGIN IMMEDIATE``),
+        and re-reads the revision once it holds the lock, so processes racing on a new
+        warehouse apply each migration exactly once and all succeed.
+
+        Raises:
+            WarehouseError: the schema is at a revision this code does not know (newer code
+                migrated it), or the migration failed.
+        """
+        head = schema_head()
+        if self.schema_revision() == head:
+            return []
+        config = _alembic_config()
+        try:
+            with self.engine.begin() as conn:
+                _serialised(conn, "migrate")
+                current = MigrationContext.configure(conn).get_current_revision()
+                pending = _pending_revisions(current)
+                if pending:
+                    config.attributes["connection"] = conn
+                    command.upgrade(config, "head")
+        except sa.exc.SQLAlchemyError as err:
+            raise WarehouseError(f"migrate: {err}") from err
+        if pending:
+            log.info("migrated the warehouse schema from %s to %s", current or "none", head)
+        return pending
+
+    def schema_revision(self) -> str | None:
+        """The warehouse schema's Alembic revision; None for a new, empty warehouse."""
+        with self._transaction("schema_revision") as conn:
+            return MigrationContext.configure(conn).get_current_revision()
 
     @contextmanager
     def _transaction(self, operation: str) -> Iterator[sa.Connection]:
@@ -150,6 +181,8 @@ class PositionRepository:
         digest = hashlib.sha256(digest.encode()).hexdigest()
         stamp = now_micros()
         with self._transaction(f"ingest {source}") as conn:
+            # Two first runs ingest the same new trades: the second must see the first's batch.
+            _serialised(conn, "ingest")
             if watermark is not None:
                 _upsert(
                     conn,
@@ -292,16 +325,15 @@ class PositionRepository:
         return [m["book_id"] for m in marks]
 
     def _covered_until(self, conn: sa.Connection, books: list[str]) -> np.ndarray:
-        """Per book, the latest instant a stored snapshot (EOD or intraday) covers; -1 if none."""
-        eod = _read(
-            conn,
-            sa.select(
-                t.eod_snapshots.c.book_id, sa.func.max(t.eod_snapshots.c.as_of_us).label("us")
-            ).group_by(t.eod_snapshots.c.book_id),
-        ).set_index("book_id")["us"]
+        """Per book, the latest instant a stored snapshot (EOD or intraday) covers; -1 if none.
+
+        Any book's: a stored day holds every book, so a book whose first trade arrives late
+        (it has no EOD of its own yet) still makes the stored days it belongs to stale.
+        """
+        eod = conn.execute(sa.select(sa.func.max(t.eod_snapshots.c.as_of_us))).scalar()
         intraday = conn.execute(sa.select(sa.func.max(t.intraday_windows.c.window_end_us))).scalar()
-        covered = eod.reindex(books).fillna(-1).to_numpy(dtype="int64")
-        return np.maximum(covered, -1 if intraday is None else int(intraday))
+        covered = max(-1 if eod is None else int(eod), -1 if intraday is None else int(intraday))
+        return np.full(len(books), covered, dtype="int64")
 
     # ---- reading trades and checkpoints -----------------------------------------------------
 
@@ -320,7 +352,7 @@ class PositionRepository:
             headers = _read(
                 conn, sa.select(t.eod_snapshots).where(t.eod_snapshots.c.as_of_us <= before_us)
             )
-            headers = headers[~_stale(headers, marks)]
+            headers = headers[~stale_snapshots(headers, marks)]
             latest = headers.sort_values("as_of_us", kind="stable").drop_duplicates(
                 "book_id", keep="last"
             )
@@ -332,7 +364,7 @@ class PositionRepository:
                 .limit(6),
             ).assign(book_id=None)
             windows = windows.rename(columns={"window_end_us": "as_of_us"})
-            windows = windows[~_stale(windows, marks, any_book=True)]
+            windows = windows[~stale_snapshots(windows, marks, any_book=True)]
             eod_until = latest["as_of_us"].max() if len(latest) else -1
             if len(windows) and windows["as_of_us"].iloc[0] >= eod_until:
                 end_us = int(windows["as_of_us"].iloc[0])
@@ -657,7 +689,7 @@ class PositionRepository:
         with self._transaction("eod_headers") as conn:
             headers = _read(conn, sa.select(t.eod_snapshots))
             marks = _read(conn, sa.select(t.stale_marks))
-        return headers.assign(stale=_stale(headers, marks))
+        return headers.assign(stale=stale_snapshots(headers, marks))
 
     def stale_marks(self) -> pd.DataFrame:
         """Every stale mark: book, earliest affected time, when and why (trade ids)."""
@@ -666,21 +698,26 @@ class PositionRepository:
 
     # ---- collateral -------------------------------------------------------------------------
 
-    def replace_rankings(self, ranking: pd.DataFrame) -> int:
-        """Replace the stored ranking of every (book, day) present in ``ranking``, atomically."""
+    def replace_rankings(self, business_dates: Sequence[str], ranking: pd.DataFrame) -> int:
+        """Replace every stored ranking of ``business_dates`` with ``ranking``, atomically.
+
+        All rows of those days go first, so a book whose EOD no longer holds anything keeps no
+        ranking of a superseded snapshot.
+
+        Args:
+            business_dates: the YYYY-MM-DD days ``ranking`` covers.
+            ranking: ``business_date``, ``snapshot_id``, ``as_of`` and RANKING_DTYPES rows.
+
+        Returns:
+            Rows written.
+        """
         r = t.collateral_rankings
-        keys = ranking[["book_id", "business_date"]].drop_duplicates()
         rows = _nulls_as_none(
             ranking.assign(as_of_us=micros_of(ranking["as_of"])).drop(columns="as_of")
         )
         with self._transaction("replace_rankings") as conn:
-            if len(keys):
-                conn.execute(
-                    r.delete().where(
-                        r.c.book_id == sa.bindparam("b"), r.c.business_date == sa.bindparam("d")
-                    ),
-                    [{"b": b, "d": d} for b, d in keys.itertuples(index=False)],
-                )
+            for days in _chunks(list(business_dates)):
+                conn.execute(r.delete().where(r.c.business_date.in_(days)))
             _insert(conn, r, rows)
         return len(rows)
 
@@ -1030,6 +1067,7 @@ class PositionRepository:
         written: dict[str, int] = {}
         stamp = now_micros()
         with self._transaction("replace_reference") as conn:
+            _serialised(conn, "reference")
             for table, frame, keys in inputs:
                 if frame is None:
                     written[table.name] = 0
@@ -1111,6 +1149,52 @@ def _engine(url: str) -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def schema_head() -> str:
+    """The latest migration revision this code knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:
+        raise WarehouseError(f"no migrations found under {MIGRATIONS}")
+    return head
+
+
+def _pending_revisions(current: str | None) -> list[str]:
+    """Revisions between ``current`` and the head, oldest first.
+
+    Raises:
+        WarehouseError: ``current`` is not a revision of this code (a newer desk migrated the
+            warehouse); running older code against it would corrupt it.
+    """
+    script = ScriptDirectory.from_config(_alembic_config())
+    if current is not None and current not in {s.revision for s in script.walk_revisions()}:
+        raise WarehouseError(
+            f"the warehouse schema is at revision {current}, which this desk does not know "
+            f"(its latest is {schema_head()}); upgrade desk_pipeline before using this warehouse"
+        )
+    return [s.revision for s in script.iterate_revisions("head", current)][::-1]
+
+
+def _serialised(conn: sa.Connection, what: str) -> None:
+    """Hold ``what``'s lock until ``conn``'s transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by ``what`` and the schema, released
+    at commit or rollback (or when a killed process's connection drops). Writers that insert
+    the same new keys (a migration's tables, the first batch of a source) queue on it instead
+    of failing on a unique violation. SQLite needs nothing: every transaction starts with
+    ``BEGIN IMMEDIATE``, which already admits one writer at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:what || '.' || current_schema()))"),
+            {"what": f"desk_pipeline.{what}"},
+        )
 
 
 def _analyze_if_grown(conn: sa.Connection, tables: Sequence[sa.Table], added: int) -> None:
@@ -1352,28 +1436,6 @@ def _rows_by_trade_id(conn: sa.Connection, table: sa.Table, trade_ids: list[str]
 
 def _read_empty(table: sa.Table) -> pd.DataFrame:
     return pd.DataFrame(columns=[c.name for c in table.columns])
-
-
-def _stale(headers: pd.DataFrame, marks: pd.DataFrame, *, any_book: bool = False) -> pd.Series:
-    """Which snapshots a later stale mark covers.
-
-    A mark covers a snapshot of the same book (any book for intraday windows) when the mark
-    starts before the snapshot's as_of and was written after the snapshot was computed.
-    """
-    if headers.empty or marks.empty:
-        return pd.Series(False, index=headers.index, dtype=bool)
-    on = {"how": "cross"} if any_book else {"on": "book_id"}
-    left = headers[["as_of_us", "computed_at_us"]].assign(
-        _row=np.arange(len(headers)), book_id=headers["book_id"]
-    )
-    pairs = left.merge(marks[["book_id", "from_time_us", "marked_at_us"]], **on)
-    hit = pairs[
-        (pairs["from_time_us"] < pairs["as_of_us"])
-        & (pairs["marked_at_us"] > pairs["computed_at_us"])
-    ]["_row"].unique()
-    flags = np.zeros(len(headers), dtype=bool)
-    flags[hit] = True
-    return pd.Series(flags, index=headers.index)
 
 
 def _trade_rows(trades: pd.DataFrame, *, source: str | None, stamp: int | None) -> pd.DataFrame:

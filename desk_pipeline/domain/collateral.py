@@ -100,7 +100,7 @@ def rank_collateral(
 
     book_terms = books.loc[:, list(BOOK_COLUMNS)].drop_duplicates("book_id", keep="last")
     frame = frame.merge(book_terms, on="book_id", how="left", validate="many_to_one")
-    frame["base_currency"] = frame["base_currency"].fillna(frame["currency"])
+    frame["base_currency"] = base_currency_of(frame["book_id"], frame["currency"], books)
     holding_period = (
         frame["holding_period_days"].fillna(DEFAULT_HOLDING_PERIOD_DAYS).astype("float64")
     )
@@ -227,6 +227,47 @@ def rank_collateral_days(
     ]
     ranked = pd.concat(days, ignore_index=True) if days else _empty_days()
     return snapshot_of.merge(ranked, on=["book_id", "business_date"], how="inner")
+
+
+def base_currency_of(book_ids: pd.Series, currencies: pd.Series, books: pd.DataFrame) -> pd.Series:
+    """The currency a holding's lendable value is in: its book's base currency.
+
+    A book missing from ``books`` is valued in each instrument's own currency (``currencies``,
+    aligned with ``book_ids``), as :func:`rank_collateral` values it.
+    """
+    base = books.drop_duplicates("book_id", keep="last").set_index("book_id")["base_currency"]
+    return book_ids.map(base).fillna(currencies)
+
+
+def lendable_by_currency(
+    ranking: pd.DataFrame, instruments: pd.DataFrame, books: pd.DataFrame
+) -> pd.DataFrame:
+    """Eligible ranking items with the currency their value is in, never adding currencies.
+
+    Args:
+        ranking: ``rank_collateral_days`` output.
+        instruments: ``instrument_id`` and ``currency`` (the last row of a repeated id wins).
+        books: ``book_id`` and ``base_currency``.
+
+    Returns:
+        The eligible rows of ``ranking`` plus ``currency`` (ISO 4217), ordered by currency,
+        descending value, book and instrument.
+    """
+    require_columns(
+        ranking, ("book_id", "instrument_id", "value", "eligible"), where="lendable_by_currency"
+    )
+    eligible = ranking.loc[ranking["eligible"].astype(bool)]
+    currency = eligible["instrument_id"].map(
+        instruments.drop_duplicates("instrument_id", keep="last").set_index("instrument_id")[
+            "currency"
+        ]
+    )
+    out = eligible.assign(currency=base_currency_of(eligible["book_id"], currency, books))
+    return out.sort_values(
+        ["currency", "value", "book_id", "instrument_id"],
+        ascending=[True, False, True, True],
+        kind="stable",
+    ).reset_index(drop=True)
 
 
 HOLDING_COLUMNS = ("business_date", "snapshot_id", "as_of", "book_id", "instrument_id", "quantity")

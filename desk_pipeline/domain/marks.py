@@ -7,6 +7,10 @@ from desk_pipeline.domain.schema import FX_COLUMNS, PRICE_COLUMNS, require_colum
 
 # A mark older than this many calendar days still values a position but is flagged stale.
 STALE_PRICE_DAYS = 5
+# How far back a mark is looked for: an instrument without one in this window has no price
+# (ineligible, not valued). The prices asset stores the same window, so that a day's ranking
+# never depends on which partitions ran before.
+PRICE_LOOKBACK = pd.Timedelta(days=31)
 
 
 def marks_on(instrument_ids: pd.Series, days: pd.Series, prices: pd.DataFrame) -> pd.DataFrame:

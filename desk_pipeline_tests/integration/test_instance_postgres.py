@@ -13,6 +13,7 @@ from dagster._core.definitions.run_request import InstigatorType
 from desk_pipeline.defs.positions.assets import eod_positions
 from desk_pipeline.defs.resources import (
     CalendarResource,
+    HaircutScheduleResource,
     TradeSourceResource,
     WarehouseResource,
 )
@@ -83,6 +84,7 @@ def test_an_eod_materialisation_is_recorded_in_the_postgres_instance(
                 "warehouse": WarehouseResource(url=sqlite_url),
                 "trade_source": TradeSourceResource(spec=f"landing:{landing}"),
                 "calendar": CalendarResource(),
+                "haircuts": HaircutScheduleResource(),
             },
         )
         assert result.success

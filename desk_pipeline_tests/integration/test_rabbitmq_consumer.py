@@ -112,6 +112,7 @@ def stored_eod(repo: PositionRepository, book: str, quantity: float = 100.0):
 
 def ranked(repo: PositionRepository, book: str, snapshot_id: str) -> None:
     repo.replace_rankings(
+        [DAY],
         pd.DataFrame(
             [
                 {

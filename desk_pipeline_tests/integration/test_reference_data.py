@@ -185,10 +185,20 @@ def test_the_reference_assets_store_the_simulator_marks_the_ranking_then_uses(
         shown["dagster/row_count"].value
     )
     rows = shown["top_10"].value.splitlines()
-    assert rows[0] == "2026-03-04" and len(rows) == 4 + 10
+    assert rows[0] == "2026-03-04: top 10 lendable values per currency"
     eligible = pd.concat(
         [repo.ranking(b, "2026-03-04") for b in desk.books()["book_id"]], ignore_index=True
     )
-    eligible = eligible[eligible["eligible"].astype(bool)]
-    top = eligible.loc[eligible["value"].idxmax()]
-    assert rows[4].startswith(f"| {top['book_id']} | {top['instrument_id']} | 1 |")
+    eligible = eligible[eligible["eligible"].astype(bool)].merge(
+        desk.books()[["book_id", "base_currency"]], on="book_id"
+    )
+    # Values of books in different base currencies are never compared: a top 10 per currency.
+    currencies = sorted(eligible["base_currency"].unique())
+    table = rows[4:]
+    assert len(table) == sum(min(10, (eligible["base_currency"] == c).sum()) for c in currencies)
+    for ccy in currencies:
+        own = [r for r in table if r.startswith(f"| {ccy} |")]
+        top = eligible[eligible["base_currency"] == ccy].sort_values("value").iloc[-1]
+        assert own[0].startswith(f"| {ccy} | {top['book_id']} | {top['instrument_id']} | 1 |")
+        assert own[0].endswith(f"| {top['value']:,.2f} {ccy} |")
+    assert shown[f"lendable_value_{currencies[0]}"].value > 0

@@ -16,6 +16,7 @@ from desk_pipeline.defs.positions.sensors import restatement_request
 from desk_pipeline.defs.resources import (
     SETTINGS,
     CalendarResource,
+    HaircutScheduleResource,
     TradeSourceResource,
     WarehouseResource,
     resources_from,
@@ -73,6 +74,7 @@ def eods(url: str, landing, instance, start: str, end: str, **tags: str):
             "warehouse": WarehouseResource(url=url),
             "trade_source": TradeSourceResource(spec=f"landing:{landing}"),
             "calendar": CalendarResource(timezone="UTC"),
+            "haircuts": HaircutScheduleResource(),
         },
         tags={
             "dagster/asset_partition_range_start": start,

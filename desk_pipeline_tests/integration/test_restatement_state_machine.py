@@ -24,7 +24,12 @@ from hypothesis.stateful import (
 
 from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
 from desk_pipeline.defs.positions.sensors import restatement_request
-from desk_pipeline.defs.resources import CalendarResource, TradeSourceResource, WarehouseResource
+from desk_pipeline.defs.resources import (
+    CalendarResource,
+    HaircutScheduleResource,
+    TradeSourceResource,
+    WarehouseResource,
+)
 from desk_pipeline_tests.builders import trade, write_landing_file
 from desk_pipeline_tests.reference import reference_positions
 
@@ -59,6 +64,7 @@ class RestatementMachine(RuleBasedStateMachine):
             "warehouse": WarehouseResource(url=self.url),
             "trade_source": TradeSourceResource(spec=f"landing:{self.landing}"),
             "calendar": CalendarResource(timezone="UTC"),
+            "haircuts": HaircutScheduleResource(),
         }
         # The assets' own repository (one per URL per process): one engine to dispose.
         self.repo = self.resources["warehouse"].repository()

@@ -8,7 +8,12 @@ from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.defs.collateral.reference import instruments, prices
 from desk_pipeline.defs.positions.assets import eod_positions
 from desk_pipeline.defs.positions.valuation import eod_valuation
-from desk_pipeline.defs.resources import CalendarResource, TradeSourceResource, WarehouseResource
+from desk_pipeline.defs.resources import (
+    CalendarResource,
+    HaircutScheduleResource,
+    TradeSourceResource,
+    WarehouseResource,
+)
 
 DAY = "2026-03-04"
 
@@ -20,6 +25,7 @@ def test_a_day_of_the_simulator_desk_is_valued_and_its_totals_are_reported(
         "warehouse": WarehouseResource(url=sqlite_url),
         "trade_source": TradeSourceResource(spec="simulator"),
         "calendar": CalendarResource(),
+        "haircuts": HaircutScheduleResource(),
     }
     result = dg.materialize(
         [instruments, prices, eod_positions, eod_valuation],

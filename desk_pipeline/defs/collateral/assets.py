@@ -1,16 +1,17 @@
 """Collateral ranking: each book's end-of-day holdings by lendable value after haircuts."""
 
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
 from desk_pipeline.defs import catalogue
-from desk_pipeline.defs.collateral.reference import PRICE_LOOKBACK, instruments, prices
+from desk_pipeline.defs.collateral.reference import instruments, prices
+from desk_pipeline.defs.end_of_day import store_rankings
 from desk_pipeline.defs.positions.assets import END_OF_DAY_ASSET, eod_positions
+from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
-from desk_pipeline.domain.collateral import (
-    issuer_concentration,
-    rank_collateral_days,
-)
+from desk_pipeline.domain.collateral import issuer_concentration, lendable_by_currency
 
 # The reference assets load with this module's (definitions.py loads this module).
 __all__ = ["collateral_ranking", "instruments", "prices"]
@@ -35,52 +36,71 @@ def collateral_ranking(
     marks come from the warehouse (the instruments and prices assets), as of each day.
     """
     repo = warehouse.repository()
+    ranking = store_rankings(repo, context.partition_keys, haircuts.schedule())
     dates = pd.DatetimeIndex(context.partition_keys)
-    reference = repo.reference_as_of(dates[0] - PRICE_LOOKBACK, dates[-1])
-    ranking = rank_collateral_days(
-        repo.eod_positions(context.partition_keys),
-        reference.instruments,
-        reference.prices,
-        reference.books,
-        reference.fx_rates,
-        haircuts.schedule(),
-    )
-    written = repo.replace_rankings(ranking)
+    reference = repo.reference_as_of(dates[0], dates[-1])
     shares = issuer_concentration(
         ranking, reference.instruments, haircuts.issuer_concentration_limit
     )
-    eligible = ranking[ranking["eligible"]]
-    context.log.info("collateral_ranking %s: %d items", context.partition_key_range, written)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": written,
-            "books": int(ranking["book_id"].nunique()),
-            "eligible_items": len(eligible),
-            "ineligible_items": len(ranking) - len(eligible),
-            "lendable_value": float(eligible["value"].sum()),
-            "top_10": dg.MetadataValue.md(top_items_markdown(eligible)),
-            "max_issuer_share": float(shares["share"].max()) if len(shares) else 0.0,
-            "issuers_over_limit": int(shares["over_limit"].sum()),
-        }
+    eligible = lendable_by_currency(ranking, reference.instruments, reference.books)
+    report_days(
+        context,
+        {
+            str(day): ranking_metadata(
+                rows,
+                eligible[eligible["business_date"] == day],
+                shares[shares["business_date"] == day],
+            )
+            for day, rows in ranking.groupby("business_date", sort=True)
+        },
+        context.partition_keys,
     )
+    context.log.info("collateral_ranking %s: %d items", context.partition_key_range, len(ranking))
+    return dg.MaterializeResult()
+
+
+def ranking_metadata(
+    ranking: pd.DataFrame, eligible: pd.DataFrame, shares: pd.DataFrame
+) -> dict[str, Any]:
+    """One day's figures: items, lendable value per currency, top 10, issuer concentration.
+
+    Args:
+        ranking: the day's ranking rows.
+        eligible: the day's ``lendable_by_currency`` rows.
+        shares: the day's ``issuer_concentration`` rows.
+    """
+    totals = eligible.groupby("currency", sort=True)["value"].sum()
+    return {
+        "dagster/row_count": len(ranking),
+        "books": int(ranking["book_id"].nunique()),
+        "eligible_items": len(eligible),
+        "ineligible_items": len(ranking) - len(eligible),
+        **{f"lendable_value_{ccy}": float(total) for ccy, total in totals.items()},
+        "top_10": dg.MetadataValue.md(top_items_markdown(eligible)),
+        "max_issuer_share": float(shares["share"].max()) if len(shares) else 0.0,
+        "issuers_over_limit": int(shares["over_limit"].sum()),
+    }
 
 
 def top_items_markdown(eligible: pd.DataFrame, limit: int = 10) -> str:
-    """The last day's ``limit`` highest lendable values over all books, as a markdown table."""
+    """A day's ``limit`` highest lendable values per currency, as a markdown table.
+
+    Args:
+        eligible: one day's ``lendable_by_currency`` rows (ordered by currency, then value).
+        limit: rows shown per currency.
+    """
     if eligible.empty:
         return "no eligible collateral"
-    last = eligible[eligible["business_date"] == eligible["business_date"].max()]
-    top = last.sort_values(
-        ["value", "book_id", "instrument_id"], ascending=[False, True, True], kind="stable"
-    )
+    top = eligible.groupby("currency", sort=True).head(limit)
     lines = [
-        f"{last['business_date'].iloc[0]}",
+        f"{eligible['business_date'].iloc[0]}: top {limit} lendable values per currency",
         "",
-        "| book | instrument | rank | haircut | value |",
-        "|---|---|---:|---:|---:|",
+        "| currency | book | instrument | rank | haircut | value |",
+        "|---|---|---|---:|---:|---:|",
         *(
-            f"| {r.book_id} | {r.instrument_id} | {r.rank} | {r.haircut:.2%} | {r.value:,.2f} |"
-            for r in top.head(limit).itertuples()
+            f"| {r.currency} | {r.book_id} | {r.instrument_id} | {r.rank} | {r.haircut:.2%} "
+            f"| {r.value:,.2f} {r.currency} |"
+            for r in top.itertuples()
         ),
     ]
     return "\n".join(lines)

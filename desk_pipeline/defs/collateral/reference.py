@@ -10,12 +10,8 @@ from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.partitions import DAILY
 from desk_pipeline.defs.positions.assets import RETRY_TRANSIENT
 from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
+from desk_pipeline.domain.marks import PRICE_LOOKBACK
 from desk_pipeline.domain.reference import validate_reference
-
-# How far back the ranking looks for a mark: an instrument without one in this window is
-# ineligible (no price); one older than STALE_PRICE_DAYS is flagged stale. The prices asset
-# stores the same window so that a day's ranking never depends on which partitions ran before.
-PRICE_LOOKBACK = pd.Timedelta(days=31)
 
 # Today's partition is refreshed hourly: marks and reference data can land during the day, and
 # the ranking's own condition re-ranks after each refresh.

@@ -6,10 +6,16 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.defs import catalogue
+from desk_pipeline.defs.end_of_day import StoredEods, eod_as_of, restate_stale_days
 from desk_pipeline.defs.ingestion import batch_counts, ingest_window, ingestion_metadata
 from desk_pipeline.defs.partitions import DAILY, INTRADAY_10MIN
-from desk_pipeline.defs.resources import CalendarResource, TradeSourceResource, WarehouseResource
-from desk_pipeline.domain.calendar import day_bounds
+from desk_pipeline.defs.reporting import report_days, report_restated
+from desk_pipeline.defs.resources import (
+    CalendarResource,
+    HaircutScheduleResource,
+    TradeSourceResource,
+    WarehouseResource,
+)
 from desk_pipeline.domain.positions import roll_positions
 
 # Today's EOD is refreshed after each tick; these conditions keep it refreshing all day,
@@ -20,9 +26,6 @@ REFRESH_AFTER_TICK = (
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 )
-# Days per progress step of an EOD backfill (each step is one keep-last transaction).
-PROGRESS_DAYS = 31
-
 # A dropped connection, failover or serialisation failure passes on retry; the waits grow
 # 2 s, 4 s, 8 s. Writes are idempotent (keep-last, replace-window, batch digests), so a retry
 # after a half-seen failure is safe.
@@ -70,16 +73,29 @@ def trades(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     trade_source: TradeSourceResource,
+    calendar: CalendarResource,
+    haircuts: HaircutScheduleResource,
 ) -> dg.MaterializeResult:
-    """One row per trade version received from the source in the window; bad rows quarantined."""
+    """One row per trade version received from the source in the window; bad rows quarantined.
+
+    A late trade (before a stored EOD's as_of) restates every stored day from its own onward,
+    EOD, valuation and ranking, before the run ends.
+    """
+    repo = warehouse.repository()
     start, end = utc_window(context)
-    results = ingest_window(trade_source.source(), warehouse.repository(), start, end)
+    results = ingest_window(trade_source.source(), repo, start, end)
     counts = ingestion_metadata(results)
-    context.log.info("trades %s: %s", context.partition_key_range, counts)
+    stored, restated = restate_stale_days(
+        repo, calendar.timezone, calendar.now(), haircuts.schedule(), progress=context.log.info
+    )
+    if stored is not None:
+        report_restated(context, eod_metadata(stored), restated)
+    context.log.info("trades %s: %s, restated %s", context.partition_key_range, counts, restated)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": counts["accepted"],
             **counts,
+            "restated_days": ", ".join(restated),
             "batches": dg.MetadataValue.json(batch_counts(results)),
         }
     )
@@ -140,58 +156,64 @@ def eod_positions(
     warehouse: WarehouseResource,
     trade_source: TradeSourceResource,
     calendar: CalendarResource,
+    haircuts: HaircutScheduleResource,
 ) -> dg.MaterializeResult:
     """One row per (book, instrument, business day): the last snapshot of the day (keep-last).
 
-    Historical days ingest and roll their own trades in one pass, without 10-minute partitions;
-    today's EOD is the snapshot as of the last closed 10-minute window.
+    Ingests the source first (historical days need no 10-minute partitions) and rolls every
+    book over the run's days and every stored day late trades made stale, in one pass. Today's
+    EOD is the snapshot as of the last closed 10-minute window.
     """
     repo = warehouse.repository()
     start = utc_window(context)[0]
-    now = calendar.now()
-    closed = now.floor("10min")
-    as_of = pd.DataFrame(
-        {
-            "business_date": context.partition_keys,
-            "as_of": [
-                min(day_bounds(d, calendar.timezone)[1], closed) for d in context.partition_keys
-            ],
-        }
+    as_of_end = eod_as_of(context.partition_keys[-1:], calendar.timezone, calendar.now())
+    ingestion = ingestion_metadata(
+        ingest_window(trade_source.source(), repo, start, as_of_end["as_of"].iloc[-1])
     )
-    ends = pd.DatetimeIndex(as_of["as_of"].unique())
-    ingestion = ingestion_metadata(ingest_window(trade_source.source(), repo, start, ends[-1]))
-    opening = repo.opening(start)
-    rolled = roll_positions(opening.positions, repo.trades_since(opening.bounds, ends[-1]), ends)
-    # The first minutes of a day share their as_of with the day before: one snapshot, two days.
-    snapshots = rolled.merge(as_of, on="as_of")
-    writes = []
-    # Stored in chunks of days, so a long backfill reports progress in the run's logs.
-    for first in range(0, len(as_of), PROGRESS_DAYS):
-        days = as_of["business_date"].iloc[first : first + PROGRESS_DAYS]
-        chunk = snapshots[snapshots["business_date"].isin(days)]
-        writes += repo.keep_last_eod(chunk, opening.read_at_us)
-        context.log.info(
-            "eod_positions: days %s..%s stored (%d of %d days), %d EODs written so far",
-            days.iloc[0],
-            days.iloc[-1],
-            first + len(days),
-            len(as_of),
-            len(writes),
-        )
-    writes += repo.empty_missing_eods(snapshots, as_of, opening.read_at_us)
+    stored, restated = restate_stale_days(
+        repo,
+        calendar.timezone,
+        calendar.now(),
+        haircuts.schedule(),
+        also=context.partition_keys,
+        progress=context.log.info,
+    )
+    assert stored is not None  # the run's own days are always computed
+    per_day = eod_metadata(stored)
+    report_days(context, per_day, context.partition_keys)
+    report_restated(context, per_day, restated)
     context.log.info(
-        "eod_positions %s: %d rows, %d EODs stored",
+        "eod_positions %s: %d rows, %d EODs stored, restated %s, ingestion %s",
         context.partition_key_range,
-        len(snapshots),
-        len(writes),
+        len(stored.snapshots),
+        len(stored.writes),
+        restated or "nothing",
+        ingestion,
     )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(snapshots),
-            "books": int(snapshots["book_id"].nunique()),
-            "eods_stored": len(writes),
-            "restated": sum(w.restatement for w in writes),
-            "trades_quarantined": ingestion["quarantined"],
-            "as_of": str(ends[-1]) if len(ends) else "",
+    # Ingestion happens once per run: its counts go on the run's last day only.
+    context.add_asset_metadata(
+        {f"run_trades_{k}": v for k, v in ingestion.items()},
+        partition_key=context.partition_keys[-1],
+    )
+    return dg.MaterializeResult()
+
+
+def eod_metadata(stored: StoredEods) -> dict[str, dict[str, Any]]:
+    """Each stored day's own figures: rows, books, EODs written and restated, as_of (UTC)."""
+    snapshots = stored.snapshots
+    writes = pd.DataFrame(
+        [(w.business_date, w.restatement) for w in stored.writes],
+        columns=["business_date", "restatement"],
+    )
+    figures = {}
+    for day, rows in snapshots.groupby("business_date", sort=True):
+        written = writes[writes["business_date"] == day]
+        figures[str(day)] = {
+            "dagster/row_count": len(rows),
+            "books": int(rows["book_id"].nunique()),
+            "open_positions": int((rows["quantity"] != 0).sum()),
+            "eods_stored": len(written),
+            "restated": int(written["restatement"].sum()),
+            "as_of": str(rows["as_of"].iloc[0]),
         }
-    )
+    return figures

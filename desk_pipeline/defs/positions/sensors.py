@@ -7,6 +7,7 @@ import pandas as pd
 
 from desk_pipeline.defs.automation import daily_job
 from desk_pipeline.defs.resources import WarehouseResource
+from desk_pipeline.domain.restatement import restatement_days
 
 # Dagster tag values are shown in the UI and stored per run: keep the trade list readable.
 MAX_TAG_CHARS = 500
@@ -20,25 +21,23 @@ def restatement_request(headers: pd.DataFrame, marks: pd.DataFrame) -> dg.RunReq
             ``as_of_us``, ``computed_at_us`` and ``stale`` (PositionRepository.eod_headers).
         marks: stale marks with ``book_id``, ``from_time_us``, ``marked_at_us``, ``trade_ids``.
 
-    The range runs from the earliest stale day to the latest stored day, since a late trade
-    changes every later position of its book. The run key names the stale snapshots, so the
-    same staleness is requested once; a restated snapshot has a new id, so new late trades
-    after it are requested again.
+    The range is ``domain.restatement.restatement_days``, the one the ingesting assets restate
+    in their own runs: from the earliest stale day to the latest stored day. The run key names
+    the range and the stale marks, so the same staleness is requested once; new late trades
+    after a restatement write new marks and are requested again.
     """
-    stale = headers[headers["stale"]]
-    if stale.empty:
+    days = restatement_days(headers, marks)
+    if not days:
         return None
-    start, end = str(stale["business_date"].min()), str(headers["business_date"].max())
+    start, end = days[0], days[-1]
+    stale = headers[headers["stale"]]
     books = sorted(stale["book_id"].unique())
-    # The marks that explain the staleness: written after the oldest stale snapshot was computed.
-    why = marks[
-        marks["book_id"].isin(books)
-        & (marks["marked_at_us"] > int(stale["computed_at_us"].min()))
-        & (marks["from_time_us"] < int(stale["as_of_us"].max()))
-    ]
+    # The marks that explain the staleness: those a stored EOD of the range was computed before.
+    computed = int(headers.loc[headers["business_date"].isin(days), "computed_at_us"].min())
+    why = marks[marks["marked_at_us"] > computed]
     trade_ids = sorted({i for ids in why["trade_ids"] for i in str(ids).split(",") if i})
     digest = hashlib.sha256(
-        ",".join(sorted(stale["snapshot_id"])).encode() + f"|{start}|{end}".encode()
+        ",".join(map(str, sorted(why["marked_at_us"]))).encode() + f"|{start}|{end}".encode()
     ).hexdigest()[:16]
     return dg.RunRequest(
         run_key=f"restate:{start}..{end}:{digest}",
@@ -49,6 +48,7 @@ def restatement_request(headers: pd.DataFrame, marks: pd.DataFrame) -> dg.RunReq
             "desk/trigger": "restatement_sensor",
             "desk/restatement_days": f"{start}..{end}",
             "desk/stale_eods": str(len(stale)),
+            "desk/stale_days": str(len(days)),
             "desk/stale_books": _truncated(",".join(books)),
             "desk/restatement_trades": _truncated(",".join(trade_ids)),
         },

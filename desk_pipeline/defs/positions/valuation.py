@@ -1,13 +1,14 @@
 """End-of-day valuation: each EOD position's market value and unrealised P&L at the day's marks."""
 
 import dagster as dg
-import pandas as pd
 
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.collateral import reference
+from desk_pipeline.defs.end_of_day import store_valuations
 from desk_pipeline.defs.positions.assets import END_OF_DAY_ASSET, eod_positions
+from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import WarehouseResource
-from desk_pipeline.domain.valuation import valuation_summary, value_positions
+from desk_pipeline.domain.valuation import valuation_summary
 
 
 @dg.asset(
@@ -27,24 +28,14 @@ def eod_valuation(
     the collateral ranking's (latest price on or before the day, stale after 5 days); a
     position without one keeps its row with empty values and the reason.
     """
-    repo = warehouse.repository()
-    dates = pd.DatetimeIndex(context.partition_keys)
-    marks = repo.reference_as_of(dates[0] - reference.PRICE_LOOKBACK, dates[-1])
-    valuation = value_positions(
-        repo.eod_positions(context.partition_keys),
-        marks.instruments,
-        marks.prices,
-        marks.books,
-        marks.fx_rates,
+    valuation = store_valuations(warehouse.repository(), context.partition_keys)
+    report_days(
+        context,
+        {
+            str(day): {"dagster/row_count": len(rows), **valuation_summary(rows)}
+            for day, rows in valuation.groupby("business_date", sort=True)
+        },
+        context.partition_keys,
     )
-    written = repo.replace_valuations(context.partition_keys, valuation)
-    summary = valuation_summary(valuation)
-    context.log.info("eod_valuation %s: %d rows, %s", context.partition_key_range, written, summary)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": written,
-            "books": int(valuation["book_id"].nunique()),
-            "business_date": str(valuation["business_date"].max()) if written else "",
-            **summary,
-        }
-    )
+    context.log.info("eod_valuation %s: %d rows", context.partition_key_range, len(valuation))
+    return dg.MaterializeResult()

@@ -1,0 +1,88 @@
+"""Restatement: which stored snapshots late trades made stale, and which days to recompute.
+
+A late, amended or cancelled trade leaves a *stale mark*: (book_id, from_time_us, marked_at_us),
+the earliest trade time it changes and when it arrived. A snapshot that includes that time
+(``as_of > from_time``) and was computed before the mark arrived (``computed_at < marked_at``)
+no longer equals a recomputation from every trade. Times are integer microseconds since the
+epoch, UTC, as the warehouse stores them.
+"""
+
+import numpy as np
+import pandas as pd
+
+HEADER_COLUMNS = ("book_id", "business_date", "as_of_us", "computed_at_us")
+MARK_COLUMNS = ("book_id", "from_time_us", "marked_at_us")
+
+
+def stale_snapshots(
+    headers: pd.DataFrame, marks: pd.DataFrame, *, any_book: bool = False
+) -> pd.Series:
+    """Which snapshots a later stale mark covers.
+
+    Args:
+        headers: one row per snapshot with ``as_of_us``, ``computed_at_us`` and ``book_id``.
+        marks: MARK_COLUMNS.
+        any_book: a mark of any book covers the snapshot (intraday windows hold every book).
+
+    Returns:
+        Boolean Series aligned with ``headers``.
+    """
+    if headers.empty or marks.empty:
+        return pd.Series(False, index=headers.index, dtype=bool)
+    on = {"how": "cross"} if any_book else {"on": "book_id"}
+    left = headers[["as_of_us", "computed_at_us"]].assign(
+        _row=np.arange(len(headers)), book_id=headers["book_id"]
+    )
+    pairs = left.merge(marks[list(MARK_COLUMNS)], **on)
+    hit = pairs[
+        (pairs["from_time_us"] < pairs["as_of_us"])
+        & (pairs["marked_at_us"] > pairs["computed_at_us"])
+    ]["_row"].unique()
+    flags = np.zeros(len(headers), dtype=bool)
+    flags[hit] = True
+    return pd.Series(flags, index=headers.index)
+
+
+def stale_days(headers: pd.DataFrame, marks: pd.DataFrame) -> list[str]:
+    """Stored business days whose EOD a recomputation from every trade would change.
+
+    A day is stale when a mark of some book starts before the day's ``as_of`` and arrived after
+    that book's EOD of the day was computed; a book without an EOD that day (its first trade
+    arrived late, or its positions vanished) is compared with the day's latest computation.
+
+    Args:
+        headers: stored EOD headers, HEADER_COLUMNS (one row per book and day).
+        marks: MARK_COLUMNS.
+
+    Returns:
+        YYYY-MM-DD days, ascending.
+    """
+    if headers.empty or marks.empty:
+        return []
+    days = headers.groupby("business_date", as_index=False).agg(
+        day_as_of_us=("as_of_us", "max"), day_computed_at_us=("computed_at_us", "max")
+    )
+    pairs = marks[list(MARK_COLUMNS)].merge(days, how="cross")
+    pairs = pairs[pairs["from_time_us"] < pairs["day_as_of_us"]]
+    pairs = pairs.merge(
+        headers[["book_id", "business_date", "computed_at_us"]],
+        on=["book_id", "business_date"],
+        how="left",
+    )
+    computed = pairs["computed_at_us"].fillna(pairs["day_computed_at_us"])
+    stale = pairs.loc[pairs["marked_at_us"] > computed, "business_date"]
+    return sorted(stale.unique())
+
+
+def restatement_days(headers: pd.DataFrame, marks: pd.DataFrame) -> list[str]:
+    """Every stored day from the earliest stale day to the latest stored day, ascending.
+
+    A late trade changes every later position of its book, so the days after the first stale
+    one are recomputed with it (days a recomputation finds unchanged are confirmed, not
+    rewritten). Empty when nothing is stale.
+    """
+    stale = stale_days(headers, marks)
+    if not stale:
+        return []
+    stored = pd.Series(headers["business_date"].unique())
+    return sorted(stored[stored >= stale[0]])
