@@ -6,11 +6,18 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.desk
 HOST ?= 127.0.0.1
 PORT ?= 3000
-# Instance files, concatenated: add dagster-postgres.yaml for PostgreSQL storage (DAGSTER_PG_URL).
+# Dagster instance files (in desk_pipeline/instance/), concatenated into $(DAGSTER_HOME)/dagster.yaml
+# by every run: add dagster-postgres.yaml for PostgreSQL storage (reads DAGSTER_PG_URL).
+INSTANCE_DIR := desk_pipeline/instance
 DAGSTER_YAML ?= dagster.yaml
-DEMO_DAYS ?= 10
+# The demo desk: the last DEMO_DAYS calendar days up to today (weekends carry Friday's
+# positions), in DESK_TIMEZONE; `make run`'s calendar (DESK_START_DATE) starts on the first.
+DEMO_DAYS ?= 14
+DEMO_TZ := $(or $(DESK_TIMEZONE),UTC)
+DEMO_START := $(shell TZ=$(DEMO_TZ) date -d "$$(( $(DEMO_DAYS) - 1 )) days ago" +%F)
+DEMO_END := $(shell TZ=$(DEMO_TZ) date +%F)
 
-.PHONY: install run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean
+.PHONY: install instance run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean
 
 $(BIN)/desk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,17 +27,34 @@ $(BIN)/desk: pyproject.toml
 
 install: $(BIN)/desk
 
-$(DAGSTER_HOME)/dagster.yaml: $(DAGSTER_YAML)
-	mkdir -p $(DAGSTER_HOME)
-	cat $(DAGSTER_YAML) > $(DAGSTER_HOME)/dagster.yaml
+## instance: write $(DAGSTER_HOME)/dagster.yaml from DAGSTER_YAML on every call (never a stale
+## one: a file target would keep the storage of the first run), or refuse with the reason
+instance:
+	@set -euo pipefail; files=""; \
+	for name in $(DAGSTER_YAML); do \
+	  if [ -f "$(INSTANCE_DIR)/$$name" ]; then files="$$files $(INSTANCE_DIR)/$$name"; \
+	  elif [ -f "$$name" ]; then files="$$files $$name"; \
+	  else echo "make: DAGSTER_YAML names $$name, which is neither in $(INSTANCE_DIR)/ ($$(ls $(INSTANCE_DIR) | xargs)) nor a file" >&2; exit 2; fi; \
+	done; \
+	if grep -q "env: DAGSTER_PG_URL" $$files && [ -z "$${DAGSTER_PG_URL:-}" ]; then \
+	  echo "make: DAGSTER_YAML=\"$(DAGSTER_YAML)\" keeps Dagster's runs in PostgreSQL but DAGSTER_PG_URL is not set (e.g. postgresql://dagster@db.example:5432/dagster)" >&2; exit 2; fi; \
+	mkdir -p "$(DAGSTER_HOME)"; \
+	if ! cat $$files | cmp -s - "$(DAGSTER_HOME)/dagster.yaml"; then \
+	  cat $$files > "$(DAGSTER_HOME)/dagster.yaml"; \
+	  echo "instance: $(DAGSTER_HOME)/dagster.yaml written from$$files"; fi
 
-## run: install, backfill the demo desk's last $(DEMO_DAYS) business days, start the UI + daemon
-run: install $(DAGSTER_HOME)/dagster.yaml demo-backfill dev
+# `make run`'s calendar starts where the demo's data starts (no months of empty partitions);
+# an explicit DESK_START_DATE wins.
+run demo-backfill dev: export DESK_START_DATE ?= $(DEMO_START)
 
-demo-backfill: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/desk backfill --start $$($(BIN)/python -c "import pandas as pd; print((pd.Timestamp.now(tz='UTC').normalize() - pd.offsets.BDay($(DEMO_DAYS))).strftime('%Y-%m-%d'))") --end $$(date -u +%F)
+## run: install, backfill the demo desk's last $(DEMO_DAYS) days, start the UI + daemon
+run: install instance demo-backfill dev
 
-dev: install $(DAGSTER_HOME)/dagster.yaml
+demo-backfill: install instance
+	$(BIN)/desk backfill --start $(DEMO_START) --end $(DEMO_END)
+
+dev: install instance
+	@echo "Lineage with both asset groups open: http://$(HOST):$(PORT)/asset-groups?expanded=global@global:positions,global@global:collateral"
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 ## test: install, lint, then the whole suite (unit, integration, e2e)

@@ -98,7 +98,7 @@ def desk(tmp_path_factory) -> Iterator[tuple[Dagster, str]]:
     tmp = tmp_path_factory.mktemp("dagster_ui")
     home = tmp / "home"
     home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(ROOT / "desk_pipeline" / "instance" / "dagster.yaml", home / "dagster.yaml")
     landing = tmp / "landing"
     rows = [
         trade(f"T-{i}-{b}", q, p, book=b, instrument=ins, at=pd.Timestamp(f"{d} {hh}", tz="UTC"))

@@ -19,12 +19,13 @@ from desk_pipeline.defs.resources import (
 )
 from desk_pipeline_tests.builders import trade, write_landing_file
 
-ROOT = Path(__file__).resolve().parents[2]
+# The instance files `make run` concatenates into $DAGSTER_HOME/dagster.yaml.
+INSTANCE = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance"
 
 
 def instance_yaml(*names: str) -> dict:
     """The instance `make run DAGSTER_YAML="…"` writes: the files concatenated, then parsed."""
-    return yaml.safe_load("".join((ROOT / n).read_text(encoding="utf-8") for n in names))
+    return yaml.safe_load("".join((INSTANCE / n).read_text(encoding="utf-8") for n in names))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from desk_pipeline.defs.positions.assets import eod_positions, intraday_position
 from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
 from desk_pipeline_tests.builders import trade, write_landing_file
 
-DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+DAGSTER_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
 DESK_ASSETS = (trades, intraday_positions, eod_positions, collateral_ranking)
 
 
