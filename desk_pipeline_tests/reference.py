@@ -1,36 +1,56 @@
 """A plain per-trade reference implementation of the position rules, for property tests.
 
 Deliberately the simplest possible code: one dict per position, one trade at a time, in the
-order ARCHITECTURE.md prescribes. The vectorised engine must agree with it exactly.
+order ARCHITECTURE.md prescribes. Quantities are exact integers of micro-units, converted through
+Python's ``decimal`` (not the engine's conversion); prices, averages and P&L are floats computed
+with the engine's formulas, so the vectorised engine must agree with it exactly.
 """
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from desk_pipeline.domain.precision import QUANTITY_DECIMALS, QUANTITY_SCALE
+
+
+def micro_units(quantity: float | str | Decimal) -> int:
+    """A quantity as an exact number of micro-units, through its shortest decimal form."""
+    exact = Decimal(str(quantity)).scaleb(QUANTITY_DECIMALS)
+    return int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 @dataclass
 class RefPosition:
-    quantity: float = 0.0
+    units: int = 0  # micro-units of quantity
     avg_price: float = 0.0
     realized_pnl: float = 0.0
 
-    def apply(self, qty: float, price: float) -> None:
-        if self.quantity == 0 or (self.quantity > 0) == (qty > 0):
-            new = self.quantity + qty
-            self.avg_price = (self.quantity * self.avg_price + qty * price) / new
-            self.quantity = new
+    @property
+    def quantity(self) -> float:
+        # int / int is correctly rounded: the float nearest to the decimal.
+        return self.units / QUANTITY_SCALE
+
+    def apply(self, qty: float | str | Decimal, price: float) -> None:
+        units = micro_units(qty)
+        if self.units == 0:
+            self.units, self.avg_price = units, price
             return
-        closed = min(abs(qty), abs(self.quantity))
-        if self.quantity > 0:
+        if (self.units > 0) == (units > 0):
+            new = self.units + units
+            self.avg_price = (self.units * self.avg_price + units * price) / new
+            self.units = new
+            return
+        closed = min(abs(units), abs(self.units)) / QUANTITY_SCALE
+        if self.units > 0:
             self.realized_pnl += (price - self.avg_price) * closed
         else:
             self.realized_pnl += (self.avg_price - price) * closed
-        remainder = self.quantity + qty
-        if abs(qty) < abs(self.quantity):
-            self.quantity = remainder
-        elif abs(qty) == abs(self.quantity):
-            self.quantity, self.avg_price = 0.0, 0.0
+        remainder = self.units + units
+        if abs(units) < abs(self.units):
+            self.units = remainder
+        elif abs(units) == abs(self.units):
+            self.units, self.avg_price = 0, 0.0
         else:
-            self.quantity, self.avg_price = remainder, price
+            self.units, self.avg_price = remainder, price
 
 
 def reference_positions(trade_versions: list[dict], as_of) -> dict[tuple[str, str], RefPosition]:

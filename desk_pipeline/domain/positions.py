@@ -6,6 +6,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from desk_pipeline.domain.precision import QUANTITY_SCALE, from_units, to_units
 from desk_pipeline.domain.schema import (
     POSITION_COLUMNS,
     POSITION_DTYPES,
@@ -46,6 +47,11 @@ def _apply_trades(
     stream where increases and reductions alternate at random, mispredicted branches cost more
     than the arithmetic. ``state[k, BORN]`` is lowered to the first segment in which key k
     trades, so that a snapshot lists exactly the keys that exist by then.
+
+    Quantities (``quantities`` and ``state[:, QUANTITY]``) are micro-units
+    (``precision.to_units``): integer-valued floats, so adding them is exact and a position
+    closed in decimal is exactly 0. The average cost is per unit either way (the scale cancels);
+    realised P&L converts the closed micro-units back to units.
     """
     n_boundaries = segment_ends.shape[0]
     earlier = np.empty((n_boundaries - 1, state.shape[0], 3))
@@ -58,15 +64,18 @@ def _apply_trades(
             held = state[k, QUANTITY]
             avg = state[k, AVG_PRICE]
             state[k, BORN] = min(state[k, BORN], b)
-            # Opening or adding in the same direction re-weights the average cost.
-            adding = (held == 0.0) | ((held > 0.0) == (dq > 0.0))
-            reweighted = (held * avg + dq * px) / (held + dq)
+            # Opening or adding in the same direction re-weights the average cost; an opening
+            # takes the trade price as it is ((dq * px) / dq need not give px back).
+            opening = held == 0.0
+            adding = opening | ((held > 0.0) == (dq > 0.0))
+            reweighted = px if opening else (held * avg + dq * px) / (held + dq)
             # Otherwise the trade realises P&L on the closed quantity, and the average cost is
             # unchanged by a reduction, 0 when flat, the trade price when crossing zero.
             closed = min(abs(dq), abs(held))
             direction = 1.0 if held > 0.0 else -1.0
             reduced = avg if abs(dq) < abs(held) else (0.0 if abs(dq) == abs(held) else px)
-            state[k, REALIZED] += 0.0 if adding else (px - avg) * closed * direction
+            pnl = (px - avg) * direction * (closed / QUANTITY_SCALE)
+            state[k, REALIZED] += 0.0 if adding else pnl
             state[k, AVG_PRICE] = reweighted if adding else reduced
             state[k, QUANTITY] = held + dq
             i += 1
@@ -186,12 +195,17 @@ def roll_positions(
         opening: POSITION_COLUMNS, one row per (book_id, instrument_id); may be empty.
         trades: TRADE_COLUMNS, effective trades; quantities signed, prices per unit. Ids may be
             strings or categoricals (categorical codes are used as they are: no hashing).
+            Quantities (here and in ``opening``) are taken to the micro-unit
+            (``precision.to_units``), which removes float dust and is exact for a decimal with
+            at most ``QUANTITY_DECIMALS`` places.
         as_of: UTC timestamps, ascending.
 
     Returns:
         ``as_of`` plus POSITION_COLUMNS: for every time, one row per key present in the opening
         state or traded before that time, flat keys included (they carry realised P&L), sorted by
-        (as_of, book_id, instrument_id).
+        (as_of, book_id, instrument_id). A quantity is the float nearest to the exact decimal
+        sum of the key's quantities (exact while below ``precision.MAX_EXACT_POSITION``): a
+        key whose quantities sum to zero in decimal is flat, quantity 0 and avg_price 0.
     """
     require_columns(opening, POSITION_COLUMNS, where="roll_positions(opening)")
     require_columns(trades, TRADE_COLUMNS, where="roll_positions(trades)")
@@ -206,17 +220,15 @@ def roll_positions(
     state = np.zeros((n_keys, 4))
     state[:, BORN] = len(boundaries)
     open_codes = key_codes[:n_open]
-    for column, name in (
-        (QUANTITY, "quantity"),
-        (AVG_PRICE, "avg_price"),
-        (REALIZED, "realized_pnl"),
-    ):
-        state[open_codes, column] = opening[name].to_numpy(dtype=float)
+    # Quantities enter as micro-units, rounded: a stored float converts back exactly.
+    state[open_codes, QUANTITY] = to_units(opening["quantity"])
+    state[open_codes, AVG_PRICE] = opening["avg_price"].to_numpy(dtype=float)
+    state[open_codes, REALIZED] = opening["realized_pnl"].to_numpy(dtype=float)
     state[open_codes, BORN] = 0
 
     columns = (
         key_codes[n_open:],
-        trades["quantity"].to_numpy(dtype=float),
+        to_units(trades["quantity"]),
         trades["price"].to_numpy(dtype=float),
         trades["trade_time"].to_numpy(dtype="datetime64[ns]"),
     )
@@ -240,7 +252,7 @@ def roll_positions(
             "as_of": boundaries[b_index],
             "book_id": key_books[keys],
             "instrument_id": key_instruments[keys],
-            "quantity": out[(*cells, QUANTITY)],
+            "quantity": from_units(out[(*cells, QUANTITY)]),
             "avg_price": out[(*cells, AVG_PRICE)],
             "realized_pnl": out[(*cells, REALIZED)],
         }

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.positions import roll_positions
+from desk_pipeline.domain.precision import to_units
 from desk_pipeline.domain.schema import (
     POSITION_COLUMNS,
     POSITION_DTYPES,
@@ -14,8 +15,10 @@ from desk_pipeline.domain.schema import (
 
 EOD_KEYS = ["book_id", "business_date", "instrument_id"]
 VALUES = ["quantity", "avg_price", "realized_pnl"]
-# Money and quantities are floats: identical arithmetic gives identical bits, but a restart from
-# a stored checkpoint may round differently in the last place.
+# Quantities are exact decimals and must agree to the micro-unit. Money is float: identical
+# arithmetic gives identical bits, but a restart from a stored checkpoint may round differently
+# in the last place.
+MONEY = ["avg_price", "realized_pnl"]
 RTOL = 1e-9
 ATOL = 1e-6
 
@@ -57,7 +60,8 @@ def eod_differences(stored: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFr
 
     Returns:
         EOD_KEYS plus ``<value>_stored`` / ``<value>_recomputed`` for each value, one row per
-        key missing on one side or differing beyond tolerance; empty when they reconcile.
+        key missing on one side, with a different quantity (to the micro-unit) or with money
+        differing beyond tolerance; empty when they reconcile.
     """
     require_columns(stored, ["business_date", *POSITION_COLUMNS], where="eod_differences")
     require_columns(recomputed, ["business_date", *POSITION_COLUMNS], where="eod_differences")
@@ -69,7 +73,8 @@ def eod_differences(stored: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFr
         indicator=True,
     )
     differs = both["_merge"] != "both"
-    for value in VALUES:
+    differs |= to_units(both["quantity_stored"]) != to_units(both["quantity_recomputed"])
+    for value in MONEY:
         a = both[f"{value}_stored"].to_numpy(dtype=float)
         b = both[f"{value}_recomputed"].to_numpy(dtype=float)
         differs |= ~np.isclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=False)

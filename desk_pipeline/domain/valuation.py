@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.marks import STALE_PRICE_DAYS, fx_rates_on, marks_on
+from desk_pipeline.domain.precision import exact_quantities, for_output
 from desk_pipeline.domain.reasons import join_reasons, text
 from desk_pipeline.domain.schema import (
     BOOK_COLUMNS,
@@ -61,7 +62,8 @@ def value_positions(
     rows = eod.loc[:, list(EOD_COLUMNS)].sort_values(
         ["business_date", "book_id", "instrument_id"], kind="stable"
     )
-    rows = rows.reset_index(drop=True)
+    # On the micro-unit grid: a quantity carrying float dust (an older snapshot) is flat.
+    rows = rows.reset_index(drop=True).assign(quantity=lambda r: exact_quantities(r["quantity"]))
 
     master = instruments.drop_duplicates("instrument_id", keep="last").set_index("instrument_id")
     known = rows["instrument_id"].isin(master.index).to_numpy()
@@ -144,8 +146,9 @@ def valuation_summary(valuation: pd.DataFrame) -> dict[str, float | int]:
         ``positions_without_mark`` (held, i.e. non-flat, rows with no price),
         ``stale_marks`` (rows valued at a stale mark), and per base currency ``CCY``
         ``market_value_CCY`` and ``unrealized_pnl_CCY``: sums of the ``*_base`` columns over
-        the rows whose base value is known. Books in different base currencies are never
-        added together. Empty input gives zero counts and no currency totals.
+        the rows whose base value is known, rounded for reading (``precision.for_output``).
+        Books in different base currencies are never added together. Empty input gives zero
+        counts and no currency totals.
     """
     require_columns(valuation, VALUATION_DTYPES, where="valuation_summary")
     last = valuation.loc[valuation["business_date"] == valuation["business_date"].max()]
@@ -156,6 +159,6 @@ def valuation_summary(valuation: pd.DataFrame) -> dict[str, float | int]:
     }
     totals = last.groupby("base_currency", sort=True)[["market_value_base", "unrealized_pnl_base"]]
     for ccy, total in totals.sum().iterrows():
-        summary[f"market_value_{ccy}"] = float(total["market_value_base"])
-        summary[f"unrealized_pnl_{ccy}"] = float(total["unrealized_pnl_base"])
+        summary[f"market_value_{ccy}"] = for_output(total["market_value_base"])
+        summary[f"unrealized_pnl_{ccy}"] = for_output(total["unrealized_pnl_base"])
     return summary

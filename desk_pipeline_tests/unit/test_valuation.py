@@ -192,7 +192,7 @@ def test_the_summary_totals_the_last_day_per_base_currency_and_counts_missing_ma
             "market_value_GBP": -1_100.0,
             "unrealized_pnl_GBP": 100.0,
         },
-        rel=1e-12,
+        rel=5e-12,  # totals are rounded to 12 significant digits (precision.for_output)
     )
 
 
