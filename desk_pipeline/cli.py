@@ -11,6 +11,7 @@ import click
 import dagster as dg
 import pandas as pd
 
+from desk_pipeline import queries
 from desk_pipeline.adapters import consumer as event_consumer
 from desk_pipeline.adapters.publisher import (
     Backoff,
@@ -22,8 +23,7 @@ from desk_pipeline.adapters.publisher import (
 )
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.calendar import business_dates
-from desk_pipeline.domain.collateral import issuer_concentration
-from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, NoEndOfDayError
+from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError
 
 # Days per Dagster run in a backfill: bounds memory and gives the progress bar steps.
 BACKFILL_CHUNK_DAYS = 31
@@ -61,24 +61,8 @@ def _repository() -> PositionRepository:
     return WarehouseResource(url=_settings().warehouse_url).repository()
 
 
-def _date(value: str, option: str) -> str:
-    try:
-        return pd.Timestamp(value).strftime("%Y-%m-%d")
-    except ValueError as err:
-        raise InvalidRangeError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from err
-
-
 def _emit(document: Any, as_json: bool, human: Callable[[], str]) -> None:
     click.echo(json.dumps(document, indent=2) if as_json else human())
-
-
-def _number(value: Any) -> float | None:
-    return None if pd.isna(value) else float(value)
-
-
-def _text(value: Any) -> str | None:
-    # pandas 3 reads a missing string as NaN; JSON wants null.
-    return None if pd.isna(value) else str(value)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,7 +85,7 @@ def backfill(start: str, end: str, as_json: bool) -> None:
     from desk_pipeline.definitions import defs
     from desk_pipeline.defs.partitions import DAILY
 
-    first, last = _date(start, "--start"), _date(end, "--end")
+    first, last = queries.business_day(start, "--start"), queries.business_day(end, "--end")
     headers = _repository().eod_headers()
     # Stored days made stale by late trades are restated too: a late trade changes every later day.
     first = min([first, *headers.loc[headers["stale"], "business_date"]])
@@ -144,59 +128,16 @@ def backfill(start: str, end: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def positions(book: str, day: str, marks: bool, as_json: bool) -> None:
     """The stored end-of-day positions of BOOK on DATE (flat positions omitted)."""
-    business_date = _date(day, "--date")
-    repo = _repository()
-    stored = repo.valued_eod(book, business_date) if marks else repo.eod(book, business_date)
-    if stored is None:
-        raise NoEndOfDayError(f"no end-of-day positions for book {book} on {business_date}")
-    header, rows = stored
-    rows = rows[rows["quantity"] != 0]
-    if marks and not rows["valued"].all():
-        raise NoEndOfDayError(
-            f"the end-of-day positions of book {book} on {business_date} (snapshot "
-            f"{header['snapshot_id']}) are not valued yet; run `desk backfill --start "
-            f"{business_date} --end {business_date}` or materialise eod_valuation"
-        )
-    document = {
-        "book_id": book,
-        "business_date": business_date,
-        "as_of": header["as_of"].isoformat(),
-        "positions": [
-            {
-                "instrument_id": r.instrument_id,
-                "quantity": float(r.quantity),
-                "avg_price": float(r.avg_price),
-                "realized_pnl": float(r.realized_pnl),
-                **(_valuation_fields(r) if marks else {}),
-            }
-            for r in rows.itertuples()
-        ],
-    }
+    business_date = queries.business_day(day, "--date")
+    document = queries.positions_document(_repository(), book, business_date, marks=marks)
     _emit(
         document,
         as_json,
         lambda: (
             f"{book} {business_date} as of {document['as_of']}\n"
-            + rows.drop(columns=["book_id", "valued"], errors="ignore").to_string(index=False)
+            + pd.DataFrame(document["positions"]).to_string(index=False)
         ),
     )
-
-
-def _valuation_fields(row: Any) -> dict[str, Any]:
-    """A position's valuation in `desk positions --marks`; null where no mark or rate exists."""
-    return {
-        "price": _number(row.price),
-        "price_date": None if pd.isna(row.price_date) else row.price_date.strftime("%Y-%m-%d"),
-        "stale_price": bool(row.stale_price),
-        "currency": _text(row.currency),
-        "fx_rate": _number(row.fx_rate),
-        "base_currency": _text(row.base_currency),
-        "market_value": _number(row.market_value),
-        "market_value_base": _number(row.market_value_base),
-        "unrealized_pnl": _number(row.unrealized_pnl),
-        "unrealized_pnl_base": _number(row.unrealized_pnl_base),
-        "reason": _text(row.reason),
-    }
 
 
 @cli.command()
@@ -205,36 +146,9 @@ def _valuation_fields(row: Any) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def ranking(book: str, day: str, as_json: bool) -> None:
     """The collateral ranking of BOOK on DATE: eligible items by lendable value, then the rest."""
-    business_date = _date(day, "--date")
-    rows = _repository().ranking(book, business_date)
-    if rows.empty:
-        raise NoEndOfDayError(f"no collateral ranking for book {book} on {business_date}")
-    document = {
-        "book_id": book,
-        "business_date": business_date,
-        "as_of": rows["as_of"].iloc[0].isoformat(),
-        "items": [
-            {
-                "rank": None if pd.isna(r.rank) else int(r.rank),
-                "instrument_id": r.instrument_id,
-                "quantity": float(r.quantity),
-                "price": _number(r.price),
-                "fx_rate": _number(r.fx_rate),
-                "haircut": _number(r.haircut),
-                "value": _number(r.value),
-                "eligible": bool(r.eligible),
-                "reason": _text(r.reason),
-            }
-            for r in rows.itertuples()
-        ],
-    }
-    _emit(
-        document,
-        as_json,
-        lambda: rows.drop(columns=["book_id", "business_date", "snapshot_id", "as_of"]).to_string(
-            index=False
-        ),
-    )
+    business_date = queries.business_day(day, "--date")
+    document = queries.ranking_document(_repository(), book, business_date)
+    _emit(document, as_json, lambda: pd.DataFrame(document["items"]).to_string(index=False))
 
 
 @cli.command()
@@ -247,56 +161,23 @@ def concentration(book: str, day: str, as_json: bool) -> None:
     The limit is DESK_ISSUER_CONCENTRATION_LIMIT (default 0.25); shares come from the stored
     ranking, issuers from the stored instrument reference data.
     """
-    business_date = _date(day, "--date")
-    repo = _repository()
-    rows = repo.ranking(book, business_date)
-    if rows.empty:
-        raise NoEndOfDayError(f"no collateral ranking for book {book} on {business_date}")
-    instruments = repo.reference_as_of(pd.Timestamp(business_date), pd.Timestamp(business_date))
-    limit = _settings().issuer_concentration_limit
-    shares = issuer_concentration(rows, instruments.instruments, limit)
-    document = {
-        "book_id": book,
-        "business_date": business_date,
-        "as_of": rows["as_of"].iloc[0].isoformat(),
-        "limit": limit,
-        "issuers": [
-            {
-                "issuer": r.issuer,
-                "value": float(r.value),
-                "share": _number(r.share),
-                "over_limit": bool(r.over_limit),
-            }
-            for r in shares.itertuples()
-        ],
-    }
-    _emit(
-        document,
-        as_json,
-        lambda: shares.drop(columns=["book_id", "business_date"]).to_string(index=False),
+    business_date = queries.business_day(day, "--date")
+    document = queries.concentration_document(
+        _repository(), book, business_date, _settings().issuer_concentration_limit
     )
+    _emit(document, as_json, lambda: pd.DataFrame(document["issuers"]).to_string(index=False))
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def quarantine(as_json: bool) -> None:
     """Every rejected input row, with its source and reason."""
-    rows = _repository().quarantined()
-    document = [
-        {
-            "source": r.source,
-            "trade_id": r.trade_id,
-            "reason": _text(r.reason),
-            "reason_code": r.reason_code,
-            "row_number": int(r.row_number),
-            "raw": r.raw,
-        }
-        for r in rows.itertuples()
-    ]
+    document = queries.quarantine_document(_repository())
+    columns = ["source", "row_number", "trade_id", "reason"]
     _emit(
         document,
         as_json,
-        lambda: rows[["source", "row_number", "trade_id", "reason"]].to_string(index=False),
+        lambda: pd.DataFrame(document, columns=columns).to_string(index=False),
     )
 
 
@@ -394,17 +275,6 @@ def consume(
     _emit(stats.as_dict(), as_json, lambda: f"consumer {name} on {queue}: {stats.as_dict()}")
 
 
-def _book_of(raw: Any) -> str | None:
-    # A quarantined row keeps the row as received (JSON); an unreadable file has none.
-    try:
-        book = json.loads(raw).get("book_id")
-    except (TypeError, ValueError, AttributeError):
-        return None
-    if book is None:
-        return None
-    return str(book).strip() or None
-
-
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def status(as_json: bool) -> None:
@@ -412,34 +282,8 @@ def status(as_json: bool) -> None:
 
     Quarantined rows without a readable book_id are counted under "unattributed".
     """
-    repo = _repository()
-    headers = repo.eod_headers()
-    quarantined = repo.quarantined()["raw"].map(_book_of)
-    pending = repo.pending_events(limit=10**9)["book_id"].value_counts()
-    by_book = quarantined.value_counts()
-    books = sorted({*headers["book_id"], *by_book.index, *pending.index})
-    rows = []
-    for book in books:
-        own = headers[headers["book_id"] == book].sort_values("business_date", kind="stable")
-        latest = own.iloc[-1] if len(own) else None
-        rows.append(
-            {
-                "book_id": book,
-                "latest_eod": None if latest is None else latest["business_date"],
-                "latest_as_of": None
-                if latest is None
-                else pd.Timestamp(int(latest["as_of_us"]), unit="us", tz="UTC").isoformat(),
-                "stale_days": list(own.loc[own["stale"], "business_date"]),
-                "quarantined": int(by_book.get(book, 0)),
-                "events_pending": int(pending.get(book, 0)),
-            }
-        )
-    document = {
-        "books": rows,
-        "quarantined_total": len(quarantined),
-        "quarantined_unattributed": int(quarantined.isna().sum()),
-        "events_pending_total": int(pending.sum()),
-    }
+    document = queries.status_document(_repository())
+    rows = document["books"]
 
     def human() -> str:
         table = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["book_id"])

@@ -1,0 +1,247 @@
+"""The desk's read side: every JSON document `desk` prints and the HTTP API serves, built once."""
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.domain.collateral import issuer_concentration
+from desk_pipeline.domain.errors import InvalidRangeError, NoEndOfDayError
+
+
+def business_day(value: str, option: str) -> str:
+    """``value`` as a YYYY-MM-DD business day.
+
+    Raises:
+        InvalidRangeError: ``value`` is not a date; the message names ``option``.
+    """
+    try:
+        return pd.Timestamp(value).strftime("%Y-%m-%d")
+    except ValueError as err:
+        raise InvalidRangeError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from err
+
+
+def _number(value: Any) -> float | None:
+    return None if pd.isna(value) else float(value)
+
+
+def _text(value: Any) -> str | None:
+    # pandas 3 reads a missing string as NaN; JSON wants null.
+    return None if pd.isna(value) else str(value)
+
+
+def positions_document(
+    repo: PositionRepository, book: str, business_date: str, *, marks: bool = False
+) -> dict[str, Any]:
+    """The `desk positions --json` document: the stored EOD of ``book`` on ``business_date``.
+
+    Returns:
+        ``{"book_id", "business_date", "as_of", "positions": [{"instrument_id", "quantity",
+        "avg_price", "realized_pnl"}]}``, flat positions omitted; with ``marks`` each position
+        also carries its valuation (:func:`_valuation_fields`).
+
+    Raises:
+        NoEndOfDayError: no EOD is stored for that book and day, or (``marks``) it is not valued.
+    """
+    stored = repo.valued_eod(book, business_date) if marks else repo.eod(book, business_date)
+    if stored is None:
+        raise NoEndOfDayError(f"no end-of-day positions for book {book} on {business_date}")
+    header, rows = stored
+    rows = rows[rows["quantity"] != 0]
+    if marks and not rows["valued"].all():
+        raise NoEndOfDayError(
+            f"the end-of-day positions of book {book} on {business_date} (snapshot "
+            f"{header['snapshot_id']}) are not valued yet; run `desk backfill --start "
+            f"{business_date} --end {business_date}` or materialise eod_valuation"
+        )
+    return {
+        "book_id": book,
+        "business_date": business_date,
+        "as_of": header["as_of"].isoformat(),
+        "positions": [
+            {
+                "instrument_id": r.instrument_id,
+                "quantity": float(r.quantity),
+                "avg_price": float(r.avg_price),
+                "realized_pnl": float(r.realized_pnl),
+                **(_valuation_fields(r) if marks else {}),
+            }
+            for r in rows.itertuples()
+        ],
+    }
+
+
+def _valuation_fields(row: Any) -> dict[str, Any]:
+    """A position's valuation in `desk positions --marks`; null where no mark or rate exists."""
+    return {
+        "price": _number(row.price),
+        "price_date": None if pd.isna(row.price_date) else row.price_date.strftime("%Y-%m-%d"),
+        "stale_price": bool(row.stale_price),
+        "currency": _text(row.currency),
+        "fx_rate": _number(row.fx_rate),
+        "base_currency": _text(row.base_currency),
+        "market_value": _number(row.market_value),
+        "market_value_base": _number(row.market_value_base),
+        "unrealized_pnl": _number(row.unrealized_pnl),
+        "unrealized_pnl_base": _number(row.unrealized_pnl_base),
+        "reason": _text(row.reason),
+    }
+
+
+def _stored_ranking(
+    repo: PositionRepository, book: str, business_date: str
+) -> tuple[pd.Timestamp, pd.DataFrame]:
+    """The stored ranking of a book-day and its EOD's as_of (UTC).
+
+    A stored EOD that holds nothing (every trade cancelled or moved away) ranks nothing: its
+    ranking is empty, not missing.
+    """
+    rows = repo.ranking(book, business_date)
+    if len(rows):
+        return rows["as_of"].iloc[0], rows
+    stored = repo.eod(book, business_date)
+    if stored is not None and not (stored[1]["quantity"] != 0).any():
+        return stored[0]["as_of"], rows
+    raise NoEndOfDayError(f"no collateral ranking for book {book} on {business_date}")
+
+
+def ranking_document(repo: PositionRepository, book: str, business_date: str) -> dict[str, Any]:
+    """The `desk ranking --json` document: eligible items by lendable value, then the rest.
+
+    Returns:
+        ``{"book_id", "business_date", "as_of", "items": [{"rank", "instrument_id", "quantity",
+        "price", "fx_rate", "haircut", "value", "eligible", "reason"}]}``; value in the book's
+        base currency, rank null for ineligible items.
+
+    Raises:
+        NoEndOfDayError: no ranking is stored for that book and day.
+    """
+    as_of, rows = _stored_ranking(repo, book, business_date)
+    return {
+        "book_id": book,
+        "business_date": business_date,
+        "as_of": as_of.isoformat(),
+        "items": [
+            {
+                "rank": None if pd.isna(r.rank) else int(r.rank),
+                "instrument_id": r.instrument_id,
+                "quantity": float(r.quantity),
+                "price": _number(r.price),
+                "fx_rate": _number(r.fx_rate),
+                "haircut": _number(r.haircut),
+                "value": _number(r.value),
+                "eligible": bool(r.eligible),
+                "reason": _text(r.reason),
+            }
+            for r in rows.itertuples()
+        ],
+    }
+
+
+def concentration_document(
+    repo: PositionRepository, book: str, business_date: str, limit: float
+) -> dict[str, Any]:
+    """The `desk concentration --json` document: each issuer's share of eligible value.
+
+    Args:
+        repo: the warehouse.
+        book: book id.
+        business_date: YYYY-MM-DD.
+        limit: the largest share one issuer may hold (DESK_ISSUER_CONCENTRATION_LIMIT), 0..1.
+
+    Returns:
+        ``{"book_id", "business_date", "as_of", "limit", "issuers": [{"issuer", "value",
+        "share", "over_limit"}]}``; shares from the stored ranking, issuers from the stored
+        instrument reference data.
+
+    Raises:
+        NoEndOfDayError: no ranking is stored for that book and day.
+    """
+    as_of, rows = _stored_ranking(repo, book, business_date)
+    instruments = repo.reference_as_of(pd.Timestamp(business_date), pd.Timestamp(business_date))
+    shares = issuer_concentration(rows, instruments.instruments, limit)
+    return {
+        "book_id": book,
+        "business_date": business_date,
+        "as_of": as_of.isoformat(),
+        "limit": limit,
+        "issuers": [
+            {
+                "issuer": r.issuer,
+                "value": float(r.value),
+                "share": _number(r.share),
+                "over_limit": bool(r.over_limit),
+            }
+            for r in shares.itertuples()
+        ],
+    }
+
+
+def quarantine_document(repo: PositionRepository) -> list[dict[str, Any]]:
+    """The `desk quarantine --json` document: every rejected input row, oldest first.
+
+    Returns:
+        ``[{"source", "trade_id", "reason", "reason_code", "row_number", "raw"}]``; ``raw`` is
+        the row as received (JSON text), null for an unreadable file.
+    """
+    return [
+        {
+            "source": r.source,
+            "trade_id": r.trade_id,
+            "reason": _text(r.reason),
+            "reason_code": r.reason_code,
+            "row_number": int(r.row_number),
+            "raw": r.raw,
+        }
+        for r in repo.quarantined().itertuples()
+    ]
+
+
+def _book_of(raw: Any) -> str | None:
+    # A quarantined row keeps the row as received (JSON); an unreadable file has none.
+    try:
+        book = json.loads(raw).get("book_id")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if book is None:
+        return None
+    return str(book).strip() or None
+
+
+def status_document(repo: PositionRepository) -> dict[str, Any]:
+    """The `desk status --json` document: per book, latest EOD, stale days, quarantine, backlog.
+
+    Returns:
+        ``{"books": [{"book_id", "latest_eod", "latest_as_of", "stale_days", "quarantined",
+        "events_pending"}], "quarantined_total", "quarantined_unattributed",
+        "events_pending_total"}``; quarantined rows without a readable book_id count as
+        unattributed.
+    """
+    headers = repo.eod_headers()
+    quarantined = repo.quarantined()["raw"].map(_book_of)
+    pending = repo.pending_events(limit=10**9)["book_id"].value_counts()
+    by_book = quarantined.value_counts()
+    books = sorted({*headers["book_id"], *by_book.index, *pending.index})
+    rows = []
+    for book in books:
+        own = headers[headers["book_id"] == book].sort_values("business_date", kind="stable")
+        latest = own.iloc[-1] if len(own) else None
+        rows.append(
+            {
+                "book_id": book,
+                "latest_eod": None if latest is None else latest["business_date"],
+                "latest_as_of": None
+                if latest is None
+                else pd.Timestamp(int(latest["as_of_us"]), unit="us", tz="UTC").isoformat(),
+                "stale_days": list(own.loc[own["stale"], "business_date"]),
+                "quarantined": int(by_book.get(book, 0)),
+                "events_pending": int(pending.get(book, 0)),
+            }
+        )
+    return {
+        "books": rows,
+        "quarantined_total": len(quarantined),
+        "quarantined_unattributed": int(quarantined.isna().sum()),
+        "events_pending_total": int(pending.sum()),
+    }
