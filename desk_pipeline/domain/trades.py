@@ -1,10 +1,15 @@
 """Trades: validation of received rows, versions, and the effective trade set a snapshot uses."""
 
 import json
+import math
+import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from desk_pipeline.domain import parsing
+from desk_pipeline.domain.precision import MAX_ABS_QUANTITY, MAX_PRICE, QUANTITY_DECIMALS
 from desk_pipeline.domain.schema import (
     CANCEL,
     NEW,
@@ -21,8 +26,40 @@ REQUIRED_FIELDS = ("trade_id", "book_id", "instrument_id", "quantity", "price", 
 MAX_ID_LENGTH = 64
 # Versions are stored as 32-bit integers; a larger one would fail the whole batch's insert.
 MAX_VERSION = 2**31 - 1
-# Control characters (NUL above all: PostgreSQL refuses it in text) are never part of an id.
-CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
+# Control characters (NUL above all: PostgreSQL refuses it in text) are never part of an id, nor
+# are lone surrogates (no database encodes them; a CSV cannot hold them, another source can).
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f\ud800-\udfff]"
+# What no database column can store in text; replaced where quarantine rows keep received text.
+UNSTORABLE = r"[\x00\ud800-\udfff]"
+_UNSTORABLE = re.compile(UNSTORABLE)
+# JSON escapes NUL (\u0000) but writes unpaired surrogates as they are.
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+# Trade times accepted: [EARLIEST_TRADE_TIME, LATEST_TRADE_TIME). Anything outside is a typo or a
+# placeholder (0026 for 2026, 9999-12-31), not a trade.
+EARLIEST_TRADE_TIME = pd.Timestamp("1970-01-01", tz="UTC")
+LATEST_TRADE_TIME = pd.Timestamp("2100-01-01", tz="UTC")
+# Why a trade_time is refused, per parsing problem: (reason_code, reason).
+TRADE_TIME_PROBLEMS = {
+    parsing.NOT_ISO: (
+        "bad_trade_time",
+        "trade_time is not an ISO 8601 date-time (YYYY-MM-DDThh:mm[:ss[.fraction]]"
+        f"[Z|±hh[:mm]], at most {parsing.MAX_TEXT_LENGTH} characters)",
+    ),
+    parsing.DATE_ONLY: (
+        "trade_time_without_time",
+        "trade_time has no time of day: a date, a year-month or a year alone is not a trade time",
+    ),
+    parsing.OUT_OF_RANGE: (
+        "trade_time_out_of_range",
+        f"trade_time must be from {EARLIEST_TRADE_TIME.isoformat()} up to, not including, "
+        f"{LATEST_TRADE_TIME.isoformat()}",
+    ),
+    parsing.TOO_PRECISE: (
+        "trade_time_too_precise",
+        "trade_time has non-zero digits below the microsecond: the desk keeps trade times to the "
+        "microsecond and would otherwise order such trades by trade_id, not by time",
+    ),
+}
 # Comparing versions of the same (trade_id, version) must ignore float noise from text round trips.
 CONTENT_COLUMNS = ("status", "book_id", "instrument_id", "quantity", "price", "trade_time")
 
@@ -64,11 +101,14 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
         return empty_frame(TRADE_DTYPES), quarantine_rows(raw, source, "missing_columns", reason)
 
     text = {c: _text(raw, c) for c in (*REQUIRED_FIELDS, "version", "status")}
-    quantity = pd.to_numeric(text["quantity"], errors="coerce")
-    price = pd.to_numeric(text["price"], errors="coerce")
+    quantity = pd.to_numeric(text["quantity"], errors="coerce").astype("float64")
+    price = pd.to_numeric(text["price"], errors="coerce").astype("float64")
     version = pd.to_numeric(text["version"].replace("", "1"), errors="coerce")
     status = text["status"].str.upper().replace("", NEW)
-    trade_time = pd.to_datetime(text["trade_time"], errors="coerce", utc=True, format="ISO8601")
+    trade_time, time_problem = parsing.parse_instants(
+        text["trade_time"], EARLIEST_TRADE_TIME, LATEST_TRADE_TIME
+    )
+    places = pd.Series(parsing.decimal_places(text["quantity"]), index=raw.index)
 
     checks: list[tuple[pd.Series, str, str]] = []
     for field in ("trade_id", "book_id", "instrument_id"):
@@ -84,17 +124,32 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
             (
                 text[field].str.contains(CONTROL_CHARACTERS, regex=True),
                 f"bad_{field}",
-                f"{field} contains control characters",
+                f"{field} contains control characters or unpaired surrogates",
             )
         )
     checks += [
         (quantity.isna(), "quantity_not_numeric", "quantity is not a number"),
         (~np.isfinite(quantity.fillna(0)), "quantity_not_finite", "quantity is not finite"),
+        (
+            quantity.abs() > MAX_ABS_QUANTITY,
+            "quantity_out_of_range",
+            f"quantity must be between -{MAX_ABS_QUANTITY:g} and {MAX_ABS_QUANTITY:g}",
+        ),
+        (
+            places > QUANTITY_DECIMALS,
+            "quantity_too_precise",
+            f"quantity has more than {QUANTITY_DECIMALS} decimal places (or is written in more "
+            f"than {parsing.MAX_TEXT_LENGTH} characters)",
+        ),
         (quantity == 0, "zero_quantity", "quantity is zero"),
         (price.isna(), "price_not_numeric", "price is not a number"),
         (~np.isfinite(price.fillna(1)), "price_not_finite", "price is not finite"),
         (price <= 0, "price_not_positive", "price must be greater than zero"),
-        (trade_time.isna(), "bad_trade_time", "trade_time is not an ISO 8601 timestamp"),
+        (price > MAX_PRICE, "price_out_of_range", f"price must be at most {MAX_PRICE:g}"),
+        *(
+            (time_problem == problem, code, reason)
+            for problem, (code, reason) in TRADE_TIME_PROBLEMS.items()
+        ),
         (
             version.isna() | (version < 1) | (version > MAX_VERSION) | (version.fillna(0) % 1 != 0),
             "bad_version",
@@ -112,8 +167,8 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
             "status": status,
             "book_id": text["book_id"],
             "instrument_id": text["instrument_id"],
-            "quantity": quantity.astype("float64"),
-            "price": price.astype("float64"),
+            "quantity": quantity,
+            "price": price,
             "trade_time": trade_time,
         }
     )[~bad]
@@ -179,7 +234,7 @@ def quarantine_rows(
     """
     if raw.empty:
         return empty_frame(QUARANTINE_DTYPES)
-    records = raw.astype("object").where(raw.notna(), None).to_dict(orient="records")
+    records = raw.astype("object").to_dict(orient="records")
     return pd.DataFrame(
         {
             "source": source,
@@ -187,11 +242,42 @@ def quarantine_rows(
             # The id as received, cleaned only so that the quarantine itself can store it.
             "trade_id": _text(raw, "trade_id").str.replace(CONTROL_CHARACTERS, "?", regex=True),
             "reason_code": reason_code,
-            "reason": reason,
-            "raw": [json.dumps(r, default=str, ensure_ascii=False) for r in records],
+            "reason": storable(pd.Series(reason, index=raw.index, dtype="object")),
+            "raw": [raw_json(r) for r in records],
         },
         index=raw.index,
     )
+
+
+def raw_json(record: dict[Any, Any]) -> str:
+    """A received row as a valid JSON object (RFC 8259) that any database can store.
+
+    Missing cells and NaN are null, an infinite number is its text (``"inf"``); text keeps
+    every character (control characters escaped) except unpaired surrogates (U+FFFD); other
+    values are their text.
+    """
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return _SURROGATES.sub("\ufffd", value)
+        if value is None or value is pd.NA or value is pd.NaT:
+            return None
+        if isinstance(value, bool | np.bool_):
+            return bool(value)
+        if isinstance(value, int | np.integer):
+            return int(value)
+        if isinstance(value, float | np.floating):
+            number = float(value)
+            return None if math.isnan(number) else number if math.isfinite(number) else str(number)
+        return clean(str(value))
+
+    body = {clean(str(k)): clean(v) for k, v in record.items()}
+    return json.dumps(body, ensure_ascii=False, allow_nan=False)
+
+
+def storable(texts: pd.Series) -> pd.Series:
+    """Received text with NUL and unpaired surrogates replaced by U+FFFD (see UNSTORABLE)."""
+    return texts.astype(str).str.replace(UNSTORABLE, "\ufffd", regex=True)
 
 
 def quarantine_whole_source(source: str, reason_code: str, reason: str) -> pd.DataFrame:
@@ -202,7 +288,7 @@ def quarantine_whole_source(source: str, reason_code: str, reason: str) -> pd.Da
             "row_number": [0],
             "trade_id": [""],
             "reason_code": [reason_code],
-            "reason": [reason],
+            "reason": [_UNSTORABLE.sub("\ufffd", reason)],
             "raw": [""],
         }
     )
