@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.schema import (
     POSITION_DTYPES,
     TRADE_COLUMNS,
@@ -76,3 +77,26 @@ def reason_codes(reasons: pd.Series) -> list[list[str]]:
         [] if reason is None else [part.split(":")[0] for part in reason.split("; ")]
         for reason in reasons
     ]
+
+
+def store_eods(repo: PositionRepository, books: list[str], days: list[str]) -> list:
+    """One EOD per book and day, written day by day as a backfill would."""
+    writes = []
+    for day in days:
+        as_of = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
+        frame = pd.DataFrame(
+            [
+                {
+                    "book_id": book,
+                    "instrument_id": "DE0001",
+                    "quantity": 100.0,
+                    "avg_price": 1.0,
+                    "realized_pnl": 0.0,
+                    "business_date": day,
+                    "as_of": as_of,
+                }
+                for book in books
+            ]
+        )
+        writes += repo.keep_last_eod(frame, now_micros())
+    return writes

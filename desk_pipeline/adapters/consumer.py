@@ -121,6 +121,8 @@ class InboxConsumer:
         self.handler = handler
         self.max_attempts = max_attempts
         self.stats = ConsumerStats()
+        # Why the last failed attempt failed: the reason a dead-lettered message carries.
+        self.last_failure = ""
 
     def process(self, delivery: Delivery) -> str:
         """Handle one delivery and say what to do with it: ``ack``, ``retry`` or ``dead_letter``.
@@ -139,6 +141,7 @@ class InboxConsumer:
         # The consumer's outer boundary: any handler failure is a failed attempt of this
         # message, never the end of the consumer.
         except Exception as err:
+            self.last_failure = f"{type(err).__name__}: {err}"
             if delivery.attempt >= self.max_attempts:
                 log.error(
                     "consumer %s: message %s failed %s times, dead-lettered: %s",

@@ -41,12 +41,17 @@ class OutgoingEvent:
     book_id: str
     payload: str
 
+    @property
+    def schema_version(self) -> int:
+        """The document's ``schema_version`` (the outbox row keeps it only in the payload)."""
+        return int(json.loads(self.payload)["schema_version"])
+
 
 class EventPublisher(Protocol):
     """Port: publishes events and returns only once the broker has confirmed every one.
 
-    A new broker (Kafka, say) is one new class with this method plus a branch in
-    ``publisher_from``; the relay, the outbox and the sensor do not change.
+    A broker is one class with this method plus a branch in ``publisher_from`` (RabbitMQ here,
+    Kafka in ``kafka.py``); the relay, the outbox and the sensor do not change.
     """
 
     def publish(self, events: Sequence[OutgoingEvent]) -> None:
@@ -365,15 +370,27 @@ class RelayCursor:
 
 
 def publisher_from(spec: str) -> EventPublisher:
-    """Build the publisher named by DESK_EVENT_PUBLISHER: ``log`` or ``rabbitmq:<amqp url>``."""
+    """Build the publisher named by DESK_EVENT_PUBLISHER.
+
+    ``log``, ``rabbitmq:<amqp url>`` or ``kafka:<bootstrap servers>[?topic=<name>&…]``.
+
+    Raises:
+        PublishError: any other spec.
+    """
     kind, _, argument = spec.partition(":")
     if kind == "log":
         return LogPublisher()
     if kind == "rabbitmq" and argument.startswith(("amqp://", "amqps://")):
         return RabbitMQPublisher(argument)
+    if kind == "kafka":
+        # Imported here: the Kafka adapter builds on this module's port.
+        from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings
+
+        return KafkaPublisher(KafkaSettings.from_spec(spec))
     raise PublishError(
-        f"DESK_EVENT_PUBLISHER={spec!r} is not understood; use 'log' or 'rabbitmq:<amqp url>' "
-        "(e.g. rabbitmq:amqp://guest:guest@127.0.0.1:5672/%2F)"
+        f"DESK_EVENT_PUBLISHER={spec!r} is not understood; use 'log', 'rabbitmq:<amqp url>' "
+        "(e.g. rabbitmq:amqp://guest:guest@127.0.0.1:5672/%2F) or 'kafka:<bootstrap servers>' "
+        "(e.g. kafka:127.0.0.1:9092?topic=desk.events)"
     )
 
 

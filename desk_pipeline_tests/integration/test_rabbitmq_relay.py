@@ -7,7 +7,6 @@ import time
 import uuid
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.consumer import (
@@ -25,10 +24,11 @@ from desk_pipeline.adapters.publisher import (
     relay_once,
     routing_key,
 )
-from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs import automation
 from desk_pipeline.defs.resources import PublisherResource, WarehouseResource
 from desk_pipeline_tests.broker import amqp_url, channel_on, drain, free_port, temporary_vhost
+from desk_pipeline_tests.builders import store_eods
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -54,29 +54,6 @@ def repo(sqlite_url):
     repository = PositionRepository(sqlite_url)
     yield repository
     repository.engine.dispose()
-
-
-def store_eods(repo: PositionRepository, books: list[str], days: list[str]) -> list:
-    """One EOD per book and day, written day by day as a backfill would."""
-    writes = []
-    for day in days:
-        as_of = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
-        frame = pd.DataFrame(
-            [
-                {
-                    "book_id": book,
-                    "instrument_id": "DE0001",
-                    "quantity": 100.0,
-                    "avg_price": 1.0,
-                    "realized_pnl": 0.0,
-                    "business_date": day,
-                    "as_of": as_of,
-                }
-                for book in books
-            ]
-        )
-        writes += repo.keep_last_eod(frame, now_micros())
-    return writes
 
 
 def bound_queue(url: str, books: list[str], name: str = "q.audit") -> str:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from desk_pipeline.adapters.consumer import InvalidEventError, event_schema, parse_event
+from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings
 from desk_pipeline.adapters.publisher import (
     Backoff,
     PublishError,
@@ -115,12 +116,29 @@ def test_the_relay_cursor_keeps_the_backlog_and_backs_off_until_a_pass_succeeds(
     assert RelayCursor.from_json("backlog=3") == RelayCursor()  # an older cursor format
 
 
-def test_the_publisher_spec_names_log_or_a_rabbitmq_url_and_nothing_else():
+def test_the_publisher_spec_names_log_a_rabbitmq_url_or_kafka_servers_and_nothing_else():
     rabbit = publisher_from("rabbitmq:amqp://guest:guest@127.0.0.1:5672/%2F")
     assert isinstance(rabbit, RabbitMQPublisher)
     assert rabbit.url == "amqp://guest:guest@127.0.0.1:5672/%2F"
-    for spec in ("kafka:localhost:9092", "rabbitmq:", "rabbitmq:localhost"):
+    kafka = publisher_from("kafka:h1:9092,h2:9092?topic=desk.eod&security.protocol=SASL_SSL")
+    assert isinstance(kafka, KafkaPublisher)
+    assert kafka.settings == KafkaSettings(
+        "h1:9092,h2:9092", "desk.eod", (("security.protocol", "SASL_SSL"),)
+    )
+    assert kafka.producer_config()["security.protocol"] == "SASL_SSL"
+    assert KafkaSettings.from_spec("kafka:h1:9092").topic == "desk.events"
+    assert KafkaSettings.from_spec("kafka:h1:9092").dead_letter_topic == "desk.events.dlq"
+    for spec in ("rabbitmq:", "rabbitmq:localhost", "amqp://h"):
         with pytest.raises(PublishError, match="not understood"):
+            publisher_from(spec)
+    for spec, problem in [
+        ("kafka", "names no Kafka broker"),
+        ("kafka:", "names no Kafka broker"),
+        ("kafka:?topic=x", "names no Kafka broker"),
+        ("kafka:h:9092?topic=a/b", "not a Kafka topic name"),
+        ("kafka:h:9092?topic", "bad options"),
+    ]:
+        with pytest.raises(PublishError, match=problem):
             publisher_from(spec)
 
 
