@@ -17,7 +17,7 @@ DEMO_TZ := $(or $(DESK_TIMEZONE),UTC)
 DEMO_START := $(shell TZ=$(DEMO_TZ) date -d "$$(( $(DEMO_DAYS) - 1 )) days ago" +%F)
 DEMO_END := $(shell TZ=$(DEMO_TZ) date +%F)
 
-.PHONY: install instance run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean
+.PHONY: install instance migrate run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean
 
 $(BIN)/desk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,11 @@ instance:
 run demo-backfill dev: export DESK_START_DATE ?= $(DEMO_START)
 
 ## run: install, backfill the demo desk's last $(DEMO_DAYS) days, start the UI + daemon
-run: install instance demo-backfill dev
+run: install instance migrate demo-backfill dev
+
+## migrate: bring the warehouse schema to the latest revision (deployments run it first)
+migrate: install instance
+	$(BIN)/desk migrate
 
 demo-backfill: install instance
 	$(BIN)/desk backfill --start $(DEMO_START) --end $(DEMO_END)

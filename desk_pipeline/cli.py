@@ -22,6 +22,7 @@ from desk_pipeline.adapters.publisher import (
     relay_once,
 )
 from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.defs import runs as desk_runs
 from desk_pipeline.domain.calendar import business_dates
 from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError
 
@@ -34,14 +35,26 @@ def backfill_chunks(dates: list[str]) -> list[list[str]]:
     return [dates[i : i + BACKFILL_CHUNK_DAYS] for i in range(0, len(dates), BACKFILL_CHUNK_DAYS)]
 
 
-def run_range(job: Any, instance: dg.DagsterInstance, days: list[str], *, trigger: str) -> str:
-    """One single-run range backfill of ``job`` over ``days``, in-process; returns the run id."""
+def run_range(
+    job: Any,
+    instance: dg.DagsterInstance,
+    days: list[str],
+    *,
+    trigger: str,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """One single-run range backfill of ``job`` over ``days``, in-process; returns the run id.
+
+    The run's tags name this process, so a later command can fail the run if it is killed.
+    """
     result = job.execute_in_process(
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": days[0],
             "dagster/asset_partition_range_end": days[-1],
             "desk/trigger": trigger,
+            **desk_runs.process_tags(),
+            **(tags or {}),
         },
         raise_on_error=True,
     )
@@ -61,13 +74,41 @@ def _repository() -> PositionRepository:
     return WarehouseResource(url=_settings().warehouse_url).repository()
 
 
+def _notice(line: str) -> None:
+    """Tell the operator what the desk is doing for them, on stderr (stdout stays the answer)."""
+    click.echo(f"desk: {line}", err=True)
+
+
 def _emit(document: Any, as_json: bool, human: Callable[[], str]) -> None:
     click.echo(json.dumps(document, indent=2) if as_json else human())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Securities-financing desk pipeline: positions, end-of-day snapshots, collateral ranking."""
+    # Runs left by a killed desk process hold pool slots that would block every later run:
+    # any command fails them first (doctor only reports them unless told to --repair).
+    if ctx.invoked_subcommand != "doctor" and os.environ.get("DAGSTER_HOME"):
+        for repair in desk_runs.repair_orphaned_runs(desk_runs.desk_instance()):
+            _notice(f"repaired {repair.describe()}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def migrate(as_json: bool) -> None:
+    """Bring the warehouse schema to the latest revision; safe to run from several shells.
+
+    Deployments run it before starting the desk. Other commands migrate a warehouse that is
+    behind too, under the same lock; a current schema is only read.
+    """
+    from desk_pipeline.adapters.warehouse import schema_head
+
+    repository = _repository()
+    applied = repository.applied
+    document = {"revision": repository.schema_revision(), "applied": applied}
+    done = f"applied {', '.join(applied)}" if applied else "nothing to apply"
+    _emit(document, as_json, lambda: f"warehouse schema at {schema_head()} ({done})")
 
 
 @cli.command()
@@ -98,13 +139,15 @@ def backfill(start: str, end: str, as_json: bool) -> None:
             f"({_settings().start_date} to today); set DESK_START_DATE earlier or pick other days"
         )
     job = defs.resolve_job_def("daily_job")
-    home = os.environ.get("DAGSTER_HOME")
-    if home:
-        os.makedirs(home, exist_ok=True)
-    instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
+    instance = desk_runs.desk_instance()
     chunks = backfill_chunks(dates)
-    with click.progressbar(chunks, label="backfill", file=sys.stderr, show_pos=True) as bar:
-        runs = [run_range(job, instance, chunk, trigger="desk backfill") for chunk in bar]
+    with (
+        desk_runs.backfill_claim(instance, dates[0], dates[-1], on_wait=_notice) as claim,
+        desk_runs.watching_orphans(instance),
+        click.progressbar(chunks, label="backfill", file=sys.stderr, show_pos=True) as bar,
+    ):
+        tags = {desk_runs.BACKFILL_TAG: claim}
+        runs = [run_range(job, instance, c, trigger="desk backfill", tags=tags) for c in bar]
     relay = relay_once(_repository(), publisher_from(_settings().event_publisher))
     document = {
         "start": dates[0],
@@ -223,13 +266,14 @@ def _request_ranking(book_id: str, business_date: str) -> None:
     """
     from desk_pipeline.definitions import defs
 
-    home = os.environ.get("DAGSTER_HOME")
-    instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
     defs.resolve_job_def("daily_job").execute_in_process(
-        instance=instance,
+        instance=desk_runs.desk_instance(),
         partition_key=business_date,
         asset_selection=[dg.AssetKey("collateral_ranking")],
-        tags={"desk/trigger": f"desk consume: PositionSnapshotCreated {book_id}"},
+        tags={
+            "desk/trigger": f"desk consume: PositionSnapshotCreated {book_id}",
+            **desk_runs.process_tags(),
+        },
         raise_on_error=True,
     )
 
@@ -300,11 +344,16 @@ def status(as_json: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Fail runs whose desk process is gone and free their pool slots; list what was done.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def doctor(as_json: bool) -> None:
-    """Check the configuration: warehouse reachable, migrations current, source, broker.
+def doctor(repair: bool, as_json: bool) -> None:
+    """Check the configuration: warehouse reachable, migrations current, source, broker, runs.
 
-    Changes nothing (no migration, no file). Exits 1 when any check fails.
+    Changes nothing (no migration, no file) unless --repair. Exits 1 when any check fails.
     """
     from desk_pipeline.adapters import health
 
@@ -314,15 +363,32 @@ def doctor(as_json: bool) -> None:
         health.source_finding(settings.trade_source),
         health.broker_finding(settings.event_publisher),
     ]
+    repaired = []
+    if desk_runs.instance_exists():
+        instance = desk_runs.desk_instance()
+        if repair:
+            repaired = [r.describe() for r in desk_runs.repair_orphaned_runs(instance)]
+        orphans = [run.run_id for run in desk_runs.orphaned_runs(instance)]
+        detail = (
+            f"{len(orphans)} run(s) whose desk process is gone ({', '.join(orphans)}); "
+            "run `desk doctor --repair` (any other desk command repairs them too)"
+            if orphans
+            else "no run is held by a dead desk process"
+        )
+        findings.append(health.Finding("runs", not orphans, detail))
     document = {
         "ok": all(f.ok for f in findings),
         "checks": [{"check": f.check, "ok": f.ok, "detail": f.detail} for f in findings],
+        "repaired": repaired,
     }
     _emit(
         document,
         as_json,
         lambda: "\n".join(
-            f"{'ok  ' if f.ok else 'FAIL'} {f.check:<10} {f.detail}" for f in findings
+            [
+                *(f"repaired {line}" for line in repaired),
+                *(f"{'ok  ' if f.ok else 'FAIL'} {f.check:<10} {f.detail}" for f in findings),
+            ]
         ),
     )
     failed = [f.check for f in findings if not f.ok]

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from desk_pipeline.defs import automation
+from desk_pipeline.defs import automation, runs
 from desk_pipeline.defs.collateral import assets as collateral_assets
 from desk_pipeline.defs.collateral import checks as collateral_checks
 from desk_pipeline.defs.positions import assets as position_assets
@@ -23,6 +23,7 @@ defs = dg.Definitions(
         automation.outbox_relay_sensor,
         freshness.freshness_checks_sensor,
         sensors.restatement_sensor,
+        runs.orphaned_runs_sensor,
     ],
     resources=resources_from(SETTINGS),
 )

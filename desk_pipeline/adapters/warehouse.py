@@ -113,7 +113,7 @@ class PositionRepository:
         """Connect to ``url`` (a SQLAlchemy URL) and bring its schema to the latest migration."""
         self.url = url
         self.engine = _engine(url)
-        self.migrate()
+        self.applied = self.migrate()
 
     def migrate(self) -> list[str]:
         """Apply every pending Alembic migration, one process at a time; return those applied.

@@ -1,0 +1,347 @@
+"""Runs the desk starts in-process: their instance, their owner, and repair when the owner died.
+
+`desk backfill` (and `desk consume`) execute runs inside the command's own process. When that
+process is killed (OOM, a deploy, SIGKILL), its runs stay STARTED and keep their pool slots;
+Dagster's run monitoring only watches runs its launcher started. So every such run carries its
+owner (``desk/host``, ``desk/pid``, ``desk/pid_started``) in its tags, and any later desk
+command, the daemon's ``orphaned_runs_sensor`` and ``desk doctor --repair`` fail the runs whose
+owner is gone and free their slots. Overlapping backfills are refused through claims: a file per
+running backfill, held locked (``flock``) by its process, so a dead backfill's claim lapses with
+it.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+from filelock import FileLock, Timeout
+
+from desk_pipeline.domain.calendar import business_dates
+
+log = logging.getLogger(__name__)
+
+HOST_TAG = "desk/host"
+PID_TAG = "desk/pid"
+PID_STARTED_TAG = "desk/pid_started"
+BACKFILL_TAG = "desk/backfill"
+# Statuses of a run whose process may still be executing it.
+IN_FLIGHT = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+# How often a backfill waiting on a pool slot looks for slots held by dead processes.
+WATCH_SECONDS = 10.0
+
+
+def _started(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), telling a reused pid apart.
+
+    None where /proc is missing (not Linux) or the process is gone.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming this process as the owner of the runs it executes in-process."""
+    pid = os.getpid()
+    started = _started(pid)
+    return {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(pid),
+        **({PID_STARTED_TAG: started} if started else {}),
+    }
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether process ``pid`` still runs and is the one that started (not a reused pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's live process
+    if _zombie(pid):
+        return False
+    return started is None or _started(pid) in (None, started)
+
+
+def _owner_gone(run: dg.DagsterRun, host: str) -> bool:
+    tags = run.tags
+    if tags.get(HOST_TAG) != host or not tags.get(PID_TAG, "").isdigit():
+        return False  # another host's run (or not a desk run): only its own host can tell
+    return not _alive(int(tags[PID_TAG]), tags.get(PID_STARTED_TAG))
+
+
+@dataclasses.dataclass(frozen=True)
+class Repair:
+    """One thing a repair did: a run failed because its process is gone, or slots freed."""
+
+    run_id: str
+    action: str
+    slots_freed: int
+
+    def describe(self) -> str:
+        """One line for an operator."""
+        return f"run {self.run_id}: {self.action}; freed {self.slots_freed} pool slot(s)"
+
+
+def _slots_held(instance: dg.DagsterInstance) -> dict[str, int]:
+    storage = instance.event_log_storage
+    held: dict[str, int] = {}
+    for key in storage.get_concurrency_keys():
+        for slot in storage.get_concurrency_info(key).claimed_slots:
+            held[slot.run_id] = held.get(slot.run_id, 0) + 1
+    for run_id in storage.get_concurrency_run_ids():
+        held.setdefault(run_id, 0)
+    return held
+
+
+def orphaned_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """In-flight runs of this host whose owning process is gone."""
+    host = socket.gethostname()
+    runs = instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT, tags={HOST_TAG: host}))
+    return [run for run in runs if _owner_gone(run, host)]
+
+
+def repair_orphaned_runs(instance: dg.DagsterInstance) -> list[Repair]:
+    """Fail every run whose process is gone; free its slots and those of any finished run.
+
+    Safe to run from several processes at once: a run already failed is left alone.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    repairs: list[Repair] = []
+    held = _slots_held(instance)
+    for run in orphaned_runs(instance):
+        current = instance.get_run_by_id(run.run_id)
+        if current is None or current.status not in IN_FLIGHT:
+            continue
+        owner = f"pid {run.tags[PID_TAG]} on {run.tags[HOST_TAG]}"
+        message = (
+            f"The process that executed this run ({owner}, "
+            f"{run.tags.get('desk/trigger', 'desk')}) is gone (killed or crashed); "
+            "marked failed by the desk. Re-run the same command to complete the work."
+        )
+        instance.report_run_failed(current, message)
+        storage.free_concurrency_slots_for_run(run.run_id)
+        repairs.append(
+            Repair(run.run_id, f"failed: its process ({owner}) is gone", held.get(run.run_id, 0))
+        )
+    repaired = {r.run_id for r in repairs}
+    leaked = [run_id for run_id in held if run_id not in repaired]
+    for record in instance.get_run_records(dg.RunsFilter(run_ids=leaked)) if leaked else []:
+        run = record.dagster_run
+        if run.is_finished:
+            storage.free_concurrency_slots_for_run(run.run_id)
+            status = run.status.value.lower()
+            repairs.append(Repair(run.run_id, f"{status} run still held slots", held[run.run_id]))
+    return repairs
+
+
+def instance_exists() -> bool:
+    """Whether DAGSTER_HOME holds an instance already (opening one would create files)."""
+    home = os.environ.get("DAGSTER_HOME")
+    return bool(home) and any((Path(home) / name).exists() for name in ("dagster.yaml", "history"))
+
+
+def desk_instance() -> dg.DagsterInstance:
+    """The instance of DAGSTER_HOME, or an ephemeral one without it.
+
+    Created under a file lock: Dagster's SQLite storage creates its tables when the instance is
+    first opened, and two processes opening a new DAGSTER_HOME at once raced ("table runs
+    already exists").
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    Path(home).mkdir(parents=True, exist_ok=True)
+    with FileLock(Path(home) / ".desk-instance.lock"):
+        return dg.DagsterInstance.get()
+
+
+@contextmanager
+def watching_orphans(instance: dg.DagsterInstance) -> Iterator[None]:
+    """While the block runs, repair dead processes' runs every WATCH_SECONDS.
+
+    A run that waits on a pool slot held by a process killed after this run started would
+    otherwise wait forever.
+    """
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(WATCH_SECONDS):
+            try:
+                for repair in repair_orphaned_runs(instance):
+                    log.warning("repaired %s", repair.describe())
+            except Exception:  # a watcher that dies must not fail the backfill it watches
+                log.exception("repairing orphaned runs failed; will retry")
+
+    watcher = threading.Thread(target=watch, name="desk-orphan-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+
+
+@dataclasses.dataclass(frozen=True)
+class BackfillClaim:
+    """A running backfill's days and owner, as written in its claim file."""
+
+    claim_id: str
+    first: str
+    last: str
+    pid: int
+    host: str
+    started_at: float
+
+    def overlaps(self, first: str, last: str) -> bool:
+        """Whether [first, last] shares a day with this claim's range (YYYY-MM-DD strings)."""
+        return self.first <= last and first <= self.last
+
+
+def _live_claims(folder: Path) -> list[BackfillClaim]:
+    """Claims whose process still holds them; lapsed ones (their process died) are removed."""
+    claims = []
+    for path in sorted(folder.glob("*.json")):
+        lock = FileLock(path.with_suffix(".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            claims.append(BackfillClaim(**json.loads(path.read_text())))
+            continue
+        path.unlink(missing_ok=True)
+        lock.release()
+        path.with_suffix(".lock").unlink(missing_ok=True)
+    return claims
+
+
+def seconds_per_day(instance: dg.DagsterInstance) -> float | None:
+    """Mean wall time per business day of this instance's recent successful desk backfills."""
+    records = instance.get_run_records(
+        dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.SUCCESS], tags={"desk/trigger": "desk backfill"}
+        ),
+        limit=20,
+    )
+    spent = days = 0.0
+    for record in records:
+        tags = record.dagster_run.tags
+        if record.start_time is None or record.end_time is None:
+            continue
+        spent += record.end_time - record.start_time
+        days += len(
+            business_dates(
+                tags["dagster/asset_partition_range_start"],
+                tags["dagster/asset_partition_range_end"],
+            )
+        )
+    return spent / days if days else None
+
+
+def _wait_message(
+    instance: dg.DagsterInstance, holder: BackfillClaim, first: str, last: str
+) -> str:
+    runs = instance.get_runs(
+        dg.RunsFilter(statuses=IN_FLIGHT, tags={BACKFILL_TAG: holder.claim_id}), limit=1
+    )
+    run = f"run {runs[0].run_id}" if runs else "its first run is starting"
+    per_day = seconds_per_day(instance)
+    if per_day is None:
+        eta = "no estimate yet: no backfill has finished on this instance"
+    else:
+        elapsed = time.time() - holder.started_at
+        left = per_day * len(business_dates(holder.first, holder.last)) - elapsed
+        eta = f"about {max(left, 0):.0f} s left, from recent backfills"
+    return (
+        f"days {first}..{last} overlap the backfill of {holder.first}..{holder.last} "
+        f"({run}; pid {holder.pid} on {holder.host}); waiting for it to finish ({eta})"
+    )
+
+
+@contextmanager
+def backfill_claim(
+    instance: dg.DagsterInstance,
+    first: str,
+    last: str,
+    on_wait: Callable[[str], None],
+) -> Iterator[str]:
+    """Claim business days first..last for this process's backfill; yields the claim id.
+
+    A live backfill holding some of these days is waited for (queued behind it, in claim
+    order), after ``on_wait`` is told which run holds them and an estimate of when it ends.
+    A backfill that dies drops its claim with its process, so waiters never wait on the dead.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:  # an ephemeral instance is this process's alone
+        yield uuid.uuid4().hex
+        return
+    folder = Path(home) / "backfills"
+    folder.mkdir(parents=True, exist_ok=True)
+    claim_id = uuid.uuid4().hex
+    own = FileLock(folder / f"{claim_id}.lock")
+    told: set[str] = set()
+    while True:
+        with FileLock(folder / ".claims.lock"):
+            holder = next((c for c in _live_claims(folder) if c.overlaps(first, last)), None)
+            if holder is None:
+                own.acquire()
+                claim = BackfillClaim(
+                    claim_id, first, last, os.getpid(), socket.gethostname(), time.time()
+                )
+                (folder / f"{claim_id}.json").write_text(json.dumps(dataclasses.asdict(claim)))
+                break
+        if holder.claim_id not in told:
+            told.add(holder.claim_id)
+            on_wait(_wait_message(instance, holder, first, last))
+        # Blocks until the holder releases its claim or its process dies.
+        with FileLock(folder / f"{holder.claim_id}.lock"):
+            pass
+        (folder / f"{holder.claim_id}.lock").unlink(missing_ok=True)
+    try:
+        yield claim_id
+    finally:
+        (folder / f"{claim_id}.json").unlink(missing_ok=True)
+        own.release()
+        (folder / f"{claim_id}.lock").unlink(missing_ok=True)
+
+
+@dg.sensor(
+    name="orphaned_runs_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fails runs whose desk process is gone (killed, crashed) and frees their slots.",
+)
+def orphaned_runs_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    """The daemon's pass of :func:`repair_orphaned_runs`."""
+    repairs = repair_orphaned_runs(context.instance)
+    for repair in repairs:
+        context.log.warning("repaired %s", repair.describe())
+    return dg.SkipReason(
+        "; ".join(r.describe() for r in repairs) if repairs else "no orphaned runs"
+    )
