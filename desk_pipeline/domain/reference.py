@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from desk_pipeline.domain import parsing
 from desk_pipeline.domain.haircuts import rating_notch
+from desk_pipeline.domain.precision import MAX_PRICE
 from desk_pipeline.domain.schema import (
     ASSET_CLASSES,
     BOOK_DTYPES,
@@ -19,14 +21,32 @@ from desk_pipeline.domain.schema import (
     conform,
     empty_frame,
 )
-from desk_pipeline.domain.trades import quarantine_rows, quarantine_whole_source
+from desk_pipeline.domain.trades import (
+    CONTROL_CHARACTERS,
+    UNSTORABLE,
+    quarantine_rows,
+    quarantine_whole_source,
+)
 
 # A source that cannot read a reference file at all (not UTF-8, not CSV) hands over one row with
 # this single column holding the problem; validation turns it into one whole-file quarantine row.
 UNREADABLE_COLUMN = "_unreadable_file"
 # CRE22.56-22.59: the minimum holding period of repo-style transactions is five business days.
 DEFAULT_HOLDING_PERIOD_DAYS = 5
+# A holding period is at most a year of business days (and fits the warehouse's integer).
+MAX_HOLDING_PERIOD_DAYS = 260
 MAX_ID_LENGTH = 64
+# Marks and FX rates are dated like trades: [EARLIEST_MARK_DATE, LATEST_MARK_DATE).
+EARLIEST_MARK_DATE = pd.Timestamp("1970-01-01")
+LATEST_MARK_DATE = pd.Timestamp("2100-01-01")
+# Maturities reach further (century bonds) but stay inside pandas' nanosecond dates; a perpetual
+# instrument has a blank maturity_date, not a far-future placeholder such as 9999-12-31.
+EARLIEST_MATURITY = pd.Timestamp("1900-01-01")
+LATEST_MATURITY = pd.Timestamp("2262-01-01")
+# USD value of one unit of a currency: [MIN_USD_PER_UNIT, MAX_USD_PER_UNIT]. Cross rates are
+# ratios of two of them, so the bounds keep every conversion finite.
+MIN_USD_PER_UNIT = 1e-9
+MAX_USD_PER_UNIT = 1e9
 
 # Received columns: required ones must be present (a file without one is quarantined row by row),
 # optional ones (see each validate_* docstring) read as blank when absent; any other is ignored.
@@ -136,8 +156,9 @@ def validate_instruments(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFram
             simulator); the index is the 1-based row number. Required columns ``instrument_id``,
             ``asset_class`` (one of ``schema.ASSET_CLASSES``, any case), ``issuer_type`` (one of
             ``schema.ISSUER_TYPES`` or blank), ``currency`` (ISO 4217, three letters); optional
-            ``name``, ``issuer``, ``rating`` (S&P/Fitch or Moody's long-term symbol; blank =
-            unrated), ``maturity_date`` (ISO date; blank = perpetual or equity).
+            ``name``, ``issuer`` (any text without NUL), ``rating`` (S&P/Fitch or Moody's
+            long-term symbol; blank = unrated), ``maturity_date`` (ISO date ``YYYY-MM-DD`` in
+            [EARLIEST_MATURITY, LATEST_MATURITY); blank = perpetual or equity).
         source: the file's label (:func:`source_label`), recorded on each quarantine row.
 
     Returns:
@@ -167,16 +188,21 @@ def validate_instruments(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFram
                 "unknown_rating",
                 "rating is not an S&P/Fitch or Moody's long-term rating (blank = unrated)",
             ),
-            (
-                cells["maturity_date_given"] & cells["maturity_date"].isna(),
-                "bad_maturity_date",
-                "maturity_date is not an ISO date (YYYY-MM-DD; blank = none)",
+            *_date_checks(
+                cells["maturity_date_problem"],
+                "maturity_date",
+                EARLIEST_MATURITY,
+                LATEST_MATURITY,
+                "; blank = none",
             ),
             _currency_check(cells["currency"], "currency"),
+            *_free_text_checks(cells["name"], "name"),
+            *_free_text_checks(cells["issuer"], "issuer"),
         ]
 
     def cells_of(raw: pd.DataFrame) -> dict[str, pd.Series]:
-        maturity, given = _dates(raw, "maturity_date")
+        maturity, problem = _dates(raw, "maturity_date", EARLIEST_MATURITY, LATEST_MATURITY)
+        blank = _text(raw, "maturity_date") == ""
         return {
             "instrument_id": _text(raw, "instrument_id"),
             "name": _text(raw, "name"),
@@ -185,7 +211,7 @@ def validate_instruments(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFram
             "issuer": _text(raw, "issuer"),
             "rating": _text(raw, "rating"),
             "maturity_date": maturity,
-            "maturity_date_given": given,
+            "maturity_date_problem": problem.where(~blank, ""),
             "currency": _text(raw, "currency").str.upper(),
         }
 
@@ -213,7 +239,8 @@ def validate_books(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd.
     Args:
         raw: one row per book, strings or typed, index = 1-based row number. Required columns
             ``book_id`` and ``base_currency`` (ISO 4217); optional ``holding_period_days`` (a
-            positive whole number of business days; blank = ``DEFAULT_HOLDING_PERIOD_DAYS``).
+            whole number of business days from 1 to MAX_HOLDING_PERIOD_DAYS; blank =
+            ``DEFAULT_HOLDING_PERIOD_DAYS``).
         source: the file's label, recorded on each quarantine row.
 
     Returns:
@@ -236,10 +263,12 @@ def validate_books(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd.
             *_id_checks(cells["book_id"], "book_id"),
             _currency_check(cells["base_currency"], "base_currency"),
             (
-                period.isna() | ~(period >= 1) | (period.fillna(0) % 1 != 0),
+                period.isna()
+                | ~((period >= 1) & (period <= MAX_HOLDING_PERIOD_DAYS))
+                | (period.fillna(0) % 1 != 0),
                 "bad_holding_period",
-                "holding_period_days must be a positive whole number of days (blank = "
-                f"{DEFAULT_HOLDING_PERIOD_DAYS})",
+                f"holding_period_days must be a whole number of days from 1 to "
+                f"{MAX_HOLDING_PERIOD_DAYS} (blank = {DEFAULT_HOLDING_PERIOD_DAYS})",
             ),
         ]
 
@@ -254,8 +283,9 @@ def validate_prices(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
 
     Args:
         raw: one row per (instrument, day), strings or typed, index = 1-based row number.
-            Required columns ``instrument_id``, ``price_date`` (ISO date), ``price`` (value per
-            unit of quantity in the instrument's currency, finite and > 0).
+            Required columns ``instrument_id``, ``price_date`` (ISO date ``YYYY-MM-DD`` in
+            [EARLIEST_MARK_DATE, LATEST_MARK_DATE)), ``price`` (value per unit of quantity in
+            the instrument's currency, in (0, MAX_PRICE]).
         source: the file's label, recorded on each quarantine row.
 
     Returns:
@@ -264,17 +294,26 @@ def validate_prices(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
     """
 
     def cells_of(raw: pd.DataFrame) -> dict[str, pd.Series]:
+        date, problem = _dates(raw, "price_date", EARLIEST_MARK_DATE, LATEST_MARK_DATE)
         return {
             "instrument_id": _text(raw, "instrument_id"),
-            "price_date": _dates(raw, "price_date")[0],
+            "price_date": date,
+            "price_date_problem": problem,
             "price": _numbers(raw, "price"),
         }
 
     def checks(cells: dict[str, pd.Series]) -> list[_Check]:
         return [
             *_id_checks(cells["instrument_id"], "instrument_id"),
-            (cells["price_date"].isna(), "bad_price_date", "price_date is not an ISO date"),
+            *_date_checks(
+                cells["price_date_problem"], "price_date", EARLIEST_MARK_DATE, LATEST_MARK_DATE
+            ),
             *_positive_checks(cells["price"], "price"),
+            (
+                cells["price"] > MAX_PRICE,
+                "price_out_of_range",
+                f"price must be at most {MAX_PRICE:g}",
+            ),
         ]
 
     def typed(cells: dict[str, pd.Series]) -> pd.DataFrame:
@@ -289,8 +328,9 @@ def validate_fx(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd.Dat
 
     Args:
         raw: one row per (currency, day), strings or typed, index = 1-based row number.
-            Required columns ``currency`` (ISO 4217), ``rate_date`` (ISO date), ``usd_per_unit``
-            (the USD value of one unit of the currency, finite and > 0).
+            Required columns ``currency`` (ISO 4217), ``rate_date`` (ISO date ``YYYY-MM-DD`` in
+            [EARLIEST_MARK_DATE, LATEST_MARK_DATE)), ``usd_per_unit`` (the USD value of one
+            unit of the currency, in [MIN_USD_PER_UNIT, MAX_USD_PER_UNIT]).
         source: the file's label, recorded on each quarantine row.
 
     Returns:
@@ -299,17 +339,27 @@ def validate_fx(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd.Dat
     """
 
     def cells_of(raw: pd.DataFrame) -> dict[str, pd.Series]:
+        date, problem = _dates(raw, "rate_date", EARLIEST_MARK_DATE, LATEST_MARK_DATE)
         return {
             "currency": _text(raw, "currency").str.upper(),
-            "rate_date": _dates(raw, "rate_date")[0],
+            "rate_date": date,
+            "rate_date_problem": problem,
             "usd_per_unit": _numbers(raw, "usd_per_unit"),
         }
 
     def checks(cells: dict[str, pd.Series]) -> list[_Check]:
+        rate = cells["usd_per_unit"]
         return [
             _currency_check(cells["currency"], "currency"),
-            (cells["rate_date"].isna(), "bad_rate_date", "rate_date is not an ISO date"),
-            *_positive_checks(cells["usd_per_unit"], "usd_per_unit"),
+            *_date_checks(
+                cells["rate_date_problem"], "rate_date", EARLIEST_MARK_DATE, LATEST_MARK_DATE
+            ),
+            *_positive_checks(rate, "usd_per_unit"),
+            (
+                (rate < MIN_USD_PER_UNIT) | (rate > MAX_USD_PER_UNIT),
+                "usd_per_unit_out_of_range",
+                f"usd_per_unit must be from {MIN_USD_PER_UNIT:g} to {MAX_USD_PER_UNIT:g}",
+            ),
         ]
 
     def typed(cells: dict[str, pd.Series]) -> pd.DataFrame:
@@ -379,6 +429,38 @@ def _id_checks(values: pd.Series, field: str) -> list[_Check]:
             f"{field}_too_long",
             f"{field} is longer than {MAX_ID_LENGTH} characters",
         ),
+        (
+            values.str.contains(CONTROL_CHARACTERS, regex=True),
+            f"bad_{field}",
+            f"{field} contains control characters or unpaired surrogates",
+        ),
+    ]
+
+
+def _free_text_checks(values: pd.Series, field: str) -> list[_Check]:
+    return [
+        (
+            values.str.contains(UNSTORABLE, regex=True),
+            f"bad_{field}",
+            f"{field} contains NUL or unpaired surrogates",
+        )
+    ]
+
+
+def _date_checks(
+    problems: pd.Series, field: str, earliest: pd.Timestamp, latest: pd.Timestamp, blank: str = ""
+) -> list[_Check]:
+    return [
+        (
+            problems == parsing.NOT_ISO,
+            f"bad_{field}",
+            f"{field} is not an ISO date (YYYY-MM-DD{blank})",
+        ),
+        (
+            problems == parsing.OUT_OF_RANGE,
+            f"{field}_out_of_range",
+            f"{field} must be from {earliest:%Y-%m-%d} up to, not including, {latest:%Y-%m-%d}",
+        ),
     ]
 
 
@@ -423,22 +505,25 @@ def _numbers(raw: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
-def _dates(raw: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series]:
-    """The column as naive midnight dates (NaT where blank or unparsable), and which were given."""
+def _dates(
+    raw: pd.DataFrame, column: str, earliest: pd.Timestamp, latest: pd.Timestamp
+) -> tuple[pd.Series, pd.Series]:
+    """The column as naive midnight dates (NaT where blank or refused), and each row's problem.
+
+    Problems are those of ``parsing.parse_dates`` (a blank or absent cell is NOT_ISO; callers of
+    an optional column ignore it there): text must be ``YYYY-MM-DD``, typed dates and times (the
+    simulator's) are taken at their date; either must lie in [earliest, latest).
+    """
     if column not in raw.columns:
         missing = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
-        return missing, pd.Series(False, index=raw.index)
+        return missing, pd.Series(parsing.NOT_ISO, index=raw.index, dtype="object")
     values = raw[column]
     if pd.api.types.is_datetime64_any_dtype(values):
-        dates = pd.to_datetime(values)
-        if dates.dt.tz is not None:
-            dates = dates.dt.tz_localize(None)
-        return dates.dt.normalize().astype("datetime64[ns]"), values.notna()
-    text = _text(raw, column)
-    dates = pd.to_datetime(text.replace("", None), errors="coerce", format="ISO8601")
-    if dates.dt.tz is not None:
-        dates = dates.dt.tz_localize(None)
-    return dates.dt.normalize().astype("datetime64[ns]"), text != ""
+        values = values.dt.tz_localize(None) if values.dt.tz is not None else values
+        text = values.dt.strftime("%Y-%m-%d").where(values.notna(), "")
+    else:
+        text = _text(raw, column)
+    return parsing.parse_dates(text, earliest, latest)
 
 
 def _blank_to_none(values: pd.Series) -> pd.Series:

@@ -5,10 +5,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from desk_pipeline.adapters.simulator import DeskSimulator
+from desk_pipeline.domain.precision import MAX_PRICE
 from desk_pipeline.domain.reference import (
     DEFAULT_HOLDING_PERIOD_DAYS,
+    EARLIEST_MARK_DATE,
+    LATEST_MARK_DATE,
+    MAX_HOLDING_PERIOD_DAYS,
+    MAX_USD_PER_UNIT,
+    MIN_USD_PER_UNIT,
     source_label,
     unreadable_rows,
     validate_books,
@@ -24,6 +32,7 @@ from desk_pipeline.domain.schema import (
     PRICE_DTYPES,
     QUARANTINE_DTYPES,
 )
+from desk_pipeline_tests.strategies import any_cell
 
 INSTRUMENT_HEADER = [
     "instrument_id",
@@ -122,6 +131,8 @@ def test_a_repeated_key_keeps_the_first_row_quarantines_a_conflict_and_drops_an_
         ("inf", "price_not_finite"),
         ("0", "price_not_positive"),
         ("-1.5", "price_not_positive"),
+        ("1e308", "price_out_of_range"),
+        ("1000000000.5", "price_out_of_range"),
     ],
 )
 def test_a_price_that_is_not_a_positive_finite_number_is_quarantined(price, code):
@@ -248,3 +259,130 @@ def test_validation_does_not_modify_its_input():
     before = raw.copy()
     validate_instruments(raw, source="s")
     pd.testing.assert_frame_equal(raw, before)
+
+
+@pytest.mark.parametrize(
+    ("date", "code"),
+    [
+        ("0026-03-04", "price_date_out_of_range"),
+        ("9999-12-31", "price_date_out_of_range"),
+        ("1600-01-01", "price_date_out_of_range"),
+        ("today", "bad_price_date"),
+        ("2026-03", "bad_price_date"),
+        ("2026-02-30", "bad_price_date"),
+        ("2026-03-04T10:00:00Z", "bad_price_date"),
+    ],
+)
+def test_a_mark_dated_outside_the_window_or_not_as_a_date_is_quarantined(date, code):
+    raw = received([["B1", date, "1"]], ["instrument_id", "price_date", "price"])
+    prices, quarantine = validate_prices(raw, source="s")
+    assert prices.empty and codes(quarantine) == {1: code}
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"maturity_date": "9999-12-31"}, "maturity_date_out_of_range"),
+        ({"maturity_date": "0031-02-15"}, "maturity_date_out_of_range"),
+        ({"instrument_id": "DE\x001"}, "bad_instrument_id"),
+        ({"name": "Bund\x00"}, "bad_name"),
+        ({"issuer": "D\ud800E"}, "bad_issuer"),
+    ],
+)
+def test_instrument_values_no_database_can_hold_are_quarantined(change, code):
+    row = dict(
+        zip(
+            INSTRUMENT_HEADER,
+            ["DE1", "Bund", "government_bond", "sovereign", "DE", "AAA", "2031-02-15", "EUR"],
+            strict=True,
+        )
+    )
+    instruments, quarantine = validate_instruments(
+        received([list((row | change).values())], INSTRUMENT_HEADER), source="s"
+    )
+    assert instruments.empty and codes(quarantine) == {1: code}
+    quarantine["raw"].iloc[0].encode("utf-8")
+
+
+def test_a_century_bond_keeps_its_maturity():
+    row = ["AT1", "Austria 2117", "government_bond", "sovereign", "AT", "AA+", "2117-06-20", "EUR"]
+    instruments, quarantine = validate_instruments(received([row], INSTRUMENT_HEADER), source="s")
+    assert quarantine.empty
+    assert instruments["maturity_date"].tolist() == [pd.Timestamp("2117-06-20")]
+
+
+@pytest.mark.parametrize(
+    ("rate", "code"),
+    [("1e-10", "usd_per_unit_out_of_range"), ("1e308", "usd_per_unit_out_of_range")],
+)
+def test_an_fx_rate_outside_its_bounds_is_quarantined(rate, code):
+    raw = received([["EUR", "2026-03-04", rate]], ["currency", "rate_date", "usd_per_unit"])
+    rates, quarantine = validate_fx(raw, source="s")
+    assert rates.empty and codes(quarantine) == {1: code}
+
+
+def test_a_holding_period_beyond_a_year_of_business_days_is_quarantined():
+    raw = received(
+        [["B1", "EUR", str(MAX_HOLDING_PERIOD_DAYS)], ["B2", "EUR", "1e20"]],
+        ["book_id", "base_currency", "holding_period_days"],
+    )
+    books, quarantine = validate_books(raw, source="s")
+    assert books["holding_period_days"].tolist() == [MAX_HOLDING_PERIOD_DAYS]
+    assert codes(quarantine) == {2: "bad_holding_period"}
+
+
+def reference_rows(columns: dict[str, list[str]]) -> st.SearchStrategy[pd.DataFrame]:
+    row = st.fixed_dictionaries({c: any_cell(v) for c, v in columns.items()})
+    return st.lists(row, min_size=1, max_size=6).map(
+        lambda rows: received([list(r.values()) for r in rows], list(columns))
+    )
+
+
+def strict_json(text: str) -> object:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON (RFC 8259)")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    instruments=reference_rows(
+        {
+            "instrument_id": ["DE1", "X2"],
+            "name": ["Bund"],
+            "asset_class": ["government_bond", "equity_other"],
+            "issuer_type": ["sovereign", ""],
+            "issuer": ["DE"],
+            "rating": ["AAA", "Baa2", ""],
+            "maturity_date": ["2031-02-15", ""],
+            "currency": ["EUR", "usd"],
+        }
+    ),
+    books=reference_rows(
+        {"book_id": ["B1", "B2"], "base_currency": ["EUR"], "holding_period_days": ["5", ""]}
+    ),
+    prices=reference_rows(
+        {"instrument_id": ["DE1"], "price_date": ["2026-03-04"], "price": ["99.5", "1"]}
+    ),
+    fx_rates=reference_rows(
+        {"currency": ["EUR", "GBP"], "rate_date": ["2026-03-04"], "usd_per_unit": ["1.08"]}
+    ),
+)
+def test_any_reference_row_is_kept_within_its_ranges_or_quarantined_with_a_reason(
+    instruments, books, prices, fx_rates
+):
+    result = validate_reference(
+        "landing", instruments=instruments, books=books, prices=prices, fx_rates=fx_rates
+    )
+    valid = (result.instruments, result.books, result.prices, result.fx_rates)
+    # Exact repeats of a key are dropped from the valid frames: they count as received only.
+    assert sum(map(len, valid)) + len(result.quarantine) <= result.received
+    assert result.received == sum(map(len, (instruments, books, prices, fx_rates)))
+    assert (result.quarantine["reason_code"] != "").all()
+    assert all(isinstance(strict_json(r), dict) for r in result.quarantine["raw"])
+    assert result.prices["price"].between(np.nextafter(0, 1), MAX_PRICE).all()
+    assert result.fx_rates["usd_per_unit"].between(MIN_USD_PER_UNIT, MAX_USD_PER_UNIT).all()
+    for dates in (result.prices["price_date"], result.fx_rates["rate_date"]):
+        assert dates.between(EARLIEST_MARK_DATE, LATEST_MARK_DATE, inclusive="left").all()
+    assert result.books["holding_period_days"].between(1, MAX_HOLDING_PERIOD_DAYS).all()
