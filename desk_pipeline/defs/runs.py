@@ -42,6 +42,9 @@ IN_FLIGHT = [
 ]
 # How often a backfill waiting on a pool slot looks for slots held by dead processes.
 WATCH_SECONDS = 10.0
+# The desk's instance settings (run queue, retries, tick retention, telemetry off), the file
+# `make run` writes too: a DAGSTER_HOME without a dagster.yaml gets it when a desk command opens it.
+INSTANCE_YAML = Path(__file__).resolve().parents[1] / "instance" / "dagster.yaml"
 
 
 def _started(pid: int) -> str | None:
@@ -173,13 +176,16 @@ def desk_instance() -> dg.DagsterInstance:
 
     Created under a file lock: Dagster's SQLite storage creates its tables when the instance is
     first opened, and two processes opening a new DAGSTER_HOME at once raced ("table runs
-    already exists").
+    already exists"). A home without a dagster.yaml gets the desk's (INSTANCE_YAML) first.
     """
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         return dg.DagsterInstance.ephemeral()
     Path(home).mkdir(parents=True, exist_ok=True)
     with FileLock(Path(home) / ".desk-instance.lock"):
+        config = Path(home) / "dagster.yaml"
+        if not config.exists():
+            config.write_text(INSTANCE_YAML.read_text(encoding="utf-8"), encoding="utf-8")
         return dg.DagsterInstance.get()
 
 

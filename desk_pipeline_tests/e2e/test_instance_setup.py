@@ -1,0 +1,114 @@
+"""The Dagster instance a user gets: from `make` on every run, and from `desk` in a new home."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import yaml
+
+from desk_pipeline_tests.builders import trade, write_landing_file
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTANCE = ROOT / "desk_pipeline" / "instance"
+DESK = str(Path(sys.executable).parent / "desk")
+# `-o` keeps make from reinstalling the shared virtualenv when pyproject.toml is newer than it.
+MAKE = ["make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/bin/desk"]
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """The user's shell: no DESK_*, DAGSTER_HOME or DAGSTER_PG_URL unless given."""
+    drop = ("DESK_", "DAGSTER_HOME", "DAGSTER_PG_URL")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
+
+
+def make(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*MAKE, *args, f"DAGSTER_HOME={home}"],
+        env=clean_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def shipped(*names: str) -> str:
+    return "".join((INSTANCE / n).read_text(encoding="utf-8") for n in names)
+
+
+def test_make_writes_the_instance_asked_for_on_every_run_and_switches_to_postgres(tmp_path):
+    home = tmp_path / "home"
+    first = make(home, "instance")
+    assert first.returncode == 0, first.stderr
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == shipped("dagster.yaml")
+
+    # The issue: a second `make run` with the PostgreSQL overlay kept the SQLite file.
+    postgres = make(
+        home,
+        "instance",
+        "DAGSTER_YAML=dagster.yaml dagster-postgres.yaml",
+        DAGSTER_PG_URL="postgresql://dagster@127.0.0.1:5432/dagster",
+    )
+    assert postgres.returncode == 0, postgres.stderr
+    written = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
+    assert written["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+
+    back = make(home, "instance")
+    assert back.returncode == 0, back.stderr
+    assert "storage" not in yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
+    # Unchanged settings are not rewritten (and not announced).
+    again = make(home, "instance")
+    assert again.returncode == 0 and "written" not in again.stdout
+
+
+def test_make_refuses_the_postgres_instance_without_its_url_and_an_unknown_file(tmp_path):
+    home = tmp_path / "home"
+    assert make(home, "instance").returncode == 0
+    before = (home / "dagster.yaml").read_text(encoding="utf-8")
+
+    refused = make(home, "instance", "DAGSTER_YAML=dagster.yaml dagster-postgres.yaml")
+    assert refused.returncode != 0
+    assert "DAGSTER_PG_URL is not set" in refused.stderr
+    unknown = make(home, "instance", "DAGSTER_YAML=dagster.yaml dagster-mysql.yaml")
+    assert unknown.returncode != 0
+    assert "dagster-mysql.yaml" in unknown.stderr and "dagster-postgres.yaml" in unknown.stderr
+    # A refusal leaves the instance as it was.
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == before
+
+
+def test_no_instance_file_sits_where_dagster_dev_starts():
+    # `dagster dev` warns that a dagster.yaml in its working folder "will not be used".
+    assert not (ROOT / "dagster.yaml").exists() and not (ROOT / "dagster.yml").exists()
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text(encoding="utf-8"))
+    assert workspace["load_from"][0]["python_module"]["working_directory"] == "."
+
+
+def test_a_dagster_home_created_by_desk_backfill_gets_the_desks_instance_settings(tmp_path):
+    landing = tmp_path / "landing"
+    at = pd.Timestamp("2026-03-02 09:00", tz="UTC")
+    write_landing_file(landing, "trades.csv", [trade("T-1", 100, 99.5, book="REPO-1", at=at)])
+    home = tmp_path / "new" / "home"
+    env = clean_environment(
+        DAGSTER_HOME=str(home),
+        DESK_START_DATE="2026-03-01",
+        DESK_TRADE_SOURCE=f"landing:{landing}",
+        DESK_WAREHOUSE_URL=f"sqlite:///{tmp_path}/warehouse.db",
+    )
+    result = subprocess.run(
+        [DESK, "backfill", "--start", "2026-03-02", "--end", "2026-03-02"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == shipped("dagster.yaml")
+    # Dagster prints its telemetry banner only when telemetry is on.
+    assert "telemetry" not in result.stderr.lower()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
+        [run] = instance.get_runs()
+        assert run.job_name == "daily_job"
