@@ -13,6 +13,7 @@ import pandas as pd
 
 from desk_pipeline import queries
 from desk_pipeline.adapters import consumer as event_consumer
+from desk_pipeline.adapters.kafka import KafkaSettings, consume_kafka
 from desk_pipeline.adapters.publisher import (
     Backoff,
     PublishError,
@@ -279,15 +280,24 @@ def _request_ranking(book_id: str, business_date: str) -> None:
 
 
 @cli.command()
-@click.option("--queue", required=True, help="Queue to consume; declared with <queue>.dlq.")
+@click.option(
+    "--source",
+    default=None,
+    help="rabbitmq:<amqp url> or kafka:<servers>[?topic=<name>] (default: DESK_EVENT_PUBLISHER).",
+)
+@click.option(
+    "--queue", help="RabbitMQ: queue to consume, declared with <queue>.dlq (required there)."
+)
 @click.option(
     "--consumer",
     "name",
     default="eod-ranking",
     show_default=True,
-    help="Consumer name: the inbox key that makes redeliveries no-ops.",
+    help="Consumer name: the inbox key that makes redeliveries no-ops; Kafka's consumer group.",
 )
-@click.option("--prefetch", default=20, show_default=True, help="Unacknowledged messages.")
+@click.option(
+    "--prefetch", default=20, show_default=True, help="RabbitMQ: unacknowledged messages."
+)
 @click.option(
     "--max-attempts",
     default=5,
@@ -302,21 +312,40 @@ def _request_ranking(book_id: str, business_date: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def consume(
-    queue: str,
+    source: str | None,
+    queue: str | None,
     name: str,
     prefetch: int,
     max_attempts: int,
     idle_exit: float | None,
     as_json: bool,
 ) -> None:
-    """Consume PositionSnapshotCreated events: record each new EOD, rank it unless fresh."""
+    """Consume PositionSnapshotCreated events: record each new EOD, rank it unless fresh.
+
+    From a RabbitMQ queue, or from the Kafka event topic in the consumer group --consumer
+    (offsets committed after the inbox write; poison messages go to <topic>.dlq).
+    """
     _log_to_stderr()
-    url = amqp_url_from(_settings().event_publisher)
-    repository = _repository()
-    handler = event_consumer.EodRankingHandler(repository, _request_ranking)
-    inbox = event_consumer.InboxConsumer(repository, name, handler, max_attempts=max_attempts)
-    stats = event_consumer.consume(url, queue, inbox, prefetch=prefetch, idle_seconds=idle_exit)
-    _emit(stats.as_dict(), as_json, lambda: f"consumer {name} on {queue}: {stats.as_dict()}")
+    spec = source or _settings().event_publisher
+
+    def inbox() -> event_consumer.InboxConsumer:
+        repository = _repository()
+        handler = event_consumer.EodRankingHandler(repository, _request_ranking)
+        return event_consumer.InboxConsumer(repository, name, handler, max_attempts=max_attempts)
+
+    if spec.startswith("kafka:"):
+        kafka = KafkaSettings.from_spec(spec)
+        stats = consume_kafka(kafka, inbox(), idle_seconds=idle_exit)
+        where = kafka.shown()
+    else:
+        url = amqp_url_from(spec)
+        if not queue:
+            raise click.UsageError("RabbitMQ needs --queue (the queue to consume)")
+        stats = event_consumer.consume(
+            url, queue, inbox(), prefetch=prefetch, idle_seconds=idle_exit
+        )
+        where = queue
+    _emit(stats.as_dict(), as_json, lambda: f"consumer {name} on {where}: {stats.as_dict()}")
 
 
 @cli.command()

@@ -4,12 +4,15 @@ import dataclasses
 import os
 from pathlib import Path
 
+import confluent_kafka
 import pika
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from confluent_kafka.admin import AdminClient
 
+from desk_pipeline.adapters.kafka import KafkaSettings
 from desk_pipeline.adapters.publisher import amqp_url_from
 from desk_pipeline.adapters.trade_sources import trade_source_from
 from desk_pipeline.adapters.warehouse import MIGRATIONS
@@ -90,8 +93,11 @@ def source_finding(spec: str) -> Finding:
 
 def broker_finding(spec: str, timeout: float = 5.0) -> Finding:
     """Whether the event broker of DESK_EVENT_PUBLISHER accepts a connection."""
-    if spec.partition(":")[0] == "log":
+    kind = spec.partition(":")[0]
+    if kind == "log":
         return Finding("broker", True, "events go to the log; no broker to reach")
+    if kind == "kafka":
+        return _kafka_finding(spec, timeout)
     try:
         url = amqp_url_from(spec)
     except DeskPipelineError as err:
@@ -106,3 +112,25 @@ def broker_finding(spec: str, timeout: float = 5.0) -> Finding:
     except pika.exceptions.AMQPError as err:
         return Finding("broker", False, f"RabbitMQ at {shown} is not reachable: {err!r}")
     return Finding("broker", True, f"RabbitMQ at {shown} accepts connections")
+
+
+def _kafka_finding(spec: str, timeout: float) -> Finding:
+    try:
+        settings = KafkaSettings.from_spec(spec)
+    except DeskPipelineError as err:
+        return Finding("broker", False, str(err))
+    shown = f"Kafka at {settings.bootstrap_servers}"
+    try:
+        # Every topic's metadata: asking for the event topic by name could create it.
+        metadata = AdminClient(settings.config()).list_topics(timeout=timeout)
+    except confluent_kafka.KafkaException as err:
+        return Finding("broker", False, f"{shown} is not reachable: {err.args[0].str()}")
+    topic = metadata.topics.get(settings.topic)
+    layout = (
+        f"topic {settings.topic} has {len(topic.partitions)} partition(s)"
+        if topic is not None
+        else f"topic {settings.topic} does not exist yet (`desk consume` creates it)"
+    )
+    return Finding(
+        "broker", True, f"{shown} accepts connections ({len(metadata.brokers)} broker(s)); {layout}"
+    )

@@ -148,7 +148,10 @@ class KafkaPublisher:
         """
         if not events:
             return
-        producer = confluent_kafka.Producer(self.producer_config())
+        try:
+            producer = confluent_kafka.Producer(self.producer_config())
+        except confluent_kafka.KafkaException as err:
+            raise PublishError(f"kafka {self.settings.shown()}: {err}") from err
         # reports[i]: None until event i's delivery report arrives, then "" or the error.
         reports: list[str | None] = [None] * len(events)
         failure = ""

@@ -399,7 +399,7 @@ def amqp_url_from(spec: str) -> str:
     kind, _, argument = spec.partition(":")
     if kind != "rabbitmq" or not argument.startswith(("amqp://", "amqps://")):
         raise PublishError(
-            f"DESK_EVENT_PUBLISHER={spec!r} names no RabbitMQ broker; consumers need "
-            "'rabbitmq:<amqp url>'"
+            f"{spec!r} names no RabbitMQ broker; consumers need 'rabbitmq:<amqp url>' or "
+            "'kafka:<bootstrap servers>' (DESK_EVENT_PUBLISHER or desk consume --source)"
         )
     return argument

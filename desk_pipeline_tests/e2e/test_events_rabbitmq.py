@@ -3,10 +3,8 @@
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,13 +21,9 @@ from desk_pipeline_tests.broker import (
     free_port,
     temporary_vhost,
 )
-from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, DESK, landing_desk, run_desk
 
 pytestmark = pytest.mark.rabbitmq
-
-DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
-BOOKS = ["REPO-1", "SECLEND-1"]
-DESK = str(Path(sys.executable).parent / "desk")
 
 
 @pytest.fixture
@@ -40,35 +34,7 @@ def vhost():
 
 @pytest.fixture
 def desk_env(tmp_path) -> dict:
-    """N=3 days x M=2 books of trades in a landing folder; a fresh warehouse and Dagster home."""
-    rows = [
-        trade(
-            f"{book}-{day}",
-            100 * (i + 1),
-            1.0 + i / 100,
-            book=book,
-            instrument=f"DE000{i}",
-            at=pd.Timestamp(f"{day} 10:00", tz="UTC"),
-        )
-        for i, day in enumerate(DAYS)
-        for book in BOOKS
-    ]
-    write_landing_file(tmp_path / "landing", "trades.csv", rows)
-    home = tmp_path / "home"
-    home.mkdir()
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
-        "DAGSTER_HOME": str(home),
-        "DESK_WAREHOUSE_URL": f"sqlite:///{tmp_path}/warehouse.db",
-        "DESK_TRADE_SOURCE": f"landing:{tmp_path / 'landing'}",
-        "DESK_START_DATE": "2026-03-01",
-    }
-
-
-def run_desk(env: dict, *args: str) -> dict:
-    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return landing_desk(tmp_path)
 
 
 def declare(url: str, *queues: str) -> None:

@@ -1,0 +1,135 @@
+"""`desk backfill`, `relay`, `consume` and `doctor` on a real Kafka-protocol broker (Tansu)."""
+
+import json
+import subprocess
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from desk_pipeline.adapters import tables as t
+from desk_pipeline.adapters.consumer import parse_event
+from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline_tests.broker import TcpProxy, free_port
+from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, DESK, landing_desk, run_desk
+from desk_pipeline_tests.kafka_broker import new_topic, read_topic, running_tansu
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def desk_env(tmp_path) -> dict:
+    return landing_desk(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tansu():
+    with running_tansu() as broker:
+        yield broker
+
+
+def events_by_book(records) -> dict[str, list[str]]:
+    """Business dates per book in offset order, checking each message against its headers."""
+    order: dict[str, list[str]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        event = parse_event(record.value)  # raises unless valid against the shipped JSON Schema
+        assert record.key == event["book_id"].encode()
+        assert record.headers["event_id"] == event["event_id"].encode()
+        assert record.headers["event_type"] == b"PositionSnapshotCreated"
+        assert record.headers["schema_version"] == b"1"
+        order.setdefault(event["book_id"], []).append(event["business_date"])
+    return order
+
+
+def test_a_backfill_publishes_n_times_m_events_and_desk_consume_applies_each_exactly_once(
+    desk_env, tansu
+):
+    topic = new_topic(tansu.bootstrap, partitions=3)
+    kafka = f"kafka:{tansu.bootstrap}?topic={topic}"
+    env = {**desk_env, "DESK_EVENT_PUBLISHER": kafka}
+
+    backfill = run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[-1], "--json")
+
+    assert (backfill["events_published"], backfill["events_pending"]) == (6, 0)
+    records = read_topic(tansu.bootstrap, topic, expect=6)
+    assert len(records) == 6
+    assert events_by_book(records) == {book: DAYS for book in BOOKS}
+    repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
+    # The backfill ranked every day already: only a ranking that is missing is requested again.
+    with repo.engine.begin() as conn:
+        r = t.collateral_rankings
+        conn.execute(r.delete().where(r.c.book_id == BOOKS[0], r.c.business_date == DAYS[1]))
+
+    stats = run_desk(env, "consume", "--idle-exit", "1", "--json")  # the source: the publisher
+
+    assert (stats["received"], stats["applied"], stats["duplicates"]) == (6, 6, 0)
+    assert stats["outcomes"] == {"fresh": 5, "ranking_requested": 1}
+    eod_snapshot = repo.eod(BOOKS[0], DAYS[1])[0]["snapshot_id"]
+    assert set(repo.ranking(BOOKS[0], DAYS[1])["snapshot_id"]) == {eod_snapshot}
+    assert repo.inbox_count("eod-ranking") == 6
+    # Offsets were committed: the group's next run finds nothing new.
+    again = run_desk(env, "consume", "--source", kafka, "--idle-exit", "1", "--json")
+    assert again["received"] == 0
+    repo.engine.dispose()
+
+
+def test_with_the_broker_down_during_the_relay_events_wait_and_all_arrive_when_it_returns(
+    desk_env, tmp_path
+):
+    # Clients reach the broker only through the proxy (it is the advertised listener), so
+    # stopping the proxy takes the broker away from every client at once, mid-relay.
+    proxy_port = free_port()
+    with running_tansu(advertised_port=proxy_port) as broker:
+        proxy = TcpProxy(proxy_port, target=("127.0.0.1", broker.port))
+        proxy.start()
+        topic = new_topic(broker.bootstrap, partitions=3)
+        env = {**desk_env, "DESK_EVENT_PUBLISHER": f"kafka:{broker.bootstrap}?topic={topic}"}
+        first = run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[0], "--json")
+        assert (first["events_published"], first["events_pending"]) == (2, 0)
+        log = tmp_path / "relay.log"
+        with log.open("w") as stderr:
+            relay = subprocess.Popen(
+                [DESK, "relay", "--max-backoff", "2"], env=env, stderr=stderr, text=True
+            )
+        repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
+        try:
+            proxy.stop()  # the broker goes away while the relay runs
+            rest = run_desk(env, "backfill", "--start", DAYS[1], "--end", DAYS[-1], "--json")
+            assert (rest["events_published"], rest["events_pending"]) == (0, 4)
+            assert all(repo.eod(book, day) is not None for book in BOOKS for day in DAYS)
+            deadline = time.monotonic() + 90
+            while "retrying in 2.0s" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "retrying in 1.0s" in log.read_text()  # exponential: 1 s, then 2 s (the cap)
+            assert repo.outbox_backlog() == 4
+            proxy.start()
+            deadline = time.monotonic() + 60
+            while repo.outbox_backlog() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            relay.terminate()
+            relay.wait(timeout=30)
+        records = read_topic(broker.bootstrap, topic, expect=6)
+        proxy.stop()
+    assert repo.outbox_backlog() == 0
+    assert len(records) == 6
+    assert {json.loads(r.value)["event_id"] for r in records} == set(
+        repo.outbox_events()["event_id"]
+    )
+    assert events_by_book(records) == {book: DAYS for book in BOOKS}
+    with repo.engine.begin() as conn:
+        attempts = conn.execute(sa.select(sa.func.max(t.outbox.c.attempts))).scalar()
+    assert attempts >= 2
+    repo.engine.dispose()
+
+
+def test_doctor_reports_the_kafka_broker_and_its_topic_in_one_line(desk_env, tansu):
+    topic = new_topic(tansu.bootstrap, partitions=3)
+    env = {**desk_env, "DESK_EVENT_PUBLISHER": f"kafka:{tansu.bootstrap}?topic={topic}"}
+
+    result = subprocess.run([DESK, "doctor"], env=env, capture_output=True, text=True)
+
+    assert [x for x in result.stdout.splitlines() if " broker " in x] == [
+        f"ok   broker     Kafka at {tansu.bootstrap} accepts connections (1 broker(s)); "
+        f"topic {topic} has 3 partition(s)"
+    ]
