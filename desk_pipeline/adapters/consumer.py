@@ -3,7 +3,7 @@
 A consumer applies each event at most once in effect: the inbox table remembers, per consumer,
 every event_id it applied, so a redelivered or re-published event is acknowledged and skipped.
 A message that fails ``max_attempts`` times is rejected into ``<queue>.dlq`` and the consumer
-moves on.
+moves on. The Kafka consumer (``kafka.py``) applies its messages through the same InboxConsumer.
 """
 
 import collections
