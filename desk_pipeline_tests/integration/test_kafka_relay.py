@@ -78,12 +78,6 @@ def test_relay_publishes_each_event_keyed_by_book_with_its_headers_in_order_per_
     repo.engine.dispose()
 
 
-def test_the_producer_is_idempotent_and_waits_for_all_in_sync_replicas():
-    config = KafkaPublisher(KafkaSettings.from_spec("kafka:h1:9092,h2:9092")).producer_config()
-    assert (config["enable.idempotence"], config["acks"]) == (True, "all")
-    assert config["bootstrap.servers"] == "h1:9092,h2:9092"
-
-
 def test_an_unreachable_broker_fails_fast_and_every_event_waits_until_it_returns(
     sqlite_url, tansu, topic, books
 ):

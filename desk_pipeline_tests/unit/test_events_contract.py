@@ -125,7 +125,12 @@ def test_the_publisher_spec_names_log_a_rabbitmq_url_or_kafka_servers_and_nothin
     assert kafka.settings == KafkaSettings(
         "h1:9092,h2:9092", "desk.eod", (("security.protocol", "SASL_SSL"),)
     )
-    assert kafka.producer_config()["security.protocol"] == "SASL_SSL"
+    config = kafka.producer_config()
+    assert (config["enable.idempotence"], config["acks"]) == (True, "all")
+    assert (config["bootstrap.servers"], config["security.protocol"]) == (
+        "h1:9092,h2:9092",
+        "SASL_SSL",
+    )
     assert KafkaSettings.from_spec("kafka:h1:9092").topic == "desk.events"
     assert KafkaSettings.from_spec("kafka:h1:9092").dead_letter_topic == "desk.events.dlq"
     for spec in ("rabbitmq:", "rabbitmq:localhost", "amqp://h"):
