@@ -32,7 +32,14 @@ class SqlTableSource:
 
     Caveat for the upstream: a row must not become visible with a ``seq`` below one already
     visible (assign ``seq`` in commit order, e.g. from a single writer or at commit time);
-    such a row would sit below the watermark and never be read.
+    such a row would sit below the watermark and never be read. A row whose ``seq`` is NULL is
+    not sequenced yet and is not read (each read logs how many wait so).
+
+    Every value is read as the text a CSV file would hold (PostgreSQL casts it to text, in
+    UTC for times), so no value can make the driver raise: an infinite timestamp, a NaN, a
+    BLOB or invalid UTF-8 in a SQLite column, or text in a typed SQLite column is validated
+    and quarantined like any landing row, and only an unreachable or misshapen table stops a
+    run.
     """
 
     url: str
@@ -47,9 +54,10 @@ class SqlTableSource:
 
     def batches_after(self, watermark: int | None) -> Iterator[SourceBatch]:
         """Batches of at most ``batch_rows`` rows with ``seq > watermark`` (None: all), by seq."""
-        engine = sa.create_engine(self.url)
+        engine = _engine(self.url)
         try:
             table = self._reflect(engine)
+            self._warn_unsequenced(engine, table)
             while True:
                 raw = self._read(engine, table, watermark)
                 if raw.empty:
@@ -81,24 +89,63 @@ class SqlTableSource:
                 f"sql source: table {self.table!r} lacks columns {missing}; "
                 f"expected the landing CSV columns plus {SEQ!r}"
             )
+        if not isinstance(table.c[SEQ].type, sa.Integer):
+            raise TradeSourceError(
+                f"sql source: column {SEQ!r} of {self.table!r} is {table.c[SEQ].type}; "
+                "expected an integer sequence number"
+            )
         return table
+
+    def _warn_unsequenced(self, engine: sa.Engine, table: sa.Table) -> None:
+        query = sa.select(sa.func.count()).select_from(table).where(table.c[SEQ].is_(None))
+        try:
+            with engine.connect() as conn:
+                waiting = conn.execute(query).scalar()
+        except sa.exc.SQLAlchemyError as err:
+            raise TradeSourceError(f"sql source: reading {self.table!r} failed: {err}") from err
+        if waiting:
+            log.warning("sql source: %s rows of %s have no %s yet", waiting, self.table, SEQ)
 
     def _read(self, engine: sa.Engine, table: sa.Table, watermark: int | None) -> pd.DataFrame:
         """The next rows after ``watermark`` as strings (the CSV contract), indexed by seq."""
-        columns = [table.c[c] for c in TRADE_COLUMNS if c in table.c]
-        query = sa.select(table.c[SEQ], *columns).order_by(table.c[SEQ]).limit(self.batch_rows)
+        postgres = engine.dialect.name == "postgresql"
+        columns = [
+            # PostgreSQL types every value it sends (psycopg refuses an infinite timestamp):
+            # cast there. Elsewhere take the stored value without the column type's processing
+            # (SQLAlchemy's SQLite DATETIME raises on text it cannot parse).
+            (
+                sa.cast(table.c[c], sa.Text) if postgres else sa.type_coerce(table.c[c], sa.String)
+            ).label(c)
+            for c in TRADE_COLUMNS
+            if c in table.c
+        ]
+        query = (
+            sa.select(table.c[SEQ], *columns)
+            .where(table.c[SEQ].is_not(None))
+            .order_by(table.c[SEQ])
+            .limit(self.batch_rows)
+        )
         if watermark is not None:
             query = query.where(table.c[SEQ] > watermark)
         try:
             with engine.connect() as conn:
+                if postgres:
+                    # Times cast to text carry the session's zone: make it UTC, for this read only.
+                    conn.execute(sa.text("SET LOCAL TIME ZONE 'UTC'"))
                 result = conn.execute(query)
                 rows = pd.DataFrame(result.all(), columns=list(result.keys()), dtype=object)
         except sa.exc.SQLAlchemyError as err:
             raise TradeSourceError(f"sql source: reading {self.table!r} failed: {err}") from err
-        index = pd.Index(rows.pop(SEQ).astype("int64"), name=None)
+        sequence = pd.to_numeric(rows.pop(SEQ), errors="coerce")
+        if sequence.isna().any() or (sequence % 1 != 0).any():
+            # Only SQLite lets an INTEGER column hold text: the upstream broke its own key.
+            raise TradeSourceError(
+                f"sql source: {self.table!r} has a {SEQ} that is not an integer; "
+                f"first values read: {list(sequence.head(5))}"
+            )
         # Typed upstream values become the strings a CSV would hold, so one validation applies.
         text = rows.map(_as_text)
-        text.index = index
+        text.index = pd.Index(sequence.astype("int64"), name=None)
         return text
 
     def instruments(self) -> pd.DataFrame:
@@ -118,10 +165,24 @@ class SqlTableSource:
         return pd.DataFrame()
 
 
+def _engine(url: str) -> sa.Engine:
+    """An engine on the upstream; SQLite text that is not UTF-8 reads with U+FFFD, not an error."""
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _lenient_text(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.text_factory = lambda data: data.decode("utf-8", "replace")
+
+    return engine
+
+
 def _as_text(value: Any) -> str | None:
     """One upstream cell as CSV text; NULL stays missing, times become ISO 8601."""
     if value is None:
         return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, float):

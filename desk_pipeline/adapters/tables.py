@@ -57,7 +57,8 @@ quarantine = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
     sa.Column("source", sa.String(512), nullable=False),
-    sa.Column("row_number", sa.Integer, nullable=False),
+    # 1-based row of a file, or the upstream's sequence number for a sql:<url> source (bigint).
+    sa.Column("row_number", sa.BigInteger, nullable=False),
     sa.Column("trade_id", sa.Text, nullable=False),
     sa.Column("reason_code", sa.String(64), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),

@@ -182,3 +182,75 @@ def test_the_trades_asset_ingests_from_an_sql_source_once_per_row(
         metadata = result.asset_materializations_for_node("trades")[0].metadata
         counts.append((metadata["received"].value, metadata["accepted"].value))
     assert counts == [(2, 2), (0, 0)]  # the second tick finds nothing above the watermark
+
+
+# Values each upstream can hold that its driver, SQLAlchemy or pandas used to raise on; the
+# sql is the upstream's own dialect, so the values reach the source exactly as stored.
+HOSTILE = {
+    "postgresql": [
+        ("T-INF", "trade_time", "'infinity'", "bad_trade_time"),
+        ("T-NINF", "trade_time", "'-infinity'", "bad_trade_time"),
+        ("T-BC", "trade_time", "'0026-03-02 10:00:00+00 BC'", "bad_trade_time"),
+        ("T-0026", "trade_time", "'0026-03-02 10:00:00+00'", "trade_time_out_of_range"),
+        ("T-NAN", "quantity", "'NaN'", "quantity_not_numeric"),
+        ("T-HUGE", "quantity", "1e308", "quantity_out_of_range"),
+        ("T-PINF", "price", "'Infinity'", "price_not_finite"),
+    ],
+    "sqlite": [
+        ("T-NOW", "trade_time", "'now'", "bad_trade_time"),
+        ("T-0026", "trade_time", "'0026-03-02 10:00:00'", "trade_time_out_of_range"),
+        ("T-DATE", "trade_time", "'2026-03-02'", "trade_time_without_time"),
+        ("T-TEXT", "quantity", "'lots'", "quantity_not_numeric"),
+        ("T-BLOB", "price", "X'FF00'", "price_not_numeric"),
+        ("T-UTF8", "book_id", "CAST(X'4241FF' AS TEXT)", None),  # read as 'BA\ufffd'
+        ("T-VER", "version", "'v2'", "bad_version"),
+    ],
+}
+
+
+def test_values_the_upstream_driver_cannot_convert_are_quarantined_not_raised(upstream_url, repo):
+    dialect = "postgresql" if upstream_url.startswith("postgresql") else "sqlite"
+    rows = HOSTILE[dialect]
+    book(upstream_url, row(1, "T-OK", 100))
+    engine = sa.create_engine(upstream_url)
+    with engine.begin() as conn:
+        for seq, (trade_id, column, sql, _) in enumerate(rows, start=2):
+            conn.execute(upstream_trades.insert(), [row(seq, trade_id, 5)])
+            conn.execute(sa.text(f"UPDATE trades SET {column} = {sql} WHERE seq = {seq}"))
+        # A busy upstream's sequence passes 2**31; its quarantine rows keep it.
+        conn.execute(upstream_trades.insert(), [row(1, "T-BIG", 0) | {"seq": 2**40}])
+    engine.dispose()
+
+    results = ingest_window(trade_source_from(f"sql:{upstream_url}"), repo, T0, END)
+
+    assert sum(r.received for r in results) == len(rows) + 2
+    assert all(r.received == r.accepted + r.quarantined for r in results)
+    quarantine = repo.quarantined().set_index("trade_id")
+    expected = {tid: code for tid, _, _, code in rows if code} | {"T-BIG": "zero_quantity"}
+    assert quarantine["reason_code"].to_dict() == expected
+    assert quarantine.loc["T-BIG", "row_number"] == 2**40
+    accepted = set(repo.all_trade_versions()["trade_id"])
+    assert accepted == {"T-OK"} | {tid for tid, _, _, code in rows if code is None}
+    if dialect == "sqlite":
+        stored = repo.all_trade_versions().set_index("trade_id")
+        assert stored.loc["T-UTF8", "book_id"] == "BA\ufffd"
+
+
+def test_a_row_without_a_sequence_number_waits_and_the_others_are_read(tmp_path, repo, caplog):
+    url = f"sqlite:///{tmp_path}/waiting.db"
+    engine = sa.create_engine(url)
+    loose = sa.Table(
+        "trades",
+        sa.MetaData(),
+        sa.Column("seq", sa.BigInteger, nullable=True),
+        *[sa.Column(c.name, c.type) for c in upstream_trades.columns if c.name != "seq"],
+    )
+    loose.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(loose.insert(), [row(1, "T1", 100), row(2, "T-LATER", 5) | {"seq": None}])
+    engine.dispose()
+
+    results = ingest_window(trade_source_from(f"sql:{url}"), repo, T0, END)
+
+    assert [(r.received, r.accepted) for r in results] == [(1, 1)]
+    assert "1 rows of trades have no seq yet" in caplog.text
