@@ -425,6 +425,27 @@ def doctor(repair: bool, as_json: bool) -> None:
         raise DeskPipelineError(f"doctor: {', '.join(failed)} failed")
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+def serve(host: str, port: int) -> None:
+    """Serve the HTTP API (OpenAPI document at /openapi.json) until interrupted.
+
+    Reads are open; the two commands (POST) need `Authorization: Bearer <DESK_API_TOKEN>` and
+    are refused while DESK_API_TOKEN is unset. Their runs execute in this process on the
+    DAGSTER_HOME instance (docs/api.md).
+    """
+    import uvicorn
+
+    from desk_pipeline.api import create_app
+    from desk_pipeline.defs.runs import desk_instance
+
+    _log_to_stderr()
+    token = os.environ.get("DESK_API_TOKEN") or None
+    app = create_app(_settings(), token=token, instance=desk_instance())
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
 def main() -> None:
     """Entry point: user errors print one line on stderr and exit 1, without a traceback."""
     try:

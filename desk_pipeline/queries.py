@@ -1,13 +1,146 @@
 """The desk's read side: every JSON document `desk` prints and the HTTP API serves, built once."""
 
 import json
-from typing import Any
+from typing import Any, NotRequired
 
 import pandas as pd
+from typing_extensions import TypedDict
 
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.collateral import issuer_concentration
 from desk_pipeline.domain.errors import InvalidRangeError, NoEndOfDayError
+
+
+class Position(TypedDict):
+    """One position of a stored EOD; the valuation fields only with ``marks``."""
+
+    instrument_id: str
+    quantity: float
+    avg_price: float
+    realized_pnl: float
+    price: NotRequired[float | None]
+    price_date: NotRequired[str | None]
+    stale_price: NotRequired[bool]
+    currency: NotRequired[str | None]
+    fx_rate: NotRequired[float | None]
+    base_currency: NotRequired[str | None]
+    market_value: NotRequired[float | None]
+    market_value_base: NotRequired[float | None]
+    unrealized_pnl: NotRequired[float | None]
+    unrealized_pnl_base: NotRequired[float | None]
+    reason: NotRequired[str | None]
+
+
+class PositionsDocument(TypedDict):
+    """`desk positions --json`."""
+
+    book_id: str
+    business_date: str
+    as_of: str
+    positions: list[Position]
+
+
+class RankingItem(TypedDict):
+    """One held instrument of a ranking; rank null and a reason when ineligible."""
+
+    rank: int | None
+    instrument_id: str
+    quantity: float
+    price: float | None
+    fx_rate: float | None
+    haircut: float | None
+    value: float | None
+    eligible: bool
+    reason: str | None
+
+
+class RankingDocument(TypedDict):
+    """`desk ranking --json`."""
+
+    book_id: str
+    business_date: str
+    as_of: str
+    items: list[RankingItem]
+
+
+class IssuerShare(TypedDict):
+    """One issuer's eligible lendable value and share of the book's."""
+
+    issuer: str
+    value: float
+    share: float | None
+    over_limit: bool
+
+
+class ConcentrationDocument(TypedDict):
+    """`desk concentration --json`."""
+
+    book_id: str
+    business_date: str
+    as_of: str
+    limit: float
+    issuers: list[IssuerShare]
+
+
+class QuarantinedRow(TypedDict):
+    """One rejected input row (`desk quarantine --json` is a list of them)."""
+
+    source: str
+    trade_id: str | None
+    reason: str | None
+    reason_code: str | None
+    row_number: int
+    raw: str | None
+
+
+class BookStatus(TypedDict):
+    """One book's line of `desk status --json`."""
+
+    book_id: str
+    latest_eod: str | None
+    latest_as_of: str | None
+    stale_days: list[str]
+    quarantined: int
+    events_pending: int
+
+
+class StatusDocument(TypedDict):
+    """`desk status --json`."""
+
+    books: list[BookStatus]
+    quarantined_total: int
+    quarantined_unattributed: int
+    events_pending_total: int
+
+
+class Book(TypedDict):
+    """A book with stored EODs: how many days, the first and the latest."""
+
+    book_id: str
+    days: int
+    first_eod: str
+    latest_eod: str
+
+
+class BooksDocument(TypedDict):
+    """Every book with a stored EOD, by book id."""
+
+    books: list[Book]
+
+
+class StoredDay(TypedDict):
+    """One stored EOD of a book: its day, the snapshot's as-of and whether it awaits restatement."""
+
+    business_date: str
+    as_of: str
+    stale: bool
+
+
+class DaysDocument(TypedDict):
+    """A book's stored EOD days, oldest first."""
+
+    book_id: str
+    days: list[StoredDay]
 
 
 def business_day(value: str, option: str) -> str:
@@ -33,7 +166,7 @@ def _text(value: Any) -> str | None:
 
 def positions_document(
     repo: PositionRepository, book: str, business_date: str, *, marks: bool = False
-) -> dict[str, Any]:
+) -> PositionsDocument:
     """The `desk positions --json` document: the stored EOD of ``book`` on ``business_date``.
 
     Returns:
@@ -106,7 +239,7 @@ def _stored_ranking(
     raise NoEndOfDayError(f"no collateral ranking for book {book} on {business_date}")
 
 
-def ranking_document(repo: PositionRepository, book: str, business_date: str) -> dict[str, Any]:
+def ranking_document(repo: PositionRepository, book: str, business_date: str) -> RankingDocument:
     """The `desk ranking --json` document: eligible items by lendable value, then the rest.
 
     Returns:
@@ -141,7 +274,7 @@ def ranking_document(repo: PositionRepository, book: str, business_date: str) ->
 
 def concentration_document(
     repo: PositionRepository, book: str, business_date: str, limit: float
-) -> dict[str, Any]:
+) -> ConcentrationDocument:
     """The `desk concentration --json` document: each issuer's share of eligible value.
 
     Args:
@@ -178,7 +311,7 @@ def concentration_document(
     }
 
 
-def quarantine_document(repo: PositionRepository) -> list[dict[str, Any]]:
+def quarantine_document(repo: PositionRepository) -> list[QuarantinedRow]:
     """The `desk quarantine --json` document: every rejected input row, oldest first.
 
     Returns:
@@ -209,7 +342,7 @@ def _book_of(raw: Any) -> str | None:
     return str(book).strip() or None
 
 
-def status_document(repo: PositionRepository) -> dict[str, Any]:
+def status_document(repo: PositionRepository) -> StatusDocument:
     """The `desk status --json` document: per book, latest EOD, stale days, quarantine, backlog.
 
     Returns:
@@ -223,7 +356,7 @@ def status_document(repo: PositionRepository) -> dict[str, Any]:
     pending = repo.pending_events(limit=10**9)["book_id"].value_counts()
     by_book = quarantined.value_counts()
     books = sorted({*headers["book_id"], *by_book.index, *pending.index})
-    rows = []
+    rows: list[BookStatus] = []
     for book in books:
         own = headers[headers["book_id"] == book].sort_values("business_date", kind="stable")
         latest = own.iloc[-1] if len(own) else None
@@ -231,9 +364,7 @@ def status_document(repo: PositionRepository) -> dict[str, Any]:
             {
                 "book_id": book,
                 "latest_eod": None if latest is None else latest["business_date"],
-                "latest_as_of": None
-                if latest is None
-                else pd.Timestamp(int(latest["as_of_us"]), unit="us", tz="UTC").isoformat(),
+                "latest_as_of": None if latest is None else _as_of(latest["as_of_us"]),
                 "stale_days": list(own.loc[own["stale"], "business_date"]),
                 "quarantined": int(by_book.get(book, 0)),
                 "events_pending": int(pending.get(book, 0)),
@@ -244,4 +375,40 @@ def status_document(repo: PositionRepository) -> dict[str, Any]:
         "quarantined_total": len(quarantined),
         "quarantined_unattributed": int(quarantined.isna().sum()),
         "events_pending_total": int(pending.sum()),
+    }
+
+
+def _as_of(as_of_us: Any) -> str:
+    return pd.Timestamp(int(as_of_us), unit="us", tz="UTC").isoformat()
+
+
+def books_document(repo: PositionRepository) -> BooksDocument:
+    """Every book with at least one stored EOD, by book id."""
+    days = repo.eod_headers().groupby("book_id")["business_date"]
+    return {
+        "books": [
+            {"book_id": book, "days": int(n), "first_eod": first, "latest_eod": latest}
+            for book, n, first, latest in zip(
+                days.size().index, days.size(), days.min(), days.max(), strict=True
+            )
+        ]
+    }
+
+
+def days_document(repo: PositionRepository, book: str) -> DaysDocument:
+    """The stored EOD days of ``book``, oldest first, each with its as-of and staleness.
+
+    Raises:
+        NoEndOfDayError: no EOD of ``book`` is stored on any day.
+    """
+    headers = repo.eod_headers()
+    own = headers[headers["book_id"] == book].sort_values("business_date", kind="stable")
+    if own.empty:
+        raise NoEndOfDayError(f"no end-of-day positions for book {book} on any day")
+    return {
+        "book_id": book,
+        "days": [
+            {"business_date": r.business_date, "as_of": _as_of(r.as_of_us), "stale": bool(r.stale)}
+            for r in own.itertuples()
+        ],
     }

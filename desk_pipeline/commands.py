@@ -1,0 +1,233 @@
+"""Runs requested from outside the schedule (a book's snapshot, a day's ranking), via Dagster.
+
+The HTTP API answers a command at once with the ids of the runs it will start and executes them
+on one worker thread of its own process, in order, on the instance of DAGSTER_HOME: the runs
+appear in the Dagster UI like a `desk backfill`'s, tagged with the request. Why in-process and not
+``instance.submit_run``: the desk's instance uses the QueuedRunCoordinator (concurrency limits in
+dagster.yaml), so a submitted run waits for a running `dagster-daemon`, and `desk serve` must work
+on its own as `desk backfill` does; in-process runs still take the instance's pool slots, and
+carry their owner's process tags so a killed server's runs are failed by the next desk command.
+"""
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NotRequired
+
+import dagster as dg
+from typing_extensions import TypedDict
+
+from desk_pipeline.defs import runs as desk_runs
+from desk_pipeline.defs.partitions import INTRADAY_10MIN
+from desk_pipeline.defs.resources import DeskSettings, resources_from
+from desk_pipeline.domain.errors import InvalidRangeError
+
+log = logging.getLogger(__name__)
+
+REQUEST_TAG = "desk/request"
+TRIGGER_TAG = "desk/trigger"
+BOOK_TAG = "desk/book"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of a job of the code location: job, partition, assets (None: all) and tags."""
+
+    job: str
+    partition_key: str
+    assets: tuple[str, ...] | None = None
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def execute(
+        self,
+        definitions: dg.Definitions,
+        instance: dg.DagsterInstance,
+        *,
+        run_id: str | None = None,
+        raise_on_error: bool = True,
+    ) -> dg.ExecuteInProcessResult:
+        """Execute the run in this process on ``instance``, tagged with its owner.
+
+        Args:
+            definitions: the code location (:func:`definitions_for`).
+            instance: where the run is recorded (the UI's instance).
+            run_id: the run's id, chosen beforehand so it can be answered before the run starts.
+            raise_on_error: raise the step's error instead of returning a failed result.
+        """
+        return definitions.resolve_job_def(self.job).execute_in_process(
+            instance=instance,
+            partition_key=self.partition_key,
+            asset_selection=None if self.assets is None else [dg.AssetKey(a) for a in self.assets],
+            run_id=run_id,
+            tags={**self.tags, **desk_runs.process_tags()},
+            raise_on_error=raise_on_error,
+        )
+
+
+def definitions_for(settings: DeskSettings) -> dg.Definitions:
+    """The code location's assets, checks and jobs with resources bound to ``settings``.
+
+    The same definitions as the UI's when ``settings`` are the environment's (`desk serve`);
+    another warehouse or source when a caller (a test) builds its own settings.
+    """
+    # Imported late: loading the definitions reads the environment.
+    from desk_pipeline.definitions import defs
+
+    return dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        resources=resources_from(settings),
+    )
+
+
+def snapshot_runs(book: str, tags: Mapping[str, str]) -> list[RunSpec]:
+    """The latest closed 10-minute window's snapshot, then its day's EOD refresh.
+
+    The assets snapshot every book (one window is one partition); ``book`` only names the
+    request. The refresh is the daily job for the window's business day (EOD, valuation, marks,
+    ranking), as the EOD refresh sensor runs it after a scheduled tick.
+
+    Raises:
+        InvalidRangeError: no 10-minute window has closed since DESK_START_DATE.
+    """
+    window = INTRADAY_10MIN.get_last_partition_key()
+    if window is None:
+        raise InvalidRangeError("no 10-minute window has closed since DESK_START_DATE")
+    start = INTRADAY_10MIN.time_window_for_partition_key(window).start
+    day = start.strftime("%Y-%m-%d")
+    tags = {**tags, BOOK_TAG: book}
+    return [RunSpec("intraday_job", window, tags=tags), RunSpec("daily_job", day, tags=tags)]
+
+
+def ranking_run(book: str, business_date: str, tags: Mapping[str, str]) -> RunSpec:
+    """collateral_ranking for ``business_date``: it ranks every book of the day in one run."""
+    return RunSpec(
+        "daily_job", business_date, assets=("collateral_ranking",), tags={**tags, BOOK_TAG: book}
+    )
+
+
+class RunDocument(TypedDict):
+    """A run's state: Dagster's status (QUEUED while it waits for an earlier run of its request)."""
+
+    run_id: str
+    status: str
+    job: str
+    partition: str | None
+    tags: dict[str, str]
+    start_time: str | None
+    end_time: str | None
+    reason: NotRequired[str]
+
+
+@dataclasses.dataclass
+class _Pending:
+    """A run of a request that is not (yet) on the instance."""
+
+    spec: RunSpec
+    status: str = "QUEUED"
+    reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Accepted:
+    """A request's runs, in execution order; ``duplicate`` when it was already in flight."""
+
+    run_ids: list[str]
+    duplicate: bool
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
+
+
+class RunQueue:
+    """Runs requests' runs one after another on a worker thread, on one Dagster instance.
+
+    One worker: two requests never compute the same partition at once in this process, and a
+    request's runs run in order (a snapshot before its EOD refresh). A request is identified by a
+    key; while any of its runs is in flight, submitting the same key returns the same runs.
+    """
+
+    def __init__(self, definitions: dg.Definitions, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
+        self._definitions = definitions
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="desk-runs")
+        self._lock = threading.Lock()
+        self._requests: dict[str, tuple[list[str], Future[None]]] = {}
+        self._pending: dict[str, _Pending] = {}
+
+    def submit(self, key: str, specs: Sequence[RunSpec]) -> Accepted:
+        """Queue ``specs`` as request ``key``, tagged with it; or return its runs in flight."""
+        with self._lock:
+            current = self._requests.get(key)
+            if current is not None and not current[1].done():
+                return Accepted(current[0], duplicate=True)
+            runs = [
+                (str(uuid.uuid4()), dataclasses.replace(s, tags={**s.tags, REQUEST_TAG: key}))
+                for s in specs
+            ]
+            self._pending.update({run_id: _Pending(spec) for run_id, spec in runs})
+            future = self._worker.submit(self._execute, runs)
+            self._requests[key] = ([run_id for run_id, _ in runs], future)
+            return Accepted([run_id for run_id, _ in runs], duplicate=False)
+
+    def _execute(self, runs: list[tuple[str, RunSpec]]) -> None:
+        failed: str | None = None
+        for run_id, spec in runs:
+            if failed is not None:
+                self._pending[run_id] = _Pending(spec, "CANCELED", f"run {failed} failed first")
+                continue
+            try:
+                ok = spec.execute(
+                    self._definitions, self.instance, run_id=run_id, raise_on_error=False
+                ).success
+                reason = "the run failed; its events are in the Dagster UI"
+            # The worker's top: whatever one run raises must not stop the runs queued after it.
+            except Exception as err:
+                log.exception("run %s of %s failed to start", run_id, spec.tags.get(REQUEST_TAG))
+                ok, reason = False, f"the run could not start: {err}"
+            if self.instance.get_run_by_id(run_id) is not None:
+                del self._pending[run_id]
+            else:
+                self._pending[run_id] = _Pending(spec, "FAILURE", reason)
+            if not ok:
+                failed = run_id
+
+    def status(self, run_id: str) -> RunDocument | None:
+        """The state of run ``run_id`` (any run of the instance), or None if unknown."""
+        record = self.instance.get_run_record_by_id(run_id)
+        if record is not None:
+            run = record.dagster_run
+            return {
+                "run_id": run.run_id,
+                "status": run.status.value,
+                "job": run.job_name,
+                "partition": run.tags.get("dagster/partition"),
+                "tags": {k: v for k, v in run.tags.items() if k.startswith("desk/")},
+                "start_time": _iso(record.start_time),
+                "end_time": _iso(record.end_time),
+            }
+        pending = self._pending.get(run_id)
+        if pending is None:
+            return None
+        document: RunDocument = {
+            "run_id": run_id,
+            "status": pending.status,
+            "job": pending.spec.job,
+            "partition": pending.spec.partition_key,
+            "tags": dict(pending.spec.tags),
+            "start_time": None,
+            "end_time": None,
+        }
+        if pending.reason:
+            document["reason"] = pending.reason
+        return document
+
+    def shutdown(self) -> None:
+        """Finish the run in progress; requests not started yet are dropped."""
+        self._worker.shutdown(wait=True, cancel_futures=True)
