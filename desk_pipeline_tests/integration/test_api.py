@@ -461,7 +461,7 @@ schema = schemathesis.openapi.from_dict(
 
 
 # CI-sized: 11 operations x up to 40 generated requests each. Every check but one: a date the
-# document allows (format: date) outside the desk's calendar (1900 to 2199) is a 422 by design.
+# document allows (format: date) in a year outside business_day's bounds is a 422 by design.
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_generated_request_gets_a_server_error_or_breaks_the_document(case, client):
