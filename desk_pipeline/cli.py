@@ -11,7 +11,7 @@ import click
 import dagster as dg
 import pandas as pd
 
-from desk_pipeline import queries
+from desk_pipeline import commands, queries
 from desk_pipeline.adapters import consumer as event_consumer
 from desk_pipeline.adapters.kafka import KafkaSettings, consume_kafka
 from desk_pipeline.adapters.publisher import (
@@ -267,16 +267,8 @@ def _request_ranking(book_id: str, business_date: str) -> None:
     """
     from desk_pipeline.definitions import defs
 
-    defs.resolve_job_def("daily_job").execute_in_process(
-        instance=desk_runs.desk_instance(),
-        partition_key=business_date,
-        asset_selection=[dg.AssetKey("collateral_ranking")],
-        tags={
-            "desk/trigger": f"desk consume: PositionSnapshotCreated {book_id}",
-            **desk_runs.process_tags(),
-        },
-        raise_on_error=True,
-    )
+    trigger = {commands.TRIGGER_TAG: f"desk consume: PositionSnapshotCreated {book_id}"}
+    commands.ranking_run(book_id, business_date, trigger).execute(defs, desk_runs.desk_instance())
 
 
 @cli.command()
