@@ -269,7 +269,7 @@ def create_app(
     ) -> JSONResponse:
         """`desk quarantine --json`, a page at a time: every rejected input row, oldest first."""
         rows = queries.quarantine_document(repository())
-        page = {
+        page: QuarantinePage = {
             "total": len(rows),
             "offset": offset,
             "limit": limit,
@@ -280,7 +280,7 @@ def create_app(
     def accepted(key: str, specs: list[commands.RunSpec]) -> JSONResponse:
         submitted = queue.submit(key, specs)
         run_id = submitted.run_ids[-1]
-        body = {
+        body: CommandAccepted = {
             "run_id": run_id,
             "runs": submitted.run_ids,
             "request": key,
