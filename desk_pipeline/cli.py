@@ -11,8 +11,9 @@ import click
 import dagster as dg
 import pandas as pd
 
-from desk_pipeline import commands, queries
+from desk_pipeline import queries
 from desk_pipeline.adapters import consumer as event_consumer
+from desk_pipeline.adapters.configuration import unreachable_warehouse
 from desk_pipeline.adapters.kafka import KafkaSettings, consume_kafka
 from desk_pipeline.adapters.publisher import (
     Backoff,
@@ -22,10 +23,10 @@ from desk_pipeline.adapters.publisher import (
     relay_forever,
     relay_once,
 )
-from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.adapters.warehouse import PositionRepository, WarehouseError
 from desk_pipeline.defs import runs as desk_runs
 from desk_pipeline.domain.calendar import business_dates
-from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError
+from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, SettingsError
 
 # Days per Dagster run in a backfill: bounds memory and gives the progress bar steps.
 BACKFILL_CHUNK_DAYS = 31
@@ -70,9 +71,19 @@ def _settings() -> Any:
 
 
 def _repository() -> PositionRepository:
+    """The warehouse, migrated; one that cannot be opened is a DESK_WAREHOUSE_URL problem.
+
+    Raises:
+        SettingsError: the database does not answer, is no database, or has a schema this
+            desk does not know; the line is the one `desk doctor` shows.
+    """
     from desk_pipeline.defs.resources import WarehouseResource
 
-    return WarehouseResource(url=_settings().warehouse_url).repository()
+    url = _settings().warehouse_url
+    try:
+        return WarehouseResource(url=url).repository()
+    except WarehouseError as err:
+        raise SettingsError([unreachable_warehouse(url, err)]) from err
 
 
 def _notice(line: str) -> None:
@@ -265,6 +276,9 @@ def _request_ranking(book_id: str, business_date: str) -> None:
 
     The asset ranks every book of the day in one run, so the day's other events find it fresh.
     """
+    # Imported late, as the definitions: they read the settings, which must not fail `desk` on
+    # import (a bad setting is one line, exit 2, and `desk doctor` must still run).
+    from desk_pipeline import commands
     from desk_pipeline.definitions import defs
 
     trigger = {commands.TRIGGER_TAG: f"desk consume: PositionSnapshotCreated {book_id}"}
@@ -378,12 +392,28 @@ def doctor(repair: bool, as_json: bool) -> None:
     """
     from desk_pipeline.adapters import health
 
-    settings = _settings()
-    findings = [
-        *health.warehouse_findings(settings.warehouse_url),
-        health.source_finding(settings.trade_source),
-        health.broker_finding(settings.event_publisher),
-    ]
+    # Each setting is checked on its own, so one bad value does not hide the other checks; a
+    # bad value's finding is the very line the other commands print.
+    from desk_pipeline.defs.settings import ENVIRONMENT, environment_values, setting_problems
+
+    problems = setting_problems()
+    values = environment_values()
+    if "DESK_WAREHOUSE_URL" in problems:
+        findings = [
+            health.Finding("warehouse", False, problems.pop("DESK_WAREHOUSE_URL")),
+            health.Finding("migrations", False, "no warehouse to check"),
+        ]
+    else:
+        findings = health.warehouse_findings(values["warehouse_url"])
+    for check, field, probe in (
+        ("source", "trade_source", health.source_finding),
+        ("broker", "event_publisher", health.broker_finding),
+    ):
+        if ENVIRONMENT[field] in problems:
+            findings.append(health.Finding(check, False, problems.pop(ENVIRONMENT[field])))
+        else:
+            findings.append(probe(values[field]))
+    findings += [health.Finding("settings", False, line) for line in problems.values()]
     repaired = []
     if desk_runs.instance_exists():
         instance = desk_runs.desk_instance()
@@ -447,6 +477,9 @@ def main() -> None:
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
+    except SettingsError as err:  # one line per bad DESK_* variable
+        click.echo("\n".join(f"desk: {line}" for line in err.lines), err=True)
+        sys.exit(2)
     except DeskPipelineError as err:
         click.echo(f"desk: {err}", err=True)
         sys.exit(1)

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from confluent_kafka.admin import AdminClient
 
+from desk_pipeline.adapters.configuration import unreachable_warehouse
 from desk_pipeline.adapters.kafka import KafkaSettings
 from desk_pipeline.adapters.publisher import amqp_url_from
 from desk_pipeline.adapters.trade_sources import trade_source_from
@@ -50,9 +51,10 @@ def warehouse_findings(url: str) -> list[Finding]:
             conn.execute(sa.text("select 1"))
             current = MigrationContext.configure(conn).get_current_revision()
     except sa.exc.SQLAlchemyError as err:
-        reason = str(err.orig if isinstance(err, sa.exc.DBAPIError) else err).splitlines()[0]
+        # The same line a command prints when it cannot open the warehouse.
+        detail = unreachable_warehouse(url, err)
         return [
-            Finding("warehouse", False, f"{shown} is not reachable: {reason}"),
+            Finding("warehouse", False, detail),
             Finding("migrations", False, "no warehouse to check"),
         ]
     finally:
@@ -67,7 +69,7 @@ def warehouse_findings(url: str) -> list[Finding]:
             "migrations",
             False,
             f"schema at revision {current or 'none'}, latest is {head}; "
-            "any desk command or run applies the pending migrations",
+            "run `desk migrate` (any other desk command applies them too)",
         )
     return [Finding("warehouse", True, f"{shown} answers"), migrations]
 

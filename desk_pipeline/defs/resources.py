@@ -1,6 +1,5 @@
 """Settings from the environment (read here and nowhere else) and the resources built from them."""
 
-import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -12,49 +11,8 @@ from desk_pipeline.adapters.haircut_schedules import load_schedule
 from desk_pipeline.adapters.publisher import EventPublisher, publisher_from
 from desk_pipeline.adapters.trade_sources import TradeSource, trade_source_from
 from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.haircuts import HaircutSchedule
-
-DEFAULT_START_DATE = "2026-01-01"
-
-
-@dataclasses.dataclass(frozen=True)
-class DeskSettings:
-    """The desk's configuration: the DESK_* variables of the contract, with working defaults."""
-
-    warehouse_url: str
-    trade_source: str
-    timezone: str
-    start_date: str
-    event_publisher: str
-    haircut_schedule: str
-    # Freshness check on intraday_positions: hours (cron hour field) and maximum snapshot age.
-    desk_hours: str = "0-23"
-    intraday_freshness_minutes: int = 20
-    # Quality and housekeeping: quarantined share of received rows; intraday snapshot retention.
-    max_quarantine_rate: float = 0.05
-    intraday_retention_days: int = 7
-    # Collateral: the largest share of a book's eligible lendable value one issuer may hold.
-    issuer_concentration_limit: float = 0.25
-
-    @classmethod
-    def from_env(cls) -> "DeskSettings":
-        """Read the DESK_* variables; unset ones take the defaults of ARCHITECTURE.md."""
-        home = Path(os.environ.get("DAGSTER_HOME") or "./.desk").resolve()
-        return cls(
-            warehouse_url=os.environ.get("DESK_WAREHOUSE_URL") or f"sqlite:///{home}/warehouse.db",
-            trade_source=os.environ.get("DESK_TRADE_SOURCE") or "simulator",
-            timezone=os.environ.get("DESK_TIMEZONE") or "UTC",
-            start_date=os.environ.get("DESK_START_DATE") or DEFAULT_START_DATE,
-            event_publisher=os.environ.get("DESK_EVENT_PUBLISHER") or "log",
-            haircut_schedule=os.environ.get("DESK_HAIRCUT_SCHEDULE") or "",
-            desk_hours=os.environ.get("DESK_HOURS") or "0-23",
-            intraday_freshness_minutes=int(os.environ.get("DESK_FRESHNESS_MINUTES") or 20),
-            max_quarantine_rate=float(os.environ.get("DESK_MAX_QUARANTINE_RATE") or 0.05),
-            intraday_retention_days=int(os.environ.get("DESK_INTRADAY_RETENTION_DAYS") or 7),
-            issuer_concentration_limit=float(
-                os.environ.get("DESK_ISSUER_CONCENTRATION_LIMIT") or 0.25
-            ),
-        )
 
 
 @functools.cache

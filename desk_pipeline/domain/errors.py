@@ -15,3 +15,14 @@ class InvalidRangeError(DeskPipelineError):
 
 class NoEndOfDayError(DeskPipelineError):
     """No end-of-day snapshot is stored for the requested book and day."""
+
+
+class SettingsError(DeskPipelineError):
+    """A DESK_* setting is mistyped or names something the desk cannot use (exit code 2).
+
+    ``lines`` holds one ``DESK_X=value: what is wrong; what to do`` line per bad setting.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
