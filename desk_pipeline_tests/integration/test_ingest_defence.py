@@ -9,7 +9,12 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository, WarehouseError
 from desk_pipeline.defs.positions.assets import trades as trades_asset
-from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
+from desk_pipeline.defs.resources import (
+    CalendarResource,
+    HaircutScheduleResource,
+    TradeSourceResource,
+    WarehouseResource,
+)
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline_tests.builders import make_trades, trade, write_landing_file
 
@@ -133,6 +138,8 @@ def test_the_trades_asset_reports_received_accepted_and_quarantined_per_file(
         resources={
             "warehouse": WarehouseResource(url=sqlite_url),
             "trade_source": TradeSourceResource(spec=f"landing:{folder}"),
+            "calendar": CalendarResource(),
+            "haircuts": HaircutScheduleResource(),
         },
         instance=dagster_instance,
     )

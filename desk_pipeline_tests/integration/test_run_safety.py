@@ -12,7 +12,12 @@ from dagster._utils.tags import TagConcurrencyLimitsCounter
 from desk_pipeline.adapters.warehouse import PositionRepository, WarehouseError
 from desk_pipeline.defs.collateral.assets import collateral_ranking
 from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
-from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
+from desk_pipeline.defs.resources import (
+    CalendarResource,
+    HaircutScheduleResource,
+    TradeSourceResource,
+    WarehouseResource,
+)
 from desk_pipeline_tests.builders import trade, write_landing_file
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
@@ -87,6 +92,8 @@ def test_a_transient_database_error_is_retried_within_the_run(
         resources={
             "warehouse": FlakyWarehouseResource(url=sqlite_url),
             "trade_source": TradeSourceResource(spec=f"landing:{tmp_path / 'in'}"),
+            "calendar": CalendarResource(),
+            "haircuts": HaircutScheduleResource(),
         },
         instance=dagster_instance,
     )

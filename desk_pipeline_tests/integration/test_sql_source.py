@@ -12,7 +12,12 @@ from desk_pipeline.adapters.trade_sources import TradeSourceError, trade_source_
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.ingestion import ingest_window
 from desk_pipeline.defs.positions.assets import trades as trades_asset
-from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
+from desk_pipeline.defs.resources import (
+    CalendarResource,
+    HaircutScheduleResource,
+    TradeSourceResource,
+    WarehouseResource,
+)
 from desk_pipeline_tests.conftest import PG_ADMIN_URL
 
 T0 = pd.Timestamp("2026-03-02 09:00", tz="UTC")
@@ -173,6 +178,8 @@ def test_the_trades_asset_ingests_from_an_sql_source_once_per_row(
     resources = {
         "warehouse": WarehouseResource(url=sqlite_url),
         "trade_source": TradeSourceResource(spec=f"sql:{upstream}"),
+        "calendar": CalendarResource(),
+        "haircuts": HaircutScheduleResource(),
     }
     counts = []
     for key in ("2026-03-02-09:00", "2026-03-02-09:10"):

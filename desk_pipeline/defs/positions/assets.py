@@ -91,14 +91,20 @@ def trades(
     if stored is not None:
         report_restated(context, eod_metadata(stored), restated)
     context.log.info("trades %s: %s, restated %s", context.partition_key_range, counts, restated)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": counts["accepted"],
-            **counts,
-            "restated_days": ", ".join(restated),
-            "batches": dg.MetadataValue.json(batch_counts(results)),
-        }
-    )
+    # A source delivers batches (files), not windows: a range run's counts go on its last
+    # window, and the others say where to look instead of repeating the totals.
+    last = context.partition_keys[-1]
+    figures: dict[str, dict[str, Any]] = {
+        key: {"ingested_with_window": last} for key in context.partition_keys[:-1]
+    }
+    figures[last] = {
+        "dagster/row_count": counts["accepted"],
+        **counts,
+        "restated_days": ", ".join(restated),
+        "batches": dg.MetadataValue.json(batch_counts(results)),
+    }
+    report_days(context, figures, context.partition_keys)
+    return dg.MaterializeResult()
 
 
 @dg.asset(
@@ -122,26 +128,33 @@ def intraday_positions(
     opening = repo.opening(utc_window(context)[0])
     snapshots = roll_positions(opening.positions, repo.trades_since(opening.bounds, ends[-1]), ends)
     by_window = dict(tuple(snapshots.groupby("as_of")))
+    empty = snapshots.iloc[0:0]
     # Every window is stored, even an empty one: it is the checkpoint the next tick rolls from.
-    written = sum(
-        repo.replace_intraday(end, by_window.get(end, snapshots.iloc[0:0]), opening.read_at_us)
-        for end in ends
+    written = {
+        key: repo.replace_intraday(end, by_window.get(end, empty), opening.read_at_us)
+        for key, end in zip(context.partition_keys, ends, strict=True)
+    }
+    report_days(
+        context,
+        {
+            key: {
+                "dagster/row_count": rows,
+                "books": int(by_window.get(end, empty)["book_id"].nunique()),
+            }
+            for (key, rows), end in zip(written.items(), ends, strict=True)
+        },
+        context.partition_keys,
     )
     # Housekeeping: windows this old are no checkpoint anyone rolls from; EODs are kept.
     purged = repo.purge_intraday(ends[-1] - pd.Timedelta(days=warehouse.intraday_retention_days))
     context.log.info(
         "intraday_positions %s: %d rows, %d old windows purged",
         context.partition_key_range,
-        written,
+        sum(written.values()),
         purged,
     )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": written,
-            "books": int(snapshots["book_id"].nunique()),
-            "windows_purged": purged,
-        }
-    )
+    context.add_asset_metadata({"windows_purged": purged}, partition_key=context.partition_keys[-1])
+    return dg.MaterializeResult()
 
 
 @dg.asset(
