@@ -164,8 +164,10 @@ class RunQueue:
     def submit(self, key: str, specs: Sequence[RunSpec]) -> Accepted:
         """Queue ``specs`` as request ``key``, tagged with it; or return its runs in flight."""
         with self._lock:
+            # Only requests in flight are remembered: an ended one is started anew.
+            self._requests = {k: r for k, r in self._requests.items() if not r[1].done()}
             current = self._requests.get(key)
-            if current is not None and not current[1].done():
+            if current is not None:
                 return Accepted(current[0], duplicate=True)
             runs = [
                 (str(uuid.uuid4()), dataclasses.replace(s, tags={**s.tags, REQUEST_TAG: key}))
