@@ -11,10 +11,12 @@ same process on the same data.
 """
 
 import argparse
+import cProfile
 import dataclasses
 import json
 import os
 import platform
+import pstats
 import sqlite3
 import subprocess
 import sys
@@ -36,7 +38,7 @@ from desk_pipeline.domain.positions import positions_as_of, roll_positions
 from desk_pipeline.domain.schema import POSITION_DTYPES, TRADE_DTYPES, conform
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("engine", "tick", "backfill", "read")
+SECTIONS = ("engine", "tick", "tick-e2e", "backfill", "read")
 PG_ADMIN_URL = os.environ.get(
     "DESK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -58,6 +60,9 @@ class Size:
     tick_booked: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     tick_window_trades: int = 1_000
     tick_repeats: int = 3
+    # tick-e2e: calendar days backfilled before today, ticks (each with its EOD refresh) per desk
+    tick_e2e_days: int = 5
+    tick_e2e_repeats: int = 3
     books: int = 50
     instruments: int = 5_000
     instruments_per_book: int = 500
@@ -78,6 +83,8 @@ SMOKE = Size(
     tick_booked=(1_000, 5_000),
     tick_window_trades=200,
     tick_repeats=2,
+    tick_e2e_days=2,
+    tick_e2e_repeats=1,
     books=4,
     instruments=200,
     instruments_per_book=50,
@@ -257,6 +264,8 @@ def engine_section(size: Size) -> dict[str, Any]:
         seed = seed_frame(books)
         n = len(trades)
         out[label] = {"trades": n, "trade_kinds": kinds, "seed_loop_s": seed_s}
+        floor_s, floor_matches = notional_floor(trades, size.repeats)
+        out[label].update(floor_s=floor_s, floor_matches_groupby=floor_matches)
         for ids, data in (("encoded", trades), ("object", strings)):
             groupby_s, sums = best_of(
                 size.repeats,
@@ -276,6 +285,8 @@ def engine_section(size: Size) -> dict[str, Any]:
                 "engine_trades_per_s": n / engine_s,
                 "engine_vs_seed": seed_s / engine_s,
                 "engine_time_vs_groupby": engine_s / groupby_s,
+                "engine_time_vs_floor": engine_s / floor_s,
+                "engine_profile_s": engine_profile(empty, data, as_of),
                 "engine_matches_seed": frames_match(engine, seed),
                 "engine_quantity_matches_groupby": bool(
                     np.allclose(engine["quantity"].to_numpy(), sums.to_numpy())
@@ -287,6 +298,58 @@ def engine_section(size: Size) -> dict[str, Any]:
                 out[label]["object_ids"] = figures
     out["incremental"] = incremental_step(size, rng)
     return out
+
+
+def notional_floor(trades: pd.DataFrame, repeats: int) -> tuple[float, bool]:
+    """The physical floor: a numpy pass over three 8-byte columns, whatever the engine does.
+
+    Sums quantity x price per (book, instrument) key (``np.bincount`` weighted by the products,
+    into a preallocated buffer), on an int64 key column built beforehand from the dictionary
+    codes, as a columnar store would hold it. Nothing is sorted, hashed or allocated per row.
+
+    Args:
+        trades: TRADE_DTYPES rows with categorical ids (``with_encoded_ids``).
+        repeats: timed calls; the best counts.
+
+    Returns:
+        The best time (s), and whether the per-key sums equal pandas' groupby of the products.
+    """
+    books = trades["book_id"].cat.codes.to_numpy().astype(np.int64)
+    instruments = trades["instrument_id"].cat.codes.to_numpy().astype(np.int64)
+    keys = books * len(trades["instrument_id"].cat.categories) + instruments
+    quantity = trades["quantity"].to_numpy(dtype=np.float64)
+    price = trades["price"].to_numpy(dtype=np.float64)
+    products = np.empty_like(quantity)
+    floor_s, sums = best_of(
+        repeats, lambda: np.bincount(keys, weights=np.multiply(quantity, price, out=products))
+    )
+    grouped = (
+        trades.assign(notional=quantity * price)
+        .groupby(["book_id", "instrument_id"], observed=True)["notional"]
+        .sum()
+    )
+    return floor_s, bool(np.allclose(sums[np.unique(keys)], grouped.to_numpy()))
+
+
+def engine_profile(empty: pd.DataFrame, trades: pd.DataFrame, as_of: pd.Timestamp) -> dict:
+    """Where one engine call spends its time: seconds per call ``roll_positions`` makes.
+
+    One call under cProfile (numba kernels appear as calls); ``roll_positions`` is the
+    function's own time (array indexing and arithmetic written inline). Largest first.
+    """
+    profiler = cProfile.Profile()
+    profiler.enable()
+    positions_as_of(empty, trades, as_of)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    (root,) = [f for f in stats if f[2] == "roll_positions"]
+    spent = {
+        function[2]: callers[root][3]
+        for function, (*_, callers) in stats.items()
+        if root in callers
+    }
+    spent["roll_positions"] = stats[root][2]
+    return dict(sorted(spent.items(), key=lambda item: -item[1]))
 
 
 def frames_match(engine: pd.DataFrame, seed: pd.DataFrame) -> bool:
@@ -486,6 +549,28 @@ def _no_rejects() -> pd.DataFrame:
     return empty_frame(QUARANTINE_DTYPES)
 
 
+# ---- 2b. the tick end to end, as the schedule and the EOD sensor launch it -------------------
+
+
+def tick_e2e_section(size: Size, workdir: Path, baselines: list[Path]) -> dict[str, Any]:
+    """This checkout's tick and EOD refresh runs, interleaved with each baseline tree's.
+
+    See ``benchmarks.tick_e2e``; speed-ups are each baseline's median over this checkout's.
+    """
+    # Imported here: Dagster's import costs seconds that the other sections do not need.
+    from benchmarks import tick_e2e
+
+    trees = {"current": ROOT, **{f"baseline:{path.name}": path for path in baselines}}
+    return tick_e2e.measure(
+        trees,
+        size.databases,
+        size.tick_e2e_days,
+        size.tick_e2e_repeats,
+        workdir,
+        PG_ADMIN_URL,
+    )
+
+
 # ---- 3. year-long backfills through the Dagster definitions ----------------------------------
 
 
@@ -659,6 +744,16 @@ def table(results: dict[str, Any]) -> str:
                 add(f"  {ids}: engine (trades/s)", f"{f['engine_trades_per_s']:,.0f}")
                 add(f"  {ids}: engine speed-up vs seed loop", f"{f['engine_vs_seed']:.1f}x")
                 add(f"  {ids}: engine time / groupby time", f"{f['engine_time_vs_groupby']:.2f}")
+                add(
+                    f"  {ids}: engine time / numpy floor time ({e['floor_s'] * 1000:.0f} ms)",
+                    f"{f['engine_time_vs_floor']:.1f}",
+                )
+                profiled = sum(f["engine_profile_s"].values())
+                for name, spent in list(f["engine_profile_s"].items())[:3]:
+                    add(
+                        f"  {ids}: engine profile, in {name}",
+                        f"{spent * 1000:,.0f} ms ({spent / profiled:.0%})",
+                    )
                 add(f"  {ids}: engine matches seed loop", str(f["engine_matches_seed"]))
     if "incremental" in engine:
         i = engine["incremental"]
@@ -673,6 +768,20 @@ def table(results: dict[str, Any]) -> str:
                 f"tick {database}: +{row['window_trades']:,} on {row['booked_before']:,} "
                 f"booked, {row['snapshot_rows']:,} rows",
                 f"{row['tick_s_median'] * 1000:,.0f} ms ({row['vs_smallest']:.2f}x)",
+            )
+    for database, e2e in results.get("tick-e2e", {}).items():
+        for label, desk in e2e["desks"].items():
+            for run in ("tick", "eod_refresh"):
+                f = desk[run]
+                add(
+                    f"tick-e2e {database} {label} {run}: wall / CPU s (load)",
+                    f"{f['wall_s_median']:.1f} / {f['cpu_s_median']:.1f} "
+                    f"({f['load_1m_median']:.1f})",
+                )
+        for label, ratios in e2e["speedup"].items():
+            add(
+                f"tick-e2e {database}: {label} / current, tick / EOD (wall)",
+                f"{ratios['tick_wall']:.1f}x / {ratios['eod_refresh_wall']:.1f}x",
             )
     for database, runs in results.get("backfill", {}).items():
         for run in runs:
@@ -704,7 +813,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds), for tests")
     parser.add_argument("--name", help="result file name (default: full or smoke)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="engine,tick,backfill,read")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=",".join(SECTIONS))
     parser.add_argument("--databases", help="sqlite,postgresql")
     parser.add_argument("--engine-trades", type=int)
     parser.add_argument("--books", type=int)
@@ -714,6 +823,15 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
     parser.add_argument("--days", type=ints, help="business days per backfill, e.g. 250,500")
     parser.add_argument("--tick-booked", type=ints, help="trades booked before the tick")
     parser.add_argument("--read-calls", type=int)
+    parser.add_argument("--tick-e2e-repeats", type=int, help="ticks (with EOD refresh) per desk")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        default=[],
+        help="tick-e2e: another tree of the project (e.g. `git archive` of the commit before a "
+        "change) measured interleaved with this one; repeatable",
+    )
     args = parser.parse_args(argv)
     size = SMOKE if args.smoke else Size()
     overrides = {
@@ -725,6 +843,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
         "days": args.days,
         "tick_booked": args.tick_booked,
         "read_calls": args.read_calls,
+        "tick_e2e_repeats": args.tick_e2e_repeats,
         "databases": tuple(args.databases.split(",")) if args.databases else None,
     }
     size = dataclasses.replace(size, **{k: v for k, v in overrides.items() if v is not None})
@@ -764,6 +883,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             save()
         if "tick" in sections:
             results["tick"] = tick_section(size, workdir)
+            save()
+        if "tick-e2e" in sections:
+            results["tick-e2e"] = tick_e2e_section(size, workdir, args.baseline)
             save()
         if sections & {"backfill", "read"}:
             backfill_and_read(size, workdir, sections, results, save)

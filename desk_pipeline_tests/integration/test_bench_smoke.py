@@ -1,11 +1,14 @@
 """The benchmark at smoke size: its own figures are consistent (not how fast they are)."""
 
 import json
+import statistics
 
+import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.execution.api import create_execution_plan
 
-from benchmarks import bench
+from benchmarks import bench, tick_e2e
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.schema import POSITION_DTYPES, conform
@@ -26,7 +29,7 @@ def smoke(tmp_path_factory, pg_engine) -> dict:
 def test_the_benchmark_writes_its_figures_and_the_machine_to_json(smoke):
     written = smoke["file"]
     assert written["name"] == "smoke"
-    assert {"engine", "tick", "backfill", "read"} <= set(written)
+    assert {"engine", "tick", "tick-e2e", "backfill", "read"} <= set(written)
     machine = written["machine"]
     assert machine["cores"] >= 1 and machine["ram_gb"] > 0
     for key in ("cpu", "python", "numpy", "pandas", "numba", "sqlite", "postgresql"):
@@ -50,6 +53,14 @@ def test_the_engine_agrees_with_the_seed_loop_and_reports_both_ratios(smoke):
             assert figures["engine_time_vs_groupby"] == pytest.approx(
                 figures["engine_s"] / figures["groupby_s"]
             )
+            # The floor reads the same trades whatever the ids: one floor, two ratios.
+            assert figures["engine_time_vs_floor"] == pytest.approx(
+                figures["engine_s"] / run["floor_s"]
+            )
+            profile = figures["engine_profile_s"]
+            assert {"_apply_trades", "roll_positions"} <= set(profile)
+            assert list(profile.values()) == sorted(profile.values(), reverse=True)
+        assert run["floor_matches_groupby"]
     # The dense set exercises every branch of the average-cost rule, many times.
     assert min(engine["dense"]["trade_kinds"].values()) > 100
     incremental = engine["incremental"]
@@ -67,6 +78,43 @@ def test_every_tick_snapshots_every_traded_key_of_its_warehouse(smoke):
         for row in rows:
             assert row["opening_positions"] == row["snapshot_rows"] == keys
         assert rows[0]["vs_smallest"] == 1.0
+
+
+def _steps(job: dg.JobDefinition) -> int:
+    return len(create_execution_plan(job).step_keys_to_execute)
+
+
+@pytest.mark.postgres
+def test_each_launched_tick_and_eod_refresh_ran_every_step_of_its_job(smoke):
+    from desk_pipeline.definitions import defs
+
+    steps = {
+        "tick": _steps(defs.resolve_job_def("intraday_job")),
+        # The automation sensor's run: the implicit asset job, subset to the EOD refresh.
+        "eod_refresh": _steps(
+            defs.resolve_implicit_global_asset_job_def().get_subset(
+                asset_selection={dg.AssetKey(key) for key in tick_e2e.EOD_REFRESH}
+            )
+        ),
+    }
+    for database in ("sqlite", "postgresql"):
+        e2e = smoke["results"]["tick-e2e"][database]
+        assert set(e2e["desks"]) == {"current"} and e2e["speedup"] == {}
+        for kind, figures in e2e["desks"]["current"].items():
+            if kind == "tree":
+                continue
+            runs = figures["runs"]
+            assert len(runs) == bench.SMOKE.tick_e2e_repeats
+            for run in runs:
+                assert run["status"] == "SUCCESS" and run["steps"] == steps[kind]
+                assert run["wall_s"] == pytest.approx(run["startup_s"] + run["worker_s"])
+                assert run["startup_s"] > 0 and run["worker_s"] > 0
+                # The run worker's CPU is counted: it imports Dagster and the definitions.
+                assert run["cpu_s"] > 0 and run["load_1m"] >= 0
+            assert figures["wall_s_median"] == statistics.median(r["wall_s"] for r in runs)
+        tick, refresh = (e2e["desks"]["current"][k]["runs"] for k in ("tick", "eod_refresh"))
+        # Each refresh is of the day of the window its tick snapshot.
+        assert [t["partition"][:10] for t in tick] == [r["partition"] for r in refresh]
 
 
 @pytest.mark.postgres
