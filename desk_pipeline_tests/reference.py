@@ -31,10 +31,7 @@ class RefPosition:
 
     def apply(self, qty: float | str | Decimal, price: float) -> None:
         units = micro_units(qty)
-        if self.units == 0:
-            self.units, self.avg_price = units, price
-            return
-        if (self.units > 0) == (units > 0):
+        if self.units == 0 or (self.units > 0) == (units > 0):
             new = self.units + units
             self.avg_price = (self.units * self.avg_price + units * price) / new
             self.units = new

@@ -1,0 +1,226 @@
+"""Exact quantities and the one rounding rule: the engine against Python's ``decimal``."""
+
+import math
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from desk_pipeline import queries
+from desk_pipeline.domain.positions import positions_as_of, roll_positions
+from desk_pipeline.domain.precision import (
+    MAX_ABS_QUANTITY,
+    MAX_EXACT_POSITION,
+    QUANTITY_DECIMALS,
+    QUANTITY_SCALE,
+    exact_quantities,
+    for_output,
+    from_units,
+    to_units,
+)
+from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
+from desk_pipeline_tests.reference import micro_units
+
+END = T0 + pd.Timedelta(days=1)
+KEYS = [("B1", "I1"), ("B1", "I2"), ("B2", "I1")]
+LIMIT = Decimal(int(MAX_ABS_QUANTITY))
+
+
+def test_the_issues_close_in_three_fractional_trades_is_flat_with_realised_pnl_3():
+    trades = make_trades(
+        [
+            trade("T1", 0.1, 100, 0, book="BOOK-A", instrument="ISIN-1"),
+            trade("T2", 0.2, 100, 60, book="BOOK-A", instrument="ISIN-1"),
+            trade("T3", -0.3, 110, 120, book="BOOK-A", instrument="ISIN-1"),
+            trade("T4", 10, 50, 120, book="BOOK-A", instrument="ISIN-2"),
+        ]
+    )
+    result = positions_as_of(no_positions(), trades, END).set_index("instrument_id")
+    values = ["quantity", "avg_price", "realized_pnl"]
+    assert result.loc["ISIN-1", values].tolist() == [0.0, 0.0, 3.0]
+    assert result.loc["ISIN-2", values].tolist() == [10.0, 50.0, 0.0]
+
+
+# ---- conversions -----------------------------------------------------------------------------
+
+EXACT_UNITS = MAX_EXACT_POSITION * QUANTITY_SCALE - 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-EXACT_UNITS, EXACT_UNITS))
+@example(EXACT_UNITS)
+@example(-EXACT_UNITS)
+@example(1)
+def test_a_quantity_stored_as_a_float_converts_back_to_the_same_micro_units(units):
+    stored = float(from_units(units))
+    # The float nearest to the decimal (float(Decimal) rounds correctly), and back exactly.
+    assert stored == float(Decimal(units).scaleb(-QUANTITY_DECIMALS))
+    assert to_units(stored) == units
+
+
+def test_float_dust_converts_to_exactly_zero_micro_units_without_a_sign():
+    dust = np.array([0.1 + 0.2 - 0.3, -5.551115123125783e-17, -0.0])
+    units = to_units(dust)
+    assert units.tolist() == [0.0, 0.0, 0.0]
+    assert not np.signbit(units).any()
+    assert exact_quantities(pd.Series([0.1 + 0.2, 1e9 + 0.000001])).tolist() == [
+        0.3,
+        1_000_000_000.000001,
+    ]
+
+
+# ---- the rounding rule ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (14.999999999998348, 15.0),
+        (99.99999999999999, 100.0),
+        (3.000000000000004, 3.0),
+        (0.1 + 0.2, 0.3),
+        (-2.0000000000000004, -2.0),
+        (0.028284271247461905, 0.0282842712475),
+        (9_999_999_999.99, 9_999_999_999.99),
+        (1_287_867.9734249923, 1_287_867.97342),
+        (0.0, 0.0),
+    ],
+)
+def test_output_keeps_12_significant_digits(value, shown):
+    assert for_output(value) == shown
+
+
+def test_output_leaves_missing_and_infinite_values_as_they_are():
+    assert math.isnan(for_output(float("nan")))
+    assert for_output(float("inf")) == float("inf")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False))
+def test_output_is_within_half_a_unit_of_the_12th_digit_and_idempotent(value):
+    shown = for_output(value)
+    assert abs(shown - value) <= 5e-12 * abs(value)
+    assert for_output(shown) == shown
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.decimals(min_value=-(10**12), max_value=10**12, places=6, allow_nan=False))
+def test_a_decimal_of_at_most_12_significant_digits_is_shown_as_it_is(value):
+    digits = value.normalize().as_tuple().digits
+    if len(digits) <= 12:
+        assert for_output(float(value)) == float(value)
+
+
+# ---- the engine against decimal --------------------------------------------------------------
+
+NICE = [Decimal(v) for v in ("0.1", "0.2", "-0.3", "0.000001", "-0.000001", "33.333333", "1e9")]
+
+
+def quantities(limit: Decimal = LIMIT) -> st.SearchStrategy[Decimal]:
+    """Non-zero decimals with at most QUANTITY_DECIMALS places, within +-limit."""
+    return st.one_of(
+        st.sampled_from([q for q in NICE if abs(q) <= limit]),
+        st.decimals(-1000, 1000, places=QUANTITY_DECIMALS, allow_nan=False),
+        st.decimals(-limit, limit, places=QUANTITY_DECIMALS, allow_nan=False),
+    ).filter(bool)
+
+
+prices = st.decimals("0.01", "1000", places=4).map(float)
+
+
+def trade_frame(drawn: list[tuple[int, Decimal, float]]) -> pd.DataFrame:
+    """Trades in the drawn order, one minute apart; quantities as a CSV parser reads them."""
+    return make_trades(
+        trade(f"T{i:03d}", float(q), px, i, book=KEYS[k][0], instrument=KEYS[k][1])
+        for i, (k, q, px) in enumerate(drawn)
+    )
+
+
+def decimal_sums(drawn: list[tuple[int, Decimal, float]]) -> dict[tuple[str, str], Decimal]:
+    sums: dict[tuple[str, str], Decimal] = {}
+    for k, q, _ in drawn:
+        sums[KEYS[k]] = sums.get(KEYS[k], Decimal(0)) + q
+    return sums
+
+
+# At most 8 trades of at most MAX_ABS_QUANTITY: every position stays below MAX_EXACT_POSITION.
+any_trades = st.lists(
+    st.tuples(st.integers(0, len(KEYS) - 1), quantities(), prices), min_size=1, max_size=8
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(any_trades)
+def test_the_engines_quantity_is_the_decimal_sum_exactly_at_every_snapshot(drawn):
+    trades = trade_frame(drawn)
+    cuts = [T0 + pd.Timedelta(minutes=i) for i in range(1, len(drawn) + 1)]
+    rolled = roll_positions(no_positions(), trades, cuts)
+    for n, as_of in enumerate(cuts, start=1):
+        snapshot = rolled[rolled["as_of"] == as_of]
+        got = {(r.book_id, r.instrument_id): r for r in snapshot.itertuples()}
+        expected = decimal_sums(drawn[:n])
+        assert got.keys() == expected.keys()
+        for key, total in expected.items():
+            assert got[key].quantity == float(total), (key, total)
+            assert to_units(got[key].quantity) == micro_units(total)
+            if total == 0:
+                assert got[key].avg_price == 0.0
+
+
+@st.composite
+def closing_sequences(draw) -> list[tuple[int, Decimal, float]]:
+    """Trades on key 0 whose quantities sum to zero in decimal, in any order, among others."""
+    opened = draw(st.lists(quantities(), min_size=1, max_size=4))
+    closing, rest = [], -sum(opened)
+    while rest:  # closed in trades of at most MAX_ABS_QUANTITY each
+        closing.append(max(min(rest, LIMIT), -LIMIT))
+        rest -= closing[-1]
+    ordered = draw(st.permutations(opened + closing))
+    others = draw(st.lists(st.tuples(st.integers(1, 2), quantities(), prices), max_size=3))
+    drawn = [(0, q, draw(prices)) for q in ordered]
+    for other in others:
+        drawn.insert(draw(st.integers(0, len(drawn))), other)
+    return drawn
+
+
+class StoredEod:
+    """The one read ``positions_document`` makes, answered from a computed EOD (no warehouse)."""
+
+    def __init__(self, eod: pd.DataFrame) -> None:
+        self.rows = eod
+
+    def eod(self, book_id: str, business_date: str) -> tuple[dict, pd.DataFrame]:
+        header = {"as_of": END, "snapshot_id": f"{book_id}|{business_date}"}
+        return header, self.rows[self.rows["book_id"] == book_id]
+
+
+def as_tuples(frame: pd.DataFrame) -> dict:
+    return {
+        (r.book_id, r.instrument_id): (r.quantity, r.avg_price, r.realized_pnl)
+        for r in frame.itertuples()
+    }
+
+
+@settings(max_examples=30, deadline=None)
+@given(closing_sequences())
+def test_trades_summing_to_zero_in_decimal_leave_the_position_flat_whatever_the_split(drawn):
+    assert sum(q for k, q, _ in drawn if k == 0) == 0
+    trades = trade_frame(drawn)
+    full = positions_as_of(no_positions(), trades, END)
+    quantity, avg_price, realized_pnl = as_tuples(full)[KEYS[0]]
+    assert (quantity, avg_price) == (0.0, 0.0) and math.isfinite(realized_pnl)
+    # What a person reads: `desk positions --json` omits the flat position.
+    book, instrument = KEYS[0]
+    document = queries.positions_document(StoredEod(full), book, "2026-03-02")
+    held = {k[1]: float(s) for k, s in decimal_sums(drawn).items() if k[0] == book and s}
+    assert {p["instrument_id"]: p["quantity"] for p in document["positions"]} == held
+    assert instrument not in held
+    # The incremental path: an opening state taken before any trade, then the rest.
+    for split in range(len(drawn) + 1):
+        at = T0 + pd.Timedelta(minutes=split)
+        opening = positions_as_of(no_positions(), trades[trades["trade_time"] < at], at)
+        later = trades[trades["trade_time"] >= at]
+        assert as_tuples(positions_as_of(opening, later, END)) == as_tuples(full), split
