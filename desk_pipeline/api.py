@@ -26,7 +26,8 @@ from typing_extensions import TypedDict
 from desk_pipeline import commands, queries
 from desk_pipeline.adapters import health
 from desk_pipeline.adapters.warehouse import PositionRepository, WarehouseError
-from desk_pipeline.defs.resources import DeskSettings, WarehouseResource
+from desk_pipeline.defs.resources import WarehouseResource
+from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, NoEndOfDayError
 
 log = logging.getLogger(__name__)

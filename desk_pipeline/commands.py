@@ -23,7 +23,8 @@ from typing_extensions import TypedDict
 
 from desk_pipeline.defs import runs as desk_runs
 from desk_pipeline.defs.partitions import INTRADAY_10MIN
-from desk_pipeline.defs.resources import DeskSettings, resources_from
+from desk_pipeline.defs.resources import resources_from
+from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.errors import InvalidRangeError
 
 log = logging.getLogger(__name__)

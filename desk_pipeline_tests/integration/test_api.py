@@ -22,7 +22,7 @@ from desk_pipeline import commands, queries
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.api import create_app
 from desk_pipeline.defs.partitions import INTRADAY_10MIN
-from desk_pipeline.defs.resources import DeskSettings
+from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.errors import InvalidRangeError
 from desk_pipeline_tests.builders import trade, write_landing_file
 
