@@ -4,6 +4,9 @@ import dataclasses
 import hashlib
 import io
 import logging
+import os
+import stat
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,9 @@ log = logging.getLogger(__name__)
 REFERENCE_FILES = ("instruments.csv", "prices.csv", "books.csv", "fx_rates.csv")
 # A landing file larger than this is refused whole rather than read into memory.
 MAX_FILE_BYTES = 512 * 1024 * 1024
+# A file whose last line has no newline yet is read once it has not changed for this long:
+# a writer at work appends more often; a file left that way is complete after all.
+SETTLE_SECONDS = 0.25
 
 
 class TradeSourceError(DeskPipelineError):
@@ -117,32 +123,78 @@ class SimulatorSource:
 
 
 @dataclasses.dataclass(frozen=True)
-class LandingFolderSource:
-    """CSV files dropped in a folder (the landing contract of ARCHITECTURE.md).
+class Landed:
+    """What reading one landing entry gave: its bytes, or why it was refused, or nothing yet.
 
-    Every ``*.csv`` except the reference files is a trade file. Files are ingested whole,
-    whatever window asks: the warehouse skips a file whose content it has already ingested.
+    ``data`` is the complete content; ``refused`` is ``(label, reason)`` for an entry refused
+    whole without being parsed; both None when the file is still being written.
+    """
+
+    data: bytes | None = None
+    refused: tuple[str, str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LandingFolderSource:
+    """CSV files dropped in a folder, read like a landing zone (the contract of ARCHITECTURE.md).
+
+    Every regular file whose name ends in ``.csv`` (any case, surrounding spaces ignored) is a
+    trade file, except the reference files. Names starting with a dot, and names that do not
+    end in ``.csv`` (``x.csv.part``, ``x.tmp``), are a writer's files in progress and are not
+    read. A file is read only when complete: its last line ends with a newline, or it has not
+    changed for ``settle_seconds``; and it must not change while it is read. Anything else is
+    refused whole with its reason, never opened when that could block or leak: a FIFO, a
+    folder, a device, a link that leads out of the folder or nowhere, a file the desk may not
+    read, a name that is not UTF-8, a file over MAX_FILE_BYTES (its size is read from the
+    disk first). Files are ingested whole, whatever window asks: the warehouse skips content it
+    has already ingested.
     """
 
     folder: Path
+    settle_seconds: float = SETTLE_SECONDS
 
     def batches(self, start: pd.Timestamp, end: pd.Timestamp) -> Iterator[SourceBatch]:
-        """One batch per trade file, in file-name order."""
-        if not self.folder.is_dir():
-            raise TradeSourceError(f"landing folder {self.folder} does not exist")
-        for path in sorted(self.folder.glob("*.csv")):
-            if path.name not in REFERENCE_FILES:
-                yield self.read_file(path)
+        """One batch per trade file, in file-name order; files still being written wait."""
+        for name in self._names():
+            if name.strip().lower() in REFERENCE_FILES or not _is_trade_file(name):
+                continue
+            batch = self._batch(name)
+            if batch is not None:
+                yield batch
 
     def read_file(self, path: Path) -> SourceBatch:
-        """Validate one trade file; an unreadable file becomes one quarantine row."""
-        source = f"landing:{path.name}"
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()[:16]
-        source = f"{source}#{digest}"
+        """Validate one trade file; an unreadable or refused file becomes one quarantine row.
+
+        Raises:
+            TradeSourceError: the file is still being written.
+        """
+        batch = self._batch(path.name)
+        if batch is None:
+            raise TradeSourceError(f"landing file {path.name} is still being written")
+        return batch
+
+    def _names(self) -> list[str]:
+        if not self.folder.is_dir():
+            raise TradeSourceError(f"landing folder {self.folder} does not exist")
+        # Sorted by bytes: a name that is not UTF-8 (surrogate-escaped) still has its place.
+        return sorted(os.listdir(self.folder), key=os.fsencode)
+
+    def _batch(self, name: str) -> SourceBatch | None:
+        landed = _read_landed(self.folder, name, self.settle_seconds)
+        if landed.refused is not None:
+            label, problem = landed.refused
+            source = f"landing:{label}"
+            log.warning("landing entry %s refused whole: %s", label, problem)
+            rejected = quarantine_whole_source(source, "refused_file", problem)
+            return SourceBatch(source, 1, empty_frame(TRADE_DTYPES), rejected)
+        if landed.data is None:
+            log.info("landing file %s is still being written; left for the next run", name)
+            return None
+        data = landed.data
+        source = f"landing:{name}#{hashlib.sha256(data).hexdigest()[:16]}"
         raw, problem = _parse_csv(data, len(data))
         if raw is None:
-            log.warning("landing file %s quarantined whole: %s", path.name, problem)
+            log.warning("landing file %s quarantined whole: %s", name, problem)
             rejected = quarantine_whole_source(source, "unreadable_file", problem)
             return SourceBatch(source, 1, empty_frame(TRADE_DTYPES), rejected)
         trades, rejected = validate_trades(raw, source=source)
@@ -152,13 +204,20 @@ class LandingFolderSource:
         """A reference file's rows as received (strings, index = 1-based row number).
 
         The domain validates them (``domain.reference``), quarantining bad rows; an unreadable
-        file becomes ``unreadable_rows`` and a missing file no rows at all.
+        or refused file becomes ``unreadable_rows`` and a missing file, or one still being
+        written, no rows at all (the stored rows stay).
         """
-        path = self.folder / name
-        if not path.exists():
+        landed_as = [n for n in self._names() if n.strip().lower() == name]
+        if not landed_as:
             return pd.DataFrame()
-        data = path.read_bytes()
-        raw, problem = _parse_csv(data, len(data))
+        landed = _read_landed(self.folder, landed_as[0], self.settle_seconds)
+        if landed.refused is not None:
+            log.warning("landing file %s refused whole: %s", *landed.refused)
+            return unreadable_rows(landed.refused[1])
+        if landed.data is None:
+            log.info("landing file %s is still being written; left for the next run", name)
+            return pd.DataFrame()
+        raw, problem = _parse_csv(landed.data, len(landed.data))
         if raw is None:
             log.warning("landing file %s quarantined whole: %s", name, problem)
             return unreadable_rows(problem)
@@ -179,6 +238,83 @@ class LandingFolderSource:
     def fx_rates(self, start_date: pd.Timestamp, end_date: pd.Timestamp) -> pd.DataFrame:
         """fx_rates.csv as received, whole whatever the dates."""
         return self._reference("fx_rates.csv")
+
+
+def _is_trade_file(name: str) -> bool:
+    return name.strip().lower().endswith(".csv") and not name.startswith(".")
+
+
+def _label(name: str) -> str:
+    r"""``name`` as storable, printable text: bytes that are not UTF-8 shown as ``\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def _read_landed(folder: Path, name: str, settle_seconds: float) -> Landed:
+    """Read one entry of the landing folder safely (see LandingFolderSource for the rules)."""
+    label = _label(name)
+    if label != name:
+        return Landed(
+            refused=(f"{label}#name", "the file name is not UTF-8; rename the file in UTF-8")
+        )
+    path = folder / name
+    try:
+        status = os.lstat(path)
+        if stat.S_ISLNK(status.st_mode):
+            inside = Path(os.path.realpath(folder, strict=True))
+            try:
+                target = Path(os.path.realpath(path, strict=True))
+            except OSError as err:  # dangling, or a loop of links
+                reason = f"a symbolic link that leads nowhere ({err.strerror})"
+                return Landed(refused=(f"{label}#link", f"{reason}; land the file itself"))
+            if target.parent != inside:
+                return Landed(
+                    refused=(
+                        f"{label}#link",
+                        "a symbolic link out of the landing folder, never followed; land the "
+                        "file itself",
+                    )
+                )
+            path, status = target, os.stat(target)
+        kind = KINDS.get(stat.S_IFMT(status.st_mode), "not a regular file")
+        if not stat.S_ISREG(status.st_mode):
+            return Landed(refused=(f"{label}#type", f"{kind}, not a file; remove it"))
+        if status.st_size > MAX_FILE_BYTES:
+            # Refused on its size on disk: it is never read into memory.
+            reason = f"{status.st_size} bytes, over the {MAX_FILE_BYTES} byte limit; split it"
+            return Landed(refused=(f"{label}#size", reason))
+        # O_NONBLOCK: should the entry have become a FIFO since lstat, opening it cannot hang.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except PermissionError:
+        return Landed(refused=(f"{label}#access", "the desk may not read it; grant read access"))
+    except OSError as err:
+        return Landed(refused=(f"{label}#access", f"cannot be opened ({err.strerror})"))
+    with os.fdopen(fd, "rb") as file:
+        before = os.fstat(file.fileno())
+        if not stat.S_ISREG(before.st_mode):
+            return Landed(refused=(f"{label}#type", "not a regular file; remove it"))
+        data = file.read()
+        after = os.fstat(file.fileno())
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        return Landed()  # changed while read
+    if data.endswith(b"\n") or not data:
+        return Landed(data=data)
+    # The last line is cut: a writer may still be at it. Complete once it holds still.
+    age = time.time() - after.st_mtime_ns / 1e9
+    if age < settle_seconds:
+        time.sleep(settle_seconds - age)
+        now = os.stat(path)
+        if (now.st_size, now.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            return Landed()
+    return Landed(data=data)
 
 
 def _parse_csv(data: bytes, size: int) -> tuple[pd.DataFrame | None, str]:

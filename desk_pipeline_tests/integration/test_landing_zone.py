@@ -1,0 +1,158 @@
+"""The landing folder read like a landing zone: complete files only, odd entries refused whole."""
+
+import os
+import random
+import resource
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from desk_pipeline.adapters import tables as t
+from desk_pipeline.adapters.trade_sources import MAX_FILE_BYTES, LandingFolderSource
+from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline_tests.builders import trade, write_landing_file
+
+START, END = pd.Timestamp("2026-03-01", tz="UTC"), pd.Timestamp("2026-03-10", tz="UTC")
+
+
+@pytest.fixture
+def repo(sqlite_url) -> PositionRepository:
+    repository = PositionRepository(sqlite_url)
+    yield repository
+    repository.engine.dispose()
+
+
+def ingest_all(source: LandingFolderSource, repo: PositionRepository) -> list[str]:
+    sources = []
+    for batch in source.batches(START, END):
+        repo.ingest(batch.source, batch.received, batch.trades, batch.rejected)
+        sources.append(batch.source)
+    return sources
+
+
+def stored_trades(repo: PositionRepository) -> pd.DataFrame:
+    with repo.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(
+                t.current_trades.c.trade_id,
+                t.current_trades.c.quantity,
+                t.current_trades.c.price,
+                t.current_trades.c.trade_time_us,
+            ).order_by(t.current_trades.c.trade_id)
+        ).all()
+    return pd.DataFrame(rows, columns=["trade_id", "quantity", "price", "trade_time_us"])
+
+
+def at(hhmm: str) -> pd.Timestamp:
+    return pd.Timestamp(f"2026-03-05 {hhmm}", tz="UTC")
+
+
+def test_odd_entries_are_refused_whole_with_a_reason_and_never_followed_out(repo, tmp_path):
+    folder = tmp_path / "landing"
+    write_landing_file(folder, "good.csv", [trade("G-1", 10, 1.0, at=at("09:00"))])
+    write_landing_file(folder, "TRADES.CSV", [trade("U-1", 20, 2.0, at=at("09:10"))])
+    write_landing_file(folder, "spaced.csv ", [trade("S-1", 30, 3.0, at=at("09:20"))])
+    write_landing_file(folder, ".hidden.csv", [trade("H-1", 1, 1.0, at=at("09:30"))])
+    write_landing_file(folder, "late.csv.part", [trade("P-1", 1, 1.0, at=at("09:40"))])
+    secret = tmp_path / "secret.txt"
+    secret.write_text("trade_id,book_id\nTOP-SECRET,B\n")
+    os.mkfifo(folder / "f.csv")
+    (folder / "d.csv").mkdir()
+    (folder / "out.csv").symlink_to(secret)
+    (folder / "dangling.csv").symlink_to(folder / "gone.csv")
+    (folder / "loop.csv").symlink_to(folder / "loop.csv")
+    (folder / "inside.csv").symlink_to(folder / "good.csv")
+    os.close(os.open(os.fsencode(folder) + b"/bad-\xff.csv", os.O_CREAT | os.O_WRONLY))
+
+    sources = ingest_all(LandingFolderSource(folder), repo)
+
+    quarantine = repo.quarantined()
+    reasons = dict(zip(quarantine["source"], quarantine["reason"], strict=True))
+    assert "a FIFO (named pipe), not a file" in reasons["landing:f.csv#type"]
+    assert "a folder, not a file" in reasons["landing:d.csv#type"]
+    assert "out of the landing folder, never followed" in reasons["landing:out.csv#link"]
+    assert "leads nowhere" in reasons["landing:dangling.csv#link"]
+    assert "leads nowhere" in reasons["landing:loop.csv#link"]
+    assert "not UTF-8" in reasons["landing:bad-\\xff.csv#name"]
+    assert "TOP-SECRET" not in "".join(quarantine["raw"]) + "".join(quarantine["reason"])
+    assert set(stored_trades(repo)["trade_id"]) == {"G-1", "U-1", "S-1"}
+    assert not any(".hidden" in s or ".part" in s for s in sources)
+    # The next run reads the same folder: nothing is quarantined twice.
+    ingest_all(LandingFolderSource(folder), repo)
+    assert len(repo.quarantined()) == len(quarantine) == 6
+
+
+def test_an_oversized_file_is_refused_on_its_size_on_disk_without_being_read(repo, tmp_path):
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    with (folder / "huge.csv").open("wb") as huge:  # sparse: takes no disk space
+        huge.truncate(MAX_FILE_BYTES + 1)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+    ingest_all(LandingFolderSource(folder), repo)
+
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert grown_mib < MAX_FILE_BYTES / 2**20 / 4
+    reason = repo.quarantined().set_index("source")["reason"]["landing:huge.csv#size"]
+    assert f"{MAX_FILE_BYTES + 1} bytes, over the {MAX_FILE_BYTES} byte limit" in reason
+
+
+def full_file(folder: Path, rows: int) -> bytes:
+    trades = [
+        trade(f"W-{i:03d}", -150 + i, 120.75 + i / 100, at=at("10:30") + pd.Timedelta(seconds=i))
+        for i in range(rows)
+    ]
+    return write_landing_file(folder, "complete.csv", trades).read_bytes()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_writer_racing_the_reader_never_lands_cut_values(repo, tmp_path, seed):
+    """A writer appends in uneven pieces while the desk polls: only whole rows ever land."""
+    expected_folder, folder = tmp_path / "expected", tmp_path / "landing"
+    content = full_file(expected_folder, rows=40)
+    folder.mkdir()
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(content)), 60))
+    done = threading.Event()
+
+    def write() -> None:
+        with (folder / "trades.csv").open("wb") as file:
+            for lo, hi in zip([0, *cuts], [*cuts, len(content)], strict=True):
+                file.write(content[lo:hi])
+                file.flush()
+                time.sleep(rng.uniform(0, 0.02))
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    source = LandingFolderSource(folder)
+    polls = 0
+    while not done.is_set():
+        ingest_all(source, repo)
+        polls += 1
+    writer.join()
+    ingest_all(source, repo)
+
+    expected = PositionRepository(f"sqlite:///{tmp_path}/expected.db")
+    ingest_all(LandingFolderSource(expected_folder), expected)
+    pd.testing.assert_frame_equal(stored_trades(repo), stored_trades(expected))
+    expected.engine.dispose()
+    assert polls > 1
+    assert repo.quarantined().empty  # no cut value, hence no conflicting duplicate
+
+
+def test_a_file_written_under_a_temporary_name_is_read_only_after_its_rename(repo, tmp_path):
+    folder = tmp_path / "landing"
+    content = full_file(tmp_path / "expected", rows=5)
+    folder.mkdir()
+    part = folder / "trades.csv.part"
+    part.write_bytes(content[: len(content) // 2])
+    assert ingest_all(LandingFolderSource(folder), repo) == []
+    part.write_bytes(content)
+    part.rename(folder / "trades.csv")
+    ingest_all(LandingFolderSource(folder), repo)
+    assert len(stored_trades(repo)) == 5
