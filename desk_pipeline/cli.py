@@ -4,14 +4,17 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import click
 import dagster as dg
 import pandas as pd
+from rich.console import RenderableType
 
-from desk_pipeline import queries
+from desk_pipeline import console, queries
 from desk_pipeline.adapters import consumer as event_consumer
 from desk_pipeline.adapters.configuration import unreachable_warehouse
 from desk_pipeline.adapters.kafka import KafkaSettings, consume_kafka
@@ -23,10 +26,25 @@ from desk_pipeline.adapters.publisher import (
     relay_forever,
     relay_once,
 )
-from desk_pipeline.adapters.warehouse import PositionRepository, WarehouseError
+from desk_pipeline.adapters.warehouse import (
+    NoWarehouseError,
+    PositionRepository,
+    WarehouseError,
+    WarehouseUnreachableError,
+    require_warehouse,
+)
 from desk_pipeline.defs import runs as desk_runs
 from desk_pipeline.domain.calendar import business_dates
 from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, SettingsError
+from desk_pipeline.progress import RunProgress
+
+# What `desk` exits with; `desk --help` and the README list them.
+EXIT_CODES = {
+    0: "done",
+    1: "no answer: nothing stored for that book and day, a check, run or relay failed",
+    2: "usage or configuration: a bad option or date, a DESK_* setting, no warehouse there",
+    130: "interrupted",
+}
 
 # Days per Dagster run in a backfill: bounds memory and gives the progress bar steps.
 BACKFILL_CHUNK_DAYS = 31
@@ -44,12 +62,15 @@ def run_range(
     *,
     trigger: str,
     tags: dict[str, str] | None = None,
+    run_config: Mapping[str, Any] | None = None,
 ) -> str:
     """One single-run range backfill of ``job`` over ``days``, in-process; returns the run id.
 
     The run's tags name this process, so a later command can fail the run if it is killed.
+    ``run_config`` chooses the run's loggers (`desk backfill` shows a progress bar instead).
     """
     result = job.execute_in_process(
+        run_config=run_config,
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": days[0],
@@ -86,22 +107,100 @@ def _repository() -> PositionRepository:
         raise SettingsError([unreachable_warehouse(url, err)]) from err
 
 
+def _reader() -> PositionRepository:
+    """The warehouse of a command that only reads: it must exist, a read never creates one.
+
+    Raises:
+        NoWarehouseError: none at the configured URL; the message says where desk looked and
+            how to point it elsewhere.
+        SettingsError: the warehouse does not answer (the line `desk doctor` shows).
+    """
+    url = _settings().warehouse_url
+    try:
+        require_warehouse(url)
+    except NoWarehouseError as err:
+        raise NoWarehouseError(f"{err}; {_where_desk_looks()}") from err
+    except WarehouseUnreachableError as err:
+        raise SettingsError([unreachable_warehouse(url, err)]) from err
+    return _repository()
+
+
+def _where_desk_looks() -> str:
+    if os.environ.get("DESK_WAREHOUSE_URL"):
+        return "that is DESK_WAREHOUSE_URL: point it at the desk's warehouse"
+    home = os.environ.get("DAGSTER_HOME")
+    folder = f"DAGSTER_HOME ({home})" if home else f"./.desk in the current folder ({Path.cwd()})"
+    return (
+        f"DESK_WAREHOUSE_URL is not set, so desk looked in {folder}: run desk in the folder "
+        "`make run` ran in, or set DESK_WAREHOUSE_URL (or DAGSTER_HOME) to your warehouse; "
+        "`desk backfill` creates one"
+    )
+
+
+def _log_level() -> str | None:
+    """Dagster's run log on stderr: none by default, INFO with --verbose, DEBUG with --debug."""
+    return click.get_current_context().find_root().obj["log_level"]
+
+
 def _notice(line: str) -> None:
     """Tell the operator what the desk is doing for them, on stderr (stdout stays the answer)."""
     click.echo(f"desk: {line}", err=True)
 
 
-def _emit(document: Any, as_json: bool, human: Callable[[], str]) -> None:
-    click.echo(json.dumps(document, indent=2) if as_json else human())
+def _emit(document: Any, as_json: bool, human: Callable[[], RenderableType]) -> None:
+    """``document`` as JSON on stdout, or ``human()``: a table (console.py) or a sentence."""
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+        return
+    text = human()
+    click.echo(text if isinstance(text, str) else console.render(text))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _IsoDate(click.ParamType):
+    """A calendar date written YYYY-MM-DD (queries.business_day); anything else is a usage error."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return queries.business_day(str(value), "")
+        except InvalidRangeError as err:
+            self.fail(str(err).strip(), param, ctx)
+
+
+ISO_DATE = _IsoDate()
+
+# Options of the whole command that users also type after a subcommand.
+_ANYWHERE = ("-v", "--verbose", "--debug")
+
+
+class _Desk(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `desk backfill … --verbose` means `desk --verbose backfill …`.
+        ordered = [a for a in args if a in _ANYWHERE] + [a for a in args if a not in _ANYWHERE]
+        return super().parse_args(ctx, ordered)
+
+
+@click.group(
+    cls=_Desk,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="\b\nExit codes:\n"
+    + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()),
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Details on stderr: Dagster's run log and warnings."
+)
+@click.option("--debug", is_flag=True, help="On an error, the traceback; Dagster's debug log.")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """Securities-financing desk pipeline: positions, end-of-day snapshots, collateral ranking."""
+    ctx.obj = {"log_level": "DEBUG" if debug else "INFO" if verbose else None}
+    if not (verbose or debug):
+        # Dagster's beta and supersession notices are for the desk's developers.
+        warnings.simplefilter("ignore")
     # Runs left by a killed desk process hold pool slots that would block every later run:
     # any command fails them first (doctor only reports them unless told to --repair).
-    if ctx.invoked_subcommand != "doctor" and os.environ.get("DAGSTER_HOME"):
+    if ctx.invoked_subcommand != "doctor" and desk_runs.instance_exists():
         for repair in desk_runs.repair_orphaned_runs(desk_runs.desk_instance()):
             _notice(f"repaired {repair.describe()}")
 
@@ -124,8 +223,8 @@ def migrate(as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--start", required=True, help="First business day, YYYY-MM-DD.")
-@click.option("--end", required=True, help="Last business day, YYYY-MM-DD (inclusive).")
+@click.option("--start", required=True, type=ISO_DATE, help="First business day.")
+@click.option("--end", required=True, type=ISO_DATE, help="Last business day (inclusive).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def backfill(start: str, end: str, as_json: bool) -> None:
     """Bring the warehouse up to date for business days START..END.
@@ -150,16 +249,29 @@ def backfill(start: str, end: str, as_json: bool) -> None:
             f"days {outside[0]}..{outside[-1]} are outside the desk calendar "
             f"({_settings().start_date} to today); set DESK_START_DATE earlier or pick other days"
         )
-    job = defs.resolve_job_def("daily_job")
+    # Connects (and migrates): an unusable warehouse fails here, before any run starts.
+    _repository()
     instance = desk_runs.desk_instance()
-    chunks = backfill_chunks(dates)
+    progress = RunProgress(
+        defs.resolve_job_def("daily_job"), backfill_chunks(dates), log_level=_log_level()
+    )
     with (
         desk_runs.backfill_claim(instance, dates[0], dates[-1], on_wait=_notice) as claim,
         desk_runs.watching_orphans(instance),
-        click.progressbar(chunks, label="backfill", file=sys.stderr, show_pos=True) as bar,
+        progress.shown(),
     ):
         tags = {desk_runs.BACKFILL_TAG: claim}
-        runs = [run_range(job, instance, c, trigger="desk backfill", tags=tags) for c in bar]
+        runs = [
+            run_range(
+                progress.job,
+                instance,
+                list(chunk),
+                trigger="desk backfill",
+                tags=tags,
+                run_config=progress.run_config,
+            )
+            for chunk in progress.each_chunk()
+        ]
     relay = relay_once(_repository(), publisher_from(_settings().event_publisher))
     document = {
         "start": dates[0],
@@ -169,71 +281,100 @@ def backfill(start: str, end: str, as_json: bool) -> None:
         "events_published": relay.published,
         "events_pending": relay.backlog,
     }
-    _emit(document, as_json, lambda: f"backfilled {len(dates)} days in {len(runs)} run(s)")
+    _emit(
+        document,
+        as_json,
+        lambda: (
+            f"backfilled {len(dates)} days, {dates[0]}..{dates[-1]}, in {len(runs)} run(s); "
+            f"events published {relay.published}, waiting {relay.backlog}"
+        ),
+    )
+
+
+@cli.command()
+@click.option("--book", default=None, help="List this book's stored days instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def books(book: str | None, as_json: bool) -> None:
+    """The books with stored end-of-day positions, and their days: what the other commands show.
+
+    Without --book: each book's number of days, first and latest day. With --book: each stored
+    day of that book, its snapshot's as-of and whether it awaits restatement; exits 1 when the
+    book has none.
+    """
+    repo = _reader()
+    if book is None:
+        document = queries.books_document(repo)
+        _emit(document, as_json, lambda: console.books(document))
+        return
+    days = queries.days_document(repo, book)
+    _emit(days, as_json, lambda: console.days(days))
 
 
 @cli.command()
 @click.option("--book", required=True, help="Book id.")
-@click.option("--date", "day", required=True, help="Business day, YYYY-MM-DD.")
+@click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
 @click.option(
     "--marks",
     is_flag=True,
     help="Add each position's mark, market value and unrealised P&L (the eod_valuation asset).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def positions(book: str, day: str, marks: bool, as_json: bool) -> None:
+def positions(book: str, business_date: str, marks: bool, as_json: bool) -> None:
     """The stored end-of-day positions of BOOK on DATE (flat positions omitted)."""
-    business_date = queries.business_day(day, "--date")
-    document = queries.positions_document(_repository(), book, business_date, marks=marks)
+    document = queries.positions_document(_reader(), book, business_date, marks=marks)
+    _emit(document, as_json, lambda: console.positions(document))
+
+
+@cli.command()
+@click.option("--book", required=True, help="Book id.")
+@click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def ranking(book: str, business_date: str, as_json: bool) -> None:
+    """The collateral ranking of BOOK on DATE: eligible items by lendable value, then the rest."""
+    repo = _reader()
+    document = queries.ranking_document(repo, book, business_date)
     _emit(
         document,
         as_json,
-        lambda: (
-            f"{book} {business_date} as of {document['as_of']}\n"
-            + pd.DataFrame(document["positions"]).to_string(index=False)
-        ),
+        lambda: console.ranking(document, _base_currency(repo, book, business_date)),
     )
 
 
-@cli.command()
-@click.option("--book", required=True, help="Book id.")
-@click.option("--date", "day", required=True, help="Business day, YYYY-MM-DD.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def ranking(book: str, day: str, as_json: bool) -> None:
-    """The collateral ranking of BOOK on DATE: eligible items by lendable value, then the rest."""
-    business_date = queries.business_day(day, "--date")
-    document = queries.ranking_document(_repository(), book, business_date)
-    _emit(document, as_json, lambda: pd.DataFrame(document["items"]).to_string(index=False))
+def _base_currency(repo: PositionRepository, book: str, business_date: str) -> str | None:
+    """The book's base currency (the unit of its ranking values) from stored reference data."""
+    day = pd.Timestamp(business_date)
+    books = repo.reference_as_of(day, day).books
+    currency = books.loc[books["book_id"] == book, "base_currency"]
+    return None if currency.empty else str(currency.iloc[0])
 
 
 @cli.command()
 @click.option("--book", required=True, help="Book id.")
-@click.option("--date", "day", required=True, help="Business day, YYYY-MM-DD.")
+@click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def concentration(book: str, day: str, as_json: bool) -> None:
+def concentration(book: str, business_date: str, as_json: bool) -> None:
     """Each issuer's share of BOOK's eligible lendable value on DATE, flagged over the limit.
 
     The limit is DESK_ISSUER_CONCENTRATION_LIMIT (default 0.25); shares come from the stored
     ranking, issuers from the stored instrument reference data.
     """
-    business_date = queries.business_day(day, "--date")
+    repo = _reader()
     document = queries.concentration_document(
-        _repository(), book, business_date, _settings().issuer_concentration_limit
+        repo, book, business_date, _settings().issuer_concentration_limit
     )
-    _emit(document, as_json, lambda: pd.DataFrame(document["issuers"]).to_string(index=False))
+    _emit(
+        document,
+        as_json,
+        lambda: console.concentration(document, _base_currency(repo, book, business_date)),
+    )
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def quarantine(as_json: bool) -> None:
     """Every rejected input row, with its source and reason."""
-    document = queries.quarantine_document(_repository())
-    columns = ["source", "row_number", "trade_id", "reason"]
-    _emit(
-        document,
-        as_json,
-        lambda: pd.DataFrame(document, columns=columns).to_string(index=False),
-    )
+    document = queries.quarantine_document(_reader())
+    _emit(document, as_json, lambda: console.quarantine(document))
 
 
 def _log_to_stderr() -> None:
@@ -361,21 +502,8 @@ def status(as_json: bool) -> None:
 
     Quarantined rows without a readable book_id are counted under "unattributed".
     """
-    document = queries.status_document(_repository())
-    rows = document["books"]
-
-    def human() -> str:
-        table = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["book_id"])
-        if len(table):
-            table["stale_days"] = table["stale_days"].map(len)
-        return (
-            (table.to_string(index=False) if len(table) else "no books yet")
-            + f"\nquarantined {document['quarantined_total']} "
-            + f"({document['quarantined_unattributed']} unattributed), "
-            + f"events pending {document['events_pending_total']}"
-        )
-
-    _emit(document, as_json, human)
+    document = queries.status_document(_reader())
+    _emit(document, as_json, lambda: console.status(document))
 
 
 @cli.command()
@@ -469,20 +597,55 @@ def serve(host: str, port: int) -> None:
 
 
 def main() -> None:
-    """Entry point: user errors print one line on stderr and exit 1, without a traceback."""
+    """Entry point: a failure is one line on stderr, `desk: <what failed>; <what to check>`.
+
+    The exit code says which kind of failure (EXIT_CODES); with --debug the error is raised
+    instead, traceback and all.
+    """
+    debug = False
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+        with cli.make_context("desk", sys.argv[1:]) as ctx:
+            debug = ctx.params["debug"]
+            cli.invoke(ctx)
+    except click.exceptions.Exit as done:  # --help
+        sys.exit(done.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("desk: interrupted", err=True)
         sys.exit(130)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except SettingsError as err:  # one line per bad DESK_* variable
-        click.echo("\n".join(f"desk: {line}" for line in err.lines), err=True)
-        sys.exit(2)
-    except DeskPipelineError as err:
-        click.echo(f"desk: {err}", err=True)
-        sys.exit(1)
-    except dg.DagsterExecutionStepExecutionError as err:
-        click.echo(f"desk: run failed: {err.user_exception or err}", err=True)
-        sys.exit(1)
+    except Exception as err:
+        if debug:
+            raise
+        code, line = _failure(err)
+        click.echo(f"desk: {line}", err=True)
+        sys.exit(code)
+
+
+def _first_line(text: object) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _failure(err: Exception) -> tuple[int, str]:
+    """The exit code (EXIT_CODES) and the one line that explain ``err``."""
+    if isinstance(err, SettingsError):  # one line per bad DESK_* variable
+        return 2, "\ndesk: ".join(err.lines)
+    if isinstance(err, click.UsageError):
+        command = err.ctx.command_path if err.ctx else "desk"
+        return 2, f"{_first_line(err.format_message())} (see `{command} --help`)"
+    if isinstance(err, click.ClickException):
+        return err.exit_code, _first_line(err.format_message())
+    if isinstance(err, NoWarehouseError):
+        return 2, _first_line(err)
+    if isinstance(err, dg.DagsterExecutionStepExecutionError):
+        return 1, (
+            f"run failed in step {err.step_key}: {_first_line(err.user_exception or err)}; "
+            "the run is in the Dagster UI, --verbose shows its log and --debug the traceback"
+        )
+    if isinstance(err, dg.DagsterError):
+        # A run failed after its retries: the last attempt's error says why.
+        attempts = getattr(err, "user_code_process_error_infos", None) or []
+        why = _first_line(attempts[-1].message if attempts else err)
+        return 1, f"a run failed: {why}; the run is in the Dagster UI, --verbose shows its log"
+    if isinstance(err, DeskPipelineError):
+        return 1, _first_line(err)
+    return 1, f"{type(err).__name__}: {_first_line(err)} (--debug shows the traceback)"

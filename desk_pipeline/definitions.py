@@ -7,10 +7,13 @@ from desk_pipeline.defs.collateral import assets as collateral_assets
 from desk_pipeline.defs.collateral import checks as collateral_checks
 from desk_pipeline.defs.positions import assets as position_assets
 from desk_pipeline.defs.positions import checks, freshness, sensors, valuation
+from desk_pipeline.defs.reference import assets as reference_assets
 from desk_pipeline.defs.resources import SETTINGS, resources_from
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([position_assets, valuation, collateral_assets]),
+    assets=dg.load_assets_from_modules(
+        [position_assets, valuation, collateral_assets, reference_assets]
+    ),
     jobs=[automation.intraday_job, automation.daily_job],
     schedules=[automation.intraday_schedule],
     asset_checks=[

@@ -9,6 +9,7 @@ from typing_extensions import TypedDict
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.collateral import issuer_concentration
 from desk_pipeline.domain.errors import InvalidRangeError, NoEndOfDayError
+from desk_pipeline.domain.parsing import parse_dates
 
 
 class Position(TypedDict):
@@ -143,16 +144,25 @@ class DaysDocument(TypedDict):
     days: list[StoredDay]
 
 
+# The dates a command accepts: any the desk could hold, within pandas' nanosecond range.
+_DATE_BOUNDS = (pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01"))
+
+
 def business_day(value: str, option: str) -> str:
-    """``value`` as a YYYY-MM-DD business day.
+    """``value``, a calendar date written YYYY-MM-DD (ISO 8601), as that string.
+
+    Nothing else is guessed: ``11/12/2026`` (12 November or 11 December?), ``20261120`` and
+    ``Nov 20 2026`` are refused, as is a date that does not exist (``2026-02-30``).
 
     Raises:
-        InvalidRangeError: ``value`` is not a date; the message names ``option``.
+        InvalidRangeError: ``value`` is not such a date; the message names ``option``.
     """
-    try:
-        return pd.Timestamp(value).strftime("%Y-%m-%d")
-    except ValueError as err:
-        raise InvalidRangeError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from err
+    dates, problems = parse_dates(pd.Series([value.strip()]), *_DATE_BOUNDS)
+    if problems.iloc[0]:
+        raise InvalidRangeError(
+            f"{option} {value!r} is not a date written YYYY-MM-DD, e.g. 2026-03-06"
+        )
+    return str(dates.iloc[0].strftime("%Y-%m-%d"))
 
 
 def _number(value: Any) -> float | None:

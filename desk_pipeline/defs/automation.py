@@ -6,9 +6,9 @@ import dagster as dg
 
 from desk_pipeline.adapters.publisher import Backoff, RelayCursor, relay_once
 from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.collateral.reference import instruments, prices
 from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
 from desk_pipeline.defs.positions.valuation import eod_valuation
+from desk_pipeline.defs.reference.assets import instruments, prices
 from desk_pipeline.defs.resources import PublisherResource, WarehouseResource
 
 # One job per partitions definition: Dagster refuses mixed partitioning in one job.

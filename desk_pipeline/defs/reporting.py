@@ -4,6 +4,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
+import pandas as pd
+
+# Examples a failing check lists in its metadata.
+SAMPLE = 10
 
 # The daily chain a restatement rewrites; a restated day gets a materialisation of each.
 END_OF_DAY_KEYS = (
@@ -50,3 +54,13 @@ def report_restated(
                     metadata={**metadata, "restated_by_run": context.run.run_id},
                 )
             )
+
+
+def run_days(tags: Mapping[str, str]) -> list[str] | None:
+    """Business days a run covered, from its partition tags; None when it names none."""
+    start = tags.get("dagster/asset_partition_range_start")
+    end = tags.get("dagster/asset_partition_range_end")
+    if start and end:
+        return [d.strftime("%Y-%m-%d") for d in pd.date_range(start, end, freq="D")]
+    single = tags.get("dagster/partition")
+    return [single] if single else None

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.defs.collateral.assets import collateral_ranking, instruments, prices
+from desk_pipeline.defs.collateral.assets import collateral_ranking
 from desk_pipeline.defs.collateral.checks import (
     COLLATERAL_CHECKS,
     check_every_holding_ranked_once,
@@ -19,6 +19,7 @@ from desk_pipeline.defs.collateral.checks import (
     check_values_consistent,
 )
 from desk_pipeline.defs.positions.assets import eod_positions
+from desk_pipeline.defs.reference.assets import instruments, prices
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.collateral.reference import instruments, prices
 from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
 from desk_pipeline.defs.positions.valuation import eod_valuation
+from desk_pipeline.defs.reference.assets import instruments, prices
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,

@@ -7,8 +7,8 @@ from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.collateral.reference import PRICE_LOOKBACK, instruments, prices
 from desk_pipeline.defs.positions.assets import eod_positions
+from desk_pipeline.defs.reference.assets import PRICE_LOOKBACK, instruments, prices
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.simulator import DeskSimulator
-from desk_pipeline.defs.collateral.reference import instruments, prices
 from desk_pipeline.defs.positions.assets import eod_positions
 from desk_pipeline.defs.positions.valuation import eod_valuation
+from desk_pipeline.defs.reference.assets import instruments, prices
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
@@ -46,12 +46,11 @@ def test_a_day_of_the_simulator_desk_is_valued_and_its_totals_are_reported(
         held["market_value"], held["quantity"] * held["price"], check_names=False
     )
 
-    shown = {
-        k: v.value
-        for k, v in result.asset_materializations_for_node("eod_valuation")[0].metadata.items()
-    }
+    (event,) = result.asset_materializations_for_node("eod_valuation")
+    shown = {k: v.value for k, v in event.metadata.items()}
+    assert event.partition == DAY
     assert shown["dagster/row_count"] == len(rows)
-    assert (shown["positions_without_mark"], shown["business_date"]) == (0, DAY)
+    assert shown["positions_without_mark"] == 0
     for currency, own in rows.groupby("base_currency"):
         assert shown[f"market_value_{currency}"] == pytest.approx(own["market_value_base"].sum())
         assert shown[f"unrealized_pnl_{currency}"] == pytest.approx(

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from desk_pipeline.defs.collateral.reference import REFRESH_HOURLY, instruments, prices
+from desk_pipeline.defs.reference.assets import REFRESH_HOURLY, instruments, prices
 
 
 def test_reference_assets_refresh_hourly_and_the_automation_sensor_evaluates_them():

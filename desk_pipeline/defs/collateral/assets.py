@@ -6,20 +6,17 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.defs import catalogue
-from desk_pipeline.defs.collateral.reference import instruments, prices
 from desk_pipeline.defs.end_of_day import store_rankings
-from desk_pipeline.defs.positions.assets import END_OF_DAY_ASSET, eod_positions
+from desk_pipeline.defs.policies import END_OF_DAY_ASSET
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
 from desk_pipeline.domain.collateral import issuer_concentration, lendable_by_currency
 
-# The reference assets load with this module's (definitions.py loads this module).
-__all__ = ["collateral_ranking", "instruments", "prices"]
-
 
 @dg.asset(
     group_name="collateral",
-    deps=[eod_positions, instruments, prices],
+    # By key: the positions and reference folders are wired by definitions.py, not imported.
+    deps=["eod_positions", "instruments", "prices"],
     pool="desk_collateral_ranking",
     metadata=catalogue.COLLATERAL_RANKING,
     **END_OF_DAY_ASSET,

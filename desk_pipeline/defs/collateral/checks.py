@@ -12,7 +12,7 @@ import pandas as pd
 
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.positions.checks import SAMPLE, run_days
+from desk_pipeline.defs.reporting import SAMPLE, run_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
 from desk_pipeline.domain.collateral import holdings_from_positions, issuer_concentration
 from desk_pipeline.domain.collateral_quality import (

@@ -1,12 +1,11 @@
 """Quality rules on trades and end-of-day positions, as asset checks over the warehouse."""
 
-from collections.abc import Mapping
-
 import dagster as dg
 import pandas as pd
 
 from desk_pipeline.adapters.warehouse import PositionRepository, from_micros
 from desk_pipeline.defs.positions.assets import eod_positions, trades
+from desk_pipeline.defs.reporting import SAMPLE, run_days
 from desk_pipeline.defs.resources import SETTINGS, CalendarResource, WarehouseResource
 from desk_pipeline.domain.calendar import day_bounds
 from desk_pipeline.domain.reconciliation import (
@@ -18,20 +17,9 @@ from desk_pipeline.domain.reconciliation import (
 )
 
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+
 # Offending keys listed in check metadata: enough to start an investigation, never a dump.
-SAMPLE = 10
-
-
-def run_days(tags: Mapping[str, str]) -> list[str] | None:
-    """Business days a run covered, from its partition tags; None when it names none."""
-    start = tags.get("dagster/asset_partition_range_start")
-    end = tags.get("dagster/asset_partition_range_end")
-    if start and end:
-        return [d.strftime("%Y-%m-%d") for d in pd.date_range(start, end, freq="D")]
-    single = tags.get("dagster/partition")
-    return [single] if single else None
-
-
 def check_eods_match_recomputation(
     repo: PositionRepository, days: list[str] | None, timezone: str = "UTC"
 ) -> dg.AssetCheckResult:

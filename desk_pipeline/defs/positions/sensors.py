@@ -5,10 +5,11 @@ import hashlib
 import dagster as dg
 import pandas as pd
 
-from desk_pipeline.defs.automation import daily_job
 from desk_pipeline.defs.resources import WarehouseResource
 from desk_pipeline.domain.restatement import restatement_days
 
+# By name: the job is defined by automation.py, which wires every folder.
+DAILY_JOB = "daily_job"
 # Dagster tag values are shown in the UI and stored per run: keep the trade list readable.
 MAX_TAG_CHARS = 500
 
@@ -41,7 +42,7 @@ def restatement_request(headers: pd.DataFrame, marks: pd.DataFrame) -> dg.RunReq
     ).hexdigest()[:16]
     return dg.RunRequest(
         run_key=f"restate:{start}..{end}:{digest}",
-        job_name=daily_job.name,
+        job_name=DAILY_JOB,
         tags={
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
@@ -62,7 +63,7 @@ def _truncated(text: str) -> str:
 
 
 @dg.sensor(
-    job=daily_job,
+    job_name=DAILY_JOB,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Restates stored EODs made stale by late, amended or cancelled trades.",

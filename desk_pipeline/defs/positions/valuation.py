@@ -3,9 +3,9 @@
 import dagster as dg
 
 from desk_pipeline.defs import catalogue
-from desk_pipeline.defs.collateral import reference
 from desk_pipeline.defs.end_of_day import store_valuations
-from desk_pipeline.defs.positions.assets import END_OF_DAY_ASSET, eod_positions
+from desk_pipeline.defs.policies import END_OF_DAY_ASSET
+from desk_pipeline.defs.positions.assets import eod_positions
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import WarehouseResource
 from desk_pipeline.domain.valuation import valuation_summary
@@ -13,7 +13,7 @@ from desk_pipeline.domain.valuation import valuation_summary
 
 @dg.asset(
     group_name="positions",
-    deps=[eod_positions, reference.instruments, reference.prices],
+    deps=[eod_positions, "instruments", "prices"],
     pool="desk_eod_valuation",
     metadata=catalogue.EOD_VALUATION,
     **END_OF_DAY_ASSET,

@@ -8,7 +8,7 @@ import pandas as pd
 
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.partitions import DAILY
-from desk_pipeline.defs.positions.assets import RETRY_TRANSIENT
+from desk_pipeline.defs.policies import RETRY_TRANSIENT
 from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
 from desk_pipeline.domain.marks import PRICE_LOOKBACK
 from desk_pipeline.domain.reference import validate_reference

@@ -1,0 +1,34 @@
+"""Policies every daily end-of-day asset shares: partitions, refresh, backfill and retries."""
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from desk_pipeline.defs import catalogue
+from desk_pipeline.defs.partitions import DAILY
+
+# Today's EOD is refreshed after each tick; these conditions keep it refreshing all day,
+# where eager() stalls after one missed window (see ARCHITECTURE.md).
+REFRESH_AFTER_TICK = (
+    dg.AutomationCondition.in_latest_time_window(lookback_delta=pd.Timedelta(days=2))
+    & dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+)
+# A dropped connection, failover or serialisation failure passes on retry; the waits grow
+# 2 s, 4 s, 8 s. Writes are idempotent (keep-last, replace-window, batch digests), so a retry
+# after a half-seen failure is safe.
+RETRY_TRANSIENT = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+
+# What every daily end-of-day asset (EOD, valuation, ranking) shares: daily partitions refreshed
+# after each tick, ranges backfilled in one run, transient failures retried.
+END_OF_DAY_ASSET: dict[str, Any] = {
+    "partitions_def": DAILY,
+    "kinds": {"pandas", "sql"},
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "automation_condition": REFRESH_AFTER_TICK,
+    "retry_policy": RETRY_TRANSIENT,
+    "owners": catalogue.OWNERS,
+    "tags": {"desk/layer": "eod"},
+}
