@@ -46,17 +46,43 @@ def times_as_text(draw: st.DrawFn) -> str:
     return date + draw(st.sampled_from(["T", " ", "t"])) + clock + zone
 
 
-def any_cell(plausible: list[str]) -> st.SearchStrategy[str]:
-    """A cell: mostly plausible for its column, else anything a file can hold."""
+def dates_as_text() -> st.SearchStrategy[str]:
+    """Calendar dates from year 1 to 9999, written YYYY-MM-DD."""
+    return st.dates().map(lambda d: f"{d.year:04d}-{d.month:02d}-{d.day:02d}")
+
+
+def any_cell() -> st.SearchStrategy[str]:
+    """Anything a file can hold in a cell: numbers, date-times, odd and hostile text."""
     return st.one_of(
-        st.sampled_from(plausible),
-        st.sampled_from(plausible),
         numbers_as_text(),
         times_as_text(),
         st.sampled_from(INJECTIONS + ODD),
         st.text(max_size=12),
         st.integers(60, 200).map(lambda n: "X" * n),
     )
+
+
+def rows_like(
+    plausible: dict[str, list[str]],
+    max_size: int = 8,
+    kinds: dict[str, st.SearchStrategy[str]] | None = None,
+) -> st.SearchStrategy[list[dict[str, str]]]:
+    """Rows of ``plausible``'s columns: plausible values with up to three drawn from anywhere.
+
+    Mostly-plausible rows matter: a value only reaches the warehouse and the engine (where a
+    year 0026 or a 1e308 used to fail the whole run) when every other field of its row is valid.
+    A wild cell of a column named in ``kinds`` is drawn half the time from its kind (times,
+    numbers, dates over their whole range), else from :func:`any_cell`.
+    """
+    kinds = kinds or {}
+
+    @st.composite
+    def row(draw: st.DrawFn) -> dict[str, str]:
+        cells = {c: draw(st.sampled_from(v)) for c, v in plausible.items()}
+        wild = draw(st.lists(st.sampled_from(list(plausible)), max_size=3, unique=True))
+        return cells | {c: draw(st.one_of(kinds.get(c, any_cell()), any_cell())) for c in wild}
+
+    return st.lists(row(), min_size=1, max_size=max_size)
 
 
 TRADE_CELLS = {
@@ -72,6 +98,18 @@ TRADE_CELLS = {
 
 
 def trade_rows(max_size: int = 8) -> st.SearchStrategy[list[dict[str, str]]]:
-    """Rows of the landing contract's columns, each cell drawn by :func:`any_cell`."""
-    row = st.fixed_dictionaries({c: any_cell(v) for c, v in TRADE_CELLS.items()})
-    return st.lists(row, min_size=1, max_size=max_size)
+    """Rows of the landing contract's columns (see :func:`rows_like`)."""
+    numbers = numbers_as_text()
+    kinds = {"trade_time": times_as_text(), "quantity": numbers, "price": numbers}
+    return rows_like(TRADE_CELLS, max_size, kinds | {"version": numbers})
+
+
+# Reference columns by kind, for :func:`rows_like`.
+REFERENCE_KINDS = {
+    "maturity_date": dates_as_text(),
+    "price_date": dates_as_text(),
+    "rate_date": dates_as_text(),
+    "price": numbers_as_text(),
+    "usd_per_unit": numbers_as_text(),
+    "holding_period_days": numbers_as_text(),
+}

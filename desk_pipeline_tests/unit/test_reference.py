@@ -32,7 +32,7 @@ from desk_pipeline.domain.schema import (
     PRICE_DTYPES,
     QUARANTINE_DTYPES,
 )
-from desk_pipeline_tests.strategies import any_cell
+from desk_pipeline_tests.strategies import REFERENCE_KINDS, rows_like
 
 INSTRUMENT_HEADER = [
     "instrument_id",
@@ -332,8 +332,7 @@ def test_a_holding_period_beyond_a_year_of_business_days_is_quarantined():
 
 
 def reference_rows(columns: dict[str, list[str]]) -> st.SearchStrategy[pd.DataFrame]:
-    row = st.fixed_dictionaries({c: any_cell(v) for c, v in columns.items()})
-    return st.lists(row, min_size=1, max_size=6).map(
+    return rows_like(columns, max_size=6, kinds=REFERENCE_KINDS).map(
         lambda rows: received([list(r.values()) for r in rows], list(columns))
     )
 
@@ -345,7 +344,7 @@ def strict_json(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     instruments=reference_rows(
         {
