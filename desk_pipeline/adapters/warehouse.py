@@ -19,6 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 
 from desk_pipeline.adapters import tables as t
+from desk_pipeline.domain.collateral import in_ranking_order
 from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.restatement import stale_snapshots
 from desk_pipeline.domain.schema import (
@@ -52,6 +53,14 @@ ANALYZE_GROWTH = 0.1
 
 class WarehouseError(DeskPipelineError):
     """A warehouse read or write failed; the message names the operation."""
+
+
+class NoWarehouseError(WarehouseError):
+    """No desk warehouse at the URL: no SQLite file, or a database without the desk's schema."""
+
+
+class WarehouseUnreachableError(WarehouseError):
+    """The warehouse's database does not answer (server down, wrong host or port, bad file)."""
 
 
 def to_micros(ts: pd.Timestamp) -> int:
@@ -729,9 +738,7 @@ class PositionRepository:
             rows = _read(conn, query)
         rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
         rows["rank"] = rows["rank"].astype(RANKING_DTYPES["rank"])
-        order = rows.assign(_ineligible=~rows["eligible"].astype(bool))
-        order = order.sort_values(["_ineligible", "rank", "instrument_id"], kind="stable")
-        return order.drop(columns="_ineligible").reset_index(drop=True)
+        return in_ranking_order(rows)
 
     def rankings(self, business_dates: Sequence[str]) -> pd.DataFrame:
         """The stored rankings of every book on the given days, ordered by book, day and rank."""
@@ -743,11 +750,7 @@ class PositionRepository:
         rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
         rows["rank"] = rows["rank"].astype(RANKING_DTYPES["rank"])
         rows["eligible"] = rows["eligible"].astype(bool)
-        order = rows.assign(_ineligible=~rows["eligible"])
-        order = order.sort_values(
-            ["book_id", "business_date", "_ineligible", "rank", "instrument_id"], kind="stable"
-        )
-        return order.drop(columns="_ineligible").reset_index(drop=True)
+        return in_ranking_order(rows)
 
     # ---- valuation ----------------------------------------------------------------------------
 
@@ -1163,6 +1166,34 @@ def schema_head() -> str:
     if head is None:
         raise WarehouseError(f"no migrations found under {MIGRATIONS}")
     return head
+
+
+def require_warehouse(url: str) -> str:
+    """The schema revision of the desk warehouse at ``url``, which must exist; creates nothing.
+
+    A read must not leave an empty warehouse behind: a SQLite file that does not exist is not
+    opened (connecting would create it), and nothing is migrated.
+
+    Raises:
+        NoWarehouseError: no SQLite file at the path, or a database without the desk's schema.
+        WarehouseUnreachableError: the database does not answer; the message has the
+            driver's first line and the URL without its password.
+    """
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise NoWarehouseError(f"no warehouse at {url.removeprefix('sqlite:///')}")
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            revision = MigrationContext.configure(conn).get_current_revision()
+    except sa.exc.DBAPIError as err:
+        reason = str(err.orig).strip().splitlines()[0]
+        raise WarehouseUnreachableError(f"the warehouse {shown} does not answer: {reason}") from err
+    finally:
+        engine.dispose()
+    if revision is None:
+        raise NoWarehouseError(f"no desk warehouse in {shown} (the database has no desk tables)")
+    return revision
 
 
 def _pending_revisions(current: str | None) -> list[str]:

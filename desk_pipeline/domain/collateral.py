@@ -3,8 +3,15 @@
 import numpy as np
 import pandas as pd
 
-from desk_pipeline.domain.haircuts import HaircutSchedule, business_day, haircuts_for
+from desk_pipeline.domain.haircuts import (
+    HaircutSchedule,
+    business_day,
+    fx_addon,
+    haircuts_for,
+    scale_haircut,
+)
 from desk_pipeline.domain.marks import STALE_PRICE_DAYS, fx_rates_on, marks_on
+from desk_pipeline.domain.precision import from_units, to_units
 from desk_pipeline.domain.reasons import Check, join_reasons, text
 from desk_pipeline.domain.schema import (
     BOOK_COLUMNS,
@@ -83,12 +90,15 @@ def rank_collateral(
     require_columns(fx_rates, FX_COLUMNS, where="rank_collateral fx_rates")
     day = business_day(business_date)
 
+    # Summed in micro-units, so that duplicate rows add exactly as decimals do.
     holdings = (
         positions.loc[:, ["book_id", "instrument_id", "quantity"]]
+        .assign(quantity=lambda f: to_units(f["quantity"]))
         .groupby(["book_id", "instrument_id"], sort=True, as_index=False)["quantity"]
         .sum()
     )
     holdings = holdings.loc[holdings["quantity"] != 0].reset_index(drop=True)
+    holdings["quantity"] = from_units(holdings["quantity"])
     if holdings.empty:
         return empty_frame(RANKING_DTYPES)
 
@@ -119,12 +129,11 @@ def rank_collateral(
         how="left",
         validate="many_to_one",
     )
-    if schedule.reference_holding_period_days is None:
-        scale = np.ones(len(frame))
-    else:
-        scale = np.sqrt(holding_period.to_numpy() / schedule.reference_holding_period_days)
-    security_haircut = frame["base_haircut"].to_numpy() * scale
-    fx_haircut = np.where(same_currency, 0.0, schedule.fx_addon * scale)
+    periods = holding_period.to_numpy()
+    security_haircut = np.asarray(
+        scale_haircut(frame["base_haircut"].to_numpy(), periods, schedule)
+    )
+    fx_haircut = np.where(same_currency, 0.0, fx_addon(periods, schedule))
     haircut = np.minimum(security_haircut + fx_haircut, 1.0)
 
     quantity = frame["quantity"].to_numpy(dtype="float64")
@@ -187,10 +196,24 @@ def _ranked(items: pd.DataFrame) -> pd.DataFrame:
     )
     rank = pd.Series(pd.NA, index=items.index, dtype="Int64")
     rank.loc[eligible.index] = eligible.groupby("book_id", sort=False).cumcount() + 1
-    ordered = items.assign(rank=rank, _ineligible=~items["eligible"]).sort_values(
-        ["book_id", "_ineligible", "rank", "instrument_id"], na_position="last", kind="stable"
+    return conform(in_ranking_order(items.assign(rank=rank)), RANKING_DTYPES)
+
+
+def in_ranking_order(items: pd.DataFrame) -> pd.DataFrame:
+    """Ranking rows as a ranking is read: per book and day, eligible items by rank, then the rest.
+
+    Args:
+        items: rows with ``book_id``, ``rank`` (null when ineligible), ``eligible``,
+            ``instrument_id`` and, when several days are present, ``business_date``.
+
+    Returns:
+        The same rows, reordered, with a fresh index.
+    """
+    keys = [c for c in ("book_id", "business_date") if c in items.columns]
+    ordered = items.assign(_ineligible=~items["eligible"].astype(bool)).sort_values(
+        [*keys, "_ineligible", "rank", "instrument_id"], na_position="last", kind="stable"
     )
-    return conform(ordered, RANKING_DTYPES)
+    return ordered.drop(columns="_ineligible").reset_index(drop=True)
 
 
 def rank_collateral_days(
@@ -294,6 +317,7 @@ def holdings_from_positions(eod: pd.DataFrame) -> pd.DataFrame:
     keys = ["business_date", "book_id", "instrument_id"]
     holdings = (
         eod.loc[:, list(HOLDING_COLUMNS)]
+        .assign(quantity=lambda f: to_units(f["quantity"]))  # exact sums, as decimals add
         .groupby(keys, sort=True, as_index=False)
         .agg(
             snapshot_id=("snapshot_id", "first"),
@@ -302,7 +326,7 @@ def holdings_from_positions(eod: pd.DataFrame) -> pd.DataFrame:
         )
     )
     held = holdings.loc[holdings["quantity"] != 0, list(HOLDING_COLUMNS)]
-    return held.reset_index(drop=True)
+    return held.assign(quantity=from_units(held["quantity"])).reset_index(drop=True)
 
 
 CONCENTRATION_COLUMNS = ("book_id", "business_date", "issuer", "value", "share", "over_limit")
