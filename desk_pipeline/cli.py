@@ -150,7 +150,7 @@ def _notice(line: str) -> None:
 def _emit(document: Any, as_json: bool, human: Callable[[], RenderableType]) -> None:
     """``document`` as JSON on stdout, or ``human()``: a table (console.py) or a sentence."""
     if as_json:
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json.dumps(document, indent=2, allow_nan=False))
         return
     text = human()
     click.echo(text if isinstance(text, str) else console.render(text))

@@ -53,4 +53,4 @@ class PositionSnapshotCreated:
         body = dataclasses.asdict(self)
         body["as_of"] = self.as_of.isoformat()
         body["occurred_at"] = self.occurred_at.isoformat()
-        return json.dumps(body, sort_keys=True)
+        return json.dumps(body, sort_keys=True, allow_nan=False)
