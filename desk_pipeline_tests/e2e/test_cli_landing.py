@@ -164,6 +164,8 @@ def test_bad_rows_are_quarantined_with_reasons_while_good_rows_of_the_same_file_
 
 
 def test_user_errors_print_one_line_and_exit_non_zero(landing_env):
+    # An empty warehouse: the book is what is missing (a read never creates the warehouse).
+    run_desk(landing_env, "migrate")
     missing = run_desk(
         landing_env, "positions", "--book", "NOPE", "--date", DAYS[0], "--json", check=False
     )

@@ -1,0 +1,348 @@
+"""Text output of the `desk` command: its JSON documents as tables that fit 100 columns.
+
+Every renderer takes the document `--json` prints and shows the same facts: numbers with
+thousands separators and their unit or currency, shares and haircuts in percent, one dash for
+every missing value, and a header naming the book, the day and the snapshot.
+"""
+
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from desk_pipeline.queries import (
+    BooksDocument,
+    ConcentrationDocument,
+    DaysDocument,
+    PositionsDocument,
+    QuarantinedRow,
+    RankingDocument,
+    StatusDocument,
+)
+
+# The widest text `desk` prints; a narrower terminal gets its own width.
+WIDTH = 100
+MISSING = "-"
+
+
+def render(renderable: RenderableType) -> str:
+    """The text of ``renderable``, at most WIDTH columns wide, without trailing blanks.
+
+    Styles (bold headers) only when stdout is a terminal, which then also bounds the width.
+    """
+    terminal = sys.stdout.isatty()
+    width = min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns) if terminal else WIDTH
+    console = Console(width=width, highlight=False, force_terminal=terminal, no_color=not terminal)
+    with console.capture() as captured:
+        console.print(renderable)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
+
+
+def quantity(value: float | None) -> str:
+    """A quantity in units (nominal or shares), with up to six decimals when it has them."""
+    if value is None:
+        return MISSING
+    text = f"{value:,.6f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def price(value: float | None) -> str:
+    """A price per unit: six significant digits (bond prices are a fraction of par, 0.97)."""
+    return MISSING if value is None else f"{value:,.6g}"
+
+
+def money(value: float | None) -> str:
+    """An amount of money in whole currency units, with thousands separators (JSON: exact)."""
+    if value is None:
+        return MISSING
+    # -0.3 rounds to "-0": a sign on nothing reads as a loss.
+    return "0" if abs(value) < 0.5 else f"{value:,.0f}"
+
+
+def percent(value: float | None, decimals: int = 1) -> str:
+    """A share or rate 0..1 as a percentage."""
+    return MISSING if value is None else f"{value:.{decimals}%}"
+
+
+def text(value: Any) -> str:
+    """A text value, or the dash when missing."""
+    return MISSING if value is None or value == "" else str(value)
+
+
+def instant(value: str | None) -> str:
+    """An ISO 8601 instant as ``YYYY-MM-DD HH:MM UTC`` (the snapshot's as-of)."""
+    if value is None:
+        return MISSING
+    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _table(
+    title: str, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[str]]
+) -> RenderableType:
+    """A borderless table; ``columns`` are (header, "left"|"right"|"wrap").
+
+    Numbers ("right") and ids ("left") never wrap; free text ("wrap") takes what width is left.
+    """
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        # The box's one-space column separator is the only gap: positions --marks needs 93.
+        padding=0,
+        pad_edge=False,
+        expand=False,
+    )
+    for header, justify in columns:
+        table.add_column(
+            header,
+            justify="right" if justify == "right" else "left",
+            no_wrap=justify != "wrap",
+            overflow="fold",
+        )
+    for row in rows:
+        table.add_row(*row)
+    # The header line runs the full width; a table title would wrap at the table's own width.
+    return Group(Text(title, style="bold"), table)
+
+
+def _footnotes(lines: Sequence[str]) -> list[RenderableType]:
+    return [Text(line) for line in lines]
+
+
+def positions(document: PositionsDocument) -> RenderableType:
+    """`desk positions`: one row per open position; with marks, valuation in two currencies."""
+    items = document["positions"]
+    title = (
+        f"End-of-day positions · {document['book_id']} · {document['business_date']} · "
+        f"as of {instant(document['as_of'])} · {len(items)} open"
+    )
+    if not items or "market_value" not in items[0]:
+        plain = [
+            (
+                p["instrument_id"],
+                quantity(p["quantity"]),
+                price(p["avg_price"]),
+                money(p["realized_pnl"]),
+            )
+            for p in items
+        ]
+        columns = [
+            ("instrument", "left"),
+            ("quantity (units)", "right"),
+            ("avg price", "right"),
+            ("realised P&L (ccy)", "right"),
+        ]
+        return _table(title, columns, plain)
+    notes = [f"{p['instrument_id']}: {p['reason']}" for p in items if p["reason"]]
+    rows = [
+        (
+            p["instrument_id"],
+            text(p["currency"]),
+            quantity(p["quantity"]),
+            price(p["avg_price"]),
+            price(p["price"]) + (f" ({p['price_date']})" if p["stale_price"] else ""),
+            price(p["fx_rate"]),
+            money(p["market_value"]),
+            money(p["unrealized_pnl"]),
+            money(p["realized_pnl"]),
+        )
+        for p in items
+    ]
+    bases = sorted({p["base_currency"] for p in items if p["base_currency"]})
+    columns = [
+        ("instrument", "left"),
+        ("ccy", "left"),
+        ("quantity", "right"),
+        ("avg price", "right"),
+        ("mark", "right"),
+        (f"fx→{bases[0] if len(bases) == 1 else 'base'}", "right"),
+        ("market value", "right"),
+        ("unrealised", "right"),
+        ("realised", "right"),
+    ]
+    totals = []
+    for base in bases:
+        own = [p for p in items if p["base_currency"] == base]
+        value = sum(p["market_value_base"] or 0.0 for p in own)
+        unrealised = sum(p["unrealized_pnl_base"] or 0.0 for p in own)
+        totals.append(
+            f"In {base}: market value {money(value)}, unrealised P&L {money(unrealised)} "
+            "(the book's base currency, at each position's fx rate)."
+        )
+    dated = sorted({p["price_date"] for p in items if p["price_date"] and not p["stale_price"]})
+    legend = (
+        f"Amounts in the instrument's currency (ccy), whole units; marks of "
+        f"{', '.join(dated) or MISSING}, a stale mark shows its own date."
+    )
+    return Group(_table(title, columns, rows), *_footnotes([*totals, legend, *notes]))
+
+
+def ranking(document: RankingDocument, base_currency: str | None = None) -> RenderableType:
+    """`desk ranking`: eligible items by lendable value (rank 1 highest), then the ineligible."""
+    items = document["items"]
+    eligible = [i for i in items if i["eligible"]]
+    ineligible = [i for i in items if not i["eligible"]]
+    currency = base_currency or "base ccy"
+    title = (
+        f"Collateral ranking · {document['book_id']} · {document['business_date']} · "
+        f"as of {instant(document['as_of'])} · {len(eligible)} eligible"
+    )
+    rows = [
+        (
+            text(i["rank"]),
+            i["instrument_id"],
+            quantity(i["quantity"]),
+            price(i["price"]),
+            price(i["fx_rate"]),
+            percent(i["haircut"]),
+            money(i["value"]),
+        )
+        for i in eligible
+    ]
+    columns = [
+        ("rank", "right"),
+        ("instrument", "left"),
+        ("quantity", "right"),
+        ("price", "right"),
+        (f"fx→{currency}", "right"),
+        ("haircut", "right"),
+        (f"lendable {currency}", "right"),
+    ]
+    total = sum(i["value"] or 0.0 for i in eligible)
+    parts: list[RenderableType] = [
+        _table(title, columns, rows),
+        Text(
+            f"Lendable value {money(total)} {currency}: the sum of quantity x price x fx x "
+            "(1 - haircut) over the eligible items, in whole units."
+        ),
+    ]
+    if ineligible:
+        refused = [
+            (
+                i["instrument_id"],
+                quantity(i["quantity"]),
+                price(i["price"]),
+                money(i["value"]),
+                text(i["reason"]),
+            )
+            for i in ineligible
+        ]
+        columns = [
+            ("instrument", "left"),
+            ("quantity", "right"),
+            ("price", "right"),
+            (f"value {currency}", "right"),
+            ("reason", "wrap"),
+        ]
+        parts.append(_table(f"Not eligible · {len(ineligible)}", columns, refused))
+    return Group(*parts)
+
+
+def concentration(
+    document: ConcentrationDocument, base_currency: str | None = None
+) -> RenderableType:
+    """`desk concentration`: each issuer's share of eligible lendable value, against the limit."""
+    limit = document["limit"]
+    currency = base_currency or "base ccy"
+    title = (
+        f"Issuer concentration · {document['book_id']} · {document['business_date']} · "
+        f"as of {instant(document['as_of'])} · limit {percent(limit)}"
+    )
+    rows = [
+        (
+            text(i["issuer"]),
+            money(i["value"]),
+            percent(i["share"]),
+            "over the limit" if i["over_limit"] else "",
+        )
+        for i in document["issuers"]
+    ]
+    columns = [
+        ("issuer", "left"),
+        (f"lendable {currency}", "right"),
+        ("share", "right"),
+        ("", "left"),
+    ]
+    over = sum(i["over_limit"] for i in document["issuers"])
+    summary = (
+        f"{len(rows)} issuers, {over} over the limit of {percent(limit)} "
+        "(DESK_ISSUER_CONCENTRATION_LIMIT)."
+    )
+    return Group(_table(title, columns, rows), Text(summary))
+
+
+def quarantine(document: list[QuarantinedRow]) -> RenderableType:
+    """`desk quarantine`: every rejected input row with its source and reason."""
+    rows = [
+        (text(q["source"]), text(q["row_number"]), text(q["trade_id"]), text(q["reason"]))
+        for q in document
+    ]
+    if not rows:
+        return Text("Quarantine: empty, every input row received was accepted.")
+    columns = [("source", "wrap"), ("row", "right"), ("trade id", "left"), ("reason", "wrap")]
+    return _table(f"Quarantine · {len(rows)} rejected input rows", columns, rows)
+
+
+def status(document: StatusDocument) -> RenderableType:
+    """`desk status`: per book, latest EOD, stale days, quarantined rows and pending events."""
+    rows = [
+        (
+            b["book_id"],
+            text(b["latest_eod"]),
+            instant(b["latest_as_of"]),
+            text(", ".join(b["stale_days"])),
+            f"{b['quarantined']:,}",
+            f"{b['events_pending']:,}",
+        )
+        for b in document["books"]
+    ]
+    columns = [
+        ("book", "left"),
+        ("latest EOD", "left"),
+        ("as of", "left"),
+        ("stale days", "wrap"),
+        ("quarantined", "right"),
+        ("events pending", "right"),
+    ]
+    summary = (
+        f"quarantined {document['quarantined_total']:,} "
+        f"({document['quarantined_unattributed']:,} unattributed), "
+        f"events pending {document['events_pending_total']:,}"
+    )
+    if not rows:
+        return Text(f"no books yet\n{summary}")
+    return Group(_table(f"Desk status · {len(rows)} books", columns, rows), Text(summary))
+
+
+def books(document: BooksDocument) -> RenderableType:
+    """`desk books`: each book with stored EODs, its number of days, first and latest day."""
+    rows = [
+        (b["book_id"], f"{b['days']:,}", b["first_eod"], b["latest_eod"]) for b in document["books"]
+    ]
+    if not rows:
+        return Text("No book has a stored EOD yet: `desk backfill --start … --end …` stores some.")
+    columns = [("book", "left"), ("days", "right"), ("first", "left"), ("latest", "left")]
+    return Group(
+        _table(f"Books with end-of-day positions · {len(rows)}", columns, rows),
+        Text(
+            "One book's days: `desk books --book B`; one day: `desk positions --book B --date D`."
+        ),
+    )
+
+
+def days(document: DaysDocument) -> RenderableType:
+    """`desk books --book B`: the book's stored days, their as-of and staleness."""
+    rows = [
+        (
+            d["business_date"],
+            instant(d["as_of"]),
+            "stale: awaiting restatement" if d["stale"] else "",
+        )
+        for d in document["days"]
+    ]
+    columns = [("business date", "left"), ("EOD as of", "left"), ("", "left")]
+    return _table(f"Stored days · {document['book_id']} · {len(rows)}", columns, rows)

@@ -1,0 +1,221 @@
+"""What a new user meets first with `desk`: dates, a missing warehouse, errors, noise, books."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from desk_pipeline_tests.builders import trade, write_landing_file
+
+DESK = str(Path(sys.executable).parent / "desk")
+DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
+# Nothing listens here: connections are refused at once.
+CLOSED_PORT = 9
+CLOSED_WAREHOUSE = f"postgresql+psycopg://desk:secret@127.0.0.1:{CLOSED_PORT}/desk"
+
+
+def user_environment(**desk: str) -> dict[str, str]:
+    """A shell with no desk configuration at all, plus ``desk``."""
+    drop = ("DESK_", "DAGSTER_HOME", "DAGSTER_PG_URL")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **desk}
+
+
+def run_desk(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DESK, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def one_line(result: subprocess.CompletedProcess) -> str:
+    """The error line: alone on stderr, nothing on stdout, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert lines[0].startswith("desk: ")
+    return lines[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Landed:
+    env: dict[str, str]
+    backfill: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory) -> Landed:
+    """Two books over three days in a landing folder, backfilled once into a new home."""
+    tmp = tmp_path_factory.mktemp("first_hour")
+    landing = tmp / "landing"
+    rows = [
+        trade(f"T-{i}-{b}", q * (i + 1), p, book=b, instrument=ins, at=pd.Timestamp(f"{d} 09:00Z"))
+        for i, d in enumerate(DAYS)
+        for b, ins, q, p in [
+            ("REPO-1", "DE0001", 1_250_000, 99.5),
+            ("SECLEND-1", "US0003", -50, 101),
+        ]
+    ]
+    write_landing_file(landing, "trades.csv", rows)
+    env = user_environment(
+        DAGSTER_HOME=str(tmp / "home"),
+        DESK_START_DATE="2026-03-01",
+        DESK_TRADE_SOURCE=f"landing:{landing}",
+        DESK_WAREHOUSE_URL=f"sqlite:///{tmp}/warehouse.db",
+    )
+    backfill = run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[-1])
+    assert backfill.returncode == 0, backfill.stderr
+    return Landed(env, backfill)
+
+
+@pytest.mark.parametrize(
+    "written", ["11/12/2026", "20/11/2026", "20261120", "Nov 20 2026", "2026-02-30", "2026-3-5"]
+)
+def test_a_date_not_written_yyyy_mm_dd_is_a_usage_error(written, tmp_path):
+    env = user_environment(DESK_WAREHOUSE_URL=f"sqlite:///{tmp_path}/none.db")
+    result = run_desk(env, "positions", "--book", "REPO-1", "--date", written)
+    assert result.returncode == 2
+    line = one_line(result)
+    assert "--date" in line and repr(written) in line and "YYYY-MM-DD" in line
+    assert list(tmp_path.iterdir()) == []  # refused before looking for a warehouse
+
+
+def test_backfill_refuses_a_loose_date_before_running_anything(tmp_path):
+    env = user_environment(DAGSTER_HOME=str(tmp_path / "home"))
+    result = run_desk(env, "backfill", "--start", "Nov 20 2026", "--end", "2026-11-20")
+    assert result.returncode == 2
+    assert "--start" in one_line(result)
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["positions", "--book", "REPO-1", "--date", "2026-03-02"],
+        ["ranking", "--book", "REPO-1", "--date", "2026-03-02"],
+        ["concentration", "--book", "REPO-1", "--date", "2026-03-02"],
+        ["quarantine"],
+        ["status"],
+        ["books"],
+    ],
+)
+def test_a_read_command_outside_the_project_creates_nothing_and_says_where_it_looked(
+    command, tmp_path
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_desk(user_environment(), *command, cwd=elsewhere)
+    assert result.returncode == 2
+    line = one_line(result)
+    assert f"no warehouse at {elsewhere}/.desk/warehouse.db" in line
+    assert "DESK_WAREHOUSE_URL" in line and "DAGSTER_HOME" in line
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_read_command_leaves_an_empty_postgresql_database_empty(pg_engine):
+    schema = f"t_{uuid.uuid4().hex[:8]}"
+    with pg_engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        url = pg_engine.url.set(query={"options": f"-csearch_path={schema}"})
+        env = user_environment(DESK_WAREHOUSE_URL=url.render_as_string(hide_password=False))
+        result = run_desk(env, "status")
+        assert result.returncode == 2
+        assert "no desk tables" in one_line(result)
+        with pg_engine.connect() as conn:
+            tables = conn.execute(
+                sa.text("select count(*) from information_schema.tables where table_schema = :s"),
+                {"s": schema},
+            ).scalar_one()
+        assert tables == 0
+    finally:
+        with pg_engine.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def test_an_unreachable_warehouse_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    env = user_environment(DESK_WAREHOUSE_URL=CLOSED_WAREHOUSE, DAGSTER_HOME=str(tmp_path))
+    for command in (["status"], ["backfill", "--start", DAYS[0], "--end", DAYS[0]]):
+        result = run_desk(env, *command)
+        assert result.returncode == 2, result.stderr
+        line = one_line(result)
+        assert line.startswith("desk: DESK_WAREHOUSE_URL=") and "not reachable" in line, line
+        assert "secret" not in line
+    assert not (tmp_path / "history").exists()  # no run was started
+    debug = run_desk(env, "--debug", "status")
+    assert debug.returncode != 0
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "WarehouseUnreachableError" in debug.stderr
+
+
+def test_exit_codes_are_listed_in_the_help():
+    result = run_desk(user_environment(), "--help")
+    assert result.returncode == 0
+    help_text = result.stdout
+    for code in ("0", "1", "2", "130"):
+        assert any(line.split()[:1] == [code] for line in help_text.splitlines()), code
+    assert "--verbose" in help_text and "--debug" in help_text
+
+
+def test_a_backfill_is_quiet_a_progress_line_and_one_summary(landed):
+    stderr, stdout = landed.backfill.stderr, landed.backfill.stdout
+    assert stdout.strip() == (
+        f"backfilled 3 days, {DAYS[0]}..{DAYS[-1]}, in 1 run(s); events published 6, waiting 0"
+    )
+    lines = stderr.strip().splitlines()
+    # One progress line: the run's steps counted, with an estimate of the time left.
+    assert len(lines) == 1, stderr
+    assert "9/9 steps" in lines[0] and "ETA" in lines[0]
+    for noise in ("DEBUG", "Warning", "telemetry", "dagster - "):
+        assert noise not in stderr
+
+
+def test_verbose_shows_the_run_log_wherever_it_is_typed(landed):
+    env = landed.env
+    result = run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[0], "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert "dagster - INFO" in result.stderr and "eod_positions" in result.stderr
+    assert "dagster - DEBUG" not in result.stderr
+
+
+def test_books_lists_the_stored_books_and_their_days(landed):
+    env = landed.env
+    document = json.loads(run_desk(env, "books", "--json").stdout)
+    assert document == {
+        "books": [
+            {"book_id": b, "days": 3, "first_eod": DAYS[0], "latest_eod": DAYS[-1]}
+            for b in ("REPO-1", "SECLEND-1")
+        ]
+    }
+    text = run_desk(env, "books")
+    assert text.returncode == 0
+    assert "REPO-1" in text.stdout and "SECLEND-1" in text.stdout and DAYS[-1] in text.stdout
+    days = json.loads(run_desk(env, "books", "--book", "REPO-1", "--json").stdout)
+    assert [d["business_date"] for d in days["days"]] == DAYS
+    unknown = run_desk(env, "books", "--book", "NOPE")
+    assert unknown.returncode == 1 and "NOPE" in one_line(unknown)
+
+
+def test_positions_text_is_a_table_of_formatted_numbers_with_its_header(landed):
+    env = landed.env
+    result = run_desk(env, "positions", "--book", "REPO-1", "--date", DAYS[-1])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"End-of-day positions · REPO-1 · {DAYS[-1]} · as of ")
+    assert max(len(line) for line in lines) <= 100
+    [row] = [line for line in lines if "DE0001" in line]
+    # 1,250,000 + 2,500,000 + 3,750,000 at 99.5: no scientific notation, no float noise.
+    assert row.split() == ["DE0001", "7,500,000", "99.5", "0"]
+    json_doc = json.loads(
+        run_desk(env, "positions", "--book", "REPO-1", "--date", DAYS[-1], "--json").stdout
+    )
+    assert json_doc["positions"] == [
+        {"instrument_id": "DE0001", "quantity": 7_500_000.0, "avg_price": 99.5, "realized_pnl": 0.0}
+    ]
