@@ -10,6 +10,7 @@ from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.collateral import issuer_concentration
 from desk_pipeline.domain.errors import InvalidRangeError, NoEndOfDayError
 from desk_pipeline.domain.parsing import parse_dates
+from desk_pipeline.domain.precision import exact_quantities, for_output
 
 
 class Position(TypedDict):
@@ -166,7 +167,13 @@ def business_day(value: str, option: str) -> str:
 
 
 def _number(value: Any) -> float | None:
-    return None if pd.isna(value) else float(value)
+    # Every price, rate, average, P&L and value printed goes through the one rounding rule.
+    return None if pd.isna(value) else for_output(value)
+
+
+def _quantity(value: Any) -> float:
+    # Exact decimals already; back on the micro-unit grid should an older row carry float dust.
+    return float(exact_quantities(value))
 
 
 def _text(value: Any) -> str | None:
@@ -191,7 +198,7 @@ def positions_document(
     if stored is None:
         raise NoEndOfDayError(f"no end-of-day positions for book {book} on {business_date}")
     header, rows = stored
-    rows = rows[rows["quantity"] != 0]
+    rows = rows[exact_quantities(rows["quantity"]) != 0]
     if marks and not rows["valued"].all():
         raise NoEndOfDayError(
             f"the end-of-day positions of book {book} on {business_date} (snapshot "
@@ -205,9 +212,9 @@ def positions_document(
         "positions": [
             {
                 "instrument_id": r.instrument_id,
-                "quantity": float(r.quantity),
-                "avg_price": float(r.avg_price),
-                "realized_pnl": float(r.realized_pnl),
+                "quantity": _quantity(r.quantity),
+                "avg_price": for_output(r.avg_price),
+                "realized_pnl": for_output(r.realized_pnl),
                 **(_valuation_fields(r) if marks else {}),
             }
             for r in rows.itertuples()
@@ -269,7 +276,7 @@ def ranking_document(repo: PositionRepository, book: str, business_date: str) ->
             {
                 "rank": None if pd.isna(r.rank) else int(r.rank),
                 "instrument_id": r.instrument_id,
-                "quantity": float(r.quantity),
+                "quantity": _quantity(r.quantity),
                 "price": _number(r.price),
                 "fx_rate": _number(r.fx_rate),
                 "haircut": _number(r.haircut),
@@ -312,7 +319,7 @@ def concentration_document(
         "issuers": [
             {
                 "issuer": r.issuer,
-                "value": float(r.value),
+                "value": for_output(r.value),
                 "share": _number(r.share),
                 "over_limit": bool(r.over_limit),
             }

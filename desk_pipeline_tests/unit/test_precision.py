@@ -224,3 +224,20 @@ def test_trades_summing_to_zero_in_decimal_leave_the_position_flat_whatever_the_
         opening = positions_as_of(no_positions(), trades[trades["trade_time"] < at], at)
         later = trades[trades["trade_time"] >= at]
         assert as_tuples(positions_as_of(opening, later, END)) == as_tuples(full), split
+
+
+def test_desk_positions_prints_rounded_figures_and_omits_a_dust_only_position():
+    # Rows as an EOD stored before quantities were exact would hold them.
+    stored = pd.DataFrame(
+        {
+            "book_id": ["BOOK-A", "BOOK-A"],
+            "instrument_id": ["ISIN-1", "ISIN-2"],
+            "quantity": [5.551115123125783e-17, 0.1 + 0.2],
+            "avg_price": [99.99999999999999, 99.99999999999999],
+            "realized_pnl": [3.000000000000004, 14.999999999998348],
+        }
+    )
+    document = queries.positions_document(StoredEod(stored), "BOOK-A", "2026-03-02")
+    assert document["positions"] == [
+        {"instrument_id": "ISIN-2", "quantity": 0.3, "avg_price": 100.0, "realized_pnl": 15.0}
+    ]
