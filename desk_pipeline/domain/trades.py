@@ -129,7 +129,7 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
         )
     checks += [
         (quantity.isna(), "quantity_not_numeric", "quantity is not a number"),
-        (~np.isfinite(quantity.fillna(0)), "quantity_not_finite", "quantity is not finite"),
+        (quantity.abs() == np.inf, "quantity_not_finite", "quantity is not finite"),
         (
             quantity.abs() > MAX_ABS_QUANTITY,
             "quantity_out_of_range",
@@ -143,7 +143,7 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
         ),
         (quantity == 0, "zero_quantity", "quantity is zero"),
         (price.isna(), "price_not_numeric", "price is not a number"),
-        (~np.isfinite(price.fillna(1)), "price_not_finite", "price is not finite"),
+        (price.abs() == np.inf, "price_not_finite", "price is not finite"),
         (price <= 0, "price_not_positive", "price must be greater than zero"),
         (price > MAX_PRICE, "price_out_of_range", f"price must be at most {MAX_PRICE:g}"),
         *(
