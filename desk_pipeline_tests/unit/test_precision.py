@@ -10,6 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from desk_pipeline import queries
+from desk_pipeline.defs.collateral.assets import ranking_metadata
+from desk_pipeline.domain.collateral import holdings_from_positions
 from desk_pipeline.domain.positions import positions_as_of, roll_positions
 from desk_pipeline.domain.precision import (
     MAX_ABS_QUANTITY,
@@ -241,3 +243,28 @@ def test_desk_positions_prints_rounded_figures_and_omits_a_dust_only_position():
     assert document["positions"] == [
         {"instrument_id": "ISIN-2", "quantity": 0.3, "avg_price": 100.0, "realized_pnl": 15.0}
     ]
+
+
+def test_holdings_add_duplicate_rows_as_decimals_and_drop_those_summing_to_zero():
+    rows = pd.DataFrame(
+        {
+            "business_date": "2026-03-02",
+            "snapshot_id": "s1",
+            "as_of": END,
+            "book_id": "BOOK-A",
+            "instrument_id": ["ISIN-1", "ISIN-1", "ISIN-1", "ISIN-2", "ISIN-2"],
+            "quantity": [0.1, 0.2, -0.3, 0.1, 0.2],
+        }
+    )
+    holdings = holdings_from_positions(rows)
+    assert holdings[["instrument_id", "quantity"]].to_numpy().tolist() == [["ISIN-2", 0.3]]
+
+
+def test_ranking_metadata_reports_rounded_figures():
+    ranking = pd.DataFrame({"book_id": ["B1", "B1"], "value": [0.1, 0.2], "rank": [1, 2]})
+    eligible = ranking.assign(
+        currency="EUR", business_date="2026-03-02", instrument_id=["I1", "I2"], haircut=0.0
+    )
+    shares = pd.DataFrame({"share": [1 / 3 + 1e-16], "over_limit": [True]})
+    figures = ranking_metadata(ranking, eligible, shares)
+    assert (figures["lendable_value_EUR"], figures["max_issuer_share"]) == (0.3, 0.333333333333)

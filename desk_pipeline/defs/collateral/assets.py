@@ -11,6 +11,7 @@ from desk_pipeline.defs.policies import END_OF_DAY_ASSET
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
 from desk_pipeline.domain.collateral import issuer_concentration, lendable_by_currency
+from desk_pipeline.domain.precision import for_output
 
 
 @dg.asset(
@@ -72,9 +73,9 @@ def ranking_metadata(
         "books": int(ranking["book_id"].nunique()),
         "eligible_items": len(eligible),
         "ineligible_items": len(ranking) - len(eligible),
-        **{f"lendable_value_{ccy}": float(total) for ccy, total in totals.items()},
+        **{f"lendable_value_{ccy}": for_output(total) for ccy, total in totals.items()},
         "top_10": dg.MetadataValue.md(top_items_markdown(eligible)),
-        "max_issuer_share": float(shares["share"].max()) if len(shares) else 0.0,
+        "max_issuer_share": for_output(shares["share"].max()) if len(shares) else 0.0,
         "issuers_over_limit": int(shares["over_limit"].sum()),
     }
 

@@ -21,6 +21,7 @@ from desk_pipeline.domain.collateral_quality import (
     inconsistent_values,
     misranked_book_days,
 )
+from desk_pipeline.domain.precision import for_output
 from desk_pipeline.domain.schema import INSTRUMENT_DTYPES, empty_frame
 
 EVERY_HOLDING_RANKED_ONCE = dg.AssetCheckSpec(
@@ -140,7 +141,7 @@ def check_issuer_concentration(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "limit": limit,
-            "max_issuer_share": float(shares["share"].max()) if len(shares) else 0.0,
+            "max_issuer_share": for_output(shares["share"].max()) if len(shares) else 0.0,
             "issuers_over_limit": len(over),
             "examples": _examples(over, ["book_id", "business_date", "issuer", "share"]),
         },

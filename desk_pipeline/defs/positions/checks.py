@@ -8,6 +8,7 @@ from desk_pipeline.defs.positions.assets import eod_positions, trades
 from desk_pipeline.defs.reporting import SAMPLE, run_days
 from desk_pipeline.defs.resources import SETTINGS, CalendarResource, WarehouseResource
 from desk_pipeline.domain.calendar import day_bounds
+from desk_pipeline.domain.precision import for_output
 from desk_pipeline.domain.reconciliation import (
     duplicate_eods,
     eod_differences,
@@ -84,7 +85,7 @@ def check_quarantine_rate(repo: PositionRepository, threshold: float) -> dg.Asse
         passed=rate <= threshold,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
-            "quarantine_rate": rate,
+            "quarantine_rate": for_output(rate),
             "threshold": threshold,
             "received": int(batches["received"].sum()),
             "quarantined": int(batches["quarantined"].sum()),
