@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain import parsing
-from desk_pipeline.domain.precision import MAX_ABS_QUANTITY, MAX_PRICE, QUANTITY_DECIMALS
+from desk_pipeline.domain.precision import MAX_ABS_QUANTITY, MAX_PRICE, QUANTITY_DECIMALS, to_units
 from desk_pipeline.domain.schema import (
     CANCEL,
     NEW,
@@ -214,7 +214,10 @@ def split_conflicting_duplicates(
     same = np.ones(len(merged), dtype=bool)
     for column in CONTENT_COLUMNS:
         left, right = merged[column], merged[f"{column}_first"]
-        if column in ("quantity", "price"):
+        if column == "quantity":
+            # Exact to the micro-unit: a resend of 1e9 as 1e9 + 1e-6 is a conflict, not noise.
+            same &= to_units(left) == to_units(right)
+        elif column == "price":
             same &= np.isclose(left.to_numpy(float), right.to_numpy(float), rtol=1e-12, atol=0)
         else:
             same &= (left == right).to_numpy()

@@ -23,6 +23,7 @@ from desk_pipeline.domain.precision import (
     from_units,
     to_units,
 )
+from desk_pipeline.domain.trades import split_conflicting_duplicates
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
 from desk_pipeline_tests.reference import micro_units
 
@@ -268,3 +269,11 @@ def test_ranking_metadata_reports_rounded_figures():
     shares = pd.DataFrame({"share": [1 / 3 + 1e-16], "over_limit": [True]})
     figures = ranking_metadata(ranking, eligible, shares)
     assert (figures["lendable_value_EUR"], figures["max_issuer_share"]) == (0.3, 0.333333333333)
+
+
+def test_a_resend_differing_by_one_micro_unit_is_a_conflicting_duplicate():
+    stored = make_trades([trade("T1", 1e9, 100.0)])
+    resent = make_trades([trade("T1", 1_000_000_000.000001, 100.0), trade("T2", 0.1 + 0.2, 1.0)])
+    kept, conflicting = split_conflicting_duplicates(resent, reference=stored)
+    assert list(conflicting["quantity"]) == [1_000_000_000.000001]
+    assert list(kept["trade_id"]) == ["T2"]
