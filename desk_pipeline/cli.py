@@ -392,22 +392,40 @@ def _log_to_stderr() -> None:
     show_default=True,
     help="Longest wait between attempts while the broker is unreachable, seconds.",
 )
+@click.option(
+    "--retry-parked",
+    is_flag=True,
+    help="First put parked events back in the queue (once what made them unpublishable is fixed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def relay(once: bool, max_backoff: float, as_json: bool) -> None:
+def relay(once: bool, max_backoff: float, retry_parked: bool, as_json: bool) -> None:
     """Publish pending events from the outbox to DESK_EVENT_PUBLISHER, in order, at least once.
 
     Without --once it runs until interrupted, backing off exponentially while the broker is
-    unreachable. With --once it exits 1 when events are left waiting.
+    unreachable. With --once it exits 1 when events are left waiting. An event the broker can
+    never take (e.g. a routing key over AMQP's 255 bytes) is parked with its reason (`desk
+    status`); its book's later events wait behind it while other books' events flow.
     """
     _log_to_stderr()
     repository = _repository()
     publisher = publisher_from(_settings().event_publisher)
+    if retry_parked:
+        _notice(f"{repository.unpark_events()} parked event(s) back in the queue")
     if not once:
         relay_forever(repository, publisher, backoff=Backoff(maximum=max_backoff))
         return
     result = relay_once(repository, publisher)
-    document = {"published": result.published, "failed": result.failed, "backlog": result.backlog}
-    _emit(document, as_json, lambda: f"published {result.published}, backlog {result.backlog}")
+    document = {
+        "published": result.published,
+        "failed": result.failed,
+        "parked": result.parked,
+        "backlog": result.backlog,
+    }
+    _emit(
+        document,
+        as_json,
+        lambda: f"published {result.published}, parked {result.parked}, backlog {result.backlog}",
+    )
     if result.failed:
         raise PublishError(f"relay: {result.failed} events wait in the outbox: {result.error}")
 

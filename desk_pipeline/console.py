@@ -312,6 +312,11 @@ def status(document: StatusDocument) -> RenderableType:
         f"quarantined {document['quarantined_total']:,} "
         f"({document['quarantined_unattributed']:,} unattributed), "
         f"events pending {document['events_pending_total']:,}"
+        f" (parked {document['events_parked_total']:,})"
+        + "".join(
+            f"\nparked {e['event_id']} of {e['book_id']} {e['business_date']}: {e['reason']}"
+            for e in document["parked_events"]
+        )
     )
     if not rows:
         return Text(f"no books yet\n{summary}")

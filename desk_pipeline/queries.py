@@ -104,6 +104,16 @@ class BookStatus(TypedDict):
     stale_days: list[str]
     quarantined: int
     events_pending: int
+    events_parked: int
+
+
+class ParkedEvent(TypedDict):
+    """An event the relay set aside: no transport can carry it; its book's later events wait."""
+
+    event_id: str
+    book_id: str
+    business_date: str
+    reason: str
 
 
 class StatusDocument(TypedDict):
@@ -113,6 +123,8 @@ class StatusDocument(TypedDict):
     quarantined_total: int
     quarantined_unattributed: int
     events_pending_total: int
+    events_parked_total: int
+    parked_events: list[ParkedEvent]
 
 
 class Book(TypedDict):
@@ -364,13 +376,16 @@ def status_document(repo: PositionRepository) -> StatusDocument:
 
     Returns:
         ``{"books": [{"book_id", "latest_eod", "latest_as_of", "stale_days", "quarantined",
-        "events_pending"}], "quarantined_total", "quarantined_unattributed",
-        "events_pending_total"}``; quarantined rows without a readable book_id count as
-        unattributed.
+        "events_pending", "events_parked"}], "quarantined_total", "quarantined_unattributed",
+        "events_pending_total", "events_parked_total", "parked_events": [{"event_id",
+        "book_id", "business_date", "reason"}]}``; quarantined rows without a readable book_id
+        count as unattributed; pending events include parked ones and those waiting behind.
     """
     headers = repo.eod_headers()
     quarantined = repo.quarantined()["raw"].map(_book_of)
     pending = repo.pending_events(limit=10**9)["book_id"].value_counts()
+    parked_rows = repo.parked_events()
+    parked = parked_rows["book_id"].value_counts()
     by_book = quarantined.value_counts()
     books = sorted({*headers["book_id"], *by_book.index, *pending.index})
     rows: list[BookStatus] = []
@@ -385,6 +400,7 @@ def status_document(repo: PositionRepository) -> StatusDocument:
                 "stale_days": list(own.loc[own["stale"], "business_date"]),
                 "quarantined": int(by_book.get(book, 0)),
                 "events_pending": int(pending.get(book, 0)),
+                "events_parked": int(parked.get(book, 0)),
             }
         )
     return {
@@ -392,6 +408,16 @@ def status_document(repo: PositionRepository) -> StatusDocument:
         "quarantined_total": len(quarantined),
         "quarantined_unattributed": int(quarantined.isna().sum()),
         "events_pending_total": int(pending.sum()),
+        "events_parked_total": len(parked_rows),
+        "parked_events": [
+            {
+                "event_id": str(r.event_id),
+                "book_id": str(r.book_id),
+                "business_date": str(r.business_date),
+                "reason": str(r.parked_reason),
+            }
+            for r in parked_rows.itertuples()
+        ],
     }
 
 

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 EXCHANGE = "desk.events"
 ROUTING_PREFIX = "position_snapshot.created"
+# An AMQP short string (routing key, message id) holds at most this many bytes.
+AMQP_SHORTSTR_BYTES = 255
 
 
 class PublishError(DeskPipelineError):
@@ -25,11 +27,14 @@ class PublishError(DeskPipelineError):
     Attributes:
         confirmed: how many of the batch's first events the broker did confirm before the
             failure; the relay marks exactly those published.
+        poison: the event right after the confirmed ones can never be published as it is (the
+            transport cannot carry it); the relay parks it instead of retrying it forever.
     """
 
-    def __init__(self, message: str, confirmed: int = 0) -> None:
+    def __init__(self, message: str, confirmed: int = 0, *, poison: bool = False) -> None:
         super().__init__(message)
         self.confirmed = confirmed
+        self.poison = poison
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +115,16 @@ class RabbitMQPublisher:
         """
         if not events:
             return
+        for index, event in enumerate(events):
+            size = len(routing_key(event.book_id).encode("utf-8", "surrogatepass"))
+            if size > AMQP_SHORTSTR_BYTES:
+                self.publish(events[:index])
+                raise PublishError(
+                    f"rabbitmq: event {event.event_id} of book {event.book_id[:40]!r}: its "
+                    f"routing key is {size} bytes, over AMQP's {AMQP_SHORTSTR_BYTES}",
+                    index,
+                    poison=True,
+                )
         batch = _ConfirmedBatch(self._parameters(), events, self.confirm_timeout)
         try:
             confirmed = batch.run()
@@ -268,6 +283,7 @@ class RelayResult:
     failed: int
     backlog: int
     error: str = ""
+    parked: int = 0
 
 
 def relay_once(
@@ -277,11 +293,13 @@ def relay_once(
 
     Write order is business-date order per book, and a failed batch stops the pass, so a later
     event of a book never overtakes an earlier one. A crash between publish and mark
-    re-publishes the unmarked rows next time: consumers drop duplicates by event_id.
+    re-publishes the unmarked rows next time: consumers drop duplicates by event_id. An event
+    the transport can never carry (PublishError.poison) is parked with its reason: its book's
+    later events wait behind it, and the other books' events flow.
     """
-    published = 0
+    published = parked = 0
     while True:
-        pending = repository.pending_events(limit=batch)
+        pending = repository.publishable_events(limit=batch)
         if pending.empty:
             break
         events = [
@@ -293,14 +311,20 @@ def relay_once(
         except PublishError as err:
             done = pending["id"].iloc[: err.confirmed]
             repository.mark_published(done)
-            repository.record_attempt(pending["id"].iloc[err.confirmed :])
             published += len(done)
+            if err.poison:
+                poisoned = pending.iloc[err.confirmed]
+                repository.park_event(int(poisoned["id"]), str(err))
+                parked += 1
+                log.error("relay: parked %s; book %s waits behind it", err, poisoned["book_id"])
+                continue
+            repository.record_attempt(pending["id"].iloc[err.confirmed :])
             waiting = len(pending) - len(done)
             log.warning("relay: %s events wait in the outbox: %s", waiting, err)
-            return RelayResult(published, waiting, repository.outbox_backlog(), str(err))
+            return RelayResult(published, waiting, repository.outbox_backlog(), str(err), parked)
         repository.mark_published(pending["id"])
         published += len(pending)
-    return RelayResult(published, 0, repository.outbox_backlog())
+    return RelayResult(published, 0, repository.outbox_backlog(), parked=parked)
 
 
 def relay_forever(

@@ -179,6 +179,10 @@ outbox = sa.Table(
     sa.Column("created_at_us", Micros, nullable=False),
     sa.Column("published_at_us", Micros, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # Set when the relay parks an event no attempt can ever publish (its book's later events
+    # wait behind it); cleared by `desk relay --retry-parked`.
+    sa.Column("parked_reason", sa.Text, nullable=True),
+    sa.Column("parked_at_us", Micros, nullable=True),
     sa.Index("ix_outbox_pending", "published_at_us", "id"),
 )
 

@@ -838,6 +838,56 @@ class PositionRepository:
         with self._transaction("pending_events") as conn:
             return _read(conn, query)
 
+    def publishable_events(self, limit: int = 1000) -> pd.DataFrame:
+        """The pending rows the relay may publish now, in write order.
+
+        A parked row and every later row of its book are left out: a book's events are
+        published in order or not at all.
+        """
+        o = t.outbox
+        parked_books = sa.select(o.c.book_id).where(
+            o.c.published_at_us.is_(None), o.c.parked_reason.is_not(None)
+        )
+        query = (
+            sa.select(o)
+            .where(o.c.published_at_us.is_(None), o.c.book_id.not_in(parked_books))
+            .order_by(o.c.id)
+            .limit(limit)
+        )
+        with self._transaction("publishable_events") as conn:
+            return _read(conn, query)
+
+    def park_event(self, outbox_id: int, reason: str) -> None:
+        """Set one outbox row aside with the reason no publication attempt can succeed."""
+        with self._transaction("park_event") as conn:
+            conn.execute(
+                t.outbox.update()
+                .where(t.outbox.c.id == int(outbox_id))
+                .values(parked_reason=reason, parked_at_us=now_micros())
+            )
+
+    def parked_events(self) -> pd.DataFrame:
+        """Unpublished rows the relay parked, with parked_reason, in write order."""
+        o = t.outbox
+        query = (
+            sa.select(o)
+            .where(o.c.published_at_us.is_(None), o.c.parked_reason.is_not(None))
+            .order_by(o.c.id)
+        )
+        with self._transaction("parked_events") as conn:
+            return _read(conn, query)
+
+    def unpark_events(self) -> int:
+        """Put every parked row back in the queue (after a fix); returns how many."""
+        o = t.outbox
+        with self._transaction("unpark_events") as conn:
+            result = conn.execute(
+                o.update()
+                .where(o.c.published_at_us.is_(None), o.c.parked_reason.is_not(None))
+                .values(parked_reason=None, parked_at_us=None)
+            )
+        return int(result.rowcount)
+
     def mark_published(self, outbox_ids: Iterable[int]) -> None:
         """Record that the broker confirmed these outbox rows."""
         ids = [int(i) for i in outbox_ids]

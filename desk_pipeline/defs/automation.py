@@ -72,5 +72,6 @@ def outbox_relay_sensor(
     context.update_cursor(state.after(result, now, RELAY_BACKOFF).to_json())
     failure = f": {result.error}" if result.failed else ""
     return dg.SkipReason(
-        f"published {result.published}, failed {result.failed}, backlog {result.backlog}{failure}"
+        f"published {result.published}, failed {result.failed}, backlog {result.backlog}, "
+        f"parked {result.parked}{failure}"
     )

@@ -24,6 +24,10 @@ from desk_pipeline.domain.schema import (
 
 REQUIRED_FIELDS = ("trade_id", "book_id", "instrument_id", "quantity", "price", "trade_time")
 MAX_ID_LENGTH = 64
+# A book id travels in every event: in the AMQP routing key "position_snapshot.created.<book>"
+# (a short string: 255 bytes at most) and as the Kafka message key. Bounded in UTF-8 bytes, as
+# 64 characters of emoji are 256 bytes: one such book stopped every relay pass.
+MAX_BOOK_ID_BYTES = 128
 # Versions are stored as 32-bit integers; a larger one would fail the whole batch's insert.
 MAX_VERSION = 2**31 - 1
 # Control characters (NUL above all: PostgreSQL refuses it in text) are never part of an id, nor
@@ -127,6 +131,15 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
                 f"{field} contains control characters or unpaired surrogates",
             )
         )
+    book_bytes = text["book_id"].str.encode("utf-8", errors="surrogatepass").str.len()
+    checks.append(
+        (
+            book_bytes > MAX_BOOK_ID_BYTES,
+            "book_id_too_long",
+            f"book_id is longer than {MAX_BOOK_ID_BYTES} bytes in UTF-8 (event routing keys "
+            "carry it)",
+        )
+    )
     checks += [
         (quantity.isna(), "quantity_not_numeric", "quantity is not a number"),
         (quantity.abs() == np.inf, "quantity_not_finite", "quantity is not finite"),
