@@ -17,7 +17,7 @@ DEMO_TZ := $(or $(DESK_TIMEZONE),UTC)
 DEMO_START := $(shell TZ=$(DEMO_TZ) date -d "$$(( $(DEMO_DAYS) - 1 )) days ago" +%F)
 DEMO_END := $(shell TZ=$(DEMO_TZ) date +%F)
 
-.PHONY: install instance migrate run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean
+.PHONY: install instance migrate run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean chromium
 
 $(BIN)/desk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ migrate: install instance
 
 demo-backfill: install instance
 	$(BIN)/desk backfill --start $(DEMO_START) --end $(DEMO_END)
+	@# The window that just closed, as the schedule's tick takes it: the 10-minute assets start
+	@# materialised and their freshness check passes before the daemon's first tick.
+	$(BIN)/desk tick
 
 dev: install instance
 	@echo "Lineage with both asset groups open: http://$(HOST):$(PORT)/asset-groups?expanded=global@global:positions,global@global:collateral"
@@ -66,7 +69,7 @@ test: install lint
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 test-unit: install
-	$(BIN)/pytest desk_pipeline_tests/unit
+	$(BIN)/pytest -n 2 desk_pipeline_tests/unit
 
 test-integration: install
 	$(BIN)/pytest desk_pipeline_tests/integration
@@ -82,6 +85,12 @@ lint: install
 fmt: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+## chromium: Debian's Chromium, which the UI tests drive through Playwright (.ci/run calls it)
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@/usr/bin/chromium --version
 
 bench: install
 	$(BIN)/python -m benchmarks.bench

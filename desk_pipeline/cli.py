@@ -292,6 +292,32 @@ def backfill(start: str, end: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def tick(as_json: bool) -> None:
+    """Snapshot every book as of the 10-minute window that just closed, as the schedule does.
+
+    Runs intraday_job for that window in-process (the run shows in the UI); the daemon's EOD
+    refresh then follows. For a desk run without the daemon, and `make run`, whose demo starts
+    with fresh 10-minute snapshots instead of failing its freshness check until the first tick.
+    """
+    from desk_pipeline.definitions import defs
+    from desk_pipeline.defs.partitions import INTRADAY_10MIN
+
+    _repository()  # an unusable warehouse fails here, before the run
+    window = INTRADAY_10MIN.get_last_partition_key()
+    run = defs.resolve_job_def("intraday_job").execute_in_process(
+        instance=desk_runs.desk_instance(),
+        partition_key=window,
+        tags={"desk/trigger": "desk tick", **desk_runs.process_tags()},
+        # Dagster's console log only on request, as for `desk backfill`.
+        run_config={"loggers": {"console": {"config": {"log_level": _log_level() or "CRITICAL"}}}},
+        raise_on_error=True,
+    )
+    document = {"window": window, "run_id": run.run_id}
+    _emit(document, as_json, lambda: f"snapshot of the 10-minute window {window}, run {run.run_id}")
+
+
+@cli.command()
 @click.option("--book", default=None, help="List this book's stored days instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def books(book: str | None, as_json: bool) -> None:

@@ -4,6 +4,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -13,6 +14,7 @@ PG_ADMIN_URL = os.environ.get(
     "DESK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def service_missing(what: str, err: Exception) -> None:
@@ -52,6 +54,19 @@ def pg_url(pg_engine: sa.Engine) -> Iterator[str]:
 
 
 @pytest.fixture
+def dagster_pg_url(pg_engine: sa.Engine) -> Iterator[str]:
+    """A DAGSTER_PG_URL on a database of its own, dropped afterwards."""
+    database = f"dagster_test_{uuid.uuid4().hex[:8]}"
+    with pg_engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {database}"))
+    url = pg_engine.url.set(drivername="postgresql", database=database)
+    yield url.render_as_string(hide_password=False)
+    with pg_engine.connect() as conn:
+        # FORCE: the instance's pooled connections may outlive the test by a moment.
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+
+
+@pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/warehouse.db"
 
@@ -60,6 +75,17 @@ def sqlite_url(tmp_path) -> str:
 def warehouse_url(request) -> str:
     """The same test against both warehouses the product supports."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium for Playwright: `make chromium` installs it (.ci/run does), no test."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: run `make chromium`"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
 
 
 @pytest.fixture

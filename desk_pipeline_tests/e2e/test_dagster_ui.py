@@ -27,7 +27,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster_ui")]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 LOCATION = "desk_pipeline.definitions"
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -77,19 +76,6 @@ class Dagster:
             document = json.load(response)
         assert "errors" not in document, document["errors"]
         return document["data"]
-
-
-def ensure_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    # CI images lack a browser: Debian's package, never a downloaded build.
-    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "chromium"],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -299,13 +285,12 @@ def expand_all_groups(page: Page) -> None:
             continue
 
 
-def test_the_asset_graph_and_the_eod_partitions_page_render_in_chromium(desk, backfill):
+def test_the_asset_graph_and_the_eod_partitions_page_render_in_chromium(desk, backfill, chromium):
     server, _ = desk
-    ensure_chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium),
             args=[
                 "--headless",
                 "--no-sandbox",

@@ -1,7 +1,5 @@
 """The shipped Dagster instance files: the PostgreSQL one on the real server, both in step."""
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -26,19 +24,6 @@ INSTANCE = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance"
 def instance_yaml(*names: str) -> dict:
     """The instance `make run DAGSTER_YAML="…"` writes: the files concatenated, then parsed."""
     return yaml.safe_load("".join((INSTANCE / n).read_text(encoding="utf-8") for n in names))
-
-
-@pytest.fixture
-def dagster_pg_url(pg_engine: sa.Engine) -> Iterator[str]:
-    """A DAGSTER_PG_URL on a database of its own, dropped afterwards."""
-    database = f"dagster_test_{uuid.uuid4().hex[:8]}"
-    with pg_engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {database}"))
-    url = pg_engine.url.set(drivername="postgresql", database=database)
-    yield url.render_as_string(hide_password=False)
-    with pg_engine.connect() as conn:
-        # FORCE: the instance's pooled connections may outlive the test by a moment.
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
 
 
 def test_the_postgres_file_is_a_storage_overlay_that_keeps_every_default_setting():
