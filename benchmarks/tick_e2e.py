@@ -173,8 +173,16 @@ class Desk:
 
 
 def _desk_env(tree: Path, home: Path, warehouse: str, start: str, pg_url: str | None) -> dict:
-    """The environment of a desk's processes: inherited, minus any other desk's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "DAGSTER_"))}
+    """The environment of a desk's processes: inherited, minus any other desk's settings.
+
+    Bytecode is written and read as on a deployed desk: with PYTHONDONTWRITEBYTECODE (set by
+    some shells and CI runners) every run worker compiled the tree's modules again.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DESK_", "DAGSTER_")) and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env.update(
         PYTHONPATH=str(tree),
         DAGSTER_HOME=str(home),
