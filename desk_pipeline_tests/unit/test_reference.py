@@ -32,6 +32,7 @@ from desk_pipeline.domain.schema import (
     PRICE_DTYPES,
     QUARANTINE_DTYPES,
 )
+from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import REFERENCE_KINDS, rows_like
 
 INSTRUMENT_HEADER = [
@@ -332,7 +333,7 @@ def test_a_holding_period_beyond_a_year_of_business_days_is_quarantined():
 
 
 def reference_rows(columns: dict[str, list[str]]) -> st.SearchStrategy[pd.DataFrame]:
-    return rows_like(columns, max_size=6, kinds=REFERENCE_KINDS).map(
+    return rows_like(columns, max_size=4, kinds=REFERENCE_KINDS).map(
         lambda rows: received([list(r.values()) for r in rows], list(columns))
     )
 
@@ -344,7 +345,7 @@ def strict_json(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12), deadline=None)
 @given(
     instruments=reference_rows(
         {
