@@ -21,6 +21,7 @@ from desk_pipeline.domain.schema import (
     empty_frame,
 )
 from desk_pipeline_tests.builders import reason_codes
+from desk_pipeline_tests.sizes import examples
 
 DAY = pd.Timestamp("2025-03-14")
 BASEL = load_schedule(None)
@@ -511,7 +512,7 @@ def desks(draw: st.DrawFn) -> tuple[pd.DataFrame, ...]:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(desks())
 def test_rank_collateral_matches_a_per_row_reference_on_random_desks(
     desk: tuple[pd.DataFrame, ...],

@@ -15,6 +15,7 @@ from desk_pipeline.domain.trades import (
     MAX_VERSION,
     validate_trades,
 )
+from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import trade_rows
 
 GOOD = {
@@ -160,7 +161,7 @@ def strict_json(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(trade_rows(max_size=8))
 def test_any_row_is_accepted_within_the_documented_ranges_or_quarantined_with_a_reason(rows):
     received = raw(*rows)

@@ -18,6 +18,7 @@ from desk_pipeline.domain.parsing import (
     parse_dates,
     parse_instants,
 )
+from desk_pipeline_tests.sizes import examples
 
 EARLIEST = pd.Timestamp("1970-01-01", tz="UTC")
 LATEST = pd.Timestamp("2100-01-01", tz="UTC")
@@ -102,7 +103,7 @@ ANY_TEXT = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(ANY_TEXT, max_size=20))
 def test_instants_match_a_plain_reference_for_any_text(texts):
     instants, problems = parse_instants(pd.Series(texts, dtype=object), EARLIEST, LATEST)
@@ -139,7 +140,7 @@ def test_the_issues_trade_times_get_their_reasons():
     ]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.one_of(st.dates().map(str), st.text(max_size=12)), max_size=20))
 def test_dates_match_a_plain_reference(texts):
     earliest, latest = pd.Timestamp("1900-01-01"), pd.Timestamp("2262-01-01")
@@ -169,7 +170,7 @@ def written(value: Decimal, style: str, zeros: int, exponent_zeros: int) -> str:
     return f"{mantissa}e{exponent[0]}{'0' * exponent_zeros}{exponent[1:]}"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -9,6 +9,7 @@ from desk_pipeline.domain.positions import positions_as_of, roll_positions
 from desk_pipeline.domain.trades import effective_trades
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
 from desk_pipeline_tests.reference import reference_positions
+from desk_pipeline_tests.sizes import examples
 
 END = T0 + pd.Timedelta(days=1)
 
@@ -149,7 +150,7 @@ def ref_dict(versions: list[dict], as_of) -> dict:
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(trade_streams(), st.integers(0, 620))
 def test_the_engine_equals_the_per_trade_reference(versions, cut):
     as_of = T0 + pd.Timedelta(minutes=cut)
@@ -157,7 +158,7 @@ def test_the_engine_equals_the_per_trade_reference(versions, cut):
     assert as_dict(result) == ref_dict(versions, as_of)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(trade_streams())
 def test_incremental_from_any_split_point_equals_recomputation(versions):
     trades = effective_trades(make_trades(versions))
@@ -170,7 +171,7 @@ def test_incremental_from_any_split_point_equals_recomputation(versions):
         assert as_dict(positions_as_of(opening, later, end)) == full
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(trade_streams(), st.lists(st.integers(1, 620), min_size=1, max_size=6, unique=True))
 def test_every_boundary_of_a_roll_equals_a_separate_snapshot(versions, cuts):
     trades = effective_trades(make_trades(versions))
@@ -193,7 +194,7 @@ def encoded(frame: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
     )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(trade_streams(), st.integers(0, 620))
 def test_dictionary_encoded_ids_give_the_reference_snapshots(versions, split):
     # Categorical ids skip hashing; opening and trades come with different category lists.

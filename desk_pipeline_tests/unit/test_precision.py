@@ -26,6 +26,7 @@ from desk_pipeline.domain.precision import (
 from desk_pipeline.domain.trades import split_conflicting_duplicates
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
 from desk_pipeline_tests.reference import micro_units
+from desk_pipeline_tests.sizes import examples
 
 END = T0 + pd.Timedelta(days=1)
 KEYS = [("B1", "I1"), ("B1", "I2"), ("B2", "I1")]
@@ -52,7 +53,7 @@ def test_the_issues_close_in_three_fractional_trades_is_flat_with_realised_pnl_3
 EXACT_UNITS = MAX_EXACT_POSITION * QUANTITY_SCALE - 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.integers(-EXACT_UNITS, EXACT_UNITS))
 @example(EXACT_UNITS)
 @example(-EXACT_UNITS)
@@ -101,7 +102,7 @@ def test_output_leaves_missing_and_infinite_values_as_they_are():
     assert for_output(float("inf")) == float("inf")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False))
 def test_output_is_within_half_a_unit_of_the_12th_digit_and_idempotent(value):
     shown = for_output(value)
@@ -109,7 +110,7 @@ def test_output_is_within_half_a_unit_of_the_12th_digit_and_idempotent(value):
     assert for_output(shown) == shown
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.decimals(min_value=-(10**12), max_value=10**12, places=6, allow_nan=False))
 def test_a_decimal_of_at_most_12_significant_digits_is_shown_as_it_is(value):
     digits = value.normalize().as_tuple().digits
@@ -155,7 +156,7 @@ any_trades = st.lists(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(any_trades)
 def test_the_engines_quantity_is_the_decimal_sum_exactly_at_every_snapshot(drawn):
     trades = trade_frame(drawn)
@@ -207,7 +208,7 @@ def as_tuples(frame: pd.DataFrame) -> dict:
     }
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(closing_sequences())
 def test_trades_summing_to_zero_in_decimal_leave_the_position_flat_whatever_the_split(drawn):
     assert sum(q for k, q, _ in drawn if k == 0) == 0

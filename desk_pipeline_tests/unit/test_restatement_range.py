@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from desk_pipeline.domain.restatement import restatement_days, stale_days, stale_snapshots
+from desk_pipeline_tests.sizes import examples
 
 DAY_US = 86_400_000_000
 BOOKS = ("A", "B", "C")
@@ -58,7 +59,7 @@ marks_strategy = st.lists(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(headers_strategy, marks_strategy)
 def test_stale_days_and_the_range_equal_the_plain_rule(header_rows, mark_rows):
     headers, marks = headers_of(header_rows), marks_of(mark_rows)

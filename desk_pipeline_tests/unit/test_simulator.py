@@ -17,6 +17,7 @@ from desk_pipeline.domain.schema import (
     PRICE_DTYPES,
     TRADE_DTYPES,
 )
+from desk_pipeline_tests.sizes import examples
 
 MONDAY = pd.Timestamp("2026-03-02", tz="UTC")
 WEEK = pd.Timedelta(days=7)
@@ -57,7 +58,7 @@ def test_another_seed_gives_other_trades(desk: DeskSimulator, week: pd.DataFrame
     assert not other.trades(MONDAY, MONDAY + WEEK).equals(week)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(cuts=st.lists(st.integers(0, 3 * 86_400_000), min_size=1, max_size=4))
 def test_splitting_a_window_anywhere_and_concatenating_gives_the_whole_window(
     desk: DeskSimulator, cuts: list[int]

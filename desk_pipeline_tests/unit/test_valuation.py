@@ -40,6 +40,7 @@ from desk_pipeline.domain.schema import (
 )
 from desk_pipeline.domain.valuation import EOD_COLUMNS, valuation_summary, value_positions
 from desk_pipeline_tests.builders import reason_codes
+from desk_pipeline_tests.sizes import examples
 
 DAY = "2026-03-04"
 
@@ -373,7 +374,7 @@ def desks(draw: st.DrawFn) -> tuple[pd.DataFrame, ...]:
     return positions, instruments(inst_rows), prices(price_rows), books(book_rows), fx(fx_rows)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(desks())
 def test_value_positions_matches_a_per_row_reference_on_random_desks(
     desk: tuple[pd.DataFrame, ...],
