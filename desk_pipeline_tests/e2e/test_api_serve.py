@@ -8,7 +8,6 @@ it with what `desk positions --json` prints for the same book and day.
 import json
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,19 +22,13 @@ import pytest
 
 from desk_pipeline_tests.broker import free_port
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e.driver import DESK, run_desk
 from desk_pipeline_tests.e2e.test_cli_operator import environment
 
 pytestmark = pytest.mark.slow  # a real web server
 
-DESK = str(Path(sys.executable).parent / "desk")
 TOKEN = "e2e-token-4711"
 FINAL = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def run_desk(env: dict, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 def call(url: str, method: str = "GET", token: str | None = None) -> tuple[int, Any]:

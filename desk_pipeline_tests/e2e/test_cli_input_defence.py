@@ -3,18 +3,13 @@
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-DESK = str(Path(sys.executable).parent / "desk")
+from desk_pipeline_tests.e2e.driver import run_desk
+
 HEADER = "trade_id,book_id,instrument_id,quantity,price,trade_time\n"
 DAY = "2026-03-02"
-
-
-def run_desk(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +43,14 @@ def desk(tmp_path_factory) -> tuple[dict, subprocess.CompletedProcess, dict[str,
         "DESK_TRADE_SOURCE": f"landing:{folder}",
         "DESK_START_DATE": "2026-03-01",
     }
-    backfill = run_desk(env, "backfill", "--start", DAY, "--end", DAY)
-    shown = run_desk(env, "quarantine", "--json")
+    backfill = run_desk(env, "backfill", "--start", DAY, "--end", DAY, check=False)
+    shown = run_desk(env, "quarantine", "--json", check=False)
     assert shown.returncode == 0, shown.stderr
     return env, backfill, {q["trade_id"]: q["reason_code"] for q in json.loads(shown.stdout)}
 
 
 def eod(env: dict, book: str) -> dict[str, tuple[float, float, float]]:
-    shown = run_desk(env, "positions", "--book", book, "--date", DAY, "--json")
+    shown = run_desk(env, "positions", "--book", book, "--date", DAY, "--json", check=False)
     assert shown.returncode == 0, shown.stderr
     return {
         p["instrument_id"]: (p["quantity"], p["avg_price"], p["realized_pnl"])

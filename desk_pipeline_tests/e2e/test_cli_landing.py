@@ -2,18 +2,15 @@
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e.driver import run_desk
 from desk_pipeline_tests.reference import reference_positions
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
-DESK = str(Path(sys.executable).parent / "desk")
 
 
 def at(day: str, hhmm: str) -> pd.Timestamp:
@@ -75,13 +72,6 @@ def bad_rows() -> list[dict]:
         dict(good, trade_id="BAD-STATUS", status="PENDING"),
         dict(good, trade_id="BAD-ZERO", quantity="0"),
     ]
-
-
-def run_desk(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.fixture

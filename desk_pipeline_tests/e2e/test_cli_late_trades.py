@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,18 +11,11 @@ import pytest
 from desk_pipeline import queries
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e.driver import run_desk
 from desk_pipeline_tests.reference import reference_positions
 
-DESK = str(Path(sys.executable).parent / "desk")
 DAYS = [f"2026-03-0{d}" for d in range(2, 7)]
 HEADER = "trade_id,book_id,instrument_id,quantity,price,trade_time,version,status\n"
-
-
-def run_desk(env: dict, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
-    if ok:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def landing_desk(tmp_path: Path, name: str = "home") -> tuple[dict, Path]:

@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +14,8 @@ from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.cli import cli
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline_tests.builders import make_trades, trade, write_landing_file
+from desk_pipeline_tests.e2e.driver import run_desk
 
-DESK = str(Path(sys.executable).parent / "desk")
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 # Nothing listens here: connections are refused at once.
 CLOSED_PORT = 9
@@ -24,10 +23,6 @@ CLOSED_PORT = 9
 
 def at(day: str, hhmm: str) -> pd.Timestamp:
     return pd.Timestamp(f"{day} {hhmm}", tz="UTC")
-
-
-def run_desk(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 def environment(tmp_path: Path, **desk: str) -> dict:
@@ -67,7 +62,7 @@ def test_every_command_has_help():
 
 def test_doctor_passes_on_a_healthy_configuration_and_changes_nothing(healthy, tmp_path):
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    result = run_desk(healthy, "doctor", "--json")
+    result = run_desk(healthy, "doctor", "--json", check=False)
     assert result.returncode == 0, result.stderr
     found = checks(result)
     assert json.loads(result.stdout)["ok"] is True
@@ -84,7 +79,7 @@ def test_doctor_names_every_broken_part_and_exits_non_zero(tmp_path):
         DESK_TRADE_SOURCE=f"landing:{tmp_path}/no-such-folder",
         DESK_EVENT_PUBLISHER=f"rabbitmq:amqp://guest:guest@127.0.0.1:{CLOSED_PORT}/%2F",
     )
-    result = run_desk(env, "doctor", "--json")
+    result = run_desk(env, "doctor", "--json", check=False)
     assert result.returncode == 1
     found = checks(result)
     assert not any(c["ok"] for c in found.values()), found
@@ -103,7 +98,7 @@ def test_doctor_reports_a_warehouse_behind_the_latest_migration(healthy, tmp_pat
     with engine.begin() as conn:
         conn.execute(sa.text("create table legacy (id integer)"))
     engine.dispose()
-    result = run_desk({**healthy, "DESK_WAREHOUSE_URL": url}, "doctor")
+    result = run_desk({**healthy, "DESK_WAREHOUSE_URL": url}, "doctor", check=False)
     assert result.returncode == 1
     line = next(x for x in result.stdout.splitlines() if "migrations" in x)
     assert line.startswith("FAIL") and "revision none, latest is" in line
@@ -112,7 +107,7 @@ def test_doctor_reports_a_warehouse_behind_the_latest_migration(healthy, tmp_pat
 @pytest.mark.rabbitmq
 def test_doctor_reaches_the_real_broker(healthy):
     env = {**healthy, "DESK_EVENT_PUBLISHER": "rabbitmq:amqp://guest:guest@127.0.0.1:5672/%2F"}
-    result = run_desk(env, "doctor", "--json")
+    result = run_desk(env, "doctor", "--json", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "accepts connections" in checks(result)["broker"]["detail"]
 
@@ -134,7 +129,9 @@ def test_status_shows_latest_eod_stale_days_quarantine_and_backlog_per_book(tmp_
         # The broker is down: the backfill's events wait in the outbox.
         DESK_EVENT_PUBLISHER=f"rabbitmq:amqp://guest:guest@127.0.0.1:{CLOSED_PORT}/%2F",
     )
-    backfill = run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[-1], "--json")
+    backfill = run_desk(
+        env, "backfill", "--start", DAYS[0], "--end", DAYS[-1], "--json", check=False
+    )
     assert backfill.returncode == 0, backfill.stderr
     pending = json.loads(backfill.stdout)["events_pending"]
     assert pending == len(DAYS) + 2  # SECLEND-1 has no EOD before its first trade
@@ -158,7 +155,7 @@ def test_status_shows_latest_eod_stale_days_quarantine_and_backlog_per_book(tmp_
     repo.ingest("landing:late.csv", 1, late, empty_frame(QUARANTINE_DTYPES))
     repo.engine.dispose()
 
-    result = run_desk(env, "status", "--json")
+    result = run_desk(env, "status", "--json", check=False)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     books = {b["book_id"]: b for b in document["books"]}
@@ -174,6 +171,6 @@ def test_status_shows_latest_eod_stale_days_quarantine_and_backlog_per_book(tmp_
     assert document["events_pending_total"] == pending
     assert document["quarantined_total"] == 1
 
-    human = run_desk(env, "status")
+    human = run_desk(env, "status", check=False)
     assert human.returncode == 0 and "SECLEND-1" in human.stdout
     assert "events pending 5" in human.stdout

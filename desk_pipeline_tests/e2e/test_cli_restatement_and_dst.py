@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -13,16 +11,10 @@ import pytest
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e.driver import run_desk
 
-DESK = str(Path(sys.executable).parent / "desk")
 D1, D2, D3 = "2026-03-02", "2026-03-03", "2026-03-04"
 LONDON = "Europe/London"
-
-
-def run_desk(env: dict, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 def write_reference_files(folder: Path) -> None:

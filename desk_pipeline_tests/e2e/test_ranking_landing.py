@@ -47,18 +47,16 @@ The Bund's average cost is (600,000 x 0.97 + 400,000 x 0.98) / 1,000,000 = 0.974
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e.driver import DESK, run_desk
 
 DAY = "2026-03-04"
 BOOK = "REPO-EUR"
-DESK = str(Path(sys.executable).parent / "desk")
 
 INSTRUMENTS = """\
 instrument_id,name,asset_class,issuer_type,issuer,rating,maturity_date,currency
@@ -170,12 +168,6 @@ def book_trades() -> list[dict]:
         trade(tid, qty, px, book=BOOK, instrument=inst, at=at(day, "10:00"))
         for tid, inst, qty, px, day in rows
     ]
-
-
-def run_desk(env: dict, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 def strict_json(text: str) -> object:

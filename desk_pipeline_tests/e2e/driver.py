@@ -1,0 +1,27 @@
+"""How end-to-end tests run the `desk` command: a real process with the test's environment."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DESK = str(Path(sys.executable).parent / "desk")
+
+
+def desk_env(home: Path, **desk_vars: str) -> dict[str, str]:
+    """This process's environment without DESK_* variables, plus DAGSTER_HOME and ``desk_vars``."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
+        "DAGSTER_HOME": str(home),
+        **desk_vars,
+    }
+
+
+def run_desk(
+    env: dict[str, str], *args: str, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run ``desk ARGS``; with ``check``, a non-zero exit fails the test and shows stderr."""
+    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
