@@ -29,11 +29,13 @@ def stale_snapshots(
     """
     if headers.empty or marks.empty:
         return pd.Series(False, index=headers.index, dtype=bool)
-    on = {"how": "cross"} if any_book else {"on": "book_id"}
     left = headers[["as_of_us", "computed_at_us"]].assign(
         _row=np.arange(len(headers)), book_id=headers["book_id"]
     )
-    pairs = left.merge(marks[list(MARK_COLUMNS)], **on)
+    if any_book:
+        pairs = left.drop(columns="book_id").merge(marks[list(MARK_COLUMNS)], how="cross")
+    else:
+        pairs = left.merge(marks[list(MARK_COLUMNS)], on="book_id")
     hit = pairs[
         (pairs["from_time_us"] < pairs["as_of_us"])
         & (pairs["marked_at_us"] > pairs["computed_at_us"])
