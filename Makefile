@@ -10,11 +10,14 @@ PORT ?= 3000
 # by every run: add dagster-postgres.yaml for PostgreSQL storage (reads DAGSTER_PG_URL).
 INSTANCE_DIR := desk_pipeline/instance
 DAGSTER_YAML ?= dagster.yaml
-# The demo desk: the last DEMO_DAYS calendar days up to today (weekends carry Friday's
-# positions), in DESK_TIMEZONE; `make run`'s calendar (DESK_START_DATE) starts on the first.
+# The demo desk: the last DEMO_DAYS calendar days up to today, in DESK_TIMEZONE, starting on a
+# business day (the Friday before, when the first falls on a weekend: the simulated desk trades
+# on business days, and a book has no EOD before its first trade); weekends carry Friday's
+# positions. `make run`'s calendar (DESK_START_DATE) starts on the demo's first day.
 DEMO_DAYS ?= 14
 DEMO_TZ := $(or $(DESK_TIMEZONE),UTC)
-DEMO_START := $(shell TZ=$(DEMO_TZ) date -d "$$(( $(DEMO_DAYS) - 1 )) days ago" +%F)
+DEMO_START := $(shell export TZ=$(DEMO_TZ); day=$$(date -d "$$(( $(DEMO_DAYS) - 1 )) days ago" +%F); \
+  while [ "$$(date -d "$$day" +%u)" -gt 5 ]; do day=$$(date -d "$$day yesterday" +%F); done; echo $$day)
 DEMO_END := $(shell TZ=$(DEMO_TZ) date +%F)
 
 .PHONY: install instance migrate run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean chromium

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -13,18 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e.checkout import user_environment
 
 DESK = str(Path(sys.executable).parent / "desk")
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 # Nothing listens here: connections are refused at once.
 CLOSED_PORT = 9
 CLOSED_WAREHOUSE = f"postgresql+psycopg://desk:secret@127.0.0.1:{CLOSED_PORT}/desk"
-
-
-def user_environment(**desk: str) -> dict[str, str]:
-    """A shell with no desk configuration at all, plus ``desk``."""
-    drop = ("DESK_", "DAGSTER_HOME", "DAGSTER_PG_URL")
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **desk}
 
 
 def run_desk(

@@ -1,6 +1,5 @@
 """The Dagster instance a user gets: from `make` on every run, and from `desk` in a new home."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ import pandas as pd
 import yaml
 
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e.checkout import user_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCE = ROOT / "desk_pipeline" / "instance"
@@ -18,16 +18,10 @@ DESK = str(Path(sys.executable).parent / "desk")
 MAKE = ["make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/bin/desk"]
 
 
-def clean_environment(**extra: str) -> dict[str, str]:
-    """The user's shell: no DESK_*, DAGSTER_HOME or DAGSTER_PG_URL unless given."""
-    drop = ("DESK_", "DAGSTER_HOME", "DAGSTER_PG_URL")
-    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
-
-
 def make(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*MAKE, *args, f"DAGSTER_HOME={home}"],
-        env=clean_environment(**env),
+        env=user_environment(**env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -90,7 +84,7 @@ def test_a_dagster_home_created_by_desk_backfill_gets_the_desks_instance_setting
     at = pd.Timestamp("2026-03-02 09:00", tz="UTC")
     write_landing_file(landing, "trades.csv", [trade("T-1", 100, 99.5, book="REPO-1", at=at)])
     home = tmp_path / "new" / "home"
-    env = clean_environment(
+    env = user_environment(
         DAGSTER_HOME=str(home),
         DESK_START_DATE="2026-03-01",
         DESK_TRADE_SOURCE=f"landing:{landing}",
