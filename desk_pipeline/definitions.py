@@ -29,4 +29,11 @@ defs = dg.Definitions(
         runs.orphaned_runs_sensor,
     ],
     resources=resources_from(SETTINGS),
+    # Every run executes its steps in its run worker, one process: the schedule's ticks, the
+    # automation sensor's EOD refreshes (the implicit asset job), backfills, UI materialisations.
+    # A process per step (Dagster's multiprocess default) imported Dagster, pandas, numba and
+    # these definitions again for each of a tick's five steps, most of its time and CPU (see
+    # the README's tick-e2e figures). Retry policies and pools hold in process
+    # (test_run_executor.py); a crashed worker is re-launched by run retries (dagster.yaml).
+    executor=dg.in_process_executor,
 )

@@ -1,5 +1,8 @@
 """Run retries, op retry policies and per-partition exclusion, as configured for the instance."""
 
+import threading
+import time
+import uuid
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,7 +20,9 @@ from desk_pipeline.defs.resources import (
     HaircutScheduleResource,
     TradeSourceResource,
     WarehouseResource,
+    resources_from,
 )
+from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline_tests.builders import trade, write_landing_file
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
@@ -102,3 +107,106 @@ def test_a_transient_database_error_is_retried_within_the_run(
     assert len(retries) == 1
     metadata = result.asset_materializations_for_node("trades")[0].metadata
     assert metadata["accepted"].value == 1
+
+
+TICK_PARTITION = "2026-03-02-09:00"
+
+
+def flaky_tick_job() -> dg.JobDefinition:
+    """The code location's intraday_job, with its executor, on the environment's desk (flaky).
+
+    At module level so that ``dg.reconstructable`` rebuilds it: ``dg.execute_job`` then runs it
+    as a run worker does, with the executor the code location gives its jobs.
+    """
+    from desk_pipeline.definitions import defs
+
+    settings = DeskSettings.from_env()
+    resources = resources_from(settings)
+    return dg.Definitions(
+        assets=defs.assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        resources={**resources, "warehouse": FlakyWarehouseResource(url=settings.warehouse_url)},
+        executor=defs.executor,
+    ).resolve_job_def("intraday_job")
+
+
+@pytest.fixture
+def tick_desk(sqlite_url, tmp_path, monkeypatch):
+    """One trade in a landing folder, a SQLite warehouse, and an instance with dagster.yaml."""
+    write_landing_file(tmp_path / "in", "a.csv", [trade("T1", 100, 10.0)])
+    monkeypatch.setenv("DESK_WAREHOUSE_URL", sqlite_url)
+    monkeypatch.setenv("DESK_TRADE_SOURCE", f"landing:{tmp_path / 'in'}")
+    FlakyWarehouseResource.failures = 0
+    with dg.instance_for_test(overrides=yaml.safe_load(DAGSTER_YAML.read_text())) as instance:
+        yield instance
+
+
+def _messages(instance: dg.DagsterInstance, run_id: str, step: str) -> list[str]:
+    return [e.message for e in instance.all_logs(run_id) if e.step_key == step]
+
+
+def test_the_code_location_runs_every_job_in_its_run_worker_process():
+    from desk_pipeline.definitions import defs
+
+    jobs = [defs.resolve_job_def(name) for name in ("intraday_job", "daily_job")]
+    # The automation sensor's EOD refreshes and UI materialisations run the implicit asset job.
+    jobs.append(defs.resolve_implicit_global_asset_job_def())
+    assert [job.executor_def.name for job in jobs] == ["in_process"] * 3
+
+
+def test_a_tick_retries_a_transient_failure_with_the_code_locations_executor(tick_desk):
+    FlakyWarehouseResource.failures = 1
+    result = dg.execute_job(
+        dg.reconstructable(flaky_tick_job), tick_desk, tags={"dagster/partition": TICK_PARTITION}
+    )
+    assert result.success
+    events = tick_desk.all_logs(result.run_id)
+    assert any((e.message or "").startswith("Executing steps in process") for e in events)
+    retried = [
+        e.step_key
+        for e in events
+        if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+    assert retried == ["trades"]
+    metadata = result.asset_materializations_for_node("trades")[0].metadata
+    assert metadata["accepted"].value == 1
+
+
+def test_a_tick_waits_while_another_run_holds_its_pool_and_runs_once_freed(tick_desk):
+    storage = tick_desk.event_log_storage
+    # Another run's step holds the one slot of the trades asset's pool (dagster.yaml's default).
+    assert storage.initialize_concurrency_limit_to_default("desk_trades")
+    assert storage.get_concurrency_info("desk_trades").slot_count == 1
+    assert storage.claim_concurrency_slot("desk_trades", "other-run", "trades").is_claimed
+    tag = {"test/tick": uuid.uuid4().hex}
+    outcome: dict[str, dg.ExecuteJobResult] = {}
+
+    def tick() -> None:
+        outcome["result"] = dg.execute_job(
+            dg.reconstructable(flaky_tick_job),
+            tick_desk,
+            tags={"dagster/partition": TICK_PARTITION, **tag},
+        )
+
+    worker = threading.Thread(target=tick)
+    worker.start()
+    deadline = time.monotonic() + 120
+    blocked: list[str] = []
+    while not blocked:
+        assert time.monotonic() < deadline, "the tick never reported the pool blocking it"
+        runs = tick_desk.get_runs(dg.RunsFilter(tags=tag))
+        blocked = [
+            m
+            for m in (_messages(tick_desk, runs[0].run_id, "trades") if runs else [])
+            if "blocked by limit for pool desk_trades" in m
+        ]
+        time.sleep(0.2)
+    run_id = runs[0].run_id
+    assert not any("Started execution of step" in m for m in _messages(tick_desk, run_id, "trades"))
+    storage.free_concurrency_slots_for_run("other-run")
+    worker.join(timeout=300)
+    assert outcome["result"].success
+    messages = _messages(tick_desk, run_id, "trades")
+    started = next(i for i, m in enumerate(messages) if "Started execution of step" in m)
+    assert started > messages.index(blocked[0])
