@@ -138,7 +138,7 @@ def unreachable_warehouse(url: str, err: Exception) -> str:
     """
     if isinstance(err, DeskPipelineError) and err.__cause__ is None:
         return f"DESK_WAREHOUSE_URL={shown(url)}: {err}"
-    cause = err
+    cause: BaseException = err
     while cause.__cause__ is not None:
         cause = cause.__cause__
     reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]

@@ -367,7 +367,7 @@ class DeskSimulator:
         return frame.assign(
             asset_class=[_CLASSES[k][0] for k in kind],
             issuer_type=[_CLASSES[k][1] for k in kind],
-            maturity_date=maturity.where(~equity, pd.NaT),
+            maturity_date=maturity.where(~equity),  # NaT (missing) for equities: no maturity
             class_index=kind,
             base_price=np.where(equity, equity_price, rng.uniform(0.94, 1.05, n)),
             volatility=np.where(equity, 0.25, 0.015),

@@ -167,7 +167,7 @@ def repair_orphaned_runs(instance: dg.DagsterInstance) -> list[Repair]:
 
 def instance_exists() -> bool:
     """Whether DAGSTER_HOME holds an instance already (opening one would create files)."""
-    home = os.environ.get("DAGSTER_HOME")
+    home = os.environ.get("DAGSTER_HOME", "")
     return bool(home) and any((Path(home) / name).exists() for name in ("dagster.yaml", "history"))
 
 

@@ -75,7 +75,8 @@ class DeskSettings:
             SettingsError: one line per bad variable, ``DESK_X=value: problem; fix``.
         """
         try:
-            return cls(**environment_values())
+            # Validated as a mapping: the environment's strings are parsed into the fields' types.
+            return pydantic.TypeAdapter(cls).validate_python(environment_values())
         except pydantic.ValidationError as err:
             raise SettingsError([_line(error) for error in err.errors()]) from None
 

@@ -244,7 +244,7 @@ def rank_collateral_days(
     ]
     days = [
         rank_collateral(
-            held, instruments, prices, books, fx_rates, schedule, pd.Timestamp(day)
+            held, instruments, prices, books, fx_rates, schedule, pd.Timestamp(str(day))
         ).assign(business_date=day)
         for day, held in holdings.groupby("business_date", sort=True)
     ]

@@ -98,6 +98,8 @@ HAIRCUT_DTYPES = {
 DAYS_PER_YEAR = 365.25
 
 MaturityBuckets = Literal["upper_inclusive", "lower_inclusive"]
+# Haircuts or holding periods: one value, or one per row (a Series or a NumPy array).
+Values = pd.Series | np.ndarray | float
 
 
 class HaircutScheduleError(DeskPipelineError):
@@ -266,8 +268,8 @@ def _rules(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def scale_haircut(
-    haircut: pd.Series | float, holding_period_days: pd.Series | float, schedule: HaircutSchedule
-) -> pd.Series | float:
+    haircut: Values, holding_period_days: Values, schedule: HaircutSchedule
+) -> Values:
     """Scale haircuts quoted at the schedule's reference period to another holding period.
 
     Square-root-of-time rule of CRE22.56-22.59: ``H = H_ref * sqrt(T / T_ref)``, Basel's
@@ -437,9 +439,7 @@ def _candidate_pairs(inst: pd.DataFrame, rules: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def fx_addon(
-    holding_period_days: pd.Series | float, schedule: HaircutSchedule
-) -> pd.Series | float:
+def fx_addon(holding_period_days: Values, schedule: HaircutSchedule) -> Values:
     """The schedule's currency-mismatch haircut scaled to ``holding_period_days``.
 
     Basel's 8 % at 10 days is 8 % x sqrt(5 / 10) = 5.657 % at 5 days.

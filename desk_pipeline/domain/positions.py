@@ -1,7 +1,6 @@
 """The average-cost position engine: snapshots of (book, instrument) positions as of given times."""
 
 import math
-from collections.abc import Sequence
 
 import numba
 import numpy as np
@@ -184,7 +183,7 @@ def _snapshot_frame(columns: dict[str, np.ndarray | pd.Index]) -> pd.DataFrame:
 
 
 def roll_positions(
-    opening: pd.DataFrame, trades: pd.DataFrame, as_of: Sequence[pd.Timestamp] | pd.DatetimeIndex
+    opening: pd.DataFrame, trades: pd.DataFrame, as_of: list[pd.Timestamp] | pd.DatetimeIndex
 ) -> pd.DataFrame:
     """Positions as of each time in ``as_of``, from an opening state and the trades after it.
 
@@ -241,6 +240,9 @@ def roll_positions(
     out = np.concatenate([earlier, last]) if len(earlier) else last
 
     born = state[:, BORN]
+    # Which keys, and which (boundary, key) cells of ``out``: all of them, or those present.
+    keys: slice | np.ndarray
+    cells: tuple[int | np.ndarray, slice | np.ndarray]
     if len(boundaries) == 1 and (born == 0).all():
         # One snapshot holding every key (the common case) takes the arrays as they are.
         b_index, keys, cells = np.zeros(n_keys, dtype=np.int64), slice(None), (0, slice(None))

@@ -131,7 +131,9 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
                 f"{field} contains control characters or unpaired surrogates",
             )
         )
-    book_bytes = text["book_id"].str.encode("utf-8", errors="surrogatepass").str.len()
+    encoded = text["book_id"].str.encode("utf-8", errors="surrogatepass")
+    # pandas-stubs declares .str.len() for str elements only; pandas measures bytes as well.
+    book_bytes = encoded.str.len()  # type: ignore[misc]
     checks.append(
         (
             book_bytes > MAX_BOOK_ID_BYTES,
