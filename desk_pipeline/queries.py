@@ -201,7 +201,7 @@ def positions_document(
     Returns:
         ``{"book_id", "business_date", "as_of", "positions": [{"instrument_id", "quantity",
         "avg_price", "realized_pnl"}]}``, flat positions omitted; with ``marks`` each position
-        also carries its valuation (:func:`_valuation_fields`).
+        also carries its valuation (:func:`_position`).
 
     Raises:
         NoEndOfDayError: no EOD is stored for that book and day, or (``marks``) it is not valued.
@@ -221,34 +221,37 @@ def positions_document(
         "book_id": book,
         "business_date": business_date,
         "as_of": header["as_of"].isoformat(),
-        "positions": [
-            {
-                "instrument_id": r.instrument_id,
-                "quantity": _quantity(r.quantity),
-                "avg_price": for_output(r.avg_price),
-                "realized_pnl": for_output(r.realized_pnl),
-                **(_valuation_fields(r) if marks else {}),
-            }
-            for r in rows.itertuples()
-        ],
+        "positions": [_position(r, marks=marks) for r in rows.itertuples()],
     }
 
 
-def _valuation_fields(row: Any) -> dict[str, Any]:
-    """A position's valuation in `desk positions --marks`; null where no mark or rate exists."""
-    return {
-        "price": _number(row.price),
-        "price_date": None if pd.isna(row.price_date) else row.price_date.strftime("%Y-%m-%d"),
-        "stale_price": bool(row.stale_price),
-        "currency": _text(row.currency),
-        "fx_rate": _number(row.fx_rate),
-        "base_currency": _text(row.base_currency),
-        "market_value": _number(row.market_value),
-        "market_value_base": _number(row.market_value_base),
-        "unrealized_pnl": _number(row.unrealized_pnl),
-        "unrealized_pnl_base": _number(row.unrealized_pnl_base),
-        "reason": _text(row.reason),
+def _position(row: Any, *, marks: bool) -> Position:
+    """One stored EOD row; with ``marks`` also its valuation, null where no mark or rate exists.
+
+    ``row`` is an ``itertuples()`` row of the stored EOD (valued with ``marks``).
+    """
+    position: Position = {
+        "instrument_id": str(row.instrument_id),
+        "quantity": _quantity(row.quantity),
+        "avg_price": for_output(row.avg_price),
+        "realized_pnl": for_output(row.realized_pnl),
     }
+    if marks:
+        # Key by key, in the document's order: the TypedDict checks each value's type.
+        position["price"] = _number(row.price)
+        position["price_date"] = (
+            None if pd.isna(row.price_date) else row.price_date.strftime("%Y-%m-%d")
+        )
+        position["stale_price"] = bool(row.stale_price)
+        position["currency"] = _text(row.currency)
+        position["fx_rate"] = _number(row.fx_rate)
+        position["base_currency"] = _text(row.base_currency)
+        position["market_value"] = _number(row.market_value)
+        position["market_value_base"] = _number(row.market_value_base)
+        position["unrealized_pnl"] = _number(row.unrealized_pnl)
+        position["unrealized_pnl_base"] = _number(row.unrealized_pnl_base)
+        position["reason"] = _text(row.reason)
+    return position
 
 
 def _stored_ranking(
@@ -284,20 +287,22 @@ def ranking_document(repo: PositionRepository, book: str, business_date: str) ->
         "book_id": book,
         "business_date": business_date,
         "as_of": as_of.isoformat(),
-        "items": [
-            {
-                "rank": None if pd.isna(r.rank) else int(r.rank),
-                "instrument_id": r.instrument_id,
-                "quantity": _quantity(r.quantity),
-                "price": _number(r.price),
-                "fx_rate": _number(r.fx_rate),
-                "haircut": _number(r.haircut),
-                "value": _number(r.value),
-                "eligible": bool(r.eligible),
-                "reason": _text(r.reason),
-            }
-            for r in rows.itertuples()
-        ],
+        "items": [_ranking_item(r) for r in rows.itertuples()],
+    }
+
+
+def _ranking_item(row: Any) -> RankingItem:
+    """One ``itertuples()`` row of a stored ranking as its document item."""
+    return {
+        "rank": None if pd.isna(row.rank) else int(row.rank),
+        "instrument_id": str(row.instrument_id),
+        "quantity": _quantity(row.quantity),
+        "price": _number(row.price),
+        "fx_rate": _number(row.fx_rate),
+        "haircut": _number(row.haircut),
+        "value": _number(row.value),
+        "eligible": bool(row.eligible),
+        "reason": _text(row.reason),
     }
 
 
@@ -328,15 +333,17 @@ def concentration_document(
         "business_date": business_date,
         "as_of": as_of.isoformat(),
         "limit": limit,
-        "issuers": [
-            {
-                "issuer": r.issuer,
-                "value": for_output(r.value),
-                "share": _number(r.share),
-                "over_limit": bool(r.over_limit),
-            }
-            for r in shares.itertuples()
-        ],
+        "issuers": [_issuer_share(r) for r in shares.itertuples()],
+    }
+
+
+def _issuer_share(row: Any) -> IssuerShare:
+    """One ``itertuples()`` row of :func:`issuer_concentration` as its document item."""
+    return {
+        "issuer": str(row.issuer),
+        "value": for_output(float(row.value)),
+        "share": _number(row.share),
+        "over_limit": bool(row.over_limit),
     }
 
 
@@ -347,17 +354,19 @@ def quarantine_document(repo: PositionRepository) -> list[QuarantinedRow]:
         ``[{"source", "trade_id", "reason", "reason_code", "row_number", "raw"}]``; ``raw`` is
         the row as received (JSON text), null for an unreadable file.
     """
-    return [
-        {
-            "source": r.source,
-            "trade_id": r.trade_id,
-            "reason": _text(r.reason),
-            "reason_code": r.reason_code,
-            "row_number": int(r.row_number),
-            "raw": r.raw,
-        }
-        for r in repo.quarantined().itertuples()
-    ]
+    return [_quarantined_row(r) for r in repo.quarantined().itertuples()]
+
+
+def _quarantined_row(row: Any) -> QuarantinedRow:
+    """One ``itertuples()`` row of the stored quarantine as its document item."""
+    return {
+        "source": str(row.source),
+        "trade_id": _text(row.trade_id),
+        "reason": _text(row.reason),
+        "reason_code": _text(row.reason_code),
+        "row_number": int(row.row_number),
+        "raw": _text(row.raw),
+    }
 
 
 def _book_of(raw: Any) -> str | None:
@@ -451,7 +460,11 @@ def days_document(repo: PositionRepository, book: str) -> DaysDocument:
     return {
         "book_id": book,
         "days": [
-            {"business_date": r.business_date, "as_of": _as_of(r.as_of_us), "stale": bool(r.stale)}
+            {
+                "business_date": str(r.business_date),
+                "as_of": _as_of(r.as_of_us),
+                "stale": bool(r.stale),
+            }
             for r in own.itertuples()
         ],
     }

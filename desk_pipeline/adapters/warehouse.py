@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -247,7 +247,7 @@ class PositionRepository:
             value = conn.execute(sa.select(w.c.watermark).where(w.c.source == key)).scalar()
         return None if value is None else int(value)
 
-    def _versions(self, conn: sa.Connection, trade_ids: Sequence[str]) -> pd.DataFrame:
+    def _versions(self, conn: sa.Connection, trade_ids: Iterable[str]) -> pd.DataFrame:
         return _trades_frame(_rows_by_trade_id(conn, t.trade_versions, list(trade_ids)))
 
     def _advance_current(
@@ -486,17 +486,19 @@ class PositionRepository:
                 headers["book_id"], headers["business_date"], headers["as_of"], strict=True
             )
         ]
-        header_rows = headers[
-            [
-                "book_id",
-                "business_date",
-                "snapshot_id",
-                "as_of_us",
-                "computed_at_us",
-                "position_count",
-                "content_digest",
+        header_rows = _records(
+            headers[
+                [
+                    "book_id",
+                    "business_date",
+                    "snapshot_id",
+                    "as_of_us",
+                    "computed_at_us",
+                    "position_count",
+                    "content_digest",
+                ]
             ]
-        ].to_dict(orient="records")
+        )
         e = t.eod_snapshots
         with self._transaction("keep_last_eod") as conn:
             previous = _read(
@@ -573,14 +575,22 @@ class PositionRepository:
             _analyze_if_grown(conn, [t.eod_positions], len(rows))
             writes = [
                 EodWrite(
-                    book_id=r.book_id,
-                    business_date=r.business_date,
-                    snapshot_id=r.snapshot_id,
-                    as_of=r.as_of,
-                    position_count=int(r.position_count),
-                    restatement=bool(r.previous_as_of_us == r.as_of_us),
+                    book_id=b,
+                    business_date=d,
+                    snapshot_id=s,
+                    as_of=a,
+                    position_count=int(n),
+                    restatement=bool(same),
                 )
-                for r in won.itertuples()
+                for b, d, s, a, n, same in zip(
+                    won["book_id"],
+                    won["business_date"],
+                    won["snapshot_id"],
+                    won["as_of"],
+                    won["position_count"],
+                    won["previous_as_of_us"] == won["as_of_us"],
+                    strict=True,
+                )
             ]
             _insert(conn, t.outbox, [_outbox_row(w, read_at_us) for w in writes])
         return writes
@@ -737,7 +747,7 @@ class PositionRepository:
         with self._transaction("ranking") as conn:
             rows = _read(conn, query)
         rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
-        rows["rank"] = rows["rank"].astype(RANKING_DTYPES["rank"])
+        rows = rows.astype({"rank": RANKING_DTYPES["rank"]})
         return in_ranking_order(rows)
 
     def rankings(self, business_dates: Sequence[str]) -> pd.DataFrame:
@@ -748,7 +758,7 @@ class PositionRepository:
             # Raw: SQLite hands eligible over as 0/1, made boolean below.
             rows = _read(conn, query, raw=True)
         rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
-        rows["rank"] = rows["rank"].astype(RANKING_DTYPES["rank"])
+        rows = rows.astype({"rank": RANKING_DTYPES["rank"]})
         rows["eligible"] = rows["eligible"].astype(bool)
         return in_ranking_order(rows)
 
@@ -1328,8 +1338,10 @@ def _upsert(
     columns = [c for c in rows[0] if c not in keys]
     if newer is not None:
         condition = insert.excluded[newer] > table.c[newer]
-    else:
+    elif older is not None:
         condition = insert.excluded[older] < table.c[older]
+    else:
+        condition = None  # as in _bulk_upsert: the row always replaces the stored one
     stmt = insert.on_conflict_do_update(
         index_elements=keys, set_={c: insert.excluded[c] for c in columns}, where=condition
     )
@@ -1371,6 +1383,18 @@ def _nulls_as_none(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**boxed) if boxed else frame
 
 
+def _driver(conn: sa.Connection) -> Any:
+    """The driver's own connection under ``conn`` (psycopg or sqlite3), for the bulk paths.
+
+    Raises:
+        WarehouseError: ``conn`` holds no driver connection (it was invalidated).
+    """
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise WarehouseError("the warehouse connection was invalidated; retry the operation")
+    return raw
+
+
 def _bulk_insert(
     conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, *, into: str | None = None
 ) -> None:
@@ -1384,7 +1408,7 @@ def _bulk_insert(
         return
     target = into or table.name
     names = ", ".join(frame.columns)
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     try:
         if conn.dialect.name == "postgresql":
             with (
@@ -1457,7 +1481,7 @@ def _bulk_upsert(
         return
     marks = ", ".join("?" * len(frame.columns))
     try:
-        conn.connection.driver_connection.executemany(
+        _driver(conn).executemany(
             f"INSERT INTO {name} ({names}) VALUES ({marks}) {conflict}", _bulk_values(frame)
         )
     except conn.dialect.loaded_dbapi.Error as err:
@@ -1495,7 +1519,7 @@ def _rows_by_trade_id(conn: sa.Connection, table: sa.Table, trade_ids: list[str]
     """
     names = [c.name for c in table.columns]
     select = f"SELECT {', '.join(names)} FROM {table.name} WHERE trade_id"
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     rows: list[Any] = []
     try:
         if conn.dialect.name == "postgresql":
@@ -1537,11 +1561,13 @@ def _trades_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _quarantine_rows(quarantined: pd.DataFrame, stamp: int) -> list[dict[str, Any]]:
-    return (
-        conform(quarantined, QUARANTINE_DTYPES)
-        .assign(quarantined_at_us=stamp)
-        .to_dict(orient="records")
-    )
+    return _records(conform(quarantined, QUARANTINE_DTYPES).assign(quarantined_at_us=stamp))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame``'s rows as dicts by column name, the parameter shape SQLAlchemy executes."""
+    # The stubs key records by Hashable; the frames here are labelled by table column names.
+    return cast(list[dict[str, Any]], frame.to_dict(orient="records"))
 
 
 def _conflict_quarantine(conflicts: pd.DataFrame, source: str) -> pd.DataFrame:
