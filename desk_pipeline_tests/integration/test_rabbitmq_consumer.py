@@ -131,7 +131,7 @@ def ranked(repo: PositionRepository, book: str, snapshot_id: str) -> None:
                     "reason": None,
                 }
             ]
-        )
+        ),
     )
 
 
