@@ -552,23 +552,23 @@ def _no_rejects() -> pd.DataFrame:
 # ---- 2b. the tick end to end, as the schedule and the EOD sensor launch it -------------------
 
 
-def tick_e2e_section(size: Size, workdir: Path, baselines: list[Path]) -> dict[str, Any]:
+def tick_e2e_section(
+    size: Size, workdir: Path, baselines: list[Path], out: dict[str, Any], save: Callable[[], None]
+) -> None:
     """This checkout's tick and EOD refresh runs, interleaved with each baseline tree's.
 
     See ``benchmarks.tick_e2e``; speed-ups are each baseline's median over this checkout's.
+    Figures go into ``out[database]``, saved after each database.
     """
     # Imported here: Dagster's import costs seconds that the other sections do not need.
     from benchmarks import tick_e2e
 
     trees = {"current": ROOT, **{f"baseline:{path.name}": path for path in baselines}}
-    return tick_e2e.measure(
-        trees,
-        size.databases,
-        size.tick_e2e_days,
-        size.tick_e2e_repeats,
-        workdir,
-        PG_ADMIN_URL,
-    )
+    for database in size.databases:
+        out[database] = tick_e2e.measure(
+            trees, database, size.tick_e2e_days, size.tick_e2e_repeats, workdir, PG_ADMIN_URL
+        )
+        save()
 
 
 # ---- 3. year-long backfills through the Dagster definitions ----------------------------------
@@ -885,8 +885,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["tick"] = tick_section(size, workdir)
             save()
         if "tick-e2e" in sections:
-            results["tick-e2e"] = tick_e2e_section(size, workdir, args.baseline)
-            save()
+            results["tick-e2e"] = {}
+            tick_e2e_section(size, workdir, args.baseline, results["tick-e2e"], save)
         if sections & {"backfill", "read"}:
             backfill_and_read(size, workdir, sections, results, save)
     sys.stdout.write(table(results) + f"\n\nwritten: {path}\n")

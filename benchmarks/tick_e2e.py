@@ -167,6 +167,7 @@ class Desk:
 
     label: str
     tree: Path
+    env: dict[str, str]
     instance: dg.DagsterInstance
     context: WorkspaceProcessContext
     server_pid: int
@@ -252,7 +253,7 @@ def open_desk(
         error = context.create_request_context().get_code_location_error(CODE_LOCATION)
         if error:
             raise RuntimeError(f"code location of {tree} failed to load: {error}")
-        yield Desk(label, tree, instance, context, server_pid)
+        yield Desk(label, tree, env, instance, context, server_pid)
 
 
 # ---- runs ------------------------------------------------------------------------------------
@@ -269,7 +270,10 @@ def _launch(desk: Desk, run: dg.DagsterRun, workspace: Any) -> dict[str, Any]:
     cpu_before = tree_cpu_s(desk.server_pid)
     own_before = resource.getrusage(resource.RUSAGE_SELF)
     launched_at = time.time()
-    instance.launch_run(run.run_id, workspace)
+    # The launcher hands the run worker the instance's settings, read from the environment
+    # (DAGSTER_PG_URL): each desk's own.
+    with environment(desk.env):
+        instance.launch_run(run.run_id, workspace)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while True:
         record = instance.get_run_record_by_id(run.run_id)
@@ -375,13 +379,13 @@ def _day_of(window_end: pd.Timestamp) -> str:
 
 def measure(
     trees: Mapping[str, Path],
-    databases: tuple[str, ...],
+    database: str,
     days: int,
     repeats: int,
     workdir: Path,
     pg_admin_url: str,
 ) -> dict[str, Any]:
-    """Ticks and EOD refreshes of every tree, interleaved, on every database.
+    """Ticks and EOD refreshes of every tree on ``database``, interleaved.
 
     Each desk first ticks and refreshes once unmeasured (``warm_up``): numba compiles a kernel
     per argument type it has not cached yet (the backfill's arrays are not all the tick's),
@@ -391,50 +395,46 @@ def measure(
     label of ``trees`` is the one the others are compared with: ``speedup[label]`` is the
     other's median divided by the first's.
     """
-    out: dict[str, Any] = {}
     labels = list(trees)
-    for database in databases:
-        with ExitStack() as stack:
-            desks = [
-                stack.enter_context(open_desk(label, tree, database, workdir, days, pg_admin_url))
-                for label, tree in trees.items()
-            ]
-            last_end = pd.Timestamp.now(tz="UTC").floor("10min")
-            ticks: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
-            refreshes: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
-            warm_up: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
-            warm_end = last_end - pd.Timedelta(minutes=10 * repeats)
-            for desk in desks:
-                warm_up[desk.label].append(launch_tick(desk, warm_end))
-                warm_up[desk.label].append(launch_eod_refresh(desk, _day_of(warm_end)))
-            for k in range(repeats):
-                window_end = last_end - pd.Timedelta(minutes=10 * (repeats - 1 - k))
-                day = _day_of(window_end)
-                order = desks if k % 2 == 0 else desks[::-1]
-                for desk in order:
-                    ticks[desk.label].append(launch_tick(desk, window_end))
-                for desk in order:
-                    refreshes[desk.label].append(launch_eod_refresh(desk, day))
-        per_desk = {
+    ticks: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
+    refreshes: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
+    warm_up: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
+    with ExitStack() as stack:
+        desks = [
+            stack.enter_context(open_desk(label, tree, database, workdir, days, pg_admin_url))
+            for label, tree in trees.items()
+        ]
+        last_end = pd.Timestamp.now(tz="UTC").floor("10min")
+        warm_end = last_end - pd.Timedelta(minutes=10 * repeats)
+        for desk in desks:
+            warm_up[desk.label].append(launch_tick(desk, warm_end))
+            warm_up[desk.label].append(launch_eod_refresh(desk, _day_of(warm_end)))
+        for k in range(repeats):
+            window_end = last_end - pd.Timedelta(minutes=10 * (repeats - 1 - k))
+            order = desks if k % 2 == 0 else desks[::-1]
+            for desk in order:
+                ticks[desk.label].append(launch_tick(desk, window_end))
+            for desk in order:
+                refreshes[desk.label].append(launch_eod_refresh(desk, _day_of(window_end)))
+    per_desk = {
+        label: {
+            "tree": str(trees[label]),
+            "tick": summary(ticks[label]),
+            "eod_refresh": summary(refreshes[label]),
+            "warm_up": warm_up[label],
+        }
+        for label in labels
+    }
+    first = per_desk[labels[0]]
+    return {
+        "desks": per_desk,
+        "speedup": {
             label: {
-                "tree": str(trees[label]),
-                "tick": summary(ticks[label]),
-                "eod_refresh": summary(refreshes[label]),
-                "warm_up": warm_up[label],
+                f"{run}_{figure}": per_desk[label][run][f"{figure}_s_median"]
+                / first[run][f"{figure}_s_median"]
+                for run in ("tick", "eod_refresh")
+                for figure in ("wall", "cpu")
             }
-            for label in labels
-        }
-        first = per_desk[labels[0]]
-        out[database] = {
-            "desks": per_desk,
-            "speedup": {
-                label: {
-                    f"{run}_{figure}": per_desk[label][run][f"{figure}_s_median"]
-                    / first[run][f"{figure}_s_median"]
-                    for run in ("tick", "eod_refresh")
-                    for figure in ("wall", "cpu")
-                }
-                for label in labels[1:]
-            },
-        }
-    return out
+            for label in labels[1:]
+        },
+    }
