@@ -136,7 +136,7 @@ def clean_books(tmp_path_factory) -> Books:
     root = tmp_path_factory.mktemp("clean")
     url = f"sqlite:///{root}/warehouse.db"
     env = environment(root / "home", url)
-    first = backfill(env, DAY1, DAY1)
+    first = run(env, "--debug", "backfill", "--start", DAY1, "--end", DAY1)
     assert first.returncode == 0, first.stderr[-3000:]
     second = backfill(env, DAY2, DAY2)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -144,7 +144,7 @@ def clean_books(tmp_path_factory) -> Books:
 
 
 def dagster_events(log: str) -> int:
-    """How many Dagster events a `desk backfill` has logged: the clock the kills are set by."""
+    """How many Dagster events a `desk --debug backfill` logged: the clock kills are set by."""
     return log.count(" - dagster - ")
 
 
@@ -153,7 +153,7 @@ def kill_at_event(env: dict[str, str], log: Path, event: int) -> tuple[bool, int
 
     Returns whether it was killed (it may finish first) and the events it had logged.
     """
-    process = start(env, log, "backfill", "--start", DAY1, "--end", DAY1)
+    process = start(env, log, "--debug", "backfill", "--start", DAY1, "--end", DAY1)
     deadline = time.monotonic() + TIMEOUT
     while process.poll() is None and time.monotonic() < deadline:
         if dagster_events(log.read_text(errors="replace")) >= event:
@@ -168,14 +168,15 @@ def kill_at_event(env: dict[str, str], log: Path, event: int) -> tuple[bool, int
 def kill_trials(env: dict[str, str], url: str, home: Path, clean, tmp_path: Path) -> list[str]:
     """SIGKILL `desk backfill` at random moments of its run; a plain rerun must complete each.
 
-    A moment is the n-th Dagster event (n uniform over a whole run's events, learnt from the
-    reruns), so kills land in every step (ingestion, positions, EOD, valuation, ranking,
+    A moment is the n-th Dagster event (n uniform over a clean run's events, which --debug
+    logs), so kills land in every step (ingestion, positions, EOD, valuation, ranking,
     checks), in the relay after the run (the last event), and before the first event.
     """
     rng = random.Random()
     seed = rng.randrange(2**32)
     rng.seed(seed)
     events_per_run = clean.events
+    assert events_per_run > 10, "a clean run logged no Dagster events to set the kills by"
     notices = []
     kills = []
     for trial in range(KILL_TRIALS):
@@ -189,7 +190,6 @@ def kill_trials(env: dict[str, str], url: str, home: Path, clean, tmp_path: Path
         assert_books_equal(url, clean, [DAY1])
         assert runs_left_in_flight(home) == [], context
         assert schema_versions(url) == [schema_head()], context
-        events_per_run = dagster_events(rerun.stderr)
         notices += [line for line in rerun.stderr.splitlines() if line.startswith("desk:")]
     # The figures of the run, for whoever reads the log (-s): where each kill landed, and what
     # the reruns told the operator.
