@@ -231,16 +231,16 @@ def backfill(start: str, end: str, as_json: bool) -> None:
 
     Ingests the configured source, computes positions, end-of-day snapshots, their valuation
     and collateral rankings through the Dagster definitions (visible in the UI afterwards), then
-    relays events.
+    relays events. Stored days that trades arriving now make stale are restated in the same
+    runs, whatever the range.
     Idempotent: running it again changes nothing.
     """
     from desk_pipeline.definitions import defs
     from desk_pipeline.defs.partitions import DAILY
 
     first, last = queries.business_day(start, "--start"), queries.business_day(end, "--end")
-    headers = _repository().eod_headers()
-    # Stored days made stale by late trades are restated too: a late trade changes every later day.
-    first = min([first, *headers.loc[headers["stale"], "business_date"]])
+    # Days made stale by late trades, before or after the range, are restated by the runs
+    # themselves (defs/end_of_day.py), whichever run ingests the late trade.
     dates = business_dates(first, last)
     known = set(DAILY.get_partition_keys())
     outside = [d for d in dates if d not in known]
