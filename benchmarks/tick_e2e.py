@@ -18,7 +18,9 @@ spawns a run worker, which executes the steps with the job's executor. The queue
 dequeuing (it polls every few seconds) is left out: the run is launched as the daemon launches
 it once the queue admits it. Wall time runs from the launch to RUN_SUCCESS; CPU is the code
 server's process tree (the server, the run worker and every process the run worker waited for),
-read once the server has reaped the run worker.
+read once the server has reaped the run worker. Processes nobody in that tree waits for are
+not counted: a multiprocess executor's forkserver and the steps forked from it (the spawn
+default's step processes are counted).
 """
 
 import asyncio
