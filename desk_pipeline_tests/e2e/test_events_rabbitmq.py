@@ -153,6 +153,6 @@ def test_relay_once_reports_waiting_events_and_exits_non_zero_while_the_broker_i
         [DESK, "relay", "--once", "--json"], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1
-    assert json.loads(result.stdout) == {"published": 0, "failed": 1, "backlog": 1}
+    assert json.loads(result.stdout) == {"published": 0, "failed": 1, "parked": 0, "backlog": 1}
     assert result.stderr.strip().splitlines()[-1].startswith("desk: relay: 1 events wait")
     repo.engine.dispose()

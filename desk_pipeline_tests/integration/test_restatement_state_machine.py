@@ -1,7 +1,8 @@
 """Random interleavings of trades, corrections, ticks, backfills and restatements keep EODs right.
 
-The machine drives the real asset functions (direct invocation, no run storage, so it is fast)
-over a SQLite warehouse fed by a landing folder; a plain per-trade reference is the oracle.
+The machine runs the real assets as Dagster runs them (`materialize` on an ephemeral instance, a
+backfill's range in one run) over a SQLite warehouse fed by a landing folder; a plain per-trade
+reference is the oracle.
 """
 
 import itertools
@@ -68,6 +69,7 @@ class RestatementMachine(RuleBasedStateMachine):
         }
         # The assets' own repository (one per URL per process): one engine to dispose.
         self.repo = self.resources["warehouse"].repository()
+        self.instance = dg.DagsterInstance.ephemeral()
         self.written: dict[tuple[str, int], dict] = {}  # every (trade_id, version) sent
         self.files = itertools.count()
         self.ids = itertools.count()
@@ -75,6 +77,7 @@ class RestatementMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.repo.engine.dispose()
+        self.instance.dispose()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     # ---- what the source sends -------------------------------------------------------------
@@ -145,8 +148,7 @@ class RestatementMachine(RuleBasedStateMachine):
         window = min(window, FIRST + pd.Timedelta(days=len(DAYS), minutes=-10))
         key = as_key(window)
         self.deliver()
-        trades(dg.build_asset_context(partition_key=key), **self.resources_for("trades"))
-        intraday_positions(dg.build_asset_context(partition_key=key), **self.resources_for(""))
+        self.run([trades, intraday_positions], partition_key=key)
         self.archive_ingested()
         self.next_window = window + pd.Timedelta(minutes=10)
 
@@ -167,16 +169,21 @@ class RestatementMachine(RuleBasedStateMachine):
         assert not self.repo.eod_headers()["stale"].any()
 
     def eods(self, start: str, end: str) -> None:
-        # Direct invocation takes one partition at a time; range runs are covered elsewhere.
         self.deliver()
-        for day in pd.date_range(start, end, freq="D").strftime("%Y-%m-%d"):
-            context = dg.build_asset_context(partition_key=day)
-            eod_positions(context, **self.resources_for("eod"))
-            self.archive_ingested()
+        self.run(
+            [eod_positions],
+            tags={
+                "dagster/asset_partition_range_start": start,
+                "dagster/asset_partition_range_end": end,
+            },
+        )
+        self.archive_ingested()
 
-    def resources_for(self, asset: str) -> dict:
-        names = {"trades": ["warehouse", "trade_source"], "eod": list(self.resources)}
-        return {n: self.resources[n] for n in names.get(asset, ["warehouse"])}
+    def run(self, assets: list[dg.AssetsDefinition], **partitions) -> None:
+        result = dg.materialize(
+            assets, resources=self.resources, instance=self.instance, **partitions
+        )
+        assert result.success
 
     # ---- what must always hold -------------------------------------------------------------
 
