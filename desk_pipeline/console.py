@@ -276,15 +276,26 @@ def concentration(
 
 
 def quarantine(document: list[QuarantinedRow]) -> RenderableType:
-    """`desk quarantine`: every rejected input row with its source and reason."""
+    """`desk quarantine`: every distinct rejected input with where it arrived and its reason."""
     rows = [
-        (text(q["source"]), text(q["row_number"]), text(q["trade_id"]), text(q["reason"]))
+        (
+            text(q["source"]) + _also(q["sources"]),
+            text(q["row_number"]),
+            text(q["trade_id"]),
+            text(q["reason"]),
+        )
         for q in document
     ]
     if not rows:
         return Text("Quarantine: empty, every input row received was accepted.")
     columns = [("source", "wrap"), ("row", "right"), ("trade id", "left"), ("reason", "wrap")]
     return _table(f"Quarantine · {len(rows)} rejected input rows", columns, rows)
+
+
+def _also(sources: list[str]) -> str:
+    # The first arrival is the row's source; later copies are counted, `--json` lists them.
+    later = len(sources) - 1
+    return f" (+{later} more)" if later > 0 else ""
 
 
 def status(document: StatusDocument) -> RenderableType:

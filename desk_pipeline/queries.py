@@ -93,6 +93,7 @@ class QuarantinedRow(TypedDict):
     reason_code: str | None
     row_number: int
     raw: str | None
+    sources: list[str]
 
 
 class BookStatus(TypedDict):
@@ -348,11 +349,12 @@ def _issuer_share(row: Any) -> IssuerShare:
 
 
 def quarantine_document(repo: PositionRepository) -> list[QuarantinedRow]:
-    """The `desk quarantine --json` document: every rejected input row, oldest first.
+    """The `desk quarantine --json` document: every distinct rejected input, oldest first.
 
     Returns:
-        ``[{"source", "trade_id", "reason", "reason_code", "row_number", "raw"}]``; ``raw`` is
-        the row as received (JSON text), null for an unreadable file.
+        ``[{"source", "trade_id", "reason", "reason_code", "row_number", "raw", "sources"}]``;
+        ``source`` and ``row_number`` are where it first arrived, ``sources`` every source it
+        arrived in; ``raw`` is the row as received (JSON text), null for an unreadable file.
     """
     return [_quarantined_row(r) for r in repo.quarantined().itertuples()]
 
@@ -366,6 +368,7 @@ def _quarantined_row(row: Any) -> QuarantinedRow:
         "reason_code": _text(row.reason_code),
         "row_number": int(row.row_number),
         "raw": _text(row.raw),
+        "sources": list(row.sources),
     }
 
 

@@ -64,6 +64,21 @@ quarantine = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("raw", sa.Text, nullable=False),
     sa.Column("quarantined_at_us", Micros, nullable=False),
+    # One row per distinct rejected input (domain.trades.rejection_fingerprints); NULL for rows
+    # quarantined before revision 0006, which are kept as they were.
+    sa.Column("fingerprint", sa.String(64), nullable=True),
+    sa.Index("ux_quarantine_fingerprint", "fingerprint", unique=True),
+)
+
+# Every source a rejected input arrived in (first arrival's row number): a renamed copy or a
+# re-sent file adds a line here, not a second quarantine row.
+quarantine_arrivals = sa.Table(
+    "quarantine_arrivals",
+    metadata,
+    sa.Column("quarantine_id", sa.Integer, sa.ForeignKey("quarantine.id"), primary_key=True),
+    sa.Column("source", sa.String(512), primary_key=True),
+    sa.Column("row_number", sa.BigInteger, nullable=False),
+    sa.Column("arrived_at_us", Micros, nullable=False),
 )
 
 # Append-only: a late, amended or cancelled trade makes every snapshot of its book taken after

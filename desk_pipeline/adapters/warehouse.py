@@ -38,7 +38,11 @@ from desk_pipeline.domain.schema import (
     empty_frame,
 )
 from desk_pipeline.domain.snapshots import PositionSnapshotCreated, snapshot_id_for
-from desk_pipeline.domain.trades import latest_versions, split_conflicting_duplicates
+from desk_pipeline.domain.trades import (
+    latest_versions,
+    rejection_fingerprints,
+    split_conflicting_duplicates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +219,7 @@ class PositionRepository:
             _insert(conn, t.trade_versions, _trade_rows(new, source=source, stamp=stamp))
             stale_books = self._advance_current(conn, new, stored, stamp)
             _analyze_if_grown(conn, [t.trade_versions, t.current_trades], len(new))
-            _insert(conn, t.quarantine, _quarantine_rows(quarantined, stamp))
+            _store_quarantine(conn, quarantined, stamp)
             accepted = len(trades) - len(conflicts)
             conn.execute(
                 t.ingested_batches.insert(),
@@ -832,9 +836,21 @@ class PositionRepository:
     # ---- quarantine and outbox ----------------------------------------------------------------
 
     def quarantined(self) -> pd.DataFrame:
-        """Every rejected input row, oldest first."""
+        """One row per distinct rejected input, oldest first.
+
+        Returns:
+            The quarantine table's columns (``source`` and ``row_number`` of its first arrival)
+            and ``sources``: a list of every source it arrived in, in order of arrival.
+        """
+        q, a = t.quarantine, t.quarantine_arrivals
         with self._transaction("quarantined") as conn:
-            return _read(conn, sa.select(t.quarantine).order_by(t.quarantine.c.id))
+            rows = _read(conn, sa.select(q).order_by(q.c.id))
+            arrivals = _read(
+                conn,
+                sa.select(a.c.quarantine_id, a.c.source).order_by(a.c.arrived_at_us, a.c.source),
+            )
+        sources = arrivals.groupby("quarantine_id", sort=False)["source"].agg(list)
+        return rows.assign(sources=rows["id"].map(sources))
 
     def ingested_batches(self) -> pd.DataFrame:
         """Every ingested batch with its received / accepted / quarantined counts."""
@@ -1107,9 +1123,8 @@ class PositionRepository:
 
         Each row replaces the stored row with the same key (instrument_id; book_id; instrument_id
         and price_date; currency and rate_date). Stored rows the input does not mention are kept,
-        so a quarantined or missing row never erases good data. Quarantine rows are written once
-        per source label: a label already in the quarantine (same file content seen again) adds
-        nothing.
+        so a quarantined or missing row never erases good data. A rejected row already in the
+        quarantine only gains an arrival (see :meth:`quarantined`).
 
         Args:
             instruments: INSTRUMENT_DTYPES, or None to leave instruments alone.
@@ -1119,7 +1134,7 @@ class PositionRepository:
             quarantined: QUARANTINE_DTYPES rows rejected by validation, or None.
 
         Returns:
-            Rows written per table name, and ``quarantined``.
+            Rows written per table name, and ``quarantined``: rejected inputs not seen before.
         """
         inputs = (
             (t.instruments, instruments, ["instrument_id"]),
@@ -1138,9 +1153,7 @@ class PositionRepository:
                 rows = _reference_rows(frame, keys)
                 _bulk_upsert(conn, table, rows, keys=keys)
                 written[table.name] = len(rows)
-            new = _unseen_sources(conn, quarantined)
-            _insert(conn, t.quarantine, _quarantine_rows(new, stamp))
-            written["quarantined"] = len(new)
+            written["quarantined"] = _store_quarantine(conn, quarantined, stamp)
         log.info("replace_reference: %s", written)
         return written
 
@@ -1560,10 +1573,6 @@ def _trades_frame(rows: pd.DataFrame) -> pd.DataFrame:
     return conform(frame, TRADE_DTYPES)
 
 
-def _quarantine_rows(quarantined: pd.DataFrame, stamp: int) -> list[dict[str, Any]]:
-    return _records(conform(quarantined, QUARANTINE_DTYPES).assign(quarantined_at_us=stamp))
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """``frame``'s rows as dicts by column name, the parameter shape SQLAlchemy executes."""
     # The stubs key records by Hashable; the frames here are labelled by table column names.
@@ -1657,18 +1666,38 @@ def _reference_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return _nulls_as_none(rows.assign(**dates))
 
 
-def _unseen_sources(conn: sa.Connection, quarantined: pd.DataFrame | None) -> pd.DataFrame:
-    """The quarantine rows whose source label is not in the quarantine yet."""
+def _store_quarantine(conn: sa.Connection, quarantined: pd.DataFrame | None, stamp: int) -> int:
+    """Quarantine each distinct rejected input once and record every source it arrived in.
+
+    Returns the number of inputs not in the quarantine before.
+    """
     if quarantined is None or quarantined.empty:
-        return empty_frame(QUARANTINE_DTYPES)
-    sources = list(quarantined["source"].unique())
+        return 0
+    rows = conform(quarantined, QUARANTINE_DTYPES).assign(
+        fingerprint=rejection_fingerprints(quarantined).to_numpy(), quarantined_at_us=stamp
+    )
     q = t.quarantine
-    seen = {
-        row[0]
-        for chunk in _chunks(sources)
-        for row in conn.execute(sa.select(q.c.source).where(q.c.source.in_(chunk)).distinct())
-    }
-    return quarantined.loc[~quarantined["source"].isin(seen)]
+    fingerprints = list(rows["fingerprint"].unique())
+
+    def stored() -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(fingerprints):
+            query = sa.select(q.c.fingerprint, q.c.id).where(q.c.fingerprint.in_(chunk))
+            found.update(conn.execute(query).tuples().all())
+        return found
+
+    known = stored()
+    new = rows.loc[~rows["fingerprint"].isin(known)].drop_duplicates("fingerprint")
+    _insert(conn, q, _records(new))
+    ids = rows["fingerprint"].map(stored() if len(new) else known)
+    arrivals = (
+        rows.assign(quarantine_id=ids.to_numpy(), arrived_at_us=stamp)
+        .drop_duplicates(["quarantine_id", "source"])
+        .loc[:, ["quarantine_id", "source", "row_number", "arrived_at_us"]]
+    )
+    stmt = _insert_for(conn, t.quarantine_arrivals).on_conflict_do_nothing()
+    conn.execute(stmt, _records(arrivals))
+    return len(new)
 
 
 def _dated(rows: pd.DataFrame, column: str, dtypes: Any) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """Trades: validation of received rows, versions, and the effective trade set a snapshot uses."""
 
+import hashlib
 import json
 import math
 import re
@@ -311,6 +312,27 @@ def quarantine_whole_source(source: str, reason_code: str, reason: str) -> pd.Da
         }
     )
     return conform(frame, QUARANTINE_DTYPES)
+
+
+def rejection_fingerprints(quarantined: pd.DataFrame) -> pd.Series:
+    """One SHA-256 hex digest per quarantine row, equal for the same rejected input.
+
+    A rejected input is its reason code and the row as received, wherever it arrived: the same
+    bad row in a renamed copy, in a file re-sent with rows appended or rewritten with CRLF line
+    ends is one input (the CSV reader has already removed the line ends). A whole-file rejection
+    (row_number 0, no row) is its file: the source is part of its fingerprint.
+
+    Args:
+        quarantined: QUARANTINE_DTYPES rows.
+
+    Returns:
+        str Series aligned with ``quarantined``.
+    """
+    require_columns(quarantined, QUARANTINE_DTYPES, where="rejection_fingerprints")
+    whole_file = quarantined["row_number"].to_numpy() == 0
+    identity = quarantined["raw"].astype(str).where(~whole_file, quarantined["source"].astype(str))
+    keys = quarantined["reason_code"].astype(str) + "\x1f" + identity
+    return keys.map(lambda key: hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest())
 
 
 def latest_versions(trades: pd.DataFrame) -> pd.DataFrame:

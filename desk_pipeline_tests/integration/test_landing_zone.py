@@ -3,6 +3,7 @@
 import os
 import random
 import resource
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -10,11 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.trade_sources import MAX_FILE_BYTES, LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.sizes import examples
 
 START, END = pd.Timestamp("2026-03-01", tz="UTC"), pd.Timestamp("2026-03-10", tz="UTC")
 
@@ -156,3 +160,72 @@ def test_a_file_written_under_a_temporary_name_is_read_only_after_its_rename(rep
     part.rename(folder / "trades.csv")
     ingest_all(LandingFolderSource(folder), repo)
     assert len(stored_trades(repo)) == 5
+
+
+HEADER = "trade_id,book_id,instrument_id,quantity,price,trade_time"
+BAD_ROWS = [
+    "X-1,BOOK-A,ISIN-1,ten,10,2026-03-05T09:00:00Z",  # quantity not a number
+    "X-2,BOOK-A,ISIN-1,10,-1,2026-03-05T09:00:00Z",  # negative price
+    "X-3,BOOK-A,ISIN-1,10,10,2026-03",  # a year-month is not a time
+]
+GOOD_ROW = "G-1,BOOK-A,ISIN-1,10,10,2026-03-05T09:00:00Z"
+
+
+def land(folder: Path, name: str, rows: list[str], *, crlf: bool = False) -> None:
+    end = "\r\n" if crlf else "\n"
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_bytes(end.join([HEADER, *rows, ""]).encode())
+
+
+def file_of(source: str) -> str:
+    return source.split("#")[0]
+
+
+def test_a_bad_row_is_quarantined_once_with_every_file_it_arrived_in(repo, tmp_path):
+    # Seen: 5 quarantine rows for 2 distinct bad rows (a renamed copy, an appended row, CRLF).
+    folder = tmp_path / "landing"
+    source = LandingFolderSource(folder)
+    land(folder, "a.csv", [GOOD_ROW, BAD_ROWS[0], BAD_ROWS[1]])
+    ingest_all(source, repo)
+    land(folder, "a-copy.csv", [GOOD_ROW, BAD_ROWS[0], BAD_ROWS[1]])
+    land(folder, "a.csv", [GOOD_ROW, BAD_ROWS[0], BAD_ROWS[1], BAD_ROWS[2]])  # one appended
+    land(folder, "a-crlf.csv", [GOOD_ROW, BAD_ROWS[0], BAD_ROWS[1]], crlf=True)
+    ingest_all(source, repo)
+
+    quarantine = repo.quarantined().set_index("trade_id")
+    assert list(quarantine.index) == ["X-1", "X-2", "X-3"]
+    # A source is a file and a digest of the content read (a.csv was read twice: two versions).
+    every_file = {"landing:a.csv", "landing:a-copy.csv", "landing:a-crlf.csv"}
+    for trade_id in ["X-1", "X-2"]:
+        assert file_of(quarantine.loc[trade_id, "source"]) == "landing:a.csv"
+        sources = quarantine.loc[trade_id, "sources"]
+        assert len(sources) == 4 and {file_of(s) for s in sources} == every_file
+    assert [file_of(s) for s in quarantine.loc["X-3", "sources"]] == ["landing:a.csv"]
+    assert stored_trades(repo)["trade_id"].tolist() == ["G-1"]
+
+
+@settings(max_examples=examples(15), deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(st.sampled_from(range(len(BAD_ROWS))), max_size=4), st.booleans()),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_quarantine_holds_each_distinct_rejected_row_once_wherever_it_arrived(files):
+    """Property: rows == distinct bad rows sent; each row's sources == the files that held it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "landing"
+        repo = PositionRepository(f"sqlite:///{tmp}/warehouse.db")
+        source = LandingFolderSource(folder)
+        held: dict[str, set[str]] = {}
+        for n, (bad, crlf) in enumerate(files):
+            land(folder, f"f{n}.csv", [GOOD_ROW, *(BAD_ROWS[i] for i in bad)], crlf=crlf)
+            for i in bad:
+                held.setdefault(f"X-{i + 1}", set()).add(f"landing:f{n}.csv")
+            ingest_all(source, repo)
+        quarantine = repo.quarantined()
+        repo.engine.dispose()
+    assert sorted(quarantine["trade_id"]) == sorted(held)
+    got = {r.trade_id: {file_of(s) for s in r.sources} for r in quarantine.itertuples()}
+    assert got == held
