@@ -18,10 +18,16 @@ def desk_env(home: Path, **desk_vars: str) -> dict[str, str]:
 
 
 def run_desk(
-    env: dict[str, str], *args: str, check: bool = True, timeout: float = 600
+    env: dict[str, str],
+    *args: str,
+    check: bool = True,
+    timeout: float = 600,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``desk ARGS``; with ``check``, a non-zero exit fails the test and shows stderr."""
-    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    """Run ``desk ARGS`` in ``cwd``; with ``check``, a non-zero exit fails the test."""
+    result = subprocess.run(
+        [DESK, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result

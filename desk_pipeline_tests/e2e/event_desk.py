@@ -2,17 +2,15 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e import driver
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 BOOKS = ["REPO-1", "SECLEND-1"]
-DESK = str(Path(sys.executable).parent / "desk")
 
 
 def landing_desk(folder: Path) -> dict:
@@ -47,6 +45,4 @@ def landing_desk(folder: Path) -> dict:
 
 def run_desk(env: dict, *args: str) -> dict:
     """Run `desk ... --json`, expect exit 0, return its JSON document."""
-    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(driver.run_desk(env, *args).stdout)

@@ -8,16 +8,14 @@ the next day's, which rolls from the stored snapshot.
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline_tests.e2e import driver
 
-DESK = str(Path(sys.executable).parent / "desk")
 BOOK = "BOOK-A"
 DAY_1, DAY_2 = "2026-03-02", "2026-03-03"
 
@@ -40,9 +38,7 @@ T7,BOOK-A,ISIN-1,-0.3,130,2026-03-03T11:00:00Z
 
 
 def run_desk(env: dict, *args: str) -> str:
-    result = subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return driver.run_desk(env, *args).stdout
 
 
 def document(env: dict, command: str, day: str) -> dict:

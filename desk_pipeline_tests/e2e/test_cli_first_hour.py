@@ -1,32 +1,27 @@
 """What a new user meets first with `desk`: dates, a missing warehouse, errors, noise, books."""
 
 import dataclasses
+import functools
 import json
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.checkout import user_environment
 
-DESK = str(Path(sys.executable).parent / "desk")
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 # Nothing listens here: connections are refused at once.
 CLOSED_PORT = 9
 CLOSED_WAREHOUSE = f"postgresql+psycopg://desk:secret@127.0.0.1:{CLOSED_PORT}/desk"
 
 
-def run_desk(
-    env: dict[str, str], *args: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [DESK, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
-    )
+# These tests read the exit code and stderr themselves.
+run_desk = functools.partial(driver.run_desk, check=False)
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:

@@ -1,7 +1,6 @@
 """The Dagster instance a user gets: from `make` on every run, and from `desk` in a new home."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -10,10 +9,10 @@ import yaml
 
 from desk_pipeline_tests.builders import trade, write_landing_file
 from desk_pipeline_tests.e2e.checkout import user_environment
+from desk_pipeline_tests.e2e.driver import DESK
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCE = ROOT / "desk_pipeline" / "instance"
-DESK = str(Path(sys.executable).parent / "desk")
 # `-o` keeps make from reinstalling the shared virtualenv when pyproject.toml is newer than it.
 MAKE = ["make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/bin/desk"]
 

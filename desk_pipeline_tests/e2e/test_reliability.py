@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,11 +22,12 @@ from click.testing import CliRunner
 
 from desk_pipeline.adapters.warehouse import PositionRepository, schema_head
 from desk_pipeline.cli import cli
+from desk_pipeline_tests.e2e import driver
+from desk_pipeline_tests.e2e.driver import DESK
 
 # One worker runs them all (the clean books are computed once); the other runs the rest.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability")]
 
-DESK = str(Path(sys.executable).parent / "desk")
 INSTANCE_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
 DAY1, DAY2 = "2026-03-02", "2026-03-03"
 EOD_COLUMNS = [
@@ -61,7 +61,7 @@ def start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([DESK, *args], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    return driver.run_desk(env, *args, check=False, timeout=TIMEOUT)
 
 
 def backfill(env: dict[str, str], first: str, last: str) -> subprocess.CompletedProcess[str]:
