@@ -1,0 +1,133 @@
+"""Collateral: the stored valuation of each end-of-day position and the ranking of each book-day."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from desk_pipeline.adapters import tables as t
+from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _read
+from desk_pipeline.adapters.warehouse.codec import _nulls_as_none, from_micros, micros_of
+from desk_pipeline.adapters.warehouse.snapshots import SnapshotStore
+from desk_pipeline.domain.collateral import in_ranking_order
+from desk_pipeline.domain.schema import (
+    POSITION_DTYPES,
+    RANKING_DTYPES,
+    VALUATION_DTYPES,
+    conform,
+)
+
+
+class CollateralStore(SnapshotStore):
+    """Valuations and rankings, both replaced per business day and read with their snapshot."""
+
+    def replace_rankings(self, business_dates: Sequence[str], ranking: pd.DataFrame) -> int:
+        """Replace every stored ranking of ``business_dates`` with ``ranking``, atomically.
+
+        All rows of those days go first, so a book whose EOD no longer holds anything keeps no
+        ranking of a superseded snapshot.
+
+        Args:
+            business_dates: the YYYY-MM-DD days ``ranking`` covers.
+            ranking: ``business_date``, ``snapshot_id``, ``as_of`` and RANKING_DTYPES rows.
+
+        Returns:
+            Rows written.
+        """
+        r = t.collateral_rankings
+        rows = _nulls_as_none(
+            ranking.assign(as_of_us=micros_of(ranking["as_of"])).drop(columns="as_of")
+        )
+        with self._transaction("replace_rankings") as conn:
+            for days in _chunks(list(business_dates)):
+                conn.execute(r.delete().where(r.c.business_date.in_(days)))
+            _insert(conn, r, rows)
+        return len(rows)
+
+    def ranking(self, book_id: str, business_date: str) -> pd.DataFrame:
+        """The stored ranking of one book and day (empty when none)."""
+        r = t.collateral_rankings
+        query = sa.select(r).where(r.c.book_id == book_id, r.c.business_date == business_date)
+        with self._transaction("ranking") as conn:
+            rows = _read(conn, query)
+        rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
+        rows = rows.astype({"rank": RANKING_DTYPES["rank"]})
+        return in_ranking_order(rows)
+
+    def rankings(self, business_dates: Sequence[str]) -> pd.DataFrame:
+        """The stored rankings of every book on the given days, ordered by book, day and rank."""
+        r = t.collateral_rankings
+        query = sa.select(r).where(r.c.business_date.in_(list(business_dates)))
+        with self._transaction("rankings") as conn:
+            # Raw: SQLite hands eligible over as 0/1, made boolean below.
+            rows = _read(conn, query, raw=True)
+        rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
+        rows = rows.astype({"rank": RANKING_DTYPES["rank"]})
+        rows["eligible"] = rows["eligible"].astype(bool)
+        return in_ranking_order(rows)
+
+    def replace_valuations(self, business_dates: Sequence[str], valuation: pd.DataFrame) -> int:
+        """Replace every stored valuation of ``business_dates`` with ``valuation``, atomically.
+
+        All rows of those days go first, so a book whose EOD no longer holds anything keeps no
+        valuation of a superseded snapshot.
+
+        Args:
+            business_dates: the YYYY-MM-DD days ``valuation`` covers (a run's partitions).
+            valuation: VALUATION_DTYPES rows of those days.
+
+        Returns:
+            Rows written.
+        """
+        v = t.eod_valuations
+        rows = valuation.drop(columns=["quantity", "avg_price"]).assign(
+            price_date=valuation["price_date"].dt.strftime("%Y-%m-%d")
+        )
+        rows = _nulls_as_none(rows)
+        with self._transaction("replace_valuations") as conn:
+            for days in _chunks(list(business_dates)):
+                conn.execute(v.delete().where(v.c.business_date.in_(days)))
+            _insert(conn, v, rows)
+        return len(rows)
+
+    def valued_eod(
+        self, book_id: str, business_date: str
+    ) -> tuple[dict[str, Any], pd.DataFrame] | None:
+        """The stored EOD of one book and day with each row's stored valuation, or None.
+
+        One statement joins header, rows and valuation on the snapshot id, so a reader never
+        sees one snapshot's positions with another's valuation.
+
+        Returns:
+            The header (as :meth:`eod`) and one row per position: POSITION_DTYPES, the
+            valuation columns of VALUATION_DTYPES (``price_date`` a date) and ``valued``, False
+            when no valuation of this snapshot is stored (its valuation columns are then null).
+        """
+        e, p, v = t.eod_snapshots, t.eod_positions, t.eod_valuations
+        valuation = [c for c in v.columns if c.name not in ("snapshot_id", "instrument_id")]
+        valuation = [c for c in valuation if c.name not in ("book_id", "business_date")]
+        found = self._one_eod(
+            "valued_eod",
+            book_id,
+            business_date,
+            [v.c.snapshot_id.label("valued_snapshot_id"), *valuation],
+            e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id).outerjoin(
+                v, (v.c.snapshot_id == p.c.snapshot_id) & (v.c.instrument_id == p.c.instrument_id)
+            ),
+        )
+        if found is None:
+            return None
+        header, held = found
+        positions = conform(held, POSITION_DTYPES)
+        valued = held["valued_snapshot_id"].notna().to_numpy()
+        values = held.loc[:, [c.name for c in valuation]].reset_index(drop=True)
+        values = values.assign(
+            price_date=pd.to_datetime(values["price_date"]),
+            stale_price=values["stale_price"].astype(object).where(valued, False),
+        )
+        values = values.astype({c: VALUATION_DTYPES[c] for c in values.columns})
+        # NULL text reads back as NaN under pandas 3; the domain's frames use None.
+        text = ["currency", "base_currency", "reason"]
+        values[text] = values[text].astype(object).where(values[text].notna(), None)
+        return header, pd.concat([positions, values.assign(valued=valued)], axis=1)
