@@ -69,7 +69,7 @@ dev: install instance
 
 ## test: install, lint, then the whole suite (unit, integration, e2e)
 test: install lint
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2 --dist loadscope
 
 test-unit: install
 	$(BIN)/pytest -n 2 desk_pipeline_tests/unit

@@ -23,7 +23,7 @@ from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.builders import trade, write_landing_file
 
 # One worker runs the module: its tests share one `dagster dev`.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster_ui")]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

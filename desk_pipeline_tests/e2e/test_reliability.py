@@ -26,7 +26,7 @@ from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.driver import DESK
 
 # One worker runs them all (the clean books are computed once); the other runs the rest.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability")]
+pytestmark = pytest.mark.slow
 
 INSTANCE_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
 DAY1, DAY2 = "2026-03-02", "2026-03-03"

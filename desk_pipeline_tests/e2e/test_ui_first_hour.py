@@ -33,7 +33,7 @@ from desk_pipeline_tests.e2e.test_dagster_ui import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dagster_ui")]
+pytestmark = pytest.mark.slow
 
 ARTIFACTS = ROOT / "test-artifacts"
 BOOK = "REPO-EUR-01"

@@ -27,7 +27,6 @@ from desk_pipeline.domain.errors import InvalidRangeError
 from desk_pipeline_tests.builders import trade, write_landing_file
 
 # One worker runs the module: its tests share one computed desk.
-pytestmark = pytest.mark.xdist_group("api")
 
 D1, D2 = "2026-03-02", "2026-03-03"
 TOKEN = "test-token-0123"

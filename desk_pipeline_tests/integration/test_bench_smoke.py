@@ -14,7 +14,6 @@ from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.schema import POSITION_DTYPES, conform
 
 # One worker runs the module: the smoke run is a module fixture, built once.
-pytestmark = pytest.mark.xdist_group("bench_smoke")
 
 
 @pytest.fixture(scope="module")
