@@ -5,7 +5,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
 
+from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.schema import (
     POSITION_DTYPES,
@@ -100,3 +102,16 @@ def store_eods(repo: PositionRepository, books: list[str], days: list[str]) -> l
         )
         writes += repo.keep_last_eod(frame, now_micros())
     return writes
+
+
+def quarantined_from(repo: PositionRepository, sources: Iterable[str]) -> pd.DataFrame:
+    """The stored quarantine rows (table columns) of every input that arrived in ``sources``."""
+    q, a = t.quarantine, t.quarantine_arrivals
+    query = (
+        sa.select(q)
+        .where(q.c.id.in_(sa.select(a.c.quarantine_id).where(a.c.source.in_(list(sources)))))
+        .order_by(q.c.id)
+    )
+    with repo.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return pd.DataFrame(rows, columns=[c.name for c in q.columns])

@@ -11,7 +11,8 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.consumer import parse_event
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.broker import TcpProxy, free_port
-from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, DESK, landing_desk, run_desk
+from desk_pipeline_tests.e2e.driver import DESK
+from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, landing_desk, run_desk
 from desk_pipeline_tests.kafka_broker import new_topic, read_topic, running_tansu
 
 pytestmark = pytest.mark.kafka

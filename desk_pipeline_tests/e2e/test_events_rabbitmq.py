@@ -21,7 +21,8 @@ from desk_pipeline_tests.broker import (
     free_port,
     temporary_vhost,
 )
-from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, DESK, landing_desk, run_desk
+from desk_pipeline_tests.e2e.driver import DESK
+from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, landing_desk, run_desk
 
 pytestmark = pytest.mark.rabbitmq
 

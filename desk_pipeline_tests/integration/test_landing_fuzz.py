@@ -15,7 +15,8 @@ from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.positions import roll_positions
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
-from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
+from desk_pipeline.domain.trades import rejection_fingerprints
+from desk_pipeline_tests.builders import T0, make_trades, no_positions, quarantined_from, trade
 
 COLUMNS = ["trade_id", "version", "status", "book_id", "instrument_id", "quantity", "price"]
 COLUMNS += ["trade_time"]
@@ -120,19 +121,13 @@ def snapshot_of_other_data(repo: PositionRepository) -> dict:
         }
 
 
-def stored_for(repo: PositionRepository, source: str) -> tuple[int, list[tuple[str, str]]]:
+def versions_from(repo: PositionRepository, source: str) -> int:
     with repo.engine.connect() as conn:
-        versions = conn.execute(
+        return conn.execute(
             sa.select(sa.func.count())
             .select_from(t.trade_versions)
             .where(t.trade_versions.c.source == source)
         ).scalar()
-        reasons = conn.execute(
-            sa.select(t.quarantine.c.reason_code, t.quarantine.c.reason).where(
-                t.quarantine.c.source == source
-            )
-        ).all()
-    return versions, [tuple(r) for r in reasons]
 
 
 def test_malformed_landing_files_are_quarantined_whole_or_row_by_row_and_nothing_else_moves(
@@ -156,11 +151,14 @@ def test_malformed_landing_files_are_quarantined_whole_or_row_by_row_and_nothing
         path.unlink()
 
         assert result.received == result.accepted + result.quarantined
-        versions, reasons = stored_for(warehouse, batch.source)
-        # The whole file or nothing: every new version and every rejected row is stored.
-        assert versions == result.new_versions <= result.accepted
-        assert len(reasons) == result.quarantined
-        assert all(code and reason for code, reason in reasons)
+        quarantine = quarantined_from(warehouse, [batch.source])
+        # The whole file or nothing: every new version and every rejected row is stored (a
+        # rejected row once, however often the file holds it).
+        assert versions_from(warehouse, batch.source) == result.new_versions <= result.accepted
+        stored = set(quarantine["fingerprint"])
+        assert set(rejection_fingerprints(batch.rejected)) <= stored
+        assert len(stored) <= result.quarantined
+        assert all(quarantine["reason_code"]) and all(quarantine["reason"])
         if batch.trades.empty and batch.received:
             assert result.quarantined == batch.received
 
