@@ -1,98 +1,103 @@
 """Trades: validation of received rows, versions, and the effective trade set a snapshot uses."""
 
-import hashlib
-import json
-import math
-import re
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
-from desk_pipeline.domain import parsing
 from desk_pipeline.domain.precision import MAX_ABS_QUANTITY, MAX_PRICE, QUANTITY_DECIMALS, to_units
 from desk_pipeline.domain.schema import (
     CANCEL,
     NEW,
-    QUARANTINE_DTYPES,
     STATUSES,
     TRADE_COLUMNS,
     TRADE_DTYPES,
-    conform,
-    empty_frame,
     require_columns,
 )
+from desk_pipeline.domain.validation import (
+    Choice,
+    Column,
+    Id,
+    Instant,
+    Number,
+    RuleSet,
+    Whole,
+    one_of,
+    validate,
+)
 
-REQUIRED_FIELDS = ("trade_id", "book_id", "instrument_id", "quantity", "price", "trade_time")
-MAX_ID_LENGTH = 64
 # A book id travels in every event: in the AMQP routing key "position_snapshot.created.<book>"
 # (a short string: 255 bytes at most) and as the Kafka message key. Bounded in UTF-8 bytes, as
 # 64 characters of emoji are 256 bytes: one such book stopped every relay pass.
 MAX_BOOK_ID_BYTES = 128
 # Versions are stored as 32-bit integers; a larger one would fail the whole batch's insert.
 MAX_VERSION = 2**31 - 1
-# Control characters (NUL above all: PostgreSQL refuses it in text) are never part of an id, nor
-# are lone surrogates (no database encodes them; a CSV cannot hold them, another source can).
-CONTROL_CHARACTERS = r"[\x00-\x1f\x7f\ud800-\udfff]"
-# What no database column can store in text; replaced where quarantine rows keep received text.
-UNSTORABLE = r"[\x00\ud800-\udfff]"
-_UNSTORABLE = re.compile(UNSTORABLE)
-# JSON escapes NUL (\u0000) but writes unpaired surrogates as they are.
-_SURROGATES = re.compile(r"[\ud800-\udfff]")
 # Trade times accepted: [EARLIEST_TRADE_TIME, LATEST_TRADE_TIME). Anything outside is a typo or a
 # placeholder (0026 for 2026, 9999-12-31), not a trade.
 EARLIEST_TRADE_TIME = pd.Timestamp("1970-01-01", tz="UTC")
 LATEST_TRADE_TIME = pd.Timestamp("2100-01-01", tz="UTC")
-# Why a trade_time is refused, per parsing problem: (reason_code, reason).
-TRADE_TIME_PROBLEMS = {
-    parsing.NOT_ISO: (
-        "bad_trade_time",
-        "trade_time is not an ISO 8601 date-time (YYYY-MM-DDThh:mm[:ss[.fraction]]"
-        f"[Z|±hh[:mm]], at most {parsing.MAX_TEXT_LENGTH} characters)",
-    ),
-    parsing.DATE_ONLY: (
-        "trade_time_without_time",
-        "trade_time has no time of day: a date, a year-month or a year alone is not a trade time",
-    ),
-    parsing.OUT_OF_RANGE: (
-        "trade_time_out_of_range",
-        f"trade_time must be from {EARLIEST_TRADE_TIME.isoformat()} up to, not including, "
-        f"{LATEST_TRADE_TIME.isoformat()}",
-    ),
-    parsing.TOO_PRECISE: (
-        "trade_time_too_precise",
-        "trade_time has non-zero digits below the microsecond: the desk keeps trade times to the "
-        "microsecond and would otherwise order such trades by trade_id, not by time",
-    ),
-}
 # Comparing versions of the same (trade_id, version) must ignore float noise from text round trips.
 CONTENT_COLUMNS = ("status", "book_id", "instrument_id", "quantity", "price", "trade_time")
 
 
-def _text(raw: pd.DataFrame, column: str) -> pd.Series:
-    """The column as stripped strings ("" where missing); absent columns read as all-empty."""
-    if column not in raw.columns:
-        return pd.Series("", index=raw.index, dtype="object")
-    return raw[column].astype("object").where(raw[column].notna(), "").astype(str).str.strip()
+def _conflicts(trades: pd.DataFrame) -> np.ndarray:
+    _, conflicting = split_conflicting_duplicates(trades, reference=None)
+    return trades.index.isin(conflicting.index)
 
 
-def _first_failure(checks: list[tuple[pd.Series, str, str]], index: pd.Index) -> pd.DataFrame:
-    """Per row, the first failing check's (reason_code, reason); empty strings when all pass."""
-    code = pd.Series("", index=index, dtype="object")
-    reason = pd.Series("", index=index, dtype="object")
-    for failed, reason_code, message in reversed(checks):
-        code = code.mask(failed, reason_code)
-        reason = reason.mask(failed, message)
-    return pd.DataFrame({"reason_code": code, "reason": reason})
+# The landing contract's columns and their rules (see domain/validation.py for the shared ones).
+TRADE_RULES = RuleSet(
+    columns=(
+        Column("trade_id", Id()),
+        Column(
+            "book_id",
+            Id(max_bytes=MAX_BOOK_ID_BYTES, why_bytes=" (event routing keys carry it)"),
+        ),
+        Column("instrument_id", Id()),
+        Column(
+            "quantity",
+            Number(max_abs=MAX_ABS_QUANTITY, decimals=QUANTITY_DECIMALS, nonzero=True),
+        ),
+        Column("price", Number(positive=True, at_most=MAX_PRICE)),
+        Column("trade_time", Instant(EARLIEST_TRADE_TIME, LATEST_TRADE_TIME)),
+        Column(
+            "version",
+            Whole(
+                1,
+                MAX_VERSION,
+                1,
+                "bad_version",
+                f"version must be a positive integer up to {MAX_VERSION}",
+            ),
+            required=False,
+        ),
+        Column(
+            "status",
+            Choice(
+                one_of(STATUSES),
+                "unknown_status",
+                f"status must be one of {list(STATUSES)}",
+                case="upper",
+                blank=NEW,
+            ),
+            required=False,
+        ),
+    ),
+    dtypes=TRADE_DTYPES,
+    key=("trade_id", "version"),
+    # Exact repeats stay: they are accepted rows (stored once by the warehouse), so that
+    # accepted + quarantined = received holds per file.
+    keep_exact_repeats=True,
+    conflicts=_conflicts,
+)
 
 
 def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split received rows into valid trades and quarantine rows, losing none.
+    """Split received rows into valid trades and quarantine rows, losing none (TRADE_RULES).
 
     Args:
         raw: rows as received, every cell a string or missing (the landing CSV contract:
             trade_id, book_id, instrument_id, quantity, price, trade_time required; version and
-            status optional; extra columns ignored). The index is the 1-based row number.
+            status optional; extra columns ignored), or typed values (an upstream table). The
+            index is the 1-based row number.
         source: where the rows came from, recorded on every quarantine row.
 
     Returns:
@@ -100,112 +105,7 @@ def validate_trades(raw: pd.DataFrame, *, source: str) -> tuple[pd.DataFrame, pd
         offset is UTC), quarantine rows with QUARANTINE_DTYPES. ``len(trades) + len(quarantine)
         == len(raw)`` always.
     """
-    missing = [c for c in REQUIRED_FIELDS if c not in raw.columns]
-    if missing:
-        reason = f"missing required columns {missing}; got {list(raw.columns)}"
-        return empty_frame(TRADE_DTYPES), quarantine_rows(raw, source, "missing_columns", reason)
-
-    text = {c: _text(raw, c) for c in (*REQUIRED_FIELDS, "version", "status")}
-    quantity = pd.to_numeric(text["quantity"], errors="coerce").astype("float64")
-    price = pd.to_numeric(text["price"], errors="coerce").astype("float64")
-    version = pd.to_numeric(text["version"].replace("", "1"), errors="coerce")
-    status = text["status"].str.upper().replace("", NEW)
-    trade_time, time_problem = parsing.parse_instants(
-        text["trade_time"], EARLIEST_TRADE_TIME, LATEST_TRADE_TIME
-    )
-    places = pd.Series(parsing.decimal_places(text["quantity"]), index=raw.index)
-
-    checks: list[tuple[pd.Series, str, str]] = []
-    for field in ("trade_id", "book_id", "instrument_id"):
-        checks.append((text[field] == "", f"empty_{field}", f"{field} is empty"))
-        checks.append(
-            (
-                text[field].str.len() > MAX_ID_LENGTH,
-                f"{field}_too_long",
-                f"{field} is longer than {MAX_ID_LENGTH} characters",
-            )
-        )
-        checks.append(
-            (
-                text[field].str.contains(CONTROL_CHARACTERS, regex=True),
-                f"bad_{field}",
-                f"{field} contains control characters or unpaired surrogates",
-            )
-        )
-    encoded = text["book_id"].str.encode("utf-8", errors="surrogatepass")
-    # pandas-stubs declares .str.len() for str elements only; pandas measures bytes as well.
-    book_bytes = encoded.str.len()  # type: ignore[misc]
-    checks.append(
-        (
-            book_bytes > MAX_BOOK_ID_BYTES,
-            "book_id_too_long",
-            f"book_id is longer than {MAX_BOOK_ID_BYTES} bytes in UTF-8 (event routing keys "
-            "carry it)",
-        )
-    )
-    checks += [
-        (quantity.isna(), "quantity_not_numeric", "quantity is not a number"),
-        (quantity.abs() == np.inf, "quantity_not_finite", "quantity is not finite"),
-        (
-            quantity.abs() > MAX_ABS_QUANTITY,
-            "quantity_out_of_range",
-            f"quantity must be between -{MAX_ABS_QUANTITY:g} and {MAX_ABS_QUANTITY:g}",
-        ),
-        (
-            places > QUANTITY_DECIMALS,
-            "quantity_too_precise",
-            f"quantity has more than {QUANTITY_DECIMALS} decimal places (or is written in more "
-            f"than {parsing.MAX_TEXT_LENGTH} characters)",
-        ),
-        (quantity == 0, "zero_quantity", "quantity is zero"),
-        (price.isna(), "price_not_numeric", "price is not a number"),
-        (price.abs() == np.inf, "price_not_finite", "price is not finite"),
-        (price <= 0, "price_not_positive", "price must be greater than zero"),
-        (price > MAX_PRICE, "price_out_of_range", f"price must be at most {MAX_PRICE:g}"),
-        *(
-            (time_problem == problem, code, reason)
-            for problem, (code, reason) in TRADE_TIME_PROBLEMS.items()
-        ),
-        (
-            version.isna() | (version < 1) | (version > MAX_VERSION) | (version.fillna(0) % 1 != 0),
-            "bad_version",
-            f"version must be a positive integer up to {MAX_VERSION}",
-        ),
-        (~status.isin(STATUSES), "unknown_status", f"status must be one of {list(STATUSES)}"),
-    ]
-    failures = _first_failure(checks, raw.index)
-    bad = failures["reason_code"] != ""
-
-    trades = pd.DataFrame(
-        {
-            "trade_id": text["trade_id"],
-            "version": version.where(~bad, 0).fillna(0).astype("int64"),
-            "status": status,
-            "book_id": text["book_id"],
-            "instrument_id": text["instrument_id"],
-            "quantity": quantity,
-            "price": price,
-            "trade_time": trade_time,
-        }
-    )[~bad]
-    _, conflicts = split_conflicting_duplicates(trades, reference=None)
-    # Exact repeats stay: they are accepted rows (stored once by the warehouse), so that
-    # accepted + quarantined = received holds per file.
-    trades = trades.drop(index=conflicts.index)
-    quarantine = pd.concat(
-        [
-            quarantine_rows(
-                raw[bad], source, failures["reason_code"][bad], failures["reason"][bad]
-            ),
-            quarantine_rows(
-                raw.loc[conflicts.index],
-                source,
-                "conflicting_duplicate",
-                "the same (trade_id, version) appears earlier with different content",
-            ),
-        ]
-    )
-    return conform(trades, TRADE_DTYPES), conform(quarantine, QUARANTINE_DTYPES)
+    return validate(raw, TRADE_RULES, source=source)
 
 
 def split_conflicting_duplicates(
@@ -242,97 +142,6 @@ def split_conflicting_duplicates(
     repeated = combined.duplicated(key, keep="first").to_numpy()[incoming]
     kept = trades[same[incoming] & ~repeated]
     return kept, conflicting
-
-
-def quarantine_rows(
-    raw: pd.DataFrame, source: str, reason_code: str | pd.Series, reason: str | pd.Series
-) -> pd.DataFrame:
-    """Quarantine rows for ``raw``, keeping each row as received (JSON) with its reason.
-
-    ``trade_id`` comes from the raw ``trade_id`` column; rows without one (reference data) get "".
-    """
-    if raw.empty:
-        return empty_frame(QUARANTINE_DTYPES)
-    records = raw.astype("object").to_dict(orient="records")
-    return pd.DataFrame(
-        {
-            "source": source,
-            "row_number": raw.index.to_numpy(dtype="int64"),
-            # The id as received, cleaned only so that the quarantine itself can store it.
-            "trade_id": _text(raw, "trade_id").str.replace(CONTROL_CHARACTERS, "?", regex=True),
-            "reason_code": reason_code,
-            "reason": storable(pd.Series(reason, index=raw.index, dtype="object")),
-            "raw": [raw_json(r) for r in records],
-        },
-        index=raw.index,
-    )
-
-
-def raw_json(record: dict[Any, Any]) -> str:
-    """A received row as a valid JSON object (RFC 8259) that any database can store.
-
-    Missing cells and NaN are null, an infinite number is its text (``"inf"``); text keeps
-    every character (control characters escaped) except unpaired surrogates (U+FFFD); other
-    values are their text.
-    """
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            return _SURROGATES.sub("\ufffd", value)
-        if value is None or value is pd.NA or value is pd.NaT:
-            return None
-        if isinstance(value, bool | np.bool_):
-            return bool(value)
-        if isinstance(value, int | np.integer):
-            return int(value)
-        if isinstance(value, float | np.floating):
-            number = float(value)
-            return None if math.isnan(number) else number if math.isfinite(number) else str(number)
-        return clean(str(value))
-
-    body = {clean(str(k)): clean(v) for k, v in record.items()}
-    return json.dumps(body, ensure_ascii=False, allow_nan=False)
-
-
-def storable(texts: pd.Series) -> pd.Series:
-    """Received text with NUL and unpaired surrogates replaced by U+FFFD (see UNSTORABLE)."""
-    return texts.astype(str).str.replace(UNSTORABLE, "\ufffd", regex=True)
-
-
-def quarantine_whole_source(source: str, reason_code: str, reason: str) -> pd.DataFrame:
-    """One quarantine row standing for an input that could not be read at all (row_number 0)."""
-    frame = pd.DataFrame(
-        {
-            "source": [source],
-            "row_number": [0],
-            "trade_id": [""],
-            "reason_code": [reason_code],
-            "reason": [_UNSTORABLE.sub("\ufffd", reason)],
-            "raw": [""],
-        }
-    )
-    return conform(frame, QUARANTINE_DTYPES)
-
-
-def rejection_fingerprints(quarantined: pd.DataFrame) -> pd.Series:
-    """One SHA-256 hex digest per quarantine row, equal for the same rejected input.
-
-    A rejected input is its reason code and the row as received, wherever it arrived: the same
-    bad row in a renamed copy, in a file re-sent with rows appended or rewritten with CRLF line
-    ends is one input (the CSV reader has already removed the line ends). A whole-file rejection
-    (row_number 0, no row) is its file: the source is part of its fingerprint.
-
-    Args:
-        quarantined: QUARANTINE_DTYPES rows.
-
-    Returns:
-        str Series aligned with ``quarantined``.
-    """
-    require_columns(quarantined, QUARANTINE_DTYPES, where="rejection_fingerprints")
-    whole_file = quarantined["row_number"].to_numpy() == 0
-    identity = quarantined["raw"].astype(str).where(~whole_file, quarantined["source"].astype(str))
-    keys = quarantined["reason_code"].astype(str) + "\x1f" + identity
-    return keys.map(lambda key: hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest())
 
 
 def latest_versions(trades: pd.DataFrame) -> pd.DataFrame:

@@ -15,8 +15,9 @@ from desk_pipeline.defs.resources import (
     TradeSourceResource,
     WarehouseResource,
 )
-from desk_pipeline.domain.reference import UNREADABLE_COLUMN, validate_reference
+from desk_pipeline.domain.reference import validate_reference
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
+from desk_pipeline.domain.validation import UNREADABLE_COLUMN
 
 DAY = pd.Timestamp("2026-03-04")
 

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 
 from desk_pipeline.domain.precision import MAX_ABS_QUANTITY, MAX_PRICE, QUANTITY_SCALE
 from desk_pipeline.domain.trades import (
-    CONTROL_CHARACTERS,
     EARLIEST_TRADE_TIME,
     LATEST_TRADE_TIME,
     MAX_VERSION,
     validate_trades,
 )
+from desk_pipeline.domain.validation import CONTROL_CHARACTERS
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import trade_rows
 

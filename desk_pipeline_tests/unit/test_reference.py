@@ -18,7 +18,6 @@ from desk_pipeline.domain.reference import (
     MAX_USD_PER_UNIT,
     MIN_USD_PER_UNIT,
     source_label,
-    unreadable_rows,
     validate_books,
     validate_fx,
     validate_instruments,
@@ -32,6 +31,7 @@ from desk_pipeline.domain.schema import (
     PRICE_DTYPES,
     QUARANTINE_DTYPES,
 )
+from desk_pipeline.domain.validation import unreadable_rows
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import REFERENCE_KINDS, rows_like
 
