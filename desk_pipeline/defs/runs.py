@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.event_log.base import EventLogStorage
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from filelock import FileLock, Timeout
 
 from desk_pipeline.domain.calendar import business_dates
@@ -162,6 +164,32 @@ def repair_orphaned_runs(instance: dg.DagsterInstance) -> list[Repair]:
             storage.free_concurrency_slots_for_run(run.run_id)
             status = run.status.value.lower()
             repairs.append(Repair(run.run_id, f"{status} run still held slots", held[run.run_id]))
+    return repairs + _assign_stranded_steps(storage)
+
+
+def _assign_stranded_steps(storage: EventLogStorage) -> list[Repair]:
+    """Give a pool's free slot to a step left waiting for it unassigned.
+
+    Dagster assigns a waiting step a slot when the step registers and a slot is free, or when
+    another step frees one; a slot freed between the two (another process's step finishing as
+    this one registers) leaves the step waiting beside a free slot forever. Seen: three
+    concurrent first backfills, one run blocked on desk_eod_valuation whose only slot was free.
+    Assigning one step too many is harmless: the slot rows stay the semaphore.
+    """
+    if not isinstance(storage, SqlEventLogStorage):  # the SQL storages keep the step queue
+        return []
+    repairs: list[Repair] = []
+    for key in storage.get_concurrency_keys():
+        waiting = [
+            step
+            for step in storage.get_concurrency_info(key).pending_steps
+            if step.assigned_timestamp is None
+        ]
+        if waiting and storage.has_unassigned_slots(key):
+            storage.assign_pending_steps([key])
+            first = min(waiting, key=lambda step: step.enqueued_timestamp)
+            action = f"step {first.step_key} waited for a free slot of pool {key}; assigned"
+            repairs.append(Repair(first.run_id, action, 0))
     return repairs
 
 

@@ -67,6 +67,26 @@ def test_a_run_whose_process_is_gone_is_failed_with_a_reason_and_its_slot_freed(
     assert desk_runs.repair_orphaned_runs(instance) == []  # nothing left to do
 
 
+def test_a_step_left_waiting_beside_a_free_slot_is_given_it(instance):
+    # The race seen with three concurrent first backfills: run B registers its step while run A
+    # holds the pool's only slot (so B's step is not assigned), and A frees the slot before B's
+    # step is in the queue (so A's free assigns nobody). B then waited forever.
+    storage = instance.event_log_storage
+    live = {desk_runs.HOST_TAG: socket.gethostname(), desk_runs.PID_TAG: str(os.getpid())}
+    holder = started_run(instance, live)
+    waiter = str(uuid.uuid4())
+    storage.free_concurrency_slot_for_step(holder, "eod_positions")
+    storage.add_pending_step(POOL, waiter, "eod_positions", should_assign=False)
+    assert not storage.claim_concurrency_slot(POOL, waiter, "eod_positions").is_claimed
+
+    repairs = desk_runs.repair_orphaned_runs(instance)
+
+    assert [(r.run_id, r.slots_freed) for r in repairs] == [(waiter, 0)]
+    assert "waited for a free slot of pool desk_eod_positions" in repairs[0].describe()
+    assert storage.claim_concurrency_slot(POOL, waiter, "eod_positions").is_claimed
+    assert desk_runs.repair_orphaned_runs(instance) == []  # a claimed slot is left alone
+
+
 def test_runs_of_live_processes_and_of_other_hosts_are_left_alone(instance):
     host = socket.gethostname()
     mine = started_run(instance, desk_runs.process_tags())
