@@ -254,10 +254,6 @@ class BackfillClaim:
     host: str
     started_at: float
 
-    def overlaps(self, first: str, last: str) -> bool:
-        """Whether [first, last] shares a day with this claim's range (YYYY-MM-DD strings)."""
-        return self.first <= last and first <= self.last
-
 
 def _live_claims(folder: Path) -> list[BackfillClaim]:
     """Claims whose process still holds them; lapsed ones (their process died) are removed."""
@@ -298,9 +294,7 @@ def seconds_per_day(instance: dg.DagsterInstance) -> float | None:
     return spent / days if days else None
 
 
-def _wait_message(
-    instance: dg.DagsterInstance, holder: BackfillClaim, first: str, last: str
-) -> str:
+def _wait_message(instance: dg.DagsterInstance, holder: BackfillClaim) -> str:
     runs = instance.get_runs(
         dg.RunsFilter(statuses=IN_FLIGHT, tags={BACKFILL_TAG: holder.claim_id}), limit=1
     )
@@ -313,8 +307,8 @@ def _wait_message(
         left = per_day * len(business_dates(holder.first, holder.last)) - elapsed
         eta = f"about {max(left, 0):.0f} s left, from recent backfills"
     return (
-        f"days {first}..{last} overlap the backfill of {holder.first}..{holder.last} "
-        f"({run}; pid {holder.pid} on {holder.host}); waiting for it to finish ({eta})"
+        f"the backfill of {holder.first}..{holder.last} is running ({run}; pid {holder.pid} "
+        f"on {holder.host}); waiting for it to finish ({eta})"
     )
 
 
@@ -325,11 +319,15 @@ def backfill_claim(
     last: str,
     on_wait: Callable[[str], None],
 ) -> Iterator[str]:
-    """Claim business days first..last for this process's backfill; yields the claim id.
+    """Claim the instance's backfill slot for days first..last; yields the claim id.
 
-    A live backfill holding some of these days is waited for (queued behind it, in claim
-    order), after ``on_wait`` is told which run holds them and an estimate of when it ends.
-    A backfill that dies drops its claim with its process, so waiters never wait on the dead.
+    One backfill at a time per instance, whatever its days: a backfill restates every stored
+    day its late trades make stale, before or after its own range, so two at once would
+    rewrite each other's days under each other's checks (seen: a first backfill of one day
+    failing `every_holding_ranked_once` while another restated that day). The running backfill is
+    waited for, after ``on_wait`` is told which run holds the slot and an estimate of when it
+    ends; waiters take the slot in no set order. A backfill that dies drops its claim with its
+    process, so waiters never wait on the dead.
     """
     home = os.environ.get("DAGSTER_HOME")
     if not home:  # an ephemeral instance is this process's alone
@@ -342,7 +340,7 @@ def backfill_claim(
     told: set[str] = set()
     while True:
         with FileLock(folder / ".claims.lock"):
-            holder = next((c for c in _live_claims(folder) if c.overlaps(first, last)), None)
+            holder = next(iter(_live_claims(folder)), None)
             if holder is None:
                 own.acquire()
                 claim = BackfillClaim(
@@ -352,7 +350,7 @@ def backfill_claim(
                 break
         if holder.claim_id not in told:
             told.add(holder.claim_id)
-            on_wait(_wait_message(instance, holder, first, last))
+            on_wait(_wait_message(instance, holder))
         # Blocks until the holder releases its claim or its process dies.
         with FileLock(folder / f"{holder.claim_id}.lock"):
             pass
