@@ -150,12 +150,13 @@ def validate(
         return empty_frame(rules.dtypes), quarantine_whole_source(
             source, "unreadable_file", problem
         )
-    raw = raw.rename(columns=lambda c: str(c).strip().lower())
+    received, raw = raw, raw.rename(columns=lambda c: str(c).strip().lower())
     if raw.columns.duplicated().any():
         names = sorted(set(raw.columns[raw.columns.duplicated()]))
         problem = f"column names repeat (case-insensitive): {names}"
+        # Kept under the names received, so that no cell is lost from the quarantined rows.
         return empty_frame(rules.dtypes), _conformed(
-            quarantine_rows(raw, source, "repeated_columns", problem)
+            quarantine_rows(received, source, "repeated_columns", problem)
         )
     missing = [c for c in rules.required if c not in raw.columns]
     if missing:
@@ -519,6 +520,14 @@ def quarantine_rows(
     """
     if raw.empty:
         return empty_frame(QUARANTINE_DTYPES)
+    if not raw.columns.is_unique:
+        # A JSON object holds a name once: later repeats are kept as "<name>#2", "<name>#3", ...
+        seen: dict[str, int] = {}
+        names = []
+        for column in map(str, raw.columns):
+            seen[column] = seen.get(column, 0) + 1
+            names.append(column if seen[column] == 1 else f"{column}#{seen[column]}")
+        raw = raw.set_axis(names, axis=1)
     records = raw.astype("object").to_dict(orient="records")
     return pd.DataFrame(
         {
