@@ -26,11 +26,14 @@ def sized_definitions(books: int, instruments: int, per_day: int, per_book: int)
     """
     from desk_pipeline.adapters.simulator import DeskSimulator
     from desk_pipeline.adapters.trade_sources import SimulatorSource, TradeSource
-    from desk_pipeline.definitions import defs
-    from desk_pipeline.defs.resources import TradeSourceResource
+    from desk_pipeline.definitions import build_definitions
+    from desk_pipeline.defs.resources import SimulatorTradeSource
+    from desk_pipeline.defs.settings import DeskSettings
 
-    class SizedSimulatorSource(TradeSourceResource):
-        """The demo desk (``spec`` stays ``simulator``) at the benchmark's size."""
+    defs = build_definitions(DeskSettings.from_env())
+
+    class SizedSimulatorSource(SimulatorTradeSource):
+        """The demo desk (kind ``simulator``) at the benchmark's size."""
 
         n_books: int
         n_instruments: int

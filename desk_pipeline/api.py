@@ -26,6 +26,7 @@ from typing_extensions import TypedDict
 from desk_pipeline import commands, queries
 from desk_pipeline.adapters import health
 from desk_pipeline.adapters.warehouse import PositionRepository, WarehouseError
+from desk_pipeline.defs.partitions import desk_partitions
 from desk_pipeline.defs.resources import WarehouseResource
 from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, NoEndOfDayError
@@ -141,6 +142,7 @@ def create_app(
     if not token:
         log.warning("DESK_API_TOKEN is not set: commands are refused (503); reads are served")
     queue = commands.RunQueue(commands.definitions_for(settings), instance)
+    intraday = desk_partitions(settings).intraday
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -308,7 +310,7 @@ def create_app(
         """
         queries.days_document(repository(), book)  # 404 for an unknown book
         specs = commands.snapshot_runs(
-            book, {commands.TRIGGER_TAG: f"desk serve: POST {request.url.path}"}
+            book, {commands.TRIGGER_TAG: f"desk serve: POST {request.url.path}"}, intraday
         )
         key = f"POST /books/{book}/snapshots window {specs[0].partition_key}"
         return accepted(key, specs)

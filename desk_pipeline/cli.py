@@ -34,6 +34,8 @@ from desk_pipeline.adapters.warehouse import (
     require_warehouse,
 )
 from desk_pipeline.defs import runs as desk_runs
+from desk_pipeline.defs.partitions import desk_partitions
+from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.calendar import business_dates
 from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, SettingsError
 from desk_pipeline.progress import RunProgress
@@ -84,11 +86,17 @@ def run_range(
     return result.run_id
 
 
-def _settings() -> Any:
-    # Imported late: loading the definitions reads the environment, which `main` may change.
-    from desk_pipeline.defs.resources import SETTINGS
+def _settings() -> DeskSettings:
+    # Read when a command needs them, not at import: `main` may change the environment, and a
+    # bad setting must not stop `desk doctor` (it is one line, exit 2, for the other commands).
+    return DeskSettings.from_env()
 
-    return SETTINGS
+
+def _definitions() -> dg.Definitions:
+    """The code location's definitions for the environment's settings, as the UI loads them."""
+    from desk_pipeline.definitions import build_definitions
+
+    return build_definitions(_settings())
 
 
 def _repository() -> PositionRepository:
@@ -235,19 +243,20 @@ def backfill(start: str, end: str, as_json: bool) -> None:
     runs, whatever the range.
     Idempotent: running it again changes nothing.
     """
-    from desk_pipeline.definitions import defs
-    from desk_pipeline.defs.partitions import DAILY
+    settings = _settings()
+    defs = _definitions()
+    daily = desk_partitions(settings).daily
 
     first, last = queries.business_day(start, "--start"), queries.business_day(end, "--end")
     # Days made stale by late trades, before or after the range, are restated by the runs
     # themselves (defs/end_of_day.py), whichever run ingests the late trade.
     dates = business_dates(first, last)
-    known = set(DAILY.get_partition_keys())
+    known = set(daily.get_partition_keys())
     outside = [d for d in dates if d not in known]
     if outside:
         raise InvalidRangeError(
             f"days {outside[0]}..{outside[-1]} are outside the desk calendar "
-            f"({_settings().start_date} to today); set DESK_START_DATE earlier or pick other days"
+            f"({settings.start_date} to today); set DESK_START_DATE earlier or pick other days"
         )
     # Connects (and migrates): an unusable warehouse fails here, before any run starts.
     _repository()
@@ -300,11 +309,9 @@ def tick(as_json: bool) -> None:
     refresh then follows. For a desk run without the daemon, and `make run`, whose demo starts
     with fresh 10-minute snapshots instead of failing its freshness check until the first tick.
     """
-    from desk_pipeline.definitions import defs
-    from desk_pipeline.defs.partitions import INTRADAY_10MIN
-
+    defs = _definitions()
     _repository()  # an unusable warehouse fails here, before the run
-    window = INTRADAY_10MIN.get_last_partition_key()
+    window = desk_partitions(_settings()).intraday.get_last_partition_key()
     run = defs.resolve_job_def("intraday_job").execute_in_process(
         instance=desk_runs.desk_instance(),
         partition_key=window,
@@ -461,13 +468,12 @@ def _request_ranking(book_id: str, business_date: str) -> None:
 
     The asset ranks every book of the day in one run, so the day's other events find it fresh.
     """
-    # Imported late, as the definitions: they read the settings, which must not fail `desk` on
-    # import (a bad setting is one line, exit 2, and `desk doctor` must still run).
+    # Imported late: the commands load every asset module, which most `desk` commands never use.
     from desk_pipeline import commands
-    from desk_pipeline.definitions import defs
 
     trigger = {commands.TRIGGER_TAG: f"desk consume: PositionSnapshotCreated {book_id}"}
-    commands.ranking_run(book_id, business_date, trigger).execute(defs, desk_runs.desk_instance())
+    run = commands.ranking_run(book_id, business_date, trigger)
+    run.execute(_definitions(), desk_runs.desk_instance())
 
 
 @cli.command()

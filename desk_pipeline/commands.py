@@ -21,9 +21,8 @@ from typing import NotRequired
 import dagster as dg
 from typing_extensions import TypedDict
 
+from desk_pipeline.definitions import build_definitions
 from desk_pipeline.defs import runs as desk_runs
-from desk_pipeline.defs.partitions import INTRADAY_10MIN
-from desk_pipeline.defs.resources import resources_from
 from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.errors import InvalidRangeError
 
@@ -70,36 +69,31 @@ class RunSpec:
 
 
 def definitions_for(settings: DeskSettings) -> dg.Definitions:
-    """The code location's assets, checks and jobs with resources bound to ``settings``.
+    """The code location's definitions, resources bound to ``settings``.
 
     The same definitions as the UI's when ``settings`` are the environment's (`desk serve`);
     another warehouse or source when a caller (a test) builds its own settings.
     """
-    # Imported late: loading the definitions reads the environment.
-    from desk_pipeline.definitions import defs
-
-    return dg.Definitions(
-        assets=defs.assets,
-        asset_checks=defs.asset_checks,
-        jobs=defs.jobs,
-        resources=resources_from(settings),
-    )
+    return build_definitions(settings)
 
 
-def snapshot_runs(book: str, tags: Mapping[str, str]) -> list[RunSpec]:
+def snapshot_runs(
+    book: str, tags: Mapping[str, str], intraday: dg.TimeWindowPartitionsDefinition
+) -> list[RunSpec]:
     """The latest closed 10-minute window's snapshot, then its day's EOD refresh.
 
     The assets snapshot every book (one window is one partition); ``book`` only names the
     request. The refresh is the daily job for the window's business day (EOD, valuation, marks,
-    ranking), as the EOD refresh sensor runs it after a scheduled tick.
+    ranking), as the EOD refresh sensor runs it after a scheduled tick. ``intraday`` is the
+    desk's 10-minute partitions (``desk_partitions(settings).intraday``).
 
     Raises:
         InvalidRangeError: no 10-minute window has closed since DESK_START_DATE.
     """
-    window = INTRADAY_10MIN.get_last_partition_key()
+    window = intraday.get_last_partition_key()
     if window is None:
         raise InvalidRangeError("no 10-minute window has closed since DESK_START_DATE")
-    start = INTRADAY_10MIN.time_window_for_partition_key(window).start
+    start = intraday.time_window_for_partition_key(window).start
     day = start.strftime("%Y-%m-%d")
     tags = {**tags, BOOK_TAG: book}
     return [RunSpec("intraday_job", window, tags=tags), RunSpec("daily_job", day, tags=tags)]

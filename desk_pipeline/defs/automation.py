@@ -5,23 +5,21 @@ import time
 import dagster as dg
 
 from desk_pipeline.adapters.publisher import Backoff, RelayCursor, relay_once
-from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
-from desk_pipeline.defs.positions.valuation import eod_valuation
-from desk_pipeline.defs.reference.assets import instruments, prices
 from desk_pipeline.defs.resources import PublisherResource, WarehouseResource
 
+# By key: the assets are built from the settings (definitions.py); the jobs and the schedule take
+# their partitions from them when the code location resolves.
 # One job per partitions definition: Dagster refuses mixed partitioning in one job.
 intraday_job = dg.define_asset_job(
     "intraday_job",
-    selection=dg.AssetSelection.assets(trades, intraday_positions),
+    selection=dg.AssetSelection.assets("trades", "intraday_positions"),
     description="Ingest one 10-minute window of trades and snapshot every book as of its end.",
 )
 daily_job = dg.define_asset_job(
     "daily_job",
     # The reference assets are upstream of the ranking: a backfill stores marks before ranking.
     selection=dg.AssetSelection.assets(
-        instruments, prices, eod_positions, eod_valuation, collateral_ranking
+        "instruments", "prices", "eod_positions", "eod_valuation", "collateral_ranking"
     ),
     description="Reference data, marks, end-of-day positions, their valuation and the ranking "
     "for business days.",
@@ -35,7 +33,7 @@ intraday_schedule = dg.build_schedule_from_partitioned_job(
 eod_refresh_sensor = dg.AutomationConditionSensorDefinition(
     "eod_refresh_sensor",
     target=dg.AssetSelection.assets(
-        eod_positions, eod_valuation, collateral_ranking, instruments, prices
+        "eod_positions", "eod_valuation", "collateral_ranking", "instruments", "prices"
     ),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Refreshes today's EOD, its valuation and the ranking after each 10-minute "

@@ -6,7 +6,6 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.defs import catalogue
-from desk_pipeline.defs.partitions import DAILY
 
 # Today's EOD is refreshed after each tick; these conditions keep it refreshing all day,
 # where eager() stalls after one missed window (see ARCHITECTURE.md).
@@ -21,14 +20,19 @@ REFRESH_AFTER_TICK = (
 # after a half-seen failure is safe.
 RETRY_TRANSIENT = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
-# What every daily end-of-day asset (EOD, valuation, ranking) shares: daily partitions refreshed
-# after each tick, ranges backfilled in one run, transient failures retried.
-END_OF_DAY_ASSET: dict[str, Any] = {
-    "partitions_def": DAILY,
-    "kinds": {"pandas", "sql"},
-    "backfill_policy": dg.BackfillPolicy.single_run(),
-    "automation_condition": REFRESH_AFTER_TICK,
-    "retry_policy": RETRY_TRANSIENT,
-    "owners": catalogue.OWNERS,
-    "tags": {"desk/layer": "eod"},
-}
+
+def end_of_day_asset(daily: dg.PartitionsDefinition) -> dict[str, Any]:
+    """What every daily end-of-day asset (EOD, valuation, ranking) shares, as dg.asset arguments.
+
+    Daily partitions refreshed after each tick, ranges backfilled in one run, transient failures
+    retried.
+    """
+    return {
+        "partitions_def": daily,
+        "kinds": {"pandas", "sql"},
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "automation_condition": REFRESH_AFTER_TICK,
+        "retry_policy": RETRY_TRANSIENT,
+        "owners": catalogue.OWNERS,
+        "tags": {"desk/layer": "eod"},
+    }

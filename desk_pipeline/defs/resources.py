@@ -1,17 +1,28 @@
-"""Settings from the environment (read here and nowhere else) and the resources built from them."""
+"""The resources built from the desk's settings: one class per trade source and publisher kind."""
 
+import abc
 import functools
-import os
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import pandas as pd
 
 from desk_pipeline.adapters.haircut_schedules import load_schedule
-from desk_pipeline.adapters.publisher import EventPublisher, publisher_from
-from desk_pipeline.adapters.trade_sources import TradeSource, trade_source_from
+from desk_pipeline.adapters.publisher import (
+    EventPublisher,
+    LogPublisher,
+    PublishError,
+    RabbitMQPublisher,
+)
+from desk_pipeline.adapters.trade_sources import (
+    LandingFolderSource,
+    SimulatorSource,
+    TradeSource,
+    TradeSourceError,
+)
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.defs.settings import DeskSettings
+from desk_pipeline.defs.settings import ENVIRONMENT, DeskSettings
 from desk_pipeline.domain.haircuts import HaircutSchedule
 
 
@@ -34,24 +45,100 @@ class WarehouseResource(dg.ConfigurableResource):
         return _repository(self.url)
 
 
-class TradeSourceResource(dg.ConfigurableResource):
-    """Where trades, reference data and marks come from (DESK_TRADE_SOURCE)."""
+class TradeSourceResource(dg.ConfigurableResource, abc.ABC):
+    """Where trades, reference data and marks come from (DESK_TRADE_SOURCE): one class per kind."""
 
-    spec: str = "simulator"
+    # The kind labels quarantine rows: unlike the whole setting, it never carries credentials.
+    kind: ClassVar[str]
 
+    @abc.abstractmethod
     def source(self) -> TradeSource:
         """The configured trade source."""
-        return trade_source_from(self.spec)
 
 
-class PublisherResource(dg.ConfigurableResource):
-    """Where PositionSnapshotCreated events go (DESK_EVENT_PUBLISHER)."""
+class SimulatorTradeSource(TradeSourceResource):
+    """The deterministic demo desk (DESK_TRADE_SOURCE=simulator)."""
 
-    spec: str = "log"
+    kind: ClassVar[str] = "simulator"
 
+    def source(self) -> TradeSource:
+        """The simulator."""
+        return SimulatorSource()
+
+
+class LandingFolderTradeSource(TradeSourceResource):
+    """A folder of landing CSV files (DESK_TRADE_SOURCE=landing:<folder>)."""
+
+    kind: ClassVar[str] = "landing"
+    folder: str
+
+    def source(self) -> TradeSource:
+        """The landing folder, ``~`` expanded."""
+        return LandingFolderSource(Path(self.folder).expanduser())
+
+
+class SqlTradeSource(TradeSourceResource):
+    """A trades table in another database (DESK_TRADE_SOURCE=sql:<url>).
+
+    ``url`` is the SQLAlchemy URL; the ``sql:`` prefix is accepted so that the setting itself
+    can be bound through ``dg.EnvVar``, which keeps the URL's credentials out of the UI.
+    """
+
+    kind: ClassVar[str] = "sql"
+    url: str
+
+    def source(self) -> TradeSource:
+        """The upstream table's source."""
+        # Imported here, as the Kafka adapter below: only a desk that uses it pays for it.
+        from desk_pipeline.adapters.sql_source import SqlTableSource
+
+        return SqlTableSource(self.url.removeprefix("sql:"))
+
+
+class PublisherResource(dg.ConfigurableResource, abc.ABC):
+    """Where PositionSnapshotCreated events go (DESK_EVENT_PUBLISHER): one class per kind."""
+
+    @abc.abstractmethod
     def publisher(self) -> EventPublisher:
         """The configured event publisher."""
-        return publisher_from(self.spec)
+
+
+class LogEventPublisher(PublisherResource):
+    """Events go to the log (DESK_EVENT_PUBLISHER=log)."""
+
+    def publisher(self) -> EventPublisher:
+        """The log publisher."""
+        return LogPublisher()
+
+
+class RabbitMqEventPublisher(PublisherResource):
+    """Events go to a RabbitMQ exchange (DESK_EVENT_PUBLISHER=rabbitmq:<amqp url>).
+
+    ``url`` is the AMQP URL; the ``rabbitmq:`` prefix is accepted so that the setting itself
+    can be bound through ``dg.EnvVar``, which keeps the URL's credentials out of the UI.
+    """
+
+    url: str
+
+    def publisher(self) -> EventPublisher:
+        """The RabbitMQ publisher."""
+        return RabbitMQPublisher(self.url.removeprefix("rabbitmq:"))
+
+
+class KafkaEventPublisher(PublisherResource):
+    """Events go to a Kafka topic (DESK_EVENT_PUBLISHER=kafka:<servers>[?topic=…&…]).
+
+    ``spec`` is the whole setting, as the contract writes it: its librdkafka properties may
+    hold credentials (SASL), so it is bound through ``dg.EnvVar`` when set.
+    """
+
+    spec: str
+
+    def publisher(self) -> EventPublisher:
+        """The Kafka publisher (PublishError on a spec that names no broker)."""
+        from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings
+
+        return KafkaPublisher(KafkaSettings.from_spec(self.spec))
 
 
 class HaircutScheduleResource(dg.ConfigurableResource):
@@ -79,30 +166,49 @@ class CalendarResource(dg.ConfigurableResource):
         return pd.Timestamp.now(tz="UTC")
 
 
-def _secret_or_value(name: str, value: str) -> str | dg.EnvVar:
-    # EnvVar keeps a URL with credentials out of the UI, but fails at launch when unset.
-    return dg.EnvVar(name) if os.environ.get(name) else value
+def _bound(settings: DeskSettings, field: str) -> str | dg.EnvVar:
+    # EnvVar keeps a URL with credentials out of the UI, but fails at launch when unset: a
+    # value no variable was set for (a default, an explicit setting) is bound as it is.
+    name = ENVIRONMENT[field]
+    return dg.EnvVar(name) if name in settings.set_variables else str(getattr(settings, field))
+
+
+def trade_source_resource(settings: DeskSettings) -> TradeSourceResource:
+    """The trade source resource DESK_TRADE_SOURCE names (validated by DeskSettings)."""
+    kind, _, argument = settings.trade_source.partition(":")
+    if kind == "simulator":
+        return SimulatorTradeSource()
+    if kind == "landing":
+        return LandingFolderTradeSource(folder=argument)
+    if kind == "sql":
+        return SqlTradeSource(url=_bound(settings, "trade_source"))
+    raise TradeSourceError(f"DESK_TRADE_SOURCE={settings.trade_source!r} is not understood")
+
+
+def publisher_resource(settings: DeskSettings) -> PublisherResource:
+    """The event publisher resource DESK_EVENT_PUBLISHER names (validated by DeskSettings)."""
+    kind = settings.event_publisher.partition(":")[0]
+    if kind == "log":
+        return LogEventPublisher()
+    if kind == "rabbitmq":
+        return RabbitMqEventPublisher(url=_bound(settings, "event_publisher"))
+    if kind == "kafka":
+        return KafkaEventPublisher(spec=_bound(settings, "event_publisher"))
+    raise PublishError(f"DESK_EVENT_PUBLISHER={settings.event_publisher!r} is not understood")
 
 
 def resources_from(settings: DeskSettings) -> dict[str, dg.ConfigurableResource]:
     """The resources every asset, sensor and the CLI use, bound once."""
     return {
         "warehouse": WarehouseResource(
-            url=_secret_or_value("DESK_WAREHOUSE_URL", settings.warehouse_url),
+            url=_bound(settings, "warehouse_url"),
             intraday_retention_days=settings.intraday_retention_days,
         ),
-        "trade_source": TradeSourceResource(
-            spec=_secret_or_value("DESK_TRADE_SOURCE", settings.trade_source)
-        ),
-        "publisher": PublisherResource(
-            spec=_secret_or_value("DESK_EVENT_PUBLISHER", settings.event_publisher)
-        ),
+        "trade_source": trade_source_resource(settings),
+        "publisher": publisher_resource(settings),
         "calendar": CalendarResource(timezone=settings.timezone),
         "haircuts": HaircutScheduleResource(
             path=settings.haircut_schedule,
             issuer_concentration_limit=settings.issuer_concentration_limit,
         ),
     }
-
-
-SETTINGS = DeskSettings.from_env()

@@ -58,6 +58,9 @@ class DeskSettings:
     intraday_retention_days: Annotated[int, pydantic.Field(ge=1)] = 7
     # Collateral: the largest share of a book's eligible lendable value one issuer may hold.
     issuer_concentration_limit: Annotated[float, pydantic.Field(gt=0, le=1)] = 0.25
+    # The DESK_* variables that were set (from_env): the resources bind those values through
+    # dg.EnvVar, so a URL with credentials stays out of the UI; explicit settings bind values.
+    set_variables: frozenset[str] = frozenset()
 
     @pydantic.field_validator(*CHECKS)
     @classmethod
@@ -76,7 +79,9 @@ class DeskSettings:
         """
         try:
             # Validated as a mapping: the environment's strings are parsed into the fields' types.
-            return pydantic.TypeAdapter(cls).validate_python(environment_values())
+            set_variables = frozenset(name for name in ENVIRONMENT.values() if os.environ.get(name))
+            values = {**environment_values(), "set_variables": set_variables}
+            return pydantic.TypeAdapter(cls).validate_python(values)
         except pydantic.ValidationError as err:
             raise SettingsError([_line(error) for error in err.errors()]) from None
 

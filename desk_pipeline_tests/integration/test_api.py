@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from desk_pipeline import commands, queries
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.api import create_app
-from desk_pipeline.defs.partitions import INTRADAY_10MIN
+from desk_pipeline.defs.partitions import desk_partitions
 from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.errors import InvalidRangeError
 from desk_pipeline_tests.builders import trade, write_landing_file
@@ -358,7 +358,7 @@ def test_a_snapshot_request_snapshots_the_latest_window_then_refreshes_its_day(t
         desk = desk_settings(tmp_path)
         compute_days(desk, instance, [D1, D2])
         with TestClient(create_app(desk, token=TOKEN, instance=instance)) as client:
-            window = INTRADAY_10MIN.get_last_partition_key()
+            window = desk_partitions(desk).intraday.get_last_partition_key()
             accepted = client.post("/books/REPO-1/snapshots", headers=AUTH)
             assert accepted.status_code == 202, accepted.text
             body = accepted.json()
@@ -375,7 +375,8 @@ def test_a_snapshot_request_snapshots_the_latest_window_then_refreshes_its_day(t
         assert body["request"] == f"POST /books/REPO-1/snapshots window {first['partition']}"
         assert first["end_time"] <= last["start_time"]
         repo = PositionRepository(desk.warehouse_url)
-        window_end = INTRADAY_10MIN.time_window_for_partition_key(first["partition"]).end
+        intraday = desk_partitions(desk).intraday
+        window_end = intraday.time_window_for_partition_key(first["partition"]).end
         assert repo.opening(pd.Timestamp(window_end)).positions["book_id"].nunique() == 2
         refreshed = queries.positions_document(repo, "REPO-1", day)
         assert pd.Timestamp(refreshed["as_of"]) >= pd.Timestamp(window_end)

@@ -4,16 +4,19 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    PublisherResource,
-    TradeSourceResource,
+    LogEventPublisher,
+    SimulatorTradeSource,
     WarehouseResource,
 )
+from desk_pipeline_tests.location import desk_assets
 from desk_pipeline_tests.reference import reference_positions
+
+eod_positions, intraday_positions, trades, collateral_ranking = desk_assets(
+    "eod_positions", "intraday_positions", "trades", "collateral_ranking"
+)
 
 DAY = "2026-03-02"
 
@@ -38,8 +41,8 @@ def as_tuples(reference: dict) -> dict:
 def resources(sqlite_url) -> dict:
     return {
         "warehouse": WarehouseResource(url=sqlite_url),
-        "trade_source": TradeSourceResource(spec="simulator"),
-        "publisher": PublisherResource(spec="log"),
+        "trade_source": SimulatorTradeSource(),
+        "publisher": LogEventPublisher(),
         "calendar": CalendarResource(timezone="UTC"),
         "haircuts": HaircutScheduleResource(path=""),
     }

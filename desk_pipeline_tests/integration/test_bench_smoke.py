@@ -12,6 +12,7 @@ from benchmarks import bench, tick_e2e
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.schema import POSITION_DTYPES, conform
+from desk_pipeline_tests.location import desk_definitions
 
 # One worker runs the module: the smoke run is a module fixture, built once.
 
@@ -85,8 +86,7 @@ def _steps(job: dg.JobDefinition) -> int:
 
 @pytest.mark.postgres
 def test_each_launched_tick_and_eod_refresh_ran_every_step_of_its_job(smoke):
-    from desk_pipeline.definitions import defs
-
+    defs = desk_definitions()
     steps = {
         "tick": _steps(defs.resolve_job_def("intraday_job")),
         # The automation sensor's run: the implicit asset job, subset to the EOD refresh.

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.defs.collateral.assets import collateral_ranking
 from desk_pipeline.defs.collateral.checks import (
     COLLATERAL_CHECKS,
     check_every_holding_ranked_once,
@@ -18,15 +17,18 @@ from desk_pipeline.defs.collateral.checks import (
     check_issuer_concentration,
     check_values_consistent,
 )
-from desk_pipeline.defs.positions.assets import eod_positions
-from desk_pipeline.defs.reference.assets import instruments, prices
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    SimulatorTradeSource,
     WarehouseResource,
 )
 from desk_pipeline.domain.collateral import issuer_concentration
+from desk_pipeline_tests.location import desk_assets
+
+eod_positions, collateral_ranking, instruments, prices = desk_assets(
+    "eod_positions", "collateral_ranking", "instruments", "prices"
+)
 
 DAY = "2026-03-04"
 
@@ -37,7 +39,7 @@ def materialised(tmp_path_factory) -> tuple[str, dg.ExecuteInProcessResult]:
     url = f"sqlite:///{tmp_path_factory.mktemp('warehouse')}/warehouse.db"
     resources = {
         "warehouse": WarehouseResource(url=url),
-        "trade_source": TradeSourceResource(spec="simulator"),
+        "trade_source": SimulatorTradeSource(),
         "calendar": CalendarResource(),
         "haircuts": HaircutScheduleResource(issuer_concentration_limit=0.25),
     }

@@ -8,15 +8,17 @@ import sqlalchemy as sa
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository, WarehouseError
-from desk_pipeline.defs.positions.assets import trades as trades_asset
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    LandingFolderTradeSource,
     WarehouseResource,
 )
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline_tests.builders import make_trades, trade, write_landing_file
+from desk_pipeline_tests.location import desk_assets
+
+[trades_asset] = desk_assets("trades")
 
 TRADE_TABLES = (
     t.trade_versions,
@@ -137,7 +139,7 @@ def test_the_trades_asset_reports_received_accepted_and_quarantined_per_file(
         partition_key="2026-03-02-09:00",
         resources={
             "warehouse": WarehouseResource(url=sqlite_url),
-            "trade_source": TradeSourceResource(spec=f"landing:{folder}"),
+            "trade_source": LandingFolderTradeSource(folder=str(folder)),
             "calendar": CalendarResource(),
             "haircuts": HaircutScheduleResource(),
         },

@@ -8,14 +8,16 @@ import sqlalchemy as sa
 import yaml
 from dagster._core.definitions.run_request import InstigatorType
 
-from desk_pipeline.defs.positions.assets import eod_positions
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    LandingFolderTradeSource,
     WarehouseResource,
 )
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.location import desk_assets
+
+[eod_positions] = desk_assets("eod_positions")
 
 # The instance files `make run` concatenates into $DAGSTER_HOME/dagster.yaml.
 INSTANCE = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance"
@@ -68,7 +70,7 @@ def test_an_eod_materialisation_is_recorded_in_the_postgres_instance(
             instance=instance,
             resources={
                 "warehouse": WarehouseResource(url=sqlite_url),
-                "trade_source": TradeSourceResource(spec=f"landing:{landing}"),
+                "trade_source": LandingFolderTradeSource(folder=str(landing)),
                 "calendar": CalendarResource(),
                 "haircuts": HaircutScheduleResource(),
             },

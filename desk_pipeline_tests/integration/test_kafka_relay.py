@@ -15,7 +15,7 @@ from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings, consume_
 from desk_pipeline.adapters.publisher import publisher_from, relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs import automation
-from desk_pipeline.defs.resources import PublisherResource, WarehouseResource
+from desk_pipeline.defs.resources import KafkaEventPublisher, WarehouseResource
 from desk_pipeline_tests.broker import free_port
 from desk_pipeline_tests.builders import store_eods
 from desk_pipeline_tests.kafka_broker import new_topic, read_topic, running_tansu
@@ -166,7 +166,7 @@ def test_the_relay_sensor_publishes_to_kafka(sqlite_url, tansu, topic, books):
     context = dg.build_sensor_context(
         resources={
             "warehouse": WarehouseResource(url=sqlite_url),
-            "publisher": PublisherResource(spec=spec(tansu, topic)),
+            "publisher": KafkaEventPublisher(spec=spec(tansu, topic)),
         }
     )
 

@@ -6,17 +6,32 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
-from desk_pipeline.defs.positions.valuation import eod_valuation
-from desk_pipeline.defs.reference.assets import instruments, prices
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    LandingFolderTradeSource,
     WarehouseResource,
 )
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.location import desk_assets
+
+(
+    eod_positions,
+    intraday_positions,
+    trades,
+    collateral_ranking,
+    instruments,
+    prices,
+    eod_valuation,
+) = desk_assets(
+    "eod_positions",
+    "intraday_positions",
+    "trades",
+    "collateral_ranking",
+    "instruments",
+    "prices",
+    "eod_valuation",
+)
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 DAILY_CHAIN = [instruments, prices, eod_positions, eod_valuation, collateral_ranking]
@@ -60,7 +75,7 @@ def landing(tmp_path: Path) -> Path:
 def resources(sqlite_url: str, landing: Path) -> dict:
     return {
         "warehouse": WarehouseResource(url=sqlite_url),
-        "trade_source": TradeSourceResource(spec=f"landing:{landing}"),
+        "trade_source": LandingFolderTradeSource(folder=str(landing)),
         "calendar": CalendarResource(timezone="UTC"),
         "haircuts": HaircutScheduleResource(),
     }

@@ -26,7 +26,11 @@ from desk_pipeline.adapters.publisher import (
 )
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs import automation
-from desk_pipeline.defs.resources import PublisherResource, WarehouseResource
+from desk_pipeline.defs.resources import (
+    LogEventPublisher,
+    RabbitMqEventPublisher,
+    WarehouseResource,
+)
 from desk_pipeline_tests.broker import amqp_url, channel_on, drain, free_port, temporary_vhost
 from desk_pipeline_tests.builders import store_eods
 
@@ -201,7 +205,7 @@ def test_the_relay_sensor_backs_off_while_the_broker_is_down_and_shows_the_backl
     store_eods(repo, books, DAYS[:1])
     resources = {
         "warehouse": WarehouseResource(url=sqlite_url),
-        "publisher": PublisherResource(spec=f"rabbitmq:{amqp_url('/', port=free_port())}"),
+        "publisher": RabbitMqEventPublisher(url=amqp_url("/", port=free_port())),
     }
     first = dg.build_sensor_context(resources=resources)
     skipped = automation.outbox_relay_sensor(first)
@@ -215,7 +219,7 @@ def test_the_relay_sensor_backs_off_while_the_broker_is_down_and_shows_the_backl
     assert repo.outbox_events()["attempts"].tolist() == [1, 1]  # no attempt while backing off
 
     recovered = dg.build_sensor_context(
-        resources={**resources, "publisher": PublisherResource(spec="log")},
+        resources={**resources, "publisher": LogEventPublisher()},
         cursor=RelayCursor(backlog=2, failures=1, retry_at=0.0).to_json(),
     )
     assert "published 2" in automation.outbox_relay_sensor(recovered).skip_message

@@ -6,18 +6,20 @@ import pandas as pd
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.positions.assets import eod_positions
-from desk_pipeline.defs.reference.assets import PRICE_LOOKBACK, instruments, prices
+from desk_pipeline.defs.reference.assets import PRICE_LOOKBACK
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    SimulatorTradeSource,
     WarehouseResource,
 )
-from desk_pipeline.domain.reference import validate_reference
+from desk_pipeline.domain.reference import UNREADABLE_COLUMN, validate_reference
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
-from desk_pipeline.domain.validation import UNREADABLE_COLUMN
+from desk_pipeline_tests.location import desk_assets
+
+eod_positions, collateral_ranking, instruments, prices = desk_assets(
+    "eod_positions", "collateral_ranking", "instruments", "prices"
+)
 
 DAY = pd.Timestamp("2026-03-04")
 
@@ -155,7 +157,7 @@ def test_the_reference_assets_store_the_simulator_marks_the_ranking_then_uses(
 ):
     resources = {
         "warehouse": WarehouseResource(url=sqlite_url),
-        "trade_source": TradeSourceResource(spec="simulator"),
+        "trade_source": SimulatorTradeSource(),
         "calendar": CalendarResource(),
         "haircuts": HaircutScheduleResource(),
     }

@@ -1,6 +1,5 @@
 """Restatement of stale EODs (sensor and `desk backfill`), idempotent backfills, housekeeping."""
 
-import dataclasses
 import json
 
 import dagster as dg
@@ -11,18 +10,20 @@ import sqlalchemy as sa
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.defs.positions.assets import eod_positions
+from desk_pipeline.definitions import build_definitions
 from desk_pipeline.defs.positions.sensors import restatement_request
 from desk_pipeline.defs.resources import (
-    SETTINGS,
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    LandingFolderTradeSource,
     WarehouseResource,
     resources_from,
 )
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.location import desk_assets, desk_settings
 from desk_pipeline_tests.reference import reference_positions
+
+[eod_positions] = desk_assets("eod_positions")
 
 D1, D2, D3 = "2026-03-02", "2026-03-03", "2026-03-04"
 
@@ -33,22 +34,17 @@ def at(day: str, hhmm: str) -> pd.Timestamp:
 
 def desk_defs(url: str, landing, retention_days: int = 7) -> dg.Definitions:
     """The code location's assets, checks and jobs over this test's warehouse and landing folder."""
-    from desk_pipeline.definitions import defs
-
-    settings = dataclasses.replace(
-        SETTINGS, timezone="UTC", event_publisher="log", intraday_retention_days=retention_days
-    )
+    settings = desk_settings(intraday_retention_days=retention_days)
+    defs = build_definitions(settings)
     resources = {
         **resources_from(settings),
         "warehouse": WarehouseResource(url=url, intraday_retention_days=retention_days),
-        "trade_source": TradeSourceResource(spec=f"landing:{landing}"),
+        "trade_source": LandingFolderTradeSource(folder=str(landing)),
     }
     return dg.Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
         jobs=defs.jobs,
-        # Taken from the loaded definitions, so that it targets their daily_job even after
-        # another test re-imported the modules.
         sensors=[defs.resolve_sensor_def("restatement_sensor")],
         resources=resources,
     )
@@ -72,7 +68,7 @@ def eods(url: str, landing, instance, start: str, end: str, **tags: str):
         instance=instance,
         resources={
             "warehouse": WarehouseResource(url=url),
-            "trade_source": TradeSourceResource(spec=f"landing:{landing}"),
+            "trade_source": LandingFolderTradeSource(folder=str(landing)),
             "calendar": CalendarResource(timezone="UTC"),
             "haircuts": HaircutScheduleResource(),
         },

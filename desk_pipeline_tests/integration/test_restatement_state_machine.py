@@ -23,16 +23,20 @@ from hypothesis.stateful import (
     rule,
 )
 
-from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
 from desk_pipeline.defs.positions.sensors import restatement_request
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    LandingFolderTradeSource,
     WarehouseResource,
 )
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.location import desk_assets
 from desk_pipeline_tests.reference import reference_positions
+
+eod_positions, intraday_positions, trades = desk_assets(
+    "eod_positions", "intraday_positions", "trades"
+)
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"]
 FIRST = pd.Timestamp(DAYS[0], tz="UTC")
@@ -63,7 +67,7 @@ class RestatementMachine(RuleBasedStateMachine):
         self.url = f"sqlite:///{self.folder}/warehouse.db"
         self.resources = {
             "warehouse": WarehouseResource(url=self.url),
-            "trade_source": TradeSourceResource(spec=f"landing:{self.landing}"),
+            "trade_source": LandingFolderTradeSource(folder=str(self.landing)),
             "calendar": CalendarResource(timezone="UTC"),
             "haircuts": HaircutScheduleResource(),
         }

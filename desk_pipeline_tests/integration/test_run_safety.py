@@ -13,17 +13,21 @@ import yaml
 from dagster._utils.tags import TagConcurrencyLimitsCounter
 
 from desk_pipeline.adapters.warehouse import PositionRepository, WarehouseError
-from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
+from desk_pipeline.definitions import build_definitions
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    LandingFolderTradeSource,
     WarehouseResource,
     resources_from,
 )
 from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.location import desk_assets, desk_definitions
+
+eod_positions, intraday_positions, trades, collateral_ranking = desk_assets(
+    "eod_positions", "intraday_positions", "trades", "collateral_ranking"
+)
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
 DESK_ASSETS = (trades, intraday_positions, eod_positions, collateral_ranking)
@@ -96,7 +100,7 @@ def test_a_transient_database_error_is_retried_within_the_run(
         partition_key="2026-03-02-09:00",
         resources={
             "warehouse": FlakyWarehouseResource(url=sqlite_url),
-            "trade_source": TradeSourceResource(spec=f"landing:{tmp_path / 'in'}"),
+            "trade_source": LandingFolderTradeSource(folder=str(tmp_path / "in")),
             "calendar": CalendarResource(),
             "haircuts": HaircutScheduleResource(),
         },
@@ -118,9 +122,8 @@ def flaky_tick_job() -> dg.JobDefinition:
     At module level so that ``dg.reconstructable`` rebuilds it: ``dg.execute_job`` then runs it
     as a run worker does, with the executor the code location gives its jobs.
     """
-    from desk_pipeline.definitions import defs
-
     settings = DeskSettings.from_env()
+    defs = build_definitions(settings)
     resources = resources_from(settings)
     return dg.Definitions(
         assets=defs.assets,
@@ -147,8 +150,7 @@ def _messages(instance: dg.DagsterInstance, run_id: str, step: str) -> list[str]
 
 
 def test_the_code_location_runs_every_job_in_its_run_worker_process():
-    from desk_pipeline.definitions import defs
-
+    defs = desk_definitions()
     jobs = [defs.resolve_job_def(name) for name in ("intraday_job", "daily_job")]
     # The automation sensor's EOD refreshes and UI materialisations run the implicit asset job.
     jobs.append(defs.resolve_implicit_global_asset_job_def())

@@ -11,14 +11,16 @@ from desk_pipeline.adapters.sql_source import SqlTableSource
 from desk_pipeline.adapters.trade_sources import TradeSourceError, trade_source_from
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.ingestion import ingest_window
-from desk_pipeline.defs.positions.assets import trades as trades_asset
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    SqlTradeSource,
     WarehouseResource,
 )
 from desk_pipeline_tests.conftest import PG_ADMIN_URL
+from desk_pipeline_tests.location import desk_assets
+
+[trades_asset] = desk_assets("trades")
 
 T0 = pd.Timestamp("2026-03-02 09:00", tz="UTC")
 END = pd.Timestamp("2026-03-03", tz="UTC")
@@ -177,7 +179,7 @@ def test_the_trades_asset_ingests_from_an_sql_source_once_per_row(
     book(upstream, row(1, "T1", 100), row(2, "T2", -40))
     resources = {
         "warehouse": WarehouseResource(url=sqlite_url),
-        "trade_source": TradeSourceResource(spec=f"sql:{upstream}"),
+        "trade_source": SqlTradeSource(url=upstream),
         "calendar": CalendarResource(),
         "haircuts": HaircutScheduleResource(),
     }

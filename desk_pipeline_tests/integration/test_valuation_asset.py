@@ -5,14 +5,16 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.simulator import DeskSimulator
-from desk_pipeline.defs.positions.assets import eod_positions
-from desk_pipeline.defs.positions.valuation import eod_valuation
-from desk_pipeline.defs.reference.assets import instruments, prices
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
-    TradeSourceResource,
+    SimulatorTradeSource,
     WarehouseResource,
+)
+from desk_pipeline_tests.location import desk_assets
+
+eod_positions, instruments, prices, eod_valuation = desk_assets(
+    "eod_positions", "instruments", "prices", "eod_valuation"
 )
 
 DAY = "2026-03-04"
@@ -23,7 +25,7 @@ def test_a_day_of_the_simulator_desk_is_valued_and_its_totals_are_reported(
 ):
     resources = {
         "warehouse": WarehouseResource(url=sqlite_url),
-        "trade_source": TradeSourceResource(spec="simulator"),
+        "trade_source": SimulatorTradeSource(),
         "calendar": CalendarResource(),
         "haircuts": HaircutScheduleResource(),
     }

@@ -7,11 +7,13 @@ import pytest
 from dagster._core.test_utils import freeze_time
 
 from desk_pipeline.defs import automation
-from desk_pipeline.defs.collateral.assets import collateral_ranking
-from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions, trades
 from desk_pipeline.defs.positions.freshness import freshness_checks
-from desk_pipeline.defs.positions.valuation import eod_valuation
 from desk_pipeline.defs.resources import DeskSettings
+from desk_pipeline_tests.location import desk_assets, desk_definitions, desk_settings
+
+eod_positions, intraday_positions, trades, collateral_ranking, eod_valuation = desk_assets(
+    "eod_positions", "intraday_positions", "trades", "collateral_ranking", "eod_valuation"
+)
 
 ASSETS = [trades, intraday_positions, eod_positions, eod_valuation, collateral_ranking]
 UTC = dt.UTC
@@ -22,22 +24,11 @@ def utc(text: str) -> dt.datetime:
 
 
 def settings(**changes: object) -> DeskSettings:
-    base = DeskSettings(
-        warehouse_url="sqlite://",
-        trade_source="simulator",
-        timezone="UTC",
-        start_date="2026-01-01",
-        event_publisher="log",
-        haircut_schedule="",
-    )
-    return DeskSettings(**{**base.__dict__, **changes})
+    return desk_settings(**changes)
 
 
 def code_location() -> dg.Definitions:
-    # Imported late: test_definitions reloads the package under a cleared environment.
-    from desk_pipeline.definitions import defs
-
-    return defs
+    return desk_definitions()
 
 
 def schedule() -> dg.ScheduleDefinition:

@@ -19,6 +19,7 @@ from desk_pipeline.domain.collateral_quality import (
 )
 from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.schema import POSITION_DTYPES, conform
+from desk_pipeline_tests.location import desk_definitions
 from desk_pipeline_tests.unit.test_collateral import BASEL, books, fx, instruments, prices
 
 DAY = "2025-03-14"
@@ -205,8 +206,7 @@ def test_the_issuer_limit_is_read_from_the_environment_into_the_haircuts_resourc
 
 
 def test_the_code_location_carries_the_four_collateral_ranking_checks() -> None:
-    from desk_pipeline.definitions import defs
-
+    defs = desk_definitions()
     ranking_checks = {
         key.name
         for key in defs.resolve_asset_graph().asset_check_keys

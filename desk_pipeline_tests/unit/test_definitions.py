@@ -1,11 +1,14 @@
 """The code location loads with no environment and wires the lineage of ARCHITECTURE.md."""
 
-import importlib
 import subprocess
 import sys
 
 import dagster as dg
 import pytest
+
+from desk_pipeline.definitions import build_definitions, code_location
+from desk_pipeline.domain.errors import SettingsError
+from desk_pipeline_tests.location import desk_settings
 
 DESK_VARIABLES = [
     "DESK_WAREHOUSE_URL",
@@ -18,15 +21,11 @@ DESK_VARIABLES = [
 
 @pytest.fixture
 def definitions(monkeypatch, tmp_path):
+    # The code location as `dagster dev` loads it: settings read when it loads, not at import.
     for name in DESK_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    for module in [m for m in sys.modules if m.startswith("desk_pipeline.def")]:
-        del sys.modules[module]
-    module = importlib.import_module("desk_pipeline.definitions")
-    yield module.defs
-    for module in [m for m in sys.modules if m.startswith("desk_pipeline.def")]:
-        del sys.modules[module]
+    return code_location()
 
 
 def test_definitions_load_with_a_cleared_environment_and_validate(definitions):
@@ -102,16 +101,34 @@ def test_the_schedule_and_sensors_are_on_by_default(definitions):
 
 def test_the_daily_partitions_follow_desk_timezone(monkeypatch, tmp_path):
     code = (
-        "from desk_pipeline.defs.partitions import INTRADAY_10MIN, DAILY;"
-        "keys = INTRADAY_10MIN.get_partition_keys_in_range("
+        "from desk_pipeline.defs.partitions import desk_partitions;"
+        "from desk_pipeline.defs.settings import DeskSettings;"
+        "p = desk_partitions(DeskSettings.from_env());"
+        "keys = p.intraday.get_partition_keys_in_range("
         "__import__('dagster').PartitionKeyRange('2026-03-29-00:00', '2026-03-29-23:50'));"
-        "print(DAILY.timezone, len(keys))"
+        "print(p.daily.timezone, len(keys))"
     )
     env = {"DESK_TIMEZONE": "Europe/London", "DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["Europe/London", "138"]
+
+
+def test_importing_the_code_location_reads_no_setting_and_loading_it_names_the_bad_one(
+    monkeypatch,
+):
+    monkeypatch.setenv("DESK_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(SettingsError) as raised:
+        code_location()
+    assert [line.partition("=")[0] for line in raised.value.lines] == ["DESK_TIMEZONE"]
+
+
+def test_definitions_are_built_from_explicit_settings():
+    defs = build_definitions(desk_settings(timezone="Europe/London", start_date="2026-02-01"))
+    daily = defs.resolve_asset_graph().get(dg.AssetKey("eod_positions")).partitions_def
+    assert daily.timezone == "Europe/London"
+    assert daily.get_first_partition_key() == "2026-02-01"
 
 
 def test_the_import_layers_hold():

@@ -2,13 +2,16 @@
 
 import dagster as dg
 
-from desk_pipeline.defs.reference.assets import REFRESH_HOURLY, instruments, prices
+from desk_pipeline.defs.reference.assets import REFRESH_HOURLY
+from desk_pipeline_tests.location import desk_assets, desk_definitions
+
+instruments, prices = desk_assets("instruments", "prices")
 
 
 def test_reference_assets_refresh_hourly_and_the_automation_sensor_evaluates_them():
-    from desk_pipeline.definitions import defs
     from desk_pipeline.defs.automation import eod_refresh_sensor
 
+    defs = desk_definitions()
     assert REFRESH_HOURLY.get_label() == "on_cron(0 * * * *, UTC)"
     for asset in (instruments, prices):
         assert asset.automation_conditions_by_key[asset.key] == REFRESH_HOURLY

@@ -7,21 +7,27 @@ import pandas as pd
 
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.end_of_day import store_rankings
-from desk_pipeline.defs.policies import END_OF_DAY_ASSET
+from desk_pipeline.defs.policies import end_of_day_asset
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
 from desk_pipeline.domain.collateral import issuer_concentration, lendable_by_currency
 from desk_pipeline.domain.precision import for_output
 
 
-@dg.asset(
-    group_name="collateral",
-    # By key: the positions and reference folders are wired by definitions.py, not imported.
-    deps=["eod_positions", "instruments", "prices"],
-    pool="desk_collateral_ranking",
-    metadata=catalogue.COLLATERAL_RANKING,
-    **END_OF_DAY_ASSET,
-)
+def collateral_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The collateral_ranking asset on the business days."""
+    return [
+        dg.asset(
+            group_name="collateral",
+            # By key: the positions and reference folders are wired by definitions.py.
+            deps=["eod_positions", "instruments", "prices"],
+            pool="desk_collateral_ranking",
+            metadata=catalogue.COLLATERAL_RANKING,
+            **end_of_day_asset(daily),
+        )(collateral_ranking)
+    ]
+
+
 def collateral_ranking(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,

@@ -11,7 +11,6 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.defs.collateral.assets import collateral_ranking
 from desk_pipeline.defs.reporting import SAMPLE, run_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
 from desk_pipeline.domain.collateral import holdings_from_positions, issuer_concentration
@@ -26,24 +25,24 @@ from desk_pipeline.domain.schema import INSTRUMENT_DTYPES, empty_frame
 
 EVERY_HOLDING_RANKED_ONCE = dg.AssetCheckSpec(
     "every_holding_ranked_once",
-    asset=collateral_ranking,
+    asset="collateral_ranking",
     # A lost or doubled holding would misstate the book's lendable value.
     blocking=True,
     description="Every held instrument of the stored EOD appears exactly once in the ranking.",
 )
 RANKING_VALUES_CONSISTENT = dg.AssetCheckSpec(
     "ranking_values_consistent",
-    asset=collateral_ranking,
+    asset="collateral_ranking",
     description="value = quantity x price x fx_rate x (1 - haircut); ranks 1..n by value.",
 )
 HAIRCUTS_IN_RANGE = dg.AssetCheckSpec(
     "haircuts_in_range",
-    asset=collateral_ranking,
+    asset="collateral_ranking",
     description="Every eligible item's haircut is in [0, 1).",
 )
 ISSUER_CONCENTRATION_UNDER_LIMIT = dg.AssetCheckSpec(
     "issuer_concentration_under_limit",
-    asset=collateral_ranking,
+    asset="collateral_ranking",
     description="No issuer above DESK_ISSUER_CONCENTRATION_LIMIT of a book's eligible value.",
 )
 

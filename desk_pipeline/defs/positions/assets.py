@@ -8,8 +8,8 @@ import pandas as pd
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.end_of_day import StoredEods, eod_as_of, restate_stale_days
 from desk_pipeline.defs.ingestion import batch_counts, ingest_window, ingestion_metadata
-from desk_pipeline.defs.partitions import INTRADAY_10MIN
-from desk_pipeline.defs.policies import END_OF_DAY_ASSET, RETRY_TRANSIENT
+from desk_pipeline.defs.partitions import DeskPartitions
+from desk_pipeline.defs.policies import RETRY_TRANSIENT, end_of_day_asset
 from desk_pipeline.defs.reporting import report_days, report_restated
 from desk_pipeline.defs.resources import (
     CalendarResource,
@@ -34,17 +34,40 @@ def window_ends(context: dg.AssetExecutionContext) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([pd.Timestamp(e).tz_convert("UTC") for e in ends])
 
 
-@dg.asset(
-    partitions_def=INTRADAY_10MIN,
-    group_name="positions",
-    kinds={"pandas", "sql"},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=RETRY_TRANSIENT,
-    pool="desk_trades",
-    owners=catalogue.OWNERS,
-    tags={"desk/layer": "ingestion"},
-    metadata=catalogue.TRADES,
-)
+def position_assets(partitions: DeskPartitions) -> list[dg.AssetsDefinition]:
+    """The 10-minute trades and intraday_positions, and eod_positions on the business days."""
+    ten_minutes: dict[str, Any] = {
+        "partitions_def": partitions.intraday,
+        "group_name": "positions",
+        "kinds": {"pandas", "sql"},
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "retry_policy": RETRY_TRANSIENT,
+        "owners": catalogue.OWNERS,
+    }
+    return [
+        dg.asset(
+            pool="desk_trades",
+            tags={"desk/layer": "ingestion"},
+            metadata=catalogue.TRADES,
+            **ten_minutes,
+        )(trades),
+        dg.asset(
+            deps=["trades"],
+            pool="desk_intraday_positions",
+            tags={"desk/layer": "snapshot"},
+            metadata=catalogue.INTRADAY_POSITIONS,
+            **ten_minutes,
+        )(intraday_positions),
+        dg.asset(
+            group_name="positions",
+            deps=["intraday_positions"],
+            pool="desk_eod_positions",
+            metadata=catalogue.EOD_POSITIONS,
+            **end_of_day_asset(partitions.daily),
+        )(eod_positions),
+    ]
+
+
 def trades(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -83,18 +106,6 @@ def trades(
     return dg.MaterializeResult()
 
 
-@dg.asset(
-    partitions_def=INTRADAY_10MIN,
-    group_name="positions",
-    deps=[trades],
-    kinds={"pandas", "sql"},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=RETRY_TRANSIENT,
-    pool="desk_intraday_positions",
-    owners=catalogue.OWNERS,
-    tags={"desk/layer": "snapshot"},
-    metadata=catalogue.INTRADAY_POSITIONS,
-)
 def intraday_positions(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -133,13 +144,6 @@ def intraday_positions(
     return dg.MaterializeResult()
 
 
-@dg.asset(
-    group_name="positions",
-    deps=[intraday_positions],
-    pool="desk_eod_positions",
-    metadata=catalogue.EOD_POSITIONS,
-    **END_OF_DAY_ASSET,
-)
 def eod_positions(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,

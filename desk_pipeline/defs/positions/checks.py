@@ -4,9 +4,9 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.adapters.warehouse import PositionRepository, from_micros
-from desk_pipeline.defs.positions.assets import eod_positions, trades
 from desk_pipeline.defs.reporting import SAMPLE, run_days
-from desk_pipeline.defs.resources import SETTINGS, CalendarResource, WarehouseResource
+from desk_pipeline.defs.resources import CalendarResource, WarehouseResource
+from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.calendar import day_bounds
 from desk_pipeline.domain.precision import for_output
 from desk_pipeline.domain.reconciliation import (
@@ -108,7 +108,7 @@ def check_trades_reconcile_with_source(repo: PositionRepository) -> dg.AssetChec
 
 
 @dg.asset_check(
-    asset=eod_positions,
+    asset="eod_positions",
     blocking=True,
     description="Stored EODs equal a fresh recomputation from the stored trades.",
 )
@@ -124,7 +124,7 @@ def eod_matches_recomputation(
 
 
 @dg.asset_check(
-    asset=eod_positions,
+    asset="eod_positions",
     blocking=True,
     description="Exactly one EOD snapshot per (book, business_date) of the run's days.",
 )
@@ -136,16 +136,7 @@ def one_eod_per_book_day(
 
 
 @dg.asset_check(
-    asset=trades,
-    description="Quarantined rows stay under DESK_MAX_QUARANTINE_RATE of received rows.",
-)
-def quarantine_rate_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Warn (without stopping the desk) when the source sends too much bad input."""
-    return check_quarantine_rate(warehouse.repository(), SETTINGS.max_quarantine_rate)
-
-
-@dg.asset_check(
-    asset=trades,
+    asset="trades",
     description="Per ingested batch, accepted + quarantined = received.",
 )
 def trades_reconcile_with_source(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -153,9 +144,25 @@ def trades_reconcile_with_source(warehouse: WarehouseResource) -> dg.AssetCheckR
     return check_trades_reconcile_with_source(warehouse.repository())
 
 
-POSITION_CHECKS = [
-    eod_matches_recomputation,
-    one_eod_per_book_day,
-    quarantine_rate_under_threshold,
-    trades_reconcile_with_source,
-]
+def quarantine_rate_check(threshold: float) -> dg.AssetChecksDefinition:
+    """quarantine_rate_under_threshold at ``threshold`` (DESK_MAX_QUARANTINE_RATE)."""
+
+    @dg.asset_check(
+        asset="trades",
+        description="Quarantined rows stay under DESK_MAX_QUARANTINE_RATE of received rows.",
+    )
+    def quarantine_rate_under_threshold(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        """Warn (without stopping the desk) when the source sends too much bad input."""
+        return check_quarantine_rate(warehouse.repository(), threshold)
+
+    return quarantine_rate_under_threshold
+
+
+def position_checks(settings: DeskSettings) -> list[dg.AssetChecksDefinition]:
+    """The quality rules on trades and EODs, with the settings' quarantine threshold."""
+    return [
+        eod_matches_recomputation,
+        one_eod_per_book_day,
+        quarantine_rate_check(settings.max_quarantine_rate),
+        trades_reconcile_with_source,
+    ]

@@ -4,8 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from desk_pipeline.defs.positions.assets import eod_positions, intraday_positions
-from desk_pipeline.defs.resources import SETTINGS, DeskSettings
+from desk_pipeline.defs.settings import DeskSettings
 
 
 def freshness_checks(settings: DeskSettings) -> list[dg.AssetChecksDefinition]:
@@ -18,21 +17,21 @@ def freshness_checks(settings: DeskSettings) -> list[dg.AssetChecksDefinition]:
     """
     return [
         *dg.build_last_update_freshness_checks(
-            assets=[intraday_positions],
+            assets=[dg.AssetKey("intraday_positions")],
             lower_bound_delta=dt.timedelta(minutes=settings.intraday_freshness_minutes),
             deadline_cron=f"*/10 {settings.desk_hours} * * *",
             timezone=settings.timezone,
         ),
         *dg.build_time_partition_freshness_checks(
-            assets=[eod_positions], deadline_cron="30 0 * * *", timezone=settings.timezone
+            assets=[dg.AssetKey("eod_positions")],
+            deadline_cron="30 0 * * *",
+            timezone=settings.timezone,
         ),
     ]
 
 
-FRESHNESS_CHECKS = freshness_checks(SETTINGS)
-
-# The checks only run when evaluated; this sensor does it and is on in a fresh instance.
-freshness_checks_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=FRESHNESS_CHECKS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
+def freshness_sensor(checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
+    """Evaluates ``checks`` (they only run when evaluated); on in a fresh instance."""
+    return dg.build_sensor_for_freshness_checks(
+        freshness_checks=checks, default_status=dg.DefaultSensorStatus.RUNNING
+    )

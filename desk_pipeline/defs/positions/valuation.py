@@ -4,20 +4,23 @@ import dagster as dg
 
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.end_of_day import store_valuations
-from desk_pipeline.defs.policies import END_OF_DAY_ASSET
-from desk_pipeline.defs.positions.assets import eod_positions
+from desk_pipeline.defs.policies import end_of_day_asset
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import WarehouseResource
 from desk_pipeline.domain.valuation import valuation_summary
 
 
-@dg.asset(
-    group_name="positions",
-    deps=[eod_positions, "instruments", "prices"],
-    pool="desk_eod_valuation",
-    metadata=catalogue.EOD_VALUATION,
-    **END_OF_DAY_ASSET,
-)
+def valuation_asset(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The eod_valuation asset on the business days, after the EOD and the day's marks."""
+    return dg.asset(
+        group_name="positions",
+        deps=["eod_positions", "instruments", "prices"],
+        pool="desk_eod_valuation",
+        metadata=catalogue.EOD_VALUATION,
+        **end_of_day_asset(daily),
+    )(eod_valuation)
+
+
 def eod_valuation(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:

@@ -7,7 +7,6 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.defs import catalogue
-from desk_pipeline.defs.partitions import DAILY
 from desk_pipeline.defs.policies import RETRY_TRANSIENT
 from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
 from desk_pipeline.domain.marks import PRICE_LOOKBACK
@@ -44,12 +43,20 @@ PRICES_TABLE = catalogue.catalogue_metadata(
 )
 
 
+def reference_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The instruments and prices assets on the business days."""
+    return [
+        _reference_asset(daily, pool="desk_instruments", metadata=INSTRUMENTS_TABLE)(instruments),
+        _reference_asset(daily, pool="desk_prices", metadata=PRICES_TABLE)(prices),
+    ]
+
+
 def _reference_asset(
-    pool: str, metadata: dict[str, Any]
+    daily: dg.PartitionsDefinition, pool: str, metadata: dict[str, Any]
 ) -> Callable[[Callable[..., dg.MaterializeResult]], dg.AssetsDefinition]:
     """The policy the reference assets share: daily, one run per backfill, refreshed hourly."""
     return dg.asset(
-        partitions_def=DAILY,
+        partitions_def=daily,
         group_name="collateral",
         kinds={"pandas", "sql"},
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -62,12 +69,6 @@ def _reference_asset(
     )
 
 
-def _source_kind(spec: str) -> str:
-    # Only the kind labels quarantine rows: a sql:<url> spec may carry credentials.
-    return spec.partition(":")[0]
-
-
-@_reference_asset(pool="desk_instruments", metadata=INSTRUMENTS_TABLE)
 def instruments(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -82,7 +83,7 @@ def instruments(
     """
     source = trade_source.source()
     received = validate_reference(
-        _source_kind(trade_source.spec), instruments=source.instruments(), books=source.books()
+        trade_source.kind, instruments=source.instruments(), books=source.books()
     )
     written = warehouse.repository().replace_reference(
         instruments=received.instruments, books=received.books, quarantined=received.quarantine
@@ -98,7 +99,6 @@ def instruments(
     )
 
 
-@_reference_asset(pool="desk_prices", metadata=PRICES_TABLE)
 def prices(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
@@ -114,7 +114,7 @@ def prices(
     source = trade_source.source()
     first, last = dates[0] - PRICE_LOOKBACK, dates[-1]
     received = validate_reference(
-        _source_kind(trade_source.spec),
+        trade_source.kind,
         prices=source.prices(first, last),
         fx_rates=source.fx_rates(first, last),
     )

@@ -1,0 +1,70 @@
+"""The trade source and the publisher: one resource class per kind, selected from the settings."""
+
+import dagster as dg
+import pytest
+
+from desk_pipeline.adapters.publisher import LogPublisher
+from desk_pipeline.adapters.trade_sources import LandingFolderSource, SimulatorSource
+from desk_pipeline.defs.resources import (
+    KafkaEventPublisher,
+    LandingFolderTradeSource,
+    LogEventPublisher,
+    RabbitMqEventPublisher,
+    SimulatorTradeSource,
+    SqlTradeSource,
+    publisher_resource,
+    resources_from,
+    trade_source_resource,
+)
+from desk_pipeline_tests.location import desk_settings
+
+SQL = "sql:postgresql+psycopg://desk:s3cret@db.example:5432/booking"
+AMQP = "rabbitmq:amqp://desk:s3cret@mq.example:5672/%2F"
+KAFKA = "kafka:k1:9092?topic=desk.eod&sasl.password=s3cret"
+
+
+@pytest.mark.parametrize(
+    ("setting", "kind", "resource"),
+    [
+        ("simulator", "simulator", SimulatorTradeSource()),
+        ("landing:/tmp", "landing", LandingFolderTradeSource(folder="/tmp")),
+        (SQL, "sql", SqlTradeSource(url=SQL)),
+    ],
+)
+def test_each_trade_source_kind_is_its_own_resource(setting, kind, resource):
+    selected = trade_source_resource(desk_settings(trade_source=setting))
+    assert selected == resource and selected.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("setting", "resource"),
+    [
+        ("log", LogEventPublisher()),
+        (AMQP, RabbitMqEventPublisher(url=AMQP)),
+        (KAFKA, KafkaEventPublisher(spec=KAFKA)),
+    ],
+)
+def test_each_publisher_kind_is_its_own_resource(setting, resource):
+    assert publisher_resource(desk_settings(event_publisher=setting)) == resource
+
+
+def test_the_resources_build_the_adapters_they_name(tmp_path):
+    assert isinstance(SimulatorTradeSource().source(), SimulatorSource)
+    assert isinstance(LandingFolderTradeSource(folder=str(tmp_path)).source(), LandingFolderSource)
+    assert isinstance(LogEventPublisher().publisher(), LogPublisher)
+
+
+def test_settings_read_from_the_environment_reach_dagster_as_env_vars_so_the_ui_hides_them():
+    settings = desk_settings(
+        warehouse_url="postgresql+psycopg://desk:s3cret@db.example/desk",
+        trade_source=SQL,
+        event_publisher=AMQP,
+        set_variables=frozenset(
+            {"DESK_WAREHOUSE_URL", "DESK_TRADE_SOURCE", "DESK_EVENT_PUBLISHER"}
+        ),
+    )
+    resources = resources_from(settings)
+    assert resources["warehouse"].url == dg.EnvVar("DESK_WAREHOUSE_URL")
+    assert resources["trade_source"] == SqlTradeSource(url=dg.EnvVar("DESK_TRADE_SOURCE"))
+    assert resources["publisher"] == RabbitMqEventPublisher(url=dg.EnvVar("DESK_EVENT_PUBLISHER"))
+    assert "s3cret" not in repr(resources)
