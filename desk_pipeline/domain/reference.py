@@ -19,7 +19,7 @@ from desk_pipeline.domain.schema import (
     conform,
     empty_frame,
 )
-from desk_pipeline.domain.trades import MAX_BOOK_ID_BYTES
+from desk_pipeline.domain.trades import BOOK_ID
 from desk_pipeline.domain.validation import (
     Choice,
     Column,
@@ -95,9 +95,7 @@ INSTRUMENT_RULES = RuleSet(
 )
 BOOK_RULES = RuleSet(
     columns=(
-        Column(
-            "book_id", Id(max_bytes=MAX_BOOK_ID_BYTES, why_bytes=" (event routing keys carry it)")
-        ),
+        Column("book_id", BOOK_ID),
         Column("base_currency", currency("base_currency")),
         Column(
             "holding_period_days",

@@ -28,6 +28,8 @@ from desk_pipeline.domain.validation import (
 # (a short string: 255 bytes at most) and as the Kafka message key. Bounded in UTF-8 bytes, as
 # 64 characters of emoji are 256 bytes: one such book stopped every relay pass.
 MAX_BOOK_ID_BYTES = 128
+# The book id rule, wherever a book id arrives (trades and books.csv).
+BOOK_ID = Id(max_bytes=MAX_BOOK_ID_BYTES, why_bytes=" (event routing keys carry it)")
 # Versions are stored as 32-bit integers; a larger one would fail the whole batch's insert.
 MAX_VERSION = 2**31 - 1
 # Trade times accepted: [EARLIEST_TRADE_TIME, LATEST_TRADE_TIME). Anything outside is a typo or a
@@ -47,10 +49,7 @@ def _conflicts(trades: pd.DataFrame) -> np.ndarray:
 TRADE_RULES = RuleSet(
     columns=(
         Column("trade_id", Id()),
-        Column(
-            "book_id",
-            Id(max_bytes=MAX_BOOK_ID_BYTES, why_bytes=" (event routing keys carry it)"),
-        ),
+        Column("book_id", BOOK_ID),
         Column("instrument_id", Id()),
         Column(
             "quantity",

@@ -19,11 +19,18 @@ The rules that hold for every kind, decided here once:
   Free text used to allow tabs and line ends (only NUL and surrogates were refused there); the
   stricter rule is the one kept: such text breaks CSV exports, logs and one-line reports, and no
   reference file of the desk needs it.
+- **Ids**: not blank, at most MAX_ID_LENGTH characters; a book id also at most
+  ``trades.MAX_BOOK_ID_BYTES`` bytes in UTF-8 wherever it arrives (trades and books alike).
 - **Precedence**: a row fails with the first failing check, in column order, then in each
   column's check order; every check has its own reason code and reason.
 - **Repeats**: a key repeated with other content is quarantined (``conflicting_duplicate``), the
   first row winning; an exact repeat is dropped (reference data) or kept as accepted (trades, so
   that accepted + quarantined = received per file; the warehouse stores it once).
+
+pandera was weighed for this and not taken: its lazy validation reports every failure of every
+check, where the quarantine keeps the first per row with the desk's own reason code, so each rule
+would still be a custom check plus a pass picking the first failure, and the strict readers
+(``parsing``) stay the desk's own. It would add a dependency without removing code.
 """
 
 import dataclasses

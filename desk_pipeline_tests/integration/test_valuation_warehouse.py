@@ -111,6 +111,22 @@ def test_replacing_a_day_removes_valuations_of_books_no_longer_in_it(repo):
     assert repo.valued_eod("B1", "2026-03-05") is None
 
 
+def test_a_valuation_of_a_superseded_snapshot_never_replaces_the_current_ones(repo):
+    # Two runs at once: run 1 values the EOD it read; run 2 restates the day (a newer
+    # snapshot) and stores its valuation first. Run 1's late write must not put the old
+    # snapshot's figures back, nor remove run 2's.
+    store_eod(repo, [("B1", "BUND", 1_000, 0.974)])
+    stale = valuation(repo)
+    store_eod(repo, [("B1", "BUND", 2_000, 0.974)], as_of=AS_OF + pd.Timedelta(minutes=10))
+    assert repo.replace_valuations([DAY], valuation(repo)) == 1
+
+    assert repo.replace_valuations([DAY], stale) == 0
+
+    _, rows = repo.valued_eod("B1", DAY)
+    assert rows["valued"].tolist() == [True]
+    assert rows["market_value"].tolist() == pytest.approx([1_960.0])
+
+
 def test_the_migrations_build_exactly_the_tables_the_code_declares(repo):
     with repo.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), tables.metadata)

@@ -25,8 +25,9 @@ class CollateralStore(SnapshotStore):
     def replace_rankings(self, business_dates: Sequence[str], ranking: pd.DataFrame) -> int:
         """Replace every stored ranking of ``business_dates`` with ``ranking``, atomically.
 
-        All rows of those days go first, so a book whose EOD no longer holds anything keeps no
-        ranking of a superseded snapshot.
+        Only rows of the stored EODs are kept: a ranking of a superseded snapshot (the day was
+        restated meanwhile by another run) is not written, and stored rows of superseded
+        snapshots go, so a book whose EOD no longer holds anything keeps no ranking.
 
         Args:
             business_dates: the YYYY-MM-DD days ``ranking`` covers.
@@ -35,15 +36,11 @@ class CollateralStore(SnapshotStore):
         Returns:
             Rows written.
         """
-        r = t.collateral_rankings
         rows = _nulls_as_none(
             ranking.assign(as_of_us=micros_of(ranking["as_of"])).drop(columns="as_of")
         )
         with self._transaction("replace_rankings") as conn:
-            for days in _chunks(list(business_dates)):
-                conn.execute(r.delete().where(r.c.business_date.in_(days)))
-            _insert(conn, r, rows)
-        return len(rows)
+            return _replace_for_current_eods(conn, t.collateral_rankings, business_dates, rows)
 
     def ranking(self, book_id: str, business_date: str) -> pd.DataFrame:
         """The stored ranking of one book and day (empty when none)."""
@@ -70,8 +67,7 @@ class CollateralStore(SnapshotStore):
     def replace_valuations(self, business_dates: Sequence[str], valuation: pd.DataFrame) -> int:
         """Replace every stored valuation of ``business_dates`` with ``valuation``, atomically.
 
-        All rows of those days go first, so a book whose EOD no longer holds anything keeps no
-        valuation of a superseded snapshot.
+        Only rows of the stored EODs are kept, as in :meth:`replace_rankings`.
 
         Args:
             business_dates: the YYYY-MM-DD days ``valuation`` covers (a run's partitions).
@@ -86,10 +82,7 @@ class CollateralStore(SnapshotStore):
         )
         rows = _nulls_as_none(rows)
         with self._transaction("replace_valuations") as conn:
-            for days in _chunks(list(business_dates)):
-                conn.execute(v.delete().where(v.c.business_date.in_(days)))
-            _insert(conn, v, rows)
-        return len(rows)
+            return _replace_for_current_eods(conn, v, business_dates, rows)
 
     def valued_eod(
         self, book_id: str, business_date: str
@@ -131,3 +124,34 @@ class CollateralStore(SnapshotStore):
         text = ["currency", "base_currency", "reason"]
         values[text] = values[text].astype(object).where(values[text].notna(), None)
         return header, pd.concat([positions, values.assign(valued=valued)], axis=1)
+
+
+def _replace_for_current_eods(
+    conn: sa.Connection, table: sa.Table, business_dates: Sequence[str], rows: pd.DataFrame
+) -> int:
+    """Replace ``table``'s rows of ``business_dates`` with ``rows``, never with a stale snapshot's.
+
+    A book-day whose ``rows`` were computed from a snapshot a concurrent run has since
+    superseded keeps the stored rows of its current snapshot (that run wrote them, or will);
+    the stale rows are dropped. Every other stored row of the days is replaced, so a book no
+    longer in the EOD keeps nothing. The days' EOD headers are locked until the commit
+    (PostgreSQL; SQLite's writer lock already serialises), so no EOD is replaced between the
+    comparison and the write. A book that gains its first positions of a day in a concurrent
+    run after ``rows`` were computed is not protected: its rows go until a run values or ranks
+    the day again. Returns the rows written.
+    """
+    if not business_dates:
+        return 0
+    e = t.eod_snapshots
+    heads = sa.select(e.c.book_id, e.c.business_date, e.c.snapshot_id).with_for_update()
+    current = pd.concat(
+        [_read(conn, heads.where(e.c.business_date.in_(d))) for d in _chunks(list(business_dates))]
+    )
+    is_current = rows["snapshot_id"].isin(current["snapshot_id"])
+    behind = rows.loc[~is_current, ["book_id", "business_date"]].drop_duplicates()
+    kept = current.merge(behind, on=["book_id", "business_date"])["snapshot_id"]
+    for days in _chunks(list(business_dates)):
+        replaced = table.delete().where(table.c.business_date.in_(days))
+        conn.execute(replaced.where(table.c.snapshot_id.not_in(list(kept))))
+    _insert(conn, table, rows[is_current])
+    return int(is_current.sum())
