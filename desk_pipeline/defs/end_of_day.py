@@ -69,13 +69,14 @@ def store_eods(
     for first in range(0, len(as_of), PROGRESS_DAYS):
         chunk = as_of["business_date"].iloc[first : first + PROGRESS_DAYS]
         writes += repo.keep_last_eod(
-            snapshots[snapshots["business_date"].isin(chunk)], opening.read_at_us
+            snapshots[snapshots["business_date"].isin(chunk)],
+            opening.read_at_us,
+            recomputed=as_of[as_of["business_date"].isin(chunk)],
         )
         progress(
             f"eod_positions: days {chunk.iloc[0]}..{chunk.iloc[-1]} stored "
             f"({first + len(chunk)} of {len(as_of)} days), {len(writes)} EODs written so far"
         )
-    writes += repo.empty_missing_eods(snapshots, as_of, opening.read_at_us)
     return StoredEods(snapshots, writes)
 
 

@@ -1,28 +1,143 @@
-"""End-of-day snapshots: the keep-last rule and the PositionSnapshotCreated event."""
+"""End-of-day snapshots: the keep-last rule, their content digest, PositionSnapshotCreated."""
 
 import dataclasses
 import datetime as dt
 import json
 import uuid
+from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
+
+from desk_pipeline.domain.errors import DeskPipelineError
+from desk_pipeline.domain.schema import require_columns
 
 EVENT_SCHEMA_VERSION = 1
 
+# The content digest of an EOD without rows (a book holding nothing): no row hashes summed.
+EMPTY_DIGEST = f"{0:016x}"
 
-def supersedes(
-    new_as_of: pd.Timestamp,
-    new_computed_at: pd.Timestamp,
-    old_as_of: pd.Timestamp,
-    old_computed_at: pd.Timestamp,
-) -> bool:
-    """Whether a snapshot replaces the stored end-of-day of the same book and day.
+# An EOD header as keep_last compares it; times are integer microseconds since the epoch, UTC.
+EOD_HEADER_DTYPES: Mapping[str, str] = {
+    "book_id": "object",
+    "business_date": "object",  # YYYY-MM-DD, the business day in DESK_TIMEZONE
+    "as_of_us": "int64",  # the snapshot's position time
+    "computed_at_us": "int64",  # when the computation's inputs were read
+    "content_digest": "object",  # see snapshot_digests; EMPTY_DIGEST for no rows
+}
+EOD_KEYS = ["book_id", "business_date"]
+RECOMPUTED_DAY_COLUMNS = ("business_date", "as_of_us", "computed_at_us")
 
-    Keep the last: a later ``as_of`` wins; for the same ``as_of`` a later computation wins (a
-    restatement). An older snapshot never overwrites a newer one, whatever order runs finish in.
-    The warehouse applies the same comparison atomically in SQL; this is its reference.
+
+class DuplicateSnapshotError(DeskPipelineError):
+    """Two candidate end-of-day snapshots of one book-day were handed to keep_last together."""
+
+
+def keep_last(
+    candidates: pd.DataFrame, stored: pd.DataFrame, recomputed_days: pd.DataFrame
+) -> pd.DataFrame:
+    """The end-of-day snapshots that replace (or confirm) the stored ones: keep the last.
+
+    The rule is ARCHITECTURE.md's "Keep the last snapshot of each day"; per (book_id,
+    business_date), a proposed snapshot against the stored one:
+
+    - none stored: the proposed snapshot is stored;
+    - a later ``as_of`` wins;
+    - the same ``as_of`` and a later ``computed_at`` wins (a restatement) when the content
+      differs; with identical content it neither rewrites nor re-announces, it only confirms
+      the stored EOD as computed that late (``changed`` False), so that an older computation
+      finishing afterwards still loses and the stored EOD is no longer stale;
+    - anything else (an earlier ``as_of``, or an earlier or equal ``computed_at``) loses: an
+      older snapshot never overwrites a newer one, whatever order runs finish in.
+
+    The proposed snapshots are the candidates plus, for each stored book-day of a recomputed
+    day that has no candidate, an empty EOD (``EMPTY_DIGEST``): the recomputation found the
+    book holding nothing (every trade cancelled or moved to another book).
+
+    Args:
+        candidates: EOD_HEADER_DTYPES columns, at most one row per (book_id, business_date);
+            other columns are carried through to the winners (missing for empty EODs).
+        stored: EOD_HEADER_DTYPES columns, the stored headers of (at least) the candidates'
+            book-days and of every book-day of ``recomputed_days``; other columns are ignored.
+        recomputed_days: ``business_date`` (object), ``as_of_us`` and ``computed_at_us``
+            (int64, UTC microseconds): the days a computation covered for every book, with the
+            ``as_of`` and read time of that computation. Empty when the candidates are all the
+            computation knows of (then no EOD is emptied).
+
+    Returns:
+        The winners, sorted by (book_id, business_date): the candidates' columns plus
+        ``empty`` (bool: an empty EOD made for a book no longer holding anything), ``changed``
+        (bool: the rows and header are replaced and the snapshot is announced; False: the
+        stored EOD is identical and only its ``computed_at`` moves forward) and
+        ``restatement`` (bool: a snapshot of the stored ``as_of`` replaces it). Inputs are not
+        modified.
+
+    Raises:
+        DuplicateSnapshotError: two candidates share a (book_id, business_date).
     """
-    return new_as_of > old_as_of or (new_as_of == old_as_of and new_computed_at > old_computed_at)
+    require_columns(candidates, EOD_HEADER_DTYPES, where="keep_last candidates")
+    require_columns(stored, EOD_HEADER_DTYPES, where="keep_last stored")
+    require_columns(recomputed_days, RECOMPUTED_DAY_COLUMNS, where="keep_last recomputed_days")
+    duplicated = candidates.duplicated(EOD_KEYS)
+    if duplicated.any():
+        first = candidates.loc[duplicated, EOD_KEYS].iloc[0].tolist()
+        raise DuplicateSnapshotError(
+            f"keep_last: {int(duplicated.sum())} candidate EODs repeat a book-day (first "
+            f"{first}); hand one snapshot per book and business_date"
+        )
+    header = list(EOD_HEADER_DTYPES)
+    days = recomputed_days[list(RECOMPUTED_DAY_COLUMNS)].drop_duplicates("business_date")
+    held = stored.loc[stored["business_date"].isin(days["business_date"]), EOD_KEYS]
+    gone = held.merge(candidates[EOD_KEYS], on=EOD_KEYS, how="left", indicator=True)
+    empties = (
+        gone.loc[gone["_merge"] == "left_only", EOD_KEYS]
+        .merge(days, on="business_date")
+        .assign(content_digest=EMPTY_DIGEST)
+    )
+    proposed = candidates.assign(empty=False).reset_index(drop=True)
+    if not empties.empty:
+        proposed = pd.concat([proposed, empties.assign(empty=True)], ignore_index=True)
+    before = stored[header].rename(columns={c: f"stored_{c}" for c in header[2:]})
+    both = proposed[header].merge(before, on=EOD_KEYS, how="left", indicator=True)
+    absent = (both["_merge"] == "left_only").to_numpy()
+    # Absent headers compare as -1: every stored time is after the epoch.
+    as_of = both["as_of_us"].to_numpy(dtype="int64")
+    stored_as_of = both["stored_as_of_us"].fillna(-1).to_numpy(dtype="int64")
+    later_read = both["computed_at_us"].to_numpy(dtype="int64") > both[
+        "stored_computed_at_us"
+    ].fillna(-1).to_numpy(dtype="int64")
+    differs = (both["content_digest"] != both["stored_content_digest"]).to_numpy()
+    same_as_of = ~absent & (as_of == stored_as_of)
+    changed = absent | (as_of > stored_as_of) | (same_as_of & later_read & differs)
+    wins = changed | (same_as_of & later_read)
+    winners = proposed[wins].assign(
+        empty=proposed["empty"].astype(bool)[wins],
+        changed=changed[wins],
+        restatement=(same_as_of & changed)[wins],
+    )
+    return winners.sort_values(EOD_KEYS, kind="stable").reset_index(drop=True)
+
+
+def snapshot_digests(rows: pd.DataFrame) -> pd.DataFrame:
+    """Order-independent digest of each (book_id, business_date)'s EOD rows.
+
+    Args:
+        rows: ``book_id``, ``business_date`` and POSITION_COLUMNS.
+
+    Returns:
+        ``book_id``, ``business_date``, ``content_digest`` (16 hex digits: the sum of the row
+        hashes modulo 2**64, so the digest of no rows is EMPTY_DIGEST), sorted by book-day.
+    """
+    require_columns(rows, [*EOD_KEYS, *_DIGESTED], where="snapshot_digests")
+    ordered = rows.sort_values(EOD_KEYS, kind="stable")
+    hashes = pd.util.hash_pandas_object(ordered[list(_DIGESTED)], index=False).to_numpy()
+    starts = np.flatnonzero(~ordered.duplicated(EOD_KEYS).to_numpy())
+    sums = np.add.reduceat(hashes, starts) if len(starts) else np.array([], dtype=np.uint64)
+    keys = ordered[EOD_KEYS].iloc[starts].reset_index(drop=True)
+    return keys.assign(content_digest=[f"{int(s):016x}" for s in sums])
+
+
+_DIGESTED = ("instrument_id", "quantity", "avg_price", "realized_pnl")
 
 
 def snapshot_id_for(

@@ -1,17 +1,18 @@
-"""The warehouse's atomic keep-last upsert agrees with the domain rule `supersedes`."""
+"""The warehouse applies keep_last atomically: its EOD is the one the per-row reference keeps."""
 
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.domain.snapshots import supersedes
+from desk_pipeline_tests.keep_last_reference import supersedes
 
 DAY = "2026-03-02"
 BASE = pd.Timestamp("2026-03-02 12:00", tz="UTC")
 
+# None: the recomputation of the day found the book holding nothing (an empty EOD).
 writes = st.lists(
-    st.tuples(st.integers(0, 3), st.integers(0, 3), st.sampled_from([100.0, 200.0])),
+    st.tuples(st.integers(0, 3), st.integers(0, 3), st.sampled_from([100.0, 200.0, None])),
     min_size=1,
     max_size=8,
 )
@@ -40,13 +41,23 @@ def test_whatever_order_snapshots_arrive_in_the_stored_eod_is_the_one_supersedes
                 "business_date": [DAY],
             }
         )
-        repo.keep_last_eod(snapshot, computed_us)
+        recomputed = pd.DataFrame({"business_date": [DAY], "as_of": [as_of]})
+        repo.keep_last_eod(
+            snapshot.iloc[0:0] if quantity is None else snapshot, computed_us, recomputed
+        )
         candidate = (as_of, pd.Timestamp(computed_us * 1000, tz="UTC"), quantity)
         # A later recomputation with identical rows writes nothing but confirms the stored
-        # EOD as that recent, so an older computation finishing afterwards still loses.
+        # EOD as that recent, so an older computation finishing afterwards still loses. An
+        # empty recomputation only empties an EOD already stored.
+        if kept is None and quantity is None:
+            continue
         if kept is None or supersedes(candidate[0], candidate[1], kept[0], kept[1]):
             kept = candidate
-    header, rows = repo.eod("B1", DAY)
-    assert header["as_of"] == kept[0]
-    assert rows["quantity"].tolist() == [kept[2]]
+    stored = repo.eod("B1", DAY)
+    if kept is None:
+        assert stored is None
+    else:
+        header, rows = stored
+        assert header["as_of"] == kept[0]
+        assert rows["quantity"].tolist() == ([] if kept[2] is None else [kept[2]])
     repo.engine.dispose()

@@ -41,16 +41,16 @@ def test_a_book_whose_only_trade_is_cancelled_gets_an_empty_restated_eod(repo):
     ingest(repo, "b", [trade("T2", 5, 1.0, book="B2", version=2, status="CANCEL")])
     assert repo.eod_headers().set_index("book_id")["stale"].to_dict() == {"B1": False, "B2": True}
     snap, read_at = recompute(repo)
-    assert set(snap["book_id"]) == {"B1"}  # B2 holds nothing: keep_last_eod cannot see it
+    assert set(snap["book_id"]) == {"B1"}  # B2 holds nothing: only the recomputed days show it
     repo.keep_last_eod(snap, read_at)
-    (write,) = repo.empty_missing_eods(snap, DAYS, read_at)
+    (write,) = repo.keep_last_eod(snap, read_at, recomputed=DAYS)
     assert (write.book_id, write.restatement, write.position_count) == ("B2", True, 0)
     assert repo.eod("B2", DAY)[1].empty
     assert not repo.eod_headers()["stale"].any()
     event = json.loads(repo.pending_events()["payload"].iloc[-1])
     assert (event["book_id"], event["restatement"], event["position_count"]) == ("B2", True, 0)
     # Emptying again changes nothing and announces nothing.
-    assert repo.empty_missing_eods(snap, DAYS, now_micros()) == []
+    assert repo.keep_last_eod(snap, now_micros(), recomputed=DAYS) == []
 
 
 @pytest.mark.postgres
@@ -59,7 +59,7 @@ def test_an_older_computation_never_empties_a_newer_eod(repo):
     stale_read = now_micros()
     snap, read_at = recompute(repo)
     repo.keep_last_eod(snap, read_at)
-    assert repo.empty_missing_eods(snap.iloc[0:0], DAYS, stale_read) == []
+    assert repo.keep_last_eod(snap.iloc[0:0], stale_read, recomputed=DAYS) == []
     assert repo.eod("B1", DAY)[1]["quantity"].tolist() == [100]
 
 

@@ -1,13 +1,14 @@
-"""End-of-day writes: the keep-last upsert of snapshots, each with its outbox event.
+"""End-of-day writes: the keep-last decision applied atomically, each snapshot with its event.
 
-The stored end-of-day snapshots are read through snapshots.py; the relay reads the events
-through events.py.
+The rule itself is ``domain.snapshots.keep_last``; this store reads the stored headers, asks
+the rule, and writes its answer with compare-and-set. The stored end-of-day snapshots are read
+through snapshots.py; the relay reads the events through events.py.
 """
 
 import dataclasses
+import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -19,12 +20,26 @@ from desk_pipeline.adapters.warehouse.bulk import (
     _insert_for,
     _read,
 )
-from desk_pipeline.adapters.warehouse.codec import _records, from_micros, to_micros
-from desk_pipeline.adapters.warehouse.engine import Store
-from desk_pipeline.domain.snapshots import PositionSnapshotCreated, snapshot_id_for
+from desk_pipeline.adapters.warehouse.codec import _records, from_micros, micros_of
+from desk_pipeline.adapters.warehouse.engine import Store, WarehouseError
+from desk_pipeline.domain.snapshots import (
+    EMPTY_DIGEST,
+    EOD_KEYS,
+    PositionSnapshotCreated,
+    keep_last,
+    snapshot_digests,
+    snapshot_id_for,
+)
 
-# The content digest of an EOD without rows (a book holding nothing): no row hashes summed.
-EMPTY_DIGEST = f"{0:016x}"
+log = logging.getLogger(__name__)
+
+__all__ = ["EMPTY_DIGEST", "EodStore", "EodWrite"]
+
+# Decisions per keep_last_eod call: a lost compare-and-set re-reads and decides again. Each
+# loss means another writer committed, so N concurrent writers need at most N - 1 retries.
+MAX_ATTEMPTS = 20
+# Rows per executemany of the header statements.
+HEADER_BATCH = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,261 +54,309 @@ class EodWrite:
     restatement: bool
 
 
-class EodStore(Store):
-    """End-of-day snapshots written under the keep-last rule, atomically with their events."""
+class _LostRace(Exception):
+    """A stored header changed between the read and the compare-and-set; decide again."""
 
-    def keep_last_eod(self, snapshots: pd.DataFrame, read_at_us: int) -> list[EodWrite]:
-        """Store end-of-day snapshots under the keep-last rule, with their events, atomically.
+
+class EodStore(Store):
+    """End-of-day snapshots written as keep-last decides, atomically with their events."""
+
+    def keep_last_eod(
+        self,
+        snapshots: pd.DataFrame,
+        read_at_us: int,
+        recomputed: pd.DataFrame | None = None,
+    ) -> list[EodWrite]:
+        """Store end-of-day snapshots as ``keep_last`` decides, with their events, atomically.
+
+        One transaction: read the stored headers of the book-days concerned, decide with
+        ``domain.snapshots.keep_last``, write the winners with compare-and-set against the
+        headers read (insert only if still absent, update only if the stored ``snapshot_id``
+        and ``computed_at`` are still those read). A concurrent writer that committed in
+        between makes the compare-and-set fail: the transaction rolls back and the decision is
+        taken again on a fresh read.
 
         Args:
             snapshots: ``business_date``, ``as_of`` and POSITION_COLUMNS; one snapshot per
                 (book_id, business_date), all rows of a book-day sharing one ``as_of``.
             read_at_us: when the inputs were read; the computation's ``computed_at``.
+            recomputed: ``business_date`` and ``as_of`` (UTC) of every day the computation
+                covered for every book: a stored EOD of such a day that ``snapshots`` has no
+                rows for is emptied (the book holds nothing any more). None: no day was.
 
         Returns:
-            The snapshots that replaced (or created) the stored EOD. A snapshot older than the
-            stored one writes nothing and emits no event.
+            The snapshots that replaced (or created) the stored EOD, empty ones included. An
+            older snapshot, or one with the stored content, writes no rows and emits no event.
         """
-        if snapshots.empty:
+        candidates = _candidates(snapshots, read_at_us)
+        days = _recomputed_days(recomputed, read_at_us)
+        if candidates.empty and days.empty:
             return []
-        headers = (
-            snapshots.assign(open=snapshots["quantity"] != 0)
-            .groupby(["book_id", "business_date"], sort=True)
-            .agg(as_of=("as_of", "first"), position_count=("open", "sum"))
-            .reset_index()
-        )
-        headers["content_digest"] = _digests(snapshots, headers)
-        headers["as_of_us"] = headers["as_of"].map(to_micros).astype("int64")
-        headers["computed_at_us"] = read_at_us
-        headers["snapshot_id"] = [
-            snapshot_id_for(b, d, a, pd.Timestamp(read_at_us * 1000, tz="UTC"))
-            for b, d, a in zip(
-                headers["book_id"], headers["business_date"], headers["as_of"], strict=True
-            )
-        ]
-        header_rows = _records(
-            headers[
-                [
-                    "book_id",
-                    "business_date",
-                    "snapshot_id",
-                    "as_of_us",
-                    "computed_at_us",
-                    "position_count",
-                    "content_digest",
-                ]
-            ]
-        )
-        e = t.eod_snapshots
-        with self._transaction("keep_last_eod") as conn:
-            previous = _read(
-                conn,
-                sa.select(e.c.book_id, e.c.business_date, e.c.as_of_us).where(
-                    e.c.business_date.between(
-                        headers["business_date"].min(), headers["business_date"].max()
-                    )
-                ),
-            ).rename(columns={"as_of_us": "previous_as_of_us"})
-            insert = _insert_for(conn, e)
-            stmt = insert.on_conflict_do_update(
-                index_elements=["book_id", "business_date"],
-                set_={
-                    c: insert.excluded[c]
-                    for c in (
-                        "snapshot_id",
-                        "as_of_us",
-                        "computed_at_us",
-                        "position_count",
-                        "content_digest",
-                    )
-                },
-                # Keep the last; a same-as_of recomputation with identical rows is a no-op,
-                # so re-running a backfill neither rewrites nor re-announces unchanged days.
-                where=(insert.excluded.as_of_us > e.c.as_of_us)
-                | (
-                    (insert.excluded.as_of_us == e.c.as_of_us)
-                    & (insert.excluded.computed_at_us > e.c.computed_at_us)
-                    & (insert.excluded.content_digest != e.c.content_digest)
-                ),
-            ).returning(e.c.snapshot_id)
-            won_ids = {
-                row[0]
-                for chunk in _chunks(header_rows, 1000)
-                for row in conn.execute(stmt, chunk).all()
-            }
-            self._confirm_unchanged(conn, header_rows, read_at_us)
-            won = headers[headers["snapshot_id"].isin(won_ids)].merge(
-                previous, on=["book_id", "business_date"], how="left"
-            )
-            conn.execute(
-                t.eod_positions.delete().where(
-                    t.eod_positions.c.book_id == sa.bindparam("b"),
-                    t.eod_positions.c.business_date == sa.bindparam("d"),
-                    t.eod_positions.c.snapshot_id != sa.bindparam("s"),
-                ),
-                [
-                    {"b": b, "d": d, "s": s}
-                    for b, d, s in zip(
-                        won["book_id"], won["business_date"], won["snapshot_id"], strict=True
-                    )
-                ]
-                or [{"b": "", "d": "", "s": ""}],
-            )
-            rows = snapshots.merge(
-                won[["book_id", "business_date", "snapshot_id"]], on=["book_id", "business_date"]
-            )
-            _insert(
-                conn,
-                t.eod_positions,
-                rows[
-                    [
-                        "snapshot_id",
-                        "instrument_id",
-                        "book_id",
-                        "business_date",
-                        "quantity",
-                        "avg_price",
-                        "realized_pnl",
-                    ]
-                ],
-            )
-            _analyze_if_grown(conn, [t.eod_positions], len(rows))
-            writes = [
-                EodWrite(
-                    book_id=b,
-                    business_date=d,
-                    snapshot_id=s,
-                    as_of=a,
-                    position_count=int(n),
-                    restatement=bool(same),
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self._transaction("keep_last_eod") as conn:
+                    return _apply(conn, snapshots, candidates, days, read_at_us)
+            except _LostRace as lost:
+                log.info(
+                    "keep_last_eod: attempt %d lost a race (%s); deciding again", attempt, lost
                 )
-                for b, d, s, a, n, same in zip(
-                    won["book_id"],
-                    won["business_date"],
-                    won["snapshot_id"],
-                    won["as_of"],
-                    won["position_count"],
-                    won["previous_as_of_us"] == won["as_of_us"],
-                    strict=True,
-                )
-            ]
-            _insert(conn, t.outbox, [_outbox_row(w, read_at_us) for w in writes])
-        return writes
-
-    def _confirm_unchanged(
-        self, conn: sa.Connection, header_rows: list[dict[str, Any]], read_at_us: int
-    ) -> None:
-        """Stamp stored EODs that a later recomputation found identical as computed at its read.
-
-        Without it an EOD made stale by a change that moves no position (an amendment with the
-        same economics) would stay stale forever, since an identical recomputation writes nothing.
-        The later stamp also keeps an older, different computation from replacing it.
-        """
-        e = t.eod_snapshots
-        stmt = (
-            e.update()
-            .where(
-                e.c.book_id == sa.bindparam("b"),
-                e.c.business_date == sa.bindparam("d"),
-                e.c.as_of_us == sa.bindparam("a"),
-                e.c.content_digest == sa.bindparam("g"),
-                e.c.computed_at_us < read_at_us,
-            )
-            .values(computed_at_us=read_at_us)
+        raise WarehouseError(
+            f"keep_last_eod: {MAX_ATTEMPTS} attempts each lost to a concurrent writer of the same "
+            f"book-days; run again"
         )
-        params = [
+
+
+def _candidates(snapshots: pd.DataFrame, read_at_us: int) -> pd.DataFrame:
+    """One EOD header per book-day of ``snapshots``, as ``keep_last`` compares them."""
+    if snapshots.empty:
+        return pd.DataFrame(
             {
-                "b": r["book_id"],
-                "d": r["business_date"],
-                "a": r["as_of_us"],
-                "g": r["content_digest"],
+                "book_id": pd.Series(dtype=object),
+                "business_date": pd.Series(dtype=object),
+                "as_of": pd.Series(dtype="datetime64[ns, UTC]"),
+                "position_count": pd.Series(dtype="int64"),
+                "content_digest": pd.Series(dtype=object),
+                "as_of_us": pd.Series(dtype="int64"),
+                "computed_at_us": pd.Series(dtype="int64"),
             }
-            for r in header_rows
-        ]
-        for chunk in _chunks(params, 1000):
-            conn.execute(stmt, chunk)
-
-    def empty_missing_eods(
-        self, snapshots: pd.DataFrame, days: pd.DataFrame, read_at_us: int
-    ) -> list[EodWrite]:
-        """Empty the stored EODs of books that a recomputation of ``days`` found holding nothing.
-
-        A book whose every trade was cancelled or moved to another book has no rows in
-        ``snapshots``, so :meth:`keep_last_eod` cannot replace its stored EOD; this does, under
-        the same keep-last rule, with its event, one transaction per book-day.
-
-        Args:
-            snapshots: what :meth:`keep_last_eod` was given for ``days``.
-            days: ``business_date`` and ``as_of`` of every day that was recomputed.
-            read_at_us: when the recomputation's inputs were read.
-        """
-        if days.empty:
-            return []
-        e = t.eod_snapshots
-        with self._transaction("empty_missing_eods") as conn:
-            stored = _read(
-                conn,
-                sa.select(e).where(e.c.business_date.in_(list(days["business_date"].unique()))),
-            )
-        present = snapshots[["book_id", "business_date"]].drop_duplicates()
-        missing = stored.merge(present, how="left", indicator=True)
-        missing = missing[missing["_merge"] == "left_only"].merge(days, on="business_date")
-        missing["new_as_of_us"] = missing["as_of"].map(to_micros).astype("int64")
-        later = missing["new_as_of_us"] > missing["as_of_us"]
-        restated = (
-            (missing["new_as_of_us"] == missing["as_of_us"])
-            & (missing["computed_at_us"] < read_at_us)
-            & (missing["content_digest"] != EMPTY_DIGEST)
         )
-        writes = []
-        for r in missing[later | restated].to_dict(orient="records"):
-            as_of = from_micros(int(r["new_as_of_us"]))
-            write = EodWrite(
-                book_id=r["book_id"],
-                business_date=r["business_date"],
-                snapshot_id=snapshot_id_for(
-                    r["book_id"], r["business_date"], as_of, from_micros(read_at_us)
-                ),
-                as_of=as_of,
-                position_count=0,
-                restatement=bool(r["new_as_of_us"] == r["as_of_us"]),
-            )
-            with self._transaction("empty_missing_eods") as conn:
-                # Compare-and-set on the header read above: a concurrent newer write wins.
-                swapped = conn.execute(
-                    e.update()
-                    .where(
-                        e.c.snapshot_id == r["snapshot_id"],
-                        e.c.computed_at_us == int(r["computed_at_us"]),
-                    )
-                    .values(
-                        snapshot_id=write.snapshot_id,
-                        as_of_us=int(r["new_as_of_us"]),
-                        computed_at_us=read_at_us,
-                        position_count=0,
-                        content_digest=EMPTY_DIGEST,
-                    )
-                ).rowcount
-                if swapped:
-                    conn.execute(
-                        t.eod_positions.delete().where(
-                            t.eod_positions.c.snapshot_id == r["snapshot_id"]
-                        )
-                    )
-                    _insert(conn, t.outbox, [_outbox_row(write, read_at_us)])
-                    writes.append(write)
-        return writes
+    headers = (
+        snapshots.assign(open=snapshots["quantity"] != 0)
+        .groupby(EOD_KEYS, sort=True)
+        .agg(as_of=("as_of", "first"), position_count=("open", "sum"))
+        .reset_index()
+        .merge(snapshot_digests(snapshots), on=EOD_KEYS)
+    )
+    return headers.assign(as_of_us=micros_of(headers["as_of"]), computed_at_us=read_at_us)
 
 
-def _digests(snapshots: pd.DataFrame, headers: pd.DataFrame) -> list[str]:
-    """Order-independent digest of each (book_id, business_date)'s rows, aligned with headers."""
-    rows = snapshots.sort_values(["book_id", "business_date"], kind="stable")
-    hashes = pd.util.hash_pandas_object(
-        rows[["instrument_id", "quantity", "avg_price", "realized_pnl"]], index=False
-    ).to_numpy()
-    starts = np.flatnonzero(~rows.duplicated(["book_id", "business_date"]).to_numpy())
-    sums = np.add.reduceat(hashes, starts) if len(starts) else np.array([], dtype=np.uint64)
-    return [f"{int(s):016x}" for s in sums]
+def _recomputed_days(recomputed: pd.DataFrame | None, read_at_us: int) -> pd.DataFrame:
+    if recomputed is None or recomputed.empty:
+        return pd.DataFrame(
+            {
+                "business_date": pd.Series(dtype=object),
+                "as_of_us": pd.Series(dtype="int64"),
+                "computed_at_us": pd.Series(dtype="int64"),
+            }
+        )
+    return pd.DataFrame(
+        {
+            "business_date": recomputed["business_date"].to_numpy(),
+            "as_of_us": micros_of(recomputed["as_of"]),
+            "computed_at_us": read_at_us,
+        }
+    )
+
+
+def _apply(
+    conn: sa.Connection,
+    snapshots: pd.DataFrame,
+    candidates: pd.DataFrame,
+    days: pd.DataFrame,
+    read_at_us: int,
+) -> list[EodWrite]:
+    """Read, decide, compare-and-set, write rows and events; :class:`_LostRace` on a lost CAS."""
+    e = t.eod_snapshots
+    dates = sorted({*candidates["business_date"], *days["business_date"]})
+    stored = _read(
+        conn,
+        sa.select(
+            e.c.book_id,
+            e.c.business_date,
+            e.c.snapshot_id,
+            e.c.as_of_us,
+            e.c.computed_at_us,
+            e.c.content_digest,
+        ).where(e.c.business_date.between(dates[0], dates[-1])),
+    )
+    stored = stored[stored["business_date"].isin(dates)]
+    won = keep_last(candidates, stored, days).merge(
+        stored[[*EOD_KEYS, "snapshot_id", "computed_at_us"]].rename(
+            columns={"snapshot_id": "read_snapshot_id", "computed_at_us": "read_computed_at_us"}
+        ),
+        on=EOD_KEYS,
+        how="left",
+    )
+    if won.empty:
+        return []
+    present = won["read_snapshot_id"].notna()
+    _confirm(conn, won[present & ~won["changed"]])
+    won = won[won["changed"]].reset_index(drop=True)
+    if won.empty:
+        return []
+    # Empty EODs carry no candidate columns: their as_of is the recomputed day's.
+    day_end = pd.Series(from_micros(won["as_of_us"].to_numpy()), index=won.index)
+    won = won.assign(
+        as_of=won["as_of"].fillna(day_end),
+        position_count=won["position_count"].fillna(0).astype("int64"),
+    )
+    computed_at = from_micros(read_at_us)
+    won["snapshot_id"] = [
+        snapshot_id_for(b, d, a, computed_at)
+        for b, d, a in zip(won["book_id"], won["business_date"], won["as_of"], strict=True)
+    ]
+    replaced = won["read_snapshot_id"].notna()
+    _insert_headers(conn, won[~replaced])
+    _replace_headers(conn, won[replaced])
+    _replace_rows(conn, snapshots, won, replaced)
+    writes = [
+        EodWrite(
+            book_id=b,
+            business_date=d,
+            snapshot_id=s,
+            as_of=a,
+            position_count=int(n),
+            restatement=bool(r),
+        )
+        for b, d, s, a, n, r in zip(
+            won["book_id"],
+            won["business_date"],
+            won["snapshot_id"],
+            won["as_of"],
+            won["position_count"],
+            won["restatement"],
+            strict=True,
+        )
+    ]
+    _insert(conn, t.outbox, [_outbox_row(w, read_at_us) for w in writes])
+    return writes
+
+
+_HEADER_COLUMNS = [
+    "book_id",
+    "business_date",
+    "snapshot_id",
+    "as_of_us",
+    "computed_at_us",
+    "position_count",
+    "content_digest",
+]
+
+
+def _compared(table: sa.Table) -> Any:
+    """The compare-and-set condition: the stored header is still the one read."""
+    return sa.and_(
+        table.c.book_id == sa.bindparam("b"),
+        table.c.business_date == sa.bindparam("d"),
+        table.c.snapshot_id == sa.bindparam("read_s"),
+        table.c.computed_at_us == sa.bindparam("read_c"),
+    )
+
+
+def _cas_params(won: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"b": b, "d": d, "read_s": s, "read_c": int(c)}
+        for b, d, s, c in zip(
+            won["book_id"],
+            won["business_date"],
+            won["read_snapshot_id"],
+            won["read_computed_at_us"],
+            strict=True,
+        )
+    ]
+
+
+def _execute_all(conn: sa.Connection, stmt: Any, params: list[dict[str, Any]], what: str) -> None:
+    """Execute a compare-and-set for every parameter set; :class:`_LostRace` if any missed."""
+    done = 0
+    for chunk in _chunks(params, HEADER_BATCH):
+        done += conn.execute(stmt, chunk).rowcount
+    if done != len(params):
+        raise _LostRace(f"{what}: {len(params) - done} of {len(params)} headers changed")
+
+
+def _confirm(conn: sa.Connection, won: pd.DataFrame) -> None:
+    """Stamp stored EODs that a later recomputation found identical as computed at its read.
+
+    Without it an EOD made stale by a change that moves no position (an amendment with the
+    same economics) would stay stale forever, since an identical recomputation writes nothing.
+    The later stamp also keeps an older, different computation from replacing it.
+    """
+    if won.empty:
+        return
+    e = t.eod_snapshots
+    stmt = e.update().where(_compared(e)).values(computed_at_us=sa.bindparam("c"))
+    params = [
+        {**p, "c": int(c)} for p, c in zip(_cas_params(won), won["computed_at_us"], strict=True)
+    ]
+    _execute_all(conn, stmt, params, "confirm")
+
+
+def _insert_headers(conn: sa.Connection, won: pd.DataFrame) -> None:
+    """Insert the headers of book-days that had none, unless a concurrent writer did first."""
+    if won.empty:
+        return
+    e = t.eod_snapshots
+    stmt = (
+        _insert_for(conn, e)
+        .on_conflict_do_nothing(index_elements=EOD_KEYS)
+        .returning(e.c.snapshot_id)
+    )
+    rows = _records(won[_HEADER_COLUMNS])
+    inserted = sum(len(conn.execute(stmt, chunk).all()) for chunk in _chunks(rows, HEADER_BATCH))
+    if inserted != len(rows):
+        raise _LostRace(f"insert: {len(rows) - inserted} of {len(rows)} headers appeared")
+
+
+def _replace_headers(conn: sa.Connection, won: pd.DataFrame) -> None:
+    """Replace stored headers that are still the ones read."""
+    if won.empty:
+        return
+    e = t.eod_snapshots
+    stmt = (
+        e.update()
+        .where(_compared(e))
+        .values(
+            snapshot_id=sa.bindparam("s"),
+            as_of_us=sa.bindparam("a"),
+            computed_at_us=sa.bindparam("c"),
+            position_count=sa.bindparam("n"),
+            content_digest=sa.bindparam("g"),
+        )
+    )
+    params = [
+        {**p, "s": s, "a": int(a), "c": int(c), "n": int(n), "g": g}
+        for p, s, a, c, n, g in zip(
+            _cas_params(won),
+            won["snapshot_id"],
+            won["as_of_us"],
+            won["computed_at_us"],
+            won["position_count"],
+            won["content_digest"],
+            strict=True,
+        )
+    ]
+    _execute_all(conn, stmt, params, "replace")
+
+
+def _replace_rows(
+    conn: sa.Connection, snapshots: pd.DataFrame, won: pd.DataFrame, replaced: pd.Series
+) -> None:
+    """Delete the replaced snapshots' rows and insert the winners' (none for an empty EOD)."""
+    e = t.eod_positions
+    gone = won.loc[replaced, ["read_snapshot_id"]]
+    if not gone.empty:
+        conn.execute(
+            e.delete().where(e.c.snapshot_id == sa.bindparam("s")),
+            [{"s": s} for s in gone["read_snapshot_id"]],
+        )
+    rows = snapshots.merge(won[[*EOD_KEYS, "snapshot_id"]], on=EOD_KEYS)
+    _insert(
+        conn,
+        e,
+        rows[
+            [
+                "snapshot_id",
+                "instrument_id",
+                "book_id",
+                "business_date",
+                "quantity",
+                "avg_price",
+                "realized_pnl",
+            ]
+        ],
+    )
+    _analyze_if_grown(conn, [e], len(rows))
 
 
 def _outbox_row(write: EodWrite, stamp: int) -> dict[str, Any]:
