@@ -32,7 +32,7 @@ def build_definitions(settings: DeskSettings) -> dg.Definitions:
             # UI materialisations. A process per step (Dagster's multiprocess default) imported
             # Dagster, pandas, numba and these definitions again for each of a tick's five
             # steps, most of its time and CPU (see the README's tick-e2e figures). Retry
-            # policies and pools hold in process (test_run_executor.py); a crashed worker is
+            # policies and pools hold in process (integration/test_run_safety.py); a crashed worker is
             # re-launched by run retries (dagster.yaml).
             executor=dg.in_process_executor,
         ),
@@ -47,3 +47,11 @@ def code_location() -> dg.Definitions:
     a bad one fails the load with the one-line SettingsError `desk` shows.
     """
     return build_definitions(DeskSettings.from_env())
+
+
+def __getattr__(name: str) -> dg.Definitions:
+    # ARCHITECTURE.md names `defs` as this module's Definitions: built on first access
+    # (PEP 562), so importing the module still reads no environment.
+    if name == "defs":
+        return build_definitions(DeskSettings.from_env())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -124,6 +124,15 @@ def test_importing_the_code_location_reads_no_setting_and_loading_it_names_the_b
     assert [line.partition("=")[0] for line in raised.value.lines] == ["DESK_TIMEZONE"]
 
 
+def test_the_modules_defs_is_the_code_location_built_when_first_read(definitions):
+    # ARCHITECTURE.md: definitions.py holds `defs = Definitions(...)`.
+    from desk_pipeline.definitions import defs
+
+    assert isinstance(defs, dg.Definitions)
+    keys = {node.key for node in defs.resolve_asset_graph().asset_nodes}
+    assert keys == {node.key for node in definitions.resolve_asset_graph().asset_nodes}
+
+
 def test_definitions_are_built_from_explicit_settings():
     defs = build_definitions(desk_settings(timezone="Europe/London", start_date="2026-02-01"))
     daily = defs.resolve_asset_graph().get(dg.AssetKey("eod_positions")).partitions_def
