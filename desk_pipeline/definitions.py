@@ -32,8 +32,8 @@ def build_definitions(settings: DeskSettings) -> dg.Definitions:
             # UI materialisations. A process per step (Dagster's multiprocess default) imported
             # Dagster, pandas, numba and these definitions again for each of a tick's five
             # steps, most of its time and CPU (see the README's tick-e2e figures). Retry
-            # policies and pools hold in process (integration/test_run_safety.py); a crashed worker is
-            # re-launched by run retries (dagster.yaml).
+            # policies and pools hold in process (integration/test_run_safety.py); a crashed
+            # worker is re-launched by run retries (dagster.yaml).
             executor=dg.in_process_executor,
         ),
     )
