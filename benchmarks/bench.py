@@ -34,7 +34,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
-from desk_pipeline.domain.positions import positions_as_of, roll_positions
+from desk_pipeline.domain.positions.engine import positions_as_of, roll_positions
 from desk_pipeline.domain.schema import POSITION_DTYPES, TRADE_DTYPES, conform
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import pandas as pd
 from typing_extensions import TypedDict
 
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.domain.collateral import issuer_concentration
+from desk_pipeline.domain.collateral.ranking import issuer_concentration
 from desk_pipeline.domain.errors import InvalidRangeError, NoEndOfDayError
 from desk_pipeline.domain.parsing import parse_dates
 from desk_pipeline.domain.precision import exact_quantities, for_output

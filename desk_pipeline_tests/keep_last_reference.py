@@ -2,12 +2,12 @@
 
 Deliberately the simplest possible code: one comparison per book-day, written from
 ARCHITECTURE.md ("Keep the last snapshot of each day"), so that the vectorised
-``domain.snapshots.keep_last`` and the warehouse that applies it must agree with it.
+``domain.positions.snapshots.keep_last`` and the warehouse that applies it must agree with it.
 """
 
 from typing import Any
 
-from desk_pipeline.domain.snapshots import EMPTY_DIGEST
+from desk_pipeline.domain.positions.snapshots import EMPTY_DIGEST
 
 
 def supersedes(new_as_of: Any, new_computed_at: Any, old_as_of: Any, old_computed_at: Any) -> bool:

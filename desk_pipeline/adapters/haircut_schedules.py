@@ -3,7 +3,11 @@
 from importlib import resources
 from pathlib import Path
 
-from desk_pipeline.domain.haircuts import HaircutSchedule, HaircutScheduleError, parse_schedule
+from desk_pipeline.domain.collateral.haircuts import (
+    HaircutSchedule,
+    HaircutScheduleError,
+    parse_schedule,
+)
 
 DEFAULT_SCHEDULE = "haircuts/basel_cre22.csv"
 

@@ -10,8 +10,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from desk_pipeline.adapters.trade_sources import SourceBatch, TradeSourceError
+from desk_pipeline.domain.positions.trades import validate_trades
 from desk_pipeline.domain.schema import TRADE_COLUMNS
-from desk_pipeline.domain.trades import validate_trades
 
 log = logging.getLogger(__name__)
 

@@ -64,8 +64,8 @@ quarantine = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("raw", sa.Text, nullable=False),
     sa.Column("quarantined_at_us", Micros, nullable=False),
-    # One row per distinct rejected input (domain.trades.rejection_fingerprints); NULL for rows
-    # quarantined before revision 0006, which are kept as they were.
+    # One row per distinct rejected input (domain.positions.trades.rejection_fingerprints); NULL
+    # for rows quarantined before revision 0006, which are kept as they were.
     sa.Column("fingerprint", sa.String(64), nullable=True),
     sa.Index("ux_quarantine_fingerprint", "fingerprint", unique=True),
 )

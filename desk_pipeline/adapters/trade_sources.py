@@ -16,8 +16,8 @@ import pandas as pd
 
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.domain.errors import DeskPipelineError
+from desk_pipeline.domain.positions.trades import validate_trades
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, TRADE_DTYPES, empty_frame
-from desk_pipeline.domain.trades import validate_trades
 from desk_pipeline.domain.validation import quarantine_whole_source, unreadable_rows
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,8 @@ class TradeSource(Protocol):
     def instruments(self) -> pd.DataFrame:
         """Instrument reference data: INSTRUMENT_DTYPES columns, typed or as received strings.
 
-        Either way ``domain.reference.validate_instruments`` checks the rows before they are
-        stored; the same holds for books, prices and FX rates.
+        Either way ``domain.reference.validation.validate_instruments`` checks the rows before
+        they are stored; the same holds for books, prices and FX rates.
         """
         ...
 
@@ -203,9 +203,9 @@ class LandingFolderSource:
     def _reference(self, name: str) -> pd.DataFrame:
         """A reference file's rows as received (strings, index = 1-based row number).
 
-        The domain validates them (``domain.reference``), quarantining bad rows; an unreadable
-        or refused file becomes ``unreadable_rows`` and a missing file, or one still being
-        written, no rows at all (the stored rows stay).
+        The domain validates them (``domain.reference.validation``), quarantining bad rows; an
+        unreadable or refused file becomes ``unreadable_rows`` and a missing file, or one still
+        being written, no rows at all (the stored rows stay).
         """
         landed_as = [n for n in self._names() if n.strip().lower() == name]
         if not landed_as:
@@ -224,7 +224,7 @@ class LandingFolderSource:
         return raw
 
     def instruments(self) -> pd.DataFrame:
-        """instruments.csv as received (see ``domain.reference.validate_instruments``)."""
+        """instruments.csv as received (see ``reference.validation.validate_instruments``)."""
         return self._reference("instruments.csv")
 
     def books(self) -> pd.DataFrame:

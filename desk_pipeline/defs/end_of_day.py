@@ -12,12 +12,12 @@ import pandas as pd
 
 from desk_pipeline.adapters.warehouse import EodWrite, PositionRepository
 from desk_pipeline.domain.calendar import day_bounds
-from desk_pipeline.domain.collateral import rank_collateral_days
-from desk_pipeline.domain.haircuts import HaircutSchedule
+from desk_pipeline.domain.collateral.haircuts import HaircutSchedule
+from desk_pipeline.domain.collateral.ranking import rank_collateral_days
 from desk_pipeline.domain.marks import PRICE_LOOKBACK
-from desk_pipeline.domain.positions import roll_positions
-from desk_pipeline.domain.restatement import restatement_days
-from desk_pipeline.domain.valuation import value_positions
+from desk_pipeline.domain.positions.engine import roll_positions
+from desk_pipeline.domain.positions.restatement import restatement_days
+from desk_pipeline.domain.positions.valuation import value_positions
 
 # Days per keep-last transaction of an EOD backfill, so a long one reports progress.
 PROGRESS_DAYS = 31
@@ -84,7 +84,7 @@ def store_valuations(repo: PositionRepository, days: Sequence[str]) -> pd.DataFr
     """Value every stored EOD position of ``days`` at the day's marks; replaces those days.
 
     Returns:
-        VALUATION_DTYPES rows (see ``domain.valuation.value_positions``).
+        VALUATION_DTYPES rows (see ``domain.positions.valuation.value_positions``).
     """
     dates = pd.DatetimeIndex(list(days))
     marks = repo.reference_as_of(dates.min() - PRICE_LOOKBACK, dates.max())

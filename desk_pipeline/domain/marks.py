@@ -1,4 +1,4 @@
-"""Marks as of a business day: the price and FX rate the ranking and the valuation both use."""
+"""Marks (prices) and FX rates as of a business day, which the ranking and valuation both use."""
 
 import numpy as np
 import pandas as pd

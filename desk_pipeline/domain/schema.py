@@ -122,7 +122,7 @@ RANKING_DTYPES: Mapping[str, str] = {
 }
 RANKING_COLUMNS = tuple(RANKING_DTYPES)
 
-# One EOD position row valued at the day's marks (see domain/valuation.py).
+# One EOD position row valued at the day's marks (see domain/positions/valuation.py).
 VALUATION_DTYPES: Mapping[str, str] = {
     "book_id": "object",
     "business_date": "object",  # YYYY-MM-DD

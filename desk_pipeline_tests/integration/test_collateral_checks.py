@@ -23,7 +23,7 @@ from desk_pipeline.defs.resources import (
     SimulatorTradeSource,
     WarehouseResource,
 )
-from desk_pipeline.domain.collateral import issuer_concentration
+from desk_pipeline.domain.collateral.ranking import issuer_concentration
 from desk_pipeline_tests.location import desk_assets
 
 eod_positions, collateral_ranking, instruments, prices = desk_assets(

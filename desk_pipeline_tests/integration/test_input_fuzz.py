@@ -23,9 +23,9 @@ from desk_pipeline.adapters.sql_source import SqlTableSource
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.ingestion import ingest_window
-from desk_pipeline.domain.positions import roll_positions
-from desk_pipeline.domain.reference import validate_reference
-from desk_pipeline.domain.trades import EARLIEST_TRADE_TIME, LATEST_TRADE_TIME
+from desk_pipeline.domain.positions.engine import roll_positions
+from desk_pipeline.domain.positions.trades import EARLIEST_TRADE_TIME, LATEST_TRADE_TIME
+from desk_pipeline.domain.reference.validation import validate_reference
 from desk_pipeline_tests.builders import no_positions, quarantined_from
 from desk_pipeline_tests.conftest import PG_ADMIN_URL
 from desk_pipeline_tests.strategies import REFERENCE_KINDS, TRADE_CELLS, rows_like, trade_rows

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
-from desk_pipeline.domain.positions import roll_positions
+from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline.domain.validation import rejection_fingerprints
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, quarantined_from, trade

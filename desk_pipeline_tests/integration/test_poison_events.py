@@ -10,7 +10,7 @@ from desk_pipeline import queries
 from desk_pipeline.adapters.consumer import declare_queue
 from desk_pipeline.adapters.publisher import RabbitMQPublisher, relay_once, routing_key
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.domain.trades import MAX_BOOK_ID_BYTES, validate_trades
+from desk_pipeline.domain.positions.trades import MAX_BOOK_ID_BYTES, validate_trades
 from desk_pipeline_tests.broker import amqp_url, channel_on, drain, temporary_vhost
 from desk_pipeline_tests.builders import store_eods
 

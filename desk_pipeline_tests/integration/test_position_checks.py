@@ -13,7 +13,7 @@ from desk_pipeline.defs.positions.checks import (
     check_trades_reconcile_with_source,
     run_days,
 )
-from desk_pipeline.domain.positions import roll_positions
+from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, conform, empty_frame
 from desk_pipeline_tests.builders import make_trades, no_positions, trade
 

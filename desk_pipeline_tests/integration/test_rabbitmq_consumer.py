@@ -17,7 +17,7 @@ from desk_pipeline.adapters.consumer import (
 )
 from desk_pipeline.adapters.publisher import EXCHANGE, routing_key
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
-from desk_pipeline.domain.snapshots import PositionSnapshotCreated
+from desk_pipeline.domain.positions.snapshots import PositionSnapshotCreated
 from desk_pipeline_tests.broker import amqp_url, channel_on, drain, temporary_vhost
 
 pytestmark = pytest.mark.rabbitmq

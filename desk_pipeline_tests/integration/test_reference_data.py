@@ -13,7 +13,7 @@ from desk_pipeline.defs.resources import (
     SimulatorTradeSource,
     WarehouseResource,
 )
-from desk_pipeline.domain.reference import validate_reference
+from desk_pipeline.domain.reference.validation import validate_reference
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline.domain.validation import UNREADABLE_COLUMN
 from desk_pipeline_tests.location import desk_assets

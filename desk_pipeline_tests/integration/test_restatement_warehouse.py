@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
-from desk_pipeline.domain.positions import roll_positions
+from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline_tests.builders import T0, make_trades, trade
 

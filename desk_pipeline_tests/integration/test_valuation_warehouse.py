@@ -9,8 +9,8 @@ from alembic.runtime.migration import MigrationContext
 
 from desk_pipeline.adapters import tables
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline.domain.positions.valuation import value_positions
 from desk_pipeline.domain.schema import BOOK_DTYPES, FX_DTYPES, PRICE_DTYPES, conform
-from desk_pipeline.domain.valuation import value_positions
 
 DAY = "2026-03-04"
 AS_OF = pd.Timestamp("2026-03-05", tz="UTC")

@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from desk_pipeline.adapters.warehouse import PositionRepository, micros_of, now_micros, to_micros
-from desk_pipeline.domain.positions import roll_positions
+from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
 

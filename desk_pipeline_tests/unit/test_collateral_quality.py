@@ -5,18 +5,14 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.defs.resources import DeskSettings, HaircutScheduleResource, resources_from
-from desk_pipeline.domain.collateral import (
-    HOLDING_COLUMNS,
-    holdings_from_positions,
-    issuer_concentration,
-    rank_collateral_days,
-)
-from desk_pipeline.domain.collateral_quality import (
+from desk_pipeline.domain.collateral.holdings import HOLDING_COLUMNS, holdings_from_positions
+from desk_pipeline.domain.collateral.quality import (
     coverage_gaps,
     haircuts_out_of_range,
     inconsistent_values,
     misranked_book_days,
 )
+from desk_pipeline.domain.collateral.ranking import issuer_concentration, rank_collateral_days
 from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.schema import POSITION_DTYPES, conform
 from desk_pipeline_tests.location import desk_definitions

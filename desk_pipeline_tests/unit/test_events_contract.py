@@ -21,7 +21,7 @@ from desk_pipeline.adapters.publisher import (
     publisher_from,
     routing_key,
 )
-from desk_pipeline.domain.snapshots import PositionSnapshotCreated
+from desk_pipeline.domain.positions.snapshots import PositionSnapshotCreated
 
 ZONES = [dt.UTC, dt.timezone(dt.timedelta(hours=1)), dt.timezone(dt.timedelta(hours=-5))]
 

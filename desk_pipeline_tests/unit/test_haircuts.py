@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.haircut_schedules import load_schedule
-from desk_pipeline.domain.haircuts import (
+from desk_pipeline.domain.collateral.haircuts import (
     SCHEDULE_COLUMNS,
     HaircutScheduleError,
     fx_addon,

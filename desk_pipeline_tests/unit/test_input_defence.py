@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 
-from desk_pipeline.domain.precision import MAX_ABS_QUANTITY, MAX_PRICE, QUANTITY_SCALE
-from desk_pipeline.domain.trades import (
+from desk_pipeline.domain.positions.trades import (
     EARLIEST_TRADE_TIME,
     LATEST_TRADE_TIME,
     MAX_VERSION,
     validate_trades,
 )
+from desk_pipeline.domain.precision import MAX_ABS_QUANTITY, MAX_PRICE, QUANTITY_SCALE
 from desk_pipeline.domain.validation import CONTROL_CHARACTERS
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import trade_rows

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from desk_pipeline.domain.snapshots import (
+from desk_pipeline.domain.positions.snapshots import (
     EMPTY_DIGEST,
     DuplicateSnapshotError,
     keep_last,

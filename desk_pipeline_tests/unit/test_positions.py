@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from desk_pipeline.domain.positions import positions_as_of, roll_positions
-from desk_pipeline.domain.trades import effective_trades
+from desk_pipeline.domain.positions.engine import positions_as_of, roll_positions
+from desk_pipeline.domain.positions.trades import effective_trades
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
 from desk_pipeline_tests.reference import reference_positions
 from desk_pipeline_tests.sizes import examples

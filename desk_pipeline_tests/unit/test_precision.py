@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from desk_pipeline import queries
 from desk_pipeline.defs.collateral.assets import ranking_metadata
-from desk_pipeline.domain.collateral import holdings_from_positions
-from desk_pipeline.domain.positions import positions_as_of, roll_positions
+from desk_pipeline.domain.collateral.holdings import holdings_from_positions
+from desk_pipeline.domain.positions.engine import positions_as_of, roll_positions
+from desk_pipeline.domain.positions.trades import split_conflicting_duplicates
 from desk_pipeline.domain.precision import (
     MAX_ABS_QUANTITY,
     MAX_EXACT_POSITION,
@@ -23,7 +24,6 @@ from desk_pipeline.domain.precision import (
     from_units,
     to_units,
 )
-from desk_pipeline.domain.trades import split_conflicting_duplicates
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
 from desk_pipeline_tests.reference import micro_units
 from desk_pipeline_tests.sizes import examples

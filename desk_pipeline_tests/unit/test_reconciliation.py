@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from desk_pipeline.domain.reconciliation import (
+from desk_pipeline.domain.positions.reconciliation import (
     duplicate_eods,
     eod_differences,
     quarantine_rate,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.domain.precision import MAX_PRICE
-from desk_pipeline.domain.reference import (
+from desk_pipeline.domain.reference.validation import (
     DEFAULT_HOLDING_PERIOD_DAYS,
     EARLIEST_MARK_DATE,
     LATEST_MARK_DATE,

@@ -4,7 +4,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from desk_pipeline.domain.restatement import restatement_days, stale_days, stale_snapshots
+from desk_pipeline.domain.positions.restatement import restatement_days, stale_days, stale_snapshots
 from desk_pipeline_tests.sizes import examples
 
 DAY_US = 86_400_000_000

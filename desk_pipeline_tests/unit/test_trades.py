@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from desk_pipeline.domain.trades import (
+from desk_pipeline.domain.positions.trades import (
     effective_trades,
     split_conflicting_duplicates,
     validate_trades,

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from desk_pipeline.domain.positions.trades import MAX_BOOK_ID_BYTES, validate_trades
 from desk_pipeline.domain.precision import MAX_PRICE
-from desk_pipeline.domain.reference import (
+from desk_pipeline.domain.reference.validation import (
     EARLIEST_MARK_DATE,
     LATEST_MARK_DATE,
     validate_books,
@@ -25,7 +26,6 @@ from desk_pipeline.domain.reference import (
     validate_instruments,
     validate_prices,
 )
-from desk_pipeline.domain.trades import MAX_BOOK_ID_BYTES, validate_trades
 from desk_pipeline.domain.validation import MAX_ID_LENGTH
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import any_cell, dates_as_text, numbers_as_text

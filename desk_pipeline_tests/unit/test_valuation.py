@@ -27,8 +27,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from desk_pipeline.domain.collateral import rank_collateral
+from desk_pipeline.domain.collateral.ranking import rank_collateral
 from desk_pipeline.domain.errors import MissingColumnsError
+from desk_pipeline.domain.positions.valuation import EOD_COLUMNS, valuation_summary, value_positions
 from desk_pipeline.domain.schema import (
     BOOK_DTYPES,
     FX_DTYPES,
@@ -38,7 +39,6 @@ from desk_pipeline.domain.schema import (
     conform,
     empty_frame,
 )
-from desk_pipeline.domain.valuation import EOD_COLUMNS, valuation_summary, value_positions
 from desk_pipeline_tests.builders import reason_codes
 from desk_pipeline_tests.sizes import examples
 

@@ -10,7 +10,7 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _read
 from desk_pipeline.adapters.warehouse.codec import _nulls_as_none, from_micros, micros_of
 from desk_pipeline.adapters.warehouse.snapshots import SnapshotStore
-from desk_pipeline.domain.collateral import in_ranking_order
+from desk_pipeline.domain.collateral.ranking import in_ranking_order
 from desk_pipeline.domain.schema import (
     POSITION_DTYPES,
     RANKING_DTYPES,

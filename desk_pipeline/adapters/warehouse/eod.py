@@ -1,7 +1,7 @@
 """End-of-day writes: the keep-last decision applied atomically, each snapshot with its event.
 
-The rule itself is ``domain.snapshots.keep_last``; this store reads the stored headers, asks
-the rule, and writes its answer with compare-and-set. The stored end-of-day snapshots are read
+The rule itself is ``domain.positions.snapshots.keep_last``; this store reads the stored headers,
+asks the rule, and writes its answer with compare-and-set. The stored end-of-day snapshots are read
 through snapshots.py; the relay reads the events through events.py.
 """
 
@@ -22,7 +22,7 @@ from desk_pipeline.adapters.warehouse.bulk import (
 )
 from desk_pipeline.adapters.warehouse.codec import _records, from_micros, micros_of
 from desk_pipeline.adapters.warehouse.engine import Store, WarehouseError
-from desk_pipeline.domain.snapshots import (
+from desk_pipeline.domain.positions.snapshots import (
     EMPTY_DIGEST,
     EOD_KEYS,
     PositionSnapshotCreated,
@@ -70,7 +70,7 @@ class EodStore(Store):
         """Store end-of-day snapshots as ``keep_last`` decides, with their events, atomically.
 
         One transaction: read the stored headers of the book-days concerned, decide with
-        ``domain.snapshots.keep_last``, write the winners with compare-and-set against the
+        ``domain.positions.snapshots.keep_last``, write the winners with compare-and-set against the
         headers read (insert only if still absent, update only if the stored ``snapshot_id``
         and ``computed_at`` are still those read). A concurrent writer that committed in
         between makes the compare-and-set fail: the transaction rolls back and the decision is

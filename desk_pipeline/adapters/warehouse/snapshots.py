@@ -14,7 +14,7 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _read, _read_empty
 from desk_pipeline.adapters.warehouse.codec import from_micros, now_micros, to_micros
 from desk_pipeline.adapters.warehouse.engine import Store
-from desk_pipeline.domain.restatement import stale_snapshots
+from desk_pipeline.domain.positions.restatement import stale_snapshots
 from desk_pipeline.domain.schema import POSITION_DTYPES, conform
 
 

@@ -23,6 +23,7 @@ from desk_pipeline.adapters.warehouse.bulk import (
 from desk_pipeline.adapters.warehouse.codec import from_micros, now_micros, to_micros
 from desk_pipeline.adapters.warehouse.engine import Store, _serialised
 from desk_pipeline.adapters.warehouse.quarantine import _store_quarantine
+from desk_pipeline.domain.positions.trades import latest_versions, split_conflicting_duplicates
 from desk_pipeline.domain.schema import (
     CANCEL,
     QUARANTINE_DTYPES,
@@ -31,7 +32,6 @@ from desk_pipeline.domain.schema import (
     conform,
     empty_frame,
 )
-from desk_pipeline.domain.trades import latest_versions, split_conflicting_duplicates
 
 log = logging.getLogger(__name__)
 

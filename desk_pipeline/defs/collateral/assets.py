@@ -10,7 +10,7 @@ from desk_pipeline.defs.end_of_day import store_rankings
 from desk_pipeline.defs.policies import end_of_day_asset
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
-from desk_pipeline.domain.collateral import issuer_concentration, lendable_by_currency
+from desk_pipeline.domain.collateral.ranking import issuer_concentration, lendable_by_currency
 from desk_pipeline.domain.precision import for_output
 
 

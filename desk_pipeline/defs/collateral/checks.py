@@ -1,7 +1,8 @@
 """Quality rules on the stored collateral ranking, as asset checks over the warehouse.
 
-The rules themselves are pure functions (``domain.collateral_quality`` and
-``domain.collateral.issuer_concentration``); this module reads the run's days once and reports.
+The rules themselves are pure functions (``domain.collateral.quality`` and
+``domain.collateral.ranking.issuer_concentration``); this module reads the run's days once and
+reports.
 """
 
 from collections.abc import Iterator, Mapping
@@ -13,13 +14,14 @@ import pandas as pd
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.reporting import SAMPLE, run_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
-from desk_pipeline.domain.collateral import holdings_from_positions, issuer_concentration
-from desk_pipeline.domain.collateral_quality import (
+from desk_pipeline.domain.collateral.holdings import holdings_from_positions
+from desk_pipeline.domain.collateral.quality import (
     coverage_gaps,
     haircuts_out_of_range,
     inconsistent_values,
     misranked_book_days,
 )
+from desk_pipeline.domain.collateral.ranking import issuer_concentration
 from desk_pipeline.domain.precision import for_output
 from desk_pipeline.domain.schema import INSTRUMENT_DTYPES, empty_frame
 

@@ -17,7 +17,7 @@ from desk_pipeline.defs.resources import (
     TradeSourceResource,
     WarehouseResource,
 )
-from desk_pipeline.domain.positions import roll_positions
+from desk_pipeline.domain.positions.engine import roll_positions
 
 
 def utc_window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:

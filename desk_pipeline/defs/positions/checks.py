@@ -8,14 +8,14 @@ from desk_pipeline.defs.reporting import SAMPLE, run_days
 from desk_pipeline.defs.resources import CalendarResource, WarehouseResource
 from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.calendar import day_bounds
-from desk_pipeline.domain.precision import for_output
-from desk_pipeline.domain.reconciliation import (
+from desk_pipeline.domain.positions.reconciliation import (
     duplicate_eods,
     eod_differences,
     quarantine_rate,
     recompute_eods,
     unreconciled_batches,
 )
+from desk_pipeline.domain.precision import for_output
 
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 

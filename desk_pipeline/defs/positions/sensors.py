@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.defs.resources import WarehouseResource
-from desk_pipeline.domain.restatement import restatement_days
+from desk_pipeline.domain.positions.restatement import restatement_days
 
 # By name: the job is defined by automation.py, which wires every folder.
 DAILY_JOB = "daily_job"
@@ -22,10 +22,10 @@ def restatement_request(headers: pd.DataFrame, marks: pd.DataFrame) -> dg.RunReq
             ``as_of_us``, ``computed_at_us`` and ``stale`` (PositionRepository.eod_headers).
         marks: stale marks with ``book_id``, ``from_time_us``, ``marked_at_us``, ``trade_ids``.
 
-    The range is ``domain.restatement.restatement_days``, the one the ingesting assets restate
-    in their own runs: from the earliest stale day to the latest stored day. The run key names
-    the range and the stale marks, so the same staleness is requested once; new late trades
-    after a restatement write new marks and are requested again.
+    The range is ``domain.positions.restatement.restatement_days``, the one the ingesting assets
+    restate in their own runs: from the earliest stale day to the latest stored day. The run key
+    names the range and the stale marks, so the same staleness is requested once; new late
+    trades after a restatement write new marks and are requested again.
     """
     days = restatement_days(headers, marks)
     if not days:

@@ -7,7 +7,7 @@ from desk_pipeline.defs.end_of_day import store_valuations
 from desk_pipeline.defs.policies import end_of_day_asset
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import WarehouseResource
-from desk_pipeline.domain.valuation import valuation_summary
+from desk_pipeline.domain.positions.valuation import valuation_summary
 
 
 def valuation_asset(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:

@@ -10,7 +10,7 @@ from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.policies import RETRY_TRANSIENT
 from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
 from desk_pipeline.domain.marks import PRICE_LOOKBACK
-from desk_pipeline.domain.reference import validate_reference
+from desk_pipeline.domain.reference.validation import validate_reference
 
 # Today's partition is refreshed hourly: marks and reference data can land during the day, and
 # the ranking's own condition re-ranks after each refresh.

@@ -19,7 +19,7 @@ def coverage_gaps(holdings: pd.DataFrame, ranking: pd.DataFrame) -> pd.DataFrame
     """(book, day, instrument) keys not ranked exactly once for exactly the held instruments.
 
     Args:
-        holdings: ``collateral.holdings_from_positions`` of the stored EOD.
+        holdings: ``holdings.holdings_from_positions`` (the ACL) of the stored EOD.
         ranking: the stored ranking of the same days.
 
     Returns:

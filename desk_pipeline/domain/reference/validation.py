@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from desk_pipeline.domain.haircuts import rating_notch
+from desk_pipeline.domain.collateral.haircuts import rating_notch
+from desk_pipeline.domain.positions.trades import BOOK_ID
 from desk_pipeline.domain.precision import MAX_PRICE
 from desk_pipeline.domain.schema import (
     ASSET_CLASSES,
@@ -19,7 +20,6 @@ from desk_pipeline.domain.schema import (
     conform,
     empty_frame,
 )
-from desk_pipeline.domain.trades import BOOK_ID
 from desk_pipeline.domain.validation import (
     Choice,
     Column,

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from desk_pipeline.domain.positions import roll_positions
+from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.precision import to_units
 from desk_pipeline.domain.schema import (
     POSITION_COLUMNS,

@@ -6,6 +6,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from desk_pipeline.domain.positions.trades import application_order
 from desk_pipeline.domain.precision import QUANTITY_SCALE, from_units, to_units
 from desk_pipeline.domain.schema import (
     POSITION_COLUMNS,
@@ -14,7 +15,6 @@ from desk_pipeline.domain.schema import (
     empty_frame,
     require_columns,
 )
-from desk_pipeline.domain.trades import application_order
 
 SNAPSHOT_DTYPES = {"as_of": "datetime64[ns, UTC]", **POSITION_DTYPES}
 # Keys are numbered through a dense (book x instrument) table when it is at most this many
@@ -42,7 +42,7 @@ def _apply_trades(
     into the returned array (shape: segments - 1, keys, 3).
 
     A sequential scan, because each trade's effect depends on the position it meets; numba makes
-    it run at vectorised speed while keeping the exact arithmetic of a per-trade reference.
+    it run at vectorised speed while keeping the exact arithmetic of a per-trade loop.
     Every outcome is computed and the rule's one selected, instead of branching on it: on a
     stream where increases and reductions alternate at random, mispredicted branches cost more
     than the arithmetic. ``state[k, BORN]`` is lowered to the first segment in which key k

@@ -1,0 +1,8 @@
+"""The collateral context: holdings, haircuts and the CollateralRanking by lendable value.
+
+It owns the translation of end-of-day positions into holdings (``holdings``, the anti-corruption
+layer from positions: the one place this context reads the positions model), haircut schedules
+and their lookup (``haircuts``), the ranking, lendable value per currency and issuer concentration
+(``ranking``) and the ranking's quality rules (``quality``). It never imports
+``domain.positions``.
+"""
