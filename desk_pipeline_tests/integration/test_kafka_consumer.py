@@ -133,6 +133,8 @@ def test_offsets_are_committed_after_the_inbox_write_so_a_kill_between_costs_one
     assert sum(max(0, offset) for offset in offsets.values()) == 3  # the 4th was not committed
     calls: list[bytes] = []
     restarted = InboxConsumer(repo, "audit", lambda body: calls.append(body) or "recorded")
-    stats = consume(settings, restarted)
+    # The killed member holds the partitions until its 2 s session lapses; the restarted one
+    # may first be assigned none, so its idle clock must outlast that rebalance.
+    stats = consume_kafka(settings, restarted, idle_seconds=6.0, session_timeout=2.0)
     assert (stats.received, stats.applied, stats.duplicates) == (6, 5, 1)
     assert len(calls) == 5 and repo.inbox_count("audit") == 9
