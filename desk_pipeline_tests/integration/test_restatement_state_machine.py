@@ -33,6 +33,7 @@ from desk_pipeline.defs.resources import (
 from desk_pipeline_tests.builders import trade, write_landing_file
 from desk_pipeline_tests.location import desk_assets
 from desk_pipeline_tests.reference import reference_positions
+from desk_pipeline_tests.sizes import examples
 
 eod_positions, intraday_positions, trades = desk_assets(
     "eod_positions", "intraday_positions", "trades"
@@ -218,7 +219,8 @@ class RestatementMachine(RuleBasedStateMachine):
 
 
 RestatementMachine.TestCase.settings = settings(
-    max_examples=20,
+    # Each step is a Dagster run: 10 machines of 15 steps in CI, 100 in the thorough profile.
+    max_examples=examples(10),
     stateful_step_count=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
