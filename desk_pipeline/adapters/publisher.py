@@ -287,7 +287,11 @@ class RelayResult:
 
 
 def relay_once(
-    repository: PositionRepository, publisher: EventPublisher, batch: int = 500
+    repository: PositionRepository,
+    publisher: EventPublisher,
+    batch: int = 500,
+    *,
+    deadline: float | None = None,
 ) -> RelayResult:
     """Publish pending outbox rows in write order, marking rows only after confirmation.
 
@@ -296,9 +300,16 @@ def relay_once(
     re-publishes the unmarked rows next time: consumers drop duplicates by event_id. An event
     the transport can never carry (PublishError.poison) is parked with its reason: its book's
     later events wait behind it, and the other books' events flow.
+
+    Args:
+        repository: the warehouse holding the outbox.
+        publisher: the broker's publisher.
+        batch: events per publish call (one connection, confirms pipelined).
+        deadline: ``time.monotonic()`` after which no new batch starts; the rest of the
+            backlog waits, in order, for the next pass. ``None``: until the outbox is empty.
     """
     published = parked = 0
-    while True:
+    while deadline is None or time.monotonic() < deadline:
         pending = repository.publishable_events(limit=batch)
         if pending.empty:
             break

@@ -99,15 +99,20 @@ class PublisherResource(dg.ConfigurableResource, abc.ABC):
     """Where PositionSnapshotCreated events go (DESK_EVENT_PUBLISHER): one class per kind."""
 
     @abc.abstractmethod
-    def publisher(self) -> EventPublisher:
-        """The configured event publisher."""
+    def publisher(self, timeout: float | None = None) -> EventPublisher:
+        """The configured event publisher.
+
+        Args:
+            timeout: the longest a publish call may wait for the broker's confirms (delivery
+                reports), seconds; ``None``: the adapter's default.
+        """
 
 
 class LogEventPublisher(PublisherResource):
     """Events go to the log (DESK_EVENT_PUBLISHER=log)."""
 
-    def publisher(self) -> EventPublisher:
-        """The log publisher."""
+    def publisher(self, timeout: float | None = None) -> EventPublisher:
+        """The log publisher (never waits)."""
         return LogPublisher()
 
 
@@ -120,9 +125,12 @@ class RabbitMqEventPublisher(PublisherResource):
 
     url: str
 
-    def publisher(self) -> EventPublisher:
-        """The RabbitMQ publisher."""
-        return RabbitMQPublisher(self.url.removeprefix("rabbitmq:"))
+    def publisher(self, timeout: float | None = None) -> EventPublisher:
+        """The RabbitMQ publisher; ``timeout`` bounds the wait for publisher confirms."""
+        url = self.url.removeprefix("rabbitmq:")
+        if timeout is None:
+            return RabbitMQPublisher(url)
+        return RabbitMQPublisher(url, confirm_timeout=timeout)
 
 
 class KafkaEventPublisher(PublisherResource):
@@ -134,11 +142,17 @@ class KafkaEventPublisher(PublisherResource):
 
     spec: str
 
-    def publisher(self) -> EventPublisher:
-        """The Kafka publisher (PublishError on a spec that names no broker)."""
+    def publisher(self, timeout: float | None = None) -> EventPublisher:
+        """The Kafka publisher (PublishError on a spec that names no broker).
+
+        ``timeout`` bounds the wait for delivery reports (``message.timeout.ms``).
+        """
         from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings
 
-        return KafkaPublisher(KafkaSettings.from_spec(self.spec))
+        settings = KafkaSettings.from_spec(self.spec)
+        if timeout is None:
+            return KafkaPublisher(settings)
+        return KafkaPublisher(settings, delivery_timeout=timeout)
 
 
 class HaircutScheduleResource(dg.ConfigurableResource):

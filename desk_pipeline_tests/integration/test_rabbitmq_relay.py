@@ -224,3 +224,39 @@ def test_the_relay_sensor_backs_off_while_the_broker_is_down_and_shows_the_backl
     )
     assert "published 2" in automation.outbox_relay_sensor(recovered).skip_message
     assert RelayCursor.from_json(recovered.cursor) == RelayCursor(0, 0, 0.0)
+
+
+class SlowBroker:
+    """A publisher whose every batch takes ``seconds`` to be confirmed, recording the order."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.sent: list[str] = []
+
+    def publish(self, events) -> None:
+        time.sleep(self.seconds)
+        self.sent += [e.event_id for e in events]
+
+
+def test_a_relay_pass_starts_no_batch_after_its_deadline_and_the_next_pass_keeps_the_order(
+    repo, books
+):
+    store_eods(repo, books, DAYS[:2])
+    broker = SlowBroker(0.2)
+
+    first = relay_once(repo, broker, batch=1, deadline=time.monotonic() + 0.1)
+    assert (first.published, first.failed, first.backlog) == (1, 0, 3)
+    rest = relay_once(repo, broker, batch=1, deadline=time.monotonic() + 60)
+
+    assert (rest.published, rest.failed, rest.backlog) == (3, 0, 0)
+    assert broker.sent == repo.outbox_events()["event_id"].tolist()
+
+
+def test_the_relay_sensor_bounds_the_broker_wait_well_inside_the_sensor_timeout():
+    rabbit = RabbitMqEventPublisher(url=amqp_url("/"))
+    publisher = rabbit.publisher(timeout=automation.RELAY_CONFIRM_SECONDS)
+    assert isinstance(publisher, RabbitMQPublisher)
+    worst_tick = automation.RELAY_PASS_SECONDS + publisher.connect_timeout
+    worst_tick += publisher.confirm_timeout
+
+    assert worst_tick <= 40 < 60  # DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS defaults to 60
