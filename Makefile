@@ -60,7 +60,7 @@ migrate: install instance
 demo-backfill: install instance
 	$(BIN)/desk backfill --start $(DEMO_START) --end $(DEMO_END)
 	@# The window that just closed, as the schedule's tick takes it: the 10-minute assets start
-	@# materialised and their freshness check passes before the daemon's first tick.
+	@# materialised and pass their freshness policy before the daemon's first tick.
 	$(BIN)/desk tick
 
 dev: install instance

@@ -307,7 +307,7 @@ def tick(as_json: bool) -> None:
 
     Runs intraday_job for that window in-process (the run shows in the UI); the daemon's EOD
     refresh then follows. For a desk run without the daemon, and `make run`, whose demo starts
-    with fresh 10-minute snapshots instead of failing its freshness check until the first tick.
+    with fresh 10-minute snapshots instead of failing its freshness policy until the first tick.
     """
     defs = _definitions()
     _repository()  # an unusable warehouse fails here, before the run

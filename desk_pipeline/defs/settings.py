@@ -50,7 +50,7 @@ class DeskSettings:
     start_date: str
     event_publisher: str
     haircut_schedule: str
-    # Freshness check on intraday_positions: hours (cron hour field) and maximum snapshot age.
+    # Freshness policy of intraday_positions: hours (cron hour field) and maximum snapshot age.
     desk_hours: str = "0-23"
     intraday_freshness_minutes: Annotated[int, pydantic.Field(gt=0)] = 20
     # Quality and housekeeping: quarantined share of received rows; intraday snapshot retention.

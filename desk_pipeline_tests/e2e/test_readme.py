@@ -103,7 +103,7 @@ def test_make_run_stores_the_demo_days_and_starts_green(demo):
         # The calendar starts with the demo: every daily partition is materialised.
         for asset in DAILY_ASSETS:
             assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(DEMO), asset
-        # The window that just closed is there, fresh enough for the freshness check (20 min).
+        # The window that just closed is there, fresh enough for the freshness policy (20 min).
         assert instance.get_materialized_partitions(dg.AssetKey("intraday_positions")) == {window}
         event = instance.get_latest_materialization_event(dg.AssetKey("intraday_positions"))
         assert event is not None

@@ -1,13 +1,16 @@
-"""The schedule, the EOD refresh, the freshness checks and the catalogue, as operators see them."""
+"""The schedule, the EOD refresh, the freshness policies and the catalogue as operators see them."""
 
+import asyncio
 import datetime as dt
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.freshness import FreshnessState
+from dagster._core.definitions.freshness_evaluator import FRESHNESS_EVALUATORS_BY_POLICY_TYPE
+from dagster._core.loader import LoadingContextForTest
 from dagster._core.test_utils import freeze_time
 
 from desk_pipeline.defs import automation
-from desk_pipeline.defs.positions.freshness import freshness_checks
 from desk_pipeline.defs.resources import DeskSettings
 from desk_pipeline_tests.location import desk_assets, desk_definitions, desk_settings
 
@@ -108,17 +111,23 @@ def test_a_new_eod_requests_the_ranking_and_the_valuation_of_the_same_day(dagste
     assert requested(second, "eod_valuation") == {"2026-03-03"}
 
 
-def run_checks(
-    instance: dg.DagsterInstance, checks: list[dg.AssetChecksDefinition]
-) -> dict[str, bool]:
-    # Specs stand in for the assets: the checks read only the instance, never the warehouse.
-    specs = [dg.AssetSpec(a.key, partitions_def=a.partitions_def) for a in ASSETS]
-    job = dg.define_asset_job("freshness", selection=dg.AssetSelection.checks(*checks))
-    defs = dg.Definitions(assets=specs, asset_checks=checks, jobs=[job])
-    result = defs.resolve_job_def("freshness").execute_in_process(
-        instance=instance, raise_on_error=False
-    )
-    return {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+def run_checks(instance: dg.DagsterInstance, **changes: object) -> dict[str, bool]:
+    """Whether each asset with a freshness policy passes it now, as the freshness daemon judges.
+
+    The code location built from ``settings(**changes)`` carries the policies; Dagster's own
+    evaluator (the one its freshness daemon runs) reads only the instance, never the warehouse.
+    """
+    graph = desk_definitions(**changes).resolve_asset_graph()
+    outcome = {}
+    for node in graph.asset_nodes:
+        policy = node.freshness_policy
+        if policy is None:
+            continue
+        evaluator = FRESHNESS_EVALUATORS_BY_POLICY_TYPE[type(policy)]()
+        context = LoadingContextForTest(instance)
+        state = asyncio.run(evaluator.evaluate_freshness(context, node))  # type: ignore[arg-type]
+        outcome[node.key.to_user_string()] = state == FreshnessState.PASS
+    return outcome
 
 
 @pytest.mark.parametrize(
@@ -135,7 +144,7 @@ def test_intraday_positions_is_stale_when_its_newest_snapshot_is_over_20_minutes
     with freeze_time(utc(last_snapshot)):
         materialised(dagster_instance, "intraday_positions", "2026-03-03-10:00")
     with freeze_time(utc(now)):
-        outcome = run_checks(dagster_instance, freshness_checks(settings()))
+        outcome = run_checks(dagster_instance)
     assert outcome["intraday_positions"] is fresh
 
 
@@ -143,10 +152,10 @@ def test_outside_desk_hours_an_old_intraday_snapshot_is_not_an_alert(dagster_ins
     with freeze_time(utc("2026-03-03 18:45:00")):
         materialised(dagster_instance, "intraday_positions", "2026-03-03-18:30")
     with freeze_time(utc("2026-03-03 22:00:00")):
-        outcome = run_checks(dagster_instance, freshness_checks(settings(desk_hours="7-18")))
+        outcome = run_checks(dagster_instance, desk_hours="7-18")
     assert outcome["intraday_positions"] is True
     with freeze_time(utc("2026-03-03 22:00:00")):
-        outcome = run_checks(dagster_instance, freshness_checks(settings()))
+        outcome = run_checks(dagster_instance)
     assert outcome["intraday_positions"] is False
 
 
@@ -154,9 +163,7 @@ def test_the_intraday_freshness_limit_is_configurable(dagster_instance):
     with freeze_time(utc("2026-03-03 09:50:10")):
         materialised(dagster_instance, "intraday_positions", "2026-03-03-09:40")
     with freeze_time(utc("2026-03-03 10:25:00")):
-        outcome = run_checks(
-            dagster_instance, freshness_checks(settings(intraday_freshness_minutes=45))
-        )
+        outcome = run_checks(dagster_instance, intraday_freshness_minutes=45)
     assert outcome["intraday_positions"] is True
 
 
@@ -164,9 +171,41 @@ def test_eod_positions_is_overdue_when_the_new_day_has_no_eod_by_00_30(dagster_i
     with freeze_time(utc("2026-03-03 23:55:00")):
         materialised(dagster_instance, "eod_positions", "2026-03-03")
     with freeze_time(utc("2026-03-04 00:40:00")):
-        assert run_checks(dagster_instance, freshness_checks(settings()))["eod_positions"] is False
+        assert run_checks(dagster_instance)["eod_positions"] is False
         materialised(dagster_instance, "eod_positions", "2026-03-04")
-        assert run_checks(dagster_instance, freshness_checks(settings()))["eod_positions"] is True
+        assert run_checks(dagster_instance)["eod_positions"] is True
+
+
+def test_yesterdays_last_refresh_after_midnight_is_not_the_new_days_eod(dagster_instance):
+    with freeze_time(utc("2026-03-04 00:01:30")):  # after the 23:50 window's tick
+        materialised(dagster_instance, "eod_positions", "2026-03-03")
+    with freeze_time(utc("2026-03-04 00:40:00")):
+        assert run_checks(dagster_instance)["eod_positions"] is False
+
+
+def test_the_freshness_policies_take_their_parameters_from_the_settings():
+    def policy(asset: str, **changes: object) -> dg.FreshnessPolicy | None:
+        return (
+            desk_definitions(**changes)
+            .resolve_asset_graph()
+            .get(dg.AssetKey(asset))
+            .freshness_policy
+        )
+
+    minutes = dt.timedelta(minutes=20)
+    assert policy("intraday_positions") == dg.FreshnessPolicy.cron("*/20 0-23 * * *", minutes)
+    london = {"timezone": "Europe/London", "desk_hours": "7-18", "intraday_freshness_minutes": 45}
+    assert policy("intraday_positions", **london) == dg.FreshnessPolicy.cron(
+        "0 7-18 * * *", dt.timedelta(minutes=45), timezone="Europe/London"
+    )
+    assert policy("eod_positions", **london) == dg.FreshnessPolicy.cron(
+        "30 0 * * *", minutes, timezone="Europe/London"
+    )
+    # Over an hour no cron mark within DESK_HOURS can look back that far: around the clock.
+    assert policy("intraday_positions", intraday_freshness_minutes=90) == (
+        dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(minutes=90))
+    )
+    assert {policy(a.key.to_user_string()) for a in (trades, eod_valuation)} == {None}
 
 
 @pytest.mark.parametrize("asset", ASSETS, ids=lambda a: a.key.to_user_string())

@@ -5,17 +5,17 @@ import dagster as dg
 from desk_pipeline.defs.partitions import DeskPartitions
 from desk_pipeline.defs.positions.assets import position_assets
 from desk_pipeline.defs.positions.checks import position_checks
-from desk_pipeline.defs.positions.freshness import freshness_checks, freshness_sensor
+from desk_pipeline.defs.positions.freshness import with_freshness
 from desk_pipeline.defs.positions.sensors import restatement_sensor
 from desk_pipeline.defs.positions.valuation import valuation_asset
 from desk_pipeline.defs.settings import DeskSettings
 
 
 def positions_definitions(settings: DeskSettings, partitions: DeskPartitions) -> dg.Definitions:
-    """The positions assets on ``partitions``, with the checks and sensors ``settings`` tune."""
-    freshness = freshness_checks(settings)
+    """The positions assets on ``partitions``, with the policies and checks ``settings`` tune."""
+    assets = with_freshness(position_assets(partitions), settings)
     return dg.Definitions(
-        assets=[*position_assets(partitions), valuation_asset(partitions.daily)],
-        asset_checks=[*freshness, *position_checks(settings)],
-        sensors=[freshness_sensor(freshness), restatement_sensor],
+        assets=[*assets, valuation_asset(partitions.daily)],
+        asset_checks=position_checks(settings),
+        sensors=[restatement_sensor],
     )
