@@ -142,12 +142,12 @@ class LandingFolderSource:
     trade file, except the reference files. Names starting with a dot, and names that do not
     end in ``.csv`` (``x.csv.part``, ``x.tmp``), are a writer's files in progress and are not
     read. A file is read only when complete: its last line ends with a newline, or it has not
-    changed for ``settle_seconds``; and it must not change while it is read. Anything else is
-    refused whole with its reason, never opened when that could block or leak: a FIFO, a
-    folder, a device, a link that leads out of the folder or nowhere, a file the desk may not
-    read, a name that is not UTF-8, a file over MAX_FILE_BYTES (its size is read from the
-    disk first). Files are ingested whole, whatever window asks: the warehouse skips content it
-    has already ingested.
+    changed for ``settle_seconds`` (an empty one too); and it must not change while it is read.
+    Anything else is refused whole with its reason, never opened when that could block or
+    leak: a FIFO, a folder, a device, a link that leads out of the folder or nowhere, a file the
+    desk may not read, a name that is not UTF-8, a file over MAX_FILE_BYTES (its size is read
+    from the disk first). Files are ingested whole, whatever window asks: the warehouse skips
+    content it has already ingested.
     """
 
     folder: Path
@@ -305,9 +305,10 @@ def _read_landed(folder: Path, name: str, settle_seconds: float) -> Landed:
         after = os.fstat(file.fileno())
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
         return Landed()  # changed while read
-    if data.endswith(b"\n") or not data:
+    if data.endswith(b"\n"):
         return Landed(data=data)
-    # The last line is cut: a writer may still be at it. Complete once it holds still.
+    # The last line is cut, or nothing is written yet (a writer's open() makes an empty file
+    # before its first write): a writer may still be at it. Complete once it holds still.
     age = time.time() - after.st_mtime_ns / 1e9
     if age < settle_seconds:
         time.sleep(settle_seconds - age)

@@ -229,3 +229,26 @@ def test_the_quarantine_holds_each_distinct_rejected_row_once_wherever_it_arrive
     assert sorted(quarantine["trade_id"]) == sorted(held)
     got = {r.trade_id: {file_of(s) for s in r.sources} for r in quarantine.itertuples()}
     assert got == held
+
+
+def test_a_file_just_created_empty_waits_for_its_writer_and_is_quarantined_only_if_it_stays_so(
+    repo, tmp_path
+):
+    # Seen: a poll between a writer's open() and its first write quarantined the empty file.
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    content = full_file(tmp_path / "expected", rows=3)
+    source = LandingFolderSource(folder, settle_seconds=0.5)
+    with (folder / "new.csv").open("wb") as file:
+        writes = threading.Timer(0.1, lambda: (file.write(content), file.flush()))
+        writes.start()
+        ingest_all(source, repo)  # polls while the file is still empty
+        writes.join()
+    ingest_all(source, repo)
+    assert repo.quarantined().empty
+    assert len(stored_trades(repo)) == 3
+
+    (folder / "empty.csv").touch()
+    ingest_all(source, repo)
+
+    assert repo.quarantined()["reason"].tolist() == ["file is empty"]
