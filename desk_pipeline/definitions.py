@@ -53,5 +53,5 @@ def __getattr__(name: str) -> dg.Definitions:
     # ARCHITECTURE.md names `defs` as this module's Definitions: built on first access
     # (PEP 562), so importing the module still reads no environment.
     if name == "defs":
-        return build_definitions(DeskSettings.from_env())
+        return code_location()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

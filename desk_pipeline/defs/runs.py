@@ -18,13 +18,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.event_log.base import EventLogStorage
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+from dagster._utils.concurrency import ConcurrencyKeyInfo
 from filelock import FileLock, Timeout
 
 from desk_pipeline.domain.calendar import business_dates
@@ -113,11 +114,12 @@ class Repair:
         return f"run {self.run_id}: {self.action}; freed {self.slots_freed} pool slot(s)"
 
 
-def _slots_held(instance: dg.DagsterInstance) -> dict[str, int]:
-    storage = instance.event_log_storage
+def _slots_held(
+    storage: EventLogStorage, pools: Mapping[str, ConcurrencyKeyInfo]
+) -> dict[str, int]:
     held: dict[str, int] = {}
-    for key in storage.get_concurrency_keys():
-        for slot in storage.get_concurrency_info(key).claimed_slots:
+    for info in pools.values():
+        for slot in info.claimed_slots:
             held[slot.run_id] = held.get(slot.run_id, 0) + 1
     for run_id in storage.get_concurrency_run_ids():
         held.setdefault(run_id, 0)
@@ -140,7 +142,9 @@ def repair_orphaned_runs(instance: dg.DagsterInstance) -> list[Repair]:
     if not storage.supports_global_concurrency_limits:
         return []
     repairs: list[Repair] = []
-    held = _slots_held(instance)
+    # Each pool read once per pass: its slots and its waiting steps.
+    pools = {key: storage.get_concurrency_info(key) for key in storage.get_concurrency_keys()}
+    held = _slots_held(storage, pools)
     for run in orphaned_runs(instance):
         current = instance.get_run_by_id(run.run_id)
         if current is None or current.status not in IN_FLIGHT:
@@ -164,27 +168,26 @@ def repair_orphaned_runs(instance: dg.DagsterInstance) -> list[Repair]:
             storage.free_concurrency_slots_for_run(run.run_id)
             status = run.status.value.lower()
             repairs.append(Repair(run.run_id, f"{status} run still held slots", held[run.run_id]))
-    return repairs + _assign_stranded_steps(storage)
+    return repairs + _assign_stranded_steps(storage, pools)
 
 
-def _assign_stranded_steps(storage: EventLogStorage) -> list[Repair]:
+def _assign_stranded_steps(
+    storage: EventLogStorage, pools: Mapping[str, ConcurrencyKeyInfo]
+) -> list[Repair]:
     """Give a pool's free slot to a step left waiting for it unassigned.
 
     Dagster assigns a waiting step a slot when the step registers and a slot is free, or when
     another step frees one; a slot freed between the two (another process's step finishing as
     this one registers) leaves the step waiting beside a free slot forever. Seen: three
     concurrent first backfills, one run blocked on desk_eod_valuation whose only slot was free.
-    Assigning one step too many is harmless: the slot rows stay the semaphore.
+    ``pools`` may predate this pass's frees: the free-slot test reads the storage again, and
+    assigning one step too many is harmless, the slot rows stay the semaphore.
     """
     if not isinstance(storage, SqlEventLogStorage):  # the SQL storages keep the step queue
         return []
     repairs: list[Repair] = []
-    for key in storage.get_concurrency_keys():
-        waiting = [
-            step
-            for step in storage.get_concurrency_info(key).pending_steps
-            if step.assigned_timestamp is None
-        ]
+    for key, info in pools.items():
+        waiting = [step for step in info.pending_steps if step.assigned_timestamp is None]
         if waiting and storage.has_unassigned_slots(key):
             storage.assign_pending_steps([key])
             first = min(waiting, key=lambda step: step.enqueued_timestamp)

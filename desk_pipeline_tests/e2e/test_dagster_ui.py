@@ -59,6 +59,16 @@ def wait_until(what: str, seconds: float, probe: Callable[[], Any]) -> Any:
     pytest.fail(f"{what} not reached in {seconds}s (last: {last})")
 
 
+def stop_process_group(process: subprocess.Popen, grace: float) -> None:
+    """Ctrl-C to the group of a process started with start_new_session; SIGKILL after ``grace``."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 class Dagster:
     """A running `dagster dev` and its GraphQL endpoint."""
 
@@ -131,12 +141,7 @@ def desk(tmp_path_factory) -> Iterator[tuple[Dagster, str]]:
         )
         yield server, warehouse
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_group(process, grace=30)
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(log, ARTIFACTS / "dagster_dev.log")
 

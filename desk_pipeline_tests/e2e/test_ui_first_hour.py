@@ -9,10 +9,8 @@ partition's metadata go to test-artifacts/.
 """
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from desk_pipeline_tests.e2e.test_dagster_ui import (
     Dagster,
     dismiss_community_dialog,
     free_port,
+    stop_process_group,
     wait_until,
 )
 
@@ -138,12 +137,7 @@ def made(tmp_path_factory) -> Iterator[tuple[MadeRun, Dagster]]:
         )
         yield run, server
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_group(process, grace=60)
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "make_run.log").write_text(run.output(), encoding="utf-8")
 
