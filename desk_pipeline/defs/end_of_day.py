@@ -10,10 +10,21 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from desk_pipeline.adapters.warehouse import EodWrite, PositionRepository
+from desk_pipeline.adapters.trade_sources import TradeSource
+from desk_pipeline.adapters.warehouse import (
+    EodWrite,
+    IngestResult,
+    PositionRepository,
+    ReferenceData,
+)
+from desk_pipeline.defs.ingestion import ingest_window
 from desk_pipeline.domain.calendar import day_bounds
 from desk_pipeline.domain.collateral.haircuts import HaircutSchedule
-from desk_pipeline.domain.collateral.ranking import rank_collateral_days
+from desk_pipeline.domain.collateral.ranking import (
+    issuer_concentration,
+    lendable_by_currency,
+    rank_collateral_days,
+)
 from desk_pipeline.domain.marks import PRICE_LOOKBACK
 from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.positions.restatement import restatement_days
@@ -80,14 +91,19 @@ def store_eods(
     return StoredEods(snapshots, writes)
 
 
+def reference_for(repo: PositionRepository, days: Sequence[str]) -> ReferenceData:
+    """Instruments, books, and the marks and FX rates from PRICE_LOOKBACK before ``days``."""
+    dates = pd.DatetimeIndex(list(days))
+    return repo.reference_as_of(dates.min() - PRICE_LOOKBACK, dates.max())
+
+
 def store_valuations(repo: PositionRepository, days: Sequence[str]) -> pd.DataFrame:
     """Value every stored EOD position of ``days`` at the day's marks; replaces those days.
 
     Returns:
         VALUATION_DTYPES rows (see ``domain.positions.valuation.value_positions``).
     """
-    dates = pd.DatetimeIndex(list(days))
-    marks = repo.reference_as_of(dates.min() - PRICE_LOOKBACK, dates.max())
+    marks = reference_for(repo, days)
     valuation = value_positions(
         repo.eod_positions(days), marks.instruments, marks.prices, marks.books, marks.fx_rates
     )
@@ -96,15 +112,18 @@ def store_valuations(repo: PositionRepository, days: Sequence[str]) -> pd.DataFr
 
 
 def store_rankings(
-    repo: PositionRepository, days: Sequence[str], schedule: HaircutSchedule
+    repo: PositionRepository,
+    days: Sequence[str],
+    schedule: HaircutSchedule,
+    reference: ReferenceData,
 ) -> pd.DataFrame:
     """Rank every book's stored EOD holdings of ``days`` by lendable value; replaces those days.
+
+    ``reference`` is :func:`reference_for` ``days``.
 
     Returns:
         ``business_date``, ``snapshot_id``, ``as_of`` and RANKING_DTYPES rows.
     """
-    dates = pd.DatetimeIndex(list(days))
-    reference = repo.reference_as_of(dates.min() - PRICE_LOOKBACK, dates.max())
     ranking = rank_collateral_days(
         repo.eod_positions(days),
         reference.instruments,
@@ -147,5 +166,71 @@ def restate_stale_days(
     stored = store_eods(repo, days, timezone, now, progress)
     if restated:
         store_valuations(repo, restated)
-        store_rankings(repo, restated, schedule)
+        store_rankings(repo, restated, schedule, reference_for(repo, restated))
     return stored, restated
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosedDays:
+    """What :func:`close_days` did: the trades it ingested and the EODs it stored and restated."""
+
+    ingestion: list[IngestResult]
+    stored: StoredEods
+    restated: list[str]
+
+
+def close_days(
+    repo: PositionRepository,
+    source: TradeSource,
+    days: Sequence[str],
+    timezone: str,
+    now: pd.Timestamp,
+    schedule: HaircutSchedule,
+    progress: Callable[[str], None] = lambda _: None,
+) -> ClosedDays:
+    """Ingest the source up to the last day's as_of, then store the EODs of ``days``.
+
+    Historical days need no 10-minute partitions: the source is read for the whole range, and
+    every stored day the ingested trades made stale is restated in the same pass.
+    """
+    start = day_bounds(days[0], timezone)[0]
+    as_of_end = eod_as_of(days[-1:], timezone, now)["as_of"].iloc[-1]
+    ingestion = ingest_window(source, repo, start, as_of_end)
+    stored, restated = restate_stale_days(
+        repo, timezone, now, schedule, also=days, progress=progress
+    )
+    assert stored is not None  # the run's own days are always computed
+    return ClosedDays(ingestion, stored, restated)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankedDays:
+    """A range's stored rankings and what the operator reads of them.
+
+    Attributes:
+        ranking: ``business_date``, ``snapshot_id``, ``as_of`` and RANKING_DTYPES rows.
+        eligible: ``lendable_by_currency`` rows (eligible items, value in the book's currency).
+        shares: ``issuer_concentration`` rows (share of eligible value per issuer, over_limit).
+    """
+
+    ranking: pd.DataFrame
+    eligible: pd.DataFrame
+    shares: pd.DataFrame
+
+
+def rank_days(
+    repo: PositionRepository, days: Sequence[str], schedule: HaircutSchedule, issuer_limit: float
+) -> RankedDays:
+    """Rank and store ``days`` (:func:`store_rankings`), with their lendable totals and shares.
+
+    ``issuer_limit`` is the largest share of a book's eligible lendable value one issuer may
+    hold (DESK_ISSUER_CONCENTRATION_LIMIT).
+    """
+    dates = pd.DatetimeIndex(list(days))
+    reference = repo.reference_as_of(dates.min() - PRICE_LOOKBACK, dates.max())
+    ranking = store_rankings(repo, days, schedule, reference)
+    return RankedDays(
+        ranking,
+        lendable_by_currency(ranking, reference.instruments, reference.books),
+        issuer_concentration(ranking, reference.instruments, issuer_limit),
+    )

@@ -6,11 +6,10 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.defs import catalogue
-from desk_pipeline.defs.end_of_day import store_rankings
+from desk_pipeline.defs.end_of_day import rank_days
 from desk_pipeline.defs.policies import end_of_day_asset
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
-from desk_pipeline.domain.collateral.ranking import issuer_concentration, lendable_by_currency
 from desk_pipeline.domain.precision import for_output
 
 
@@ -39,27 +38,23 @@ def collateral_ranking(
     ineligible holdings stay in the ranking with their reason and no rank. Reference data and
     marks come from the warehouse (the instruments and prices assets), as of each day.
     """
-    repo = warehouse.repository()
-    ranking = store_rankings(repo, context.partition_keys, haircuts.schedule())
-    dates = pd.DatetimeIndex(context.partition_keys)
-    reference = repo.reference_as_of(dates[0], dates[-1])
-    shares = issuer_concentration(
-        ranking, reference.instruments, haircuts.issuer_concentration_limit
+    days = context.partition_keys
+    ranked = rank_days(
+        warehouse.repository(), days, haircuts.schedule(), haircuts.issuer_concentration_limit
     )
-    eligible = lendable_by_currency(ranking, reference.instruments, reference.books)
-    report_days(
-        context,
-        {
-            str(day): ranking_metadata(
-                rows,
-                eligible[eligible["business_date"] == day],
-                shares[shares["business_date"] == day],
-            )
-            for day, rows in ranking.groupby("business_date", sort=True)
-        },
-        context.partition_keys,
+    eligible, shares = ranked.eligible, ranked.shares
+    figures = {
+        str(day): ranking_metadata(
+            rows,
+            eligible[eligible["business_date"] == day],
+            shares[shares["business_date"] == day],
+        )
+        for day, rows in ranked.ranking.groupby("business_date", sort=True)
+    }
+    report_days(context, figures, days)
+    context.log.info(
+        "collateral_ranking %s: %d items", context.partition_key_range, len(ranked.ranking)
     )
-    context.log.info("collateral_ranking %s: %d items", context.partition_key_range, len(ranking))
     return dg.MaterializeResult()
 
 

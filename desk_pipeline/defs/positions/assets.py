@@ -6,10 +6,12 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.defs import catalogue
-from desk_pipeline.defs.end_of_day import StoredEods, eod_as_of, restate_stale_days
-from desk_pipeline.defs.ingestion import batch_counts, ingest_window, ingestion_metadata
+from desk_pipeline.defs.end_of_day import close_days, restate_stale_days
+from desk_pipeline.defs.ingestion import ingest_window, ingestion_metadata
 from desk_pipeline.defs.partitions import DeskPartitions
 from desk_pipeline.defs.policies import RETRY_TRANSIENT, end_of_day_asset
+from desk_pipeline.defs.positions.metadata import eod_metadata, trades_metadata, windows_metadata
+from desk_pipeline.defs.positions.windows import store_windows
 from desk_pipeline.defs.reporting import report_days, report_restated
 from desk_pipeline.defs.resources import (
     CalendarResource,
@@ -17,7 +19,6 @@ from desk_pipeline.defs.resources import (
     TradeSourceResource,
     WarehouseResource,
 )
-from desk_pipeline.domain.positions.engine import roll_positions
 
 
 def utc_window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -81,66 +82,44 @@ def trades(
     EOD, valuation and ranking, before the run ends.
     """
     repo = warehouse.repository()
-    start, end = utc_window(context)
-    results = ingest_window(trade_source.source(), repo, start, end)
-    counts = ingestion_metadata(results)
+    results = ingest_window(trade_source.source(), repo, *utc_window(context))
     stored, restated = restate_stale_days(
         repo, calendar.timezone, calendar.now(), haircuts.schedule(), progress=context.log.info
     )
+    report_days(
+        context, trades_metadata(context.partition_keys, results, restated), context.partition_keys
+    )
     if stored is not None:
         report_restated(context, eod_metadata(stored), restated)
-    context.log.info("trades %s: %s, restated %s", context.partition_key_range, counts, restated)
-    # A source delivers batches (files), not windows: a range run's counts go on its last
-    # window, and the others say where to look instead of repeating the totals.
-    last = context.partition_keys[-1]
-    figures: dict[str, dict[str, Any]] = {
-        key: {"ingested_with_window": last} for key in context.partition_keys[:-1]
-    }
-    figures[last] = {
-        "dagster/row_count": counts["accepted"],
-        **counts,
-        "restated_days": ", ".join(restated),
-        "batches": dg.MetadataValue.json(batch_counts(results)),
-    }
-    report_days(context, figures, context.partition_keys)
+    context.log.info(
+        "trades %s: %s, restated %s",
+        context.partition_key_range,
+        ingestion_metadata(results),
+        restated,
+    )
     return dg.MaterializeResult()
 
 
 def intraday_positions(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """One row per (book, instrument): the position as of the end of the 10-minute window."""
-    repo = warehouse.repository()
+    """One row per (book, instrument): the position as of the end of the 10-minute window.
+
+    Every window is stored, even an empty one: it is the checkpoint the next tick rolls from.
+    Windows older than DESK_INTRADAY_RETENTION_DAYS are purged (EODs are kept).
+    """
     ends = window_ends(context)
-    opening = repo.opening(utc_window(context)[0])
-    snapshots = roll_positions(opening.positions, repo.trades_since(opening.bounds, ends[-1]), ends)
-    by_window = dict(tuple(snapshots.groupby("as_of")))
-    empty = snapshots.iloc[0:0]
-    # Every window is stored, even an empty one: it is the checkpoint the next tick rolls from.
-    written = {
-        key: repo.replace_intraday(end, by_window.get(end, empty), opening.read_at_us)
-        for key, end in zip(context.partition_keys, ends, strict=True)
-    }
-    report_days(
-        context,
-        {
-            key: {
-                "dagster/row_count": rows,
-                "books": int(by_window.get(end, empty)["book_id"].nunique()),
-            }
-            for (key, rows), end in zip(written.items(), ends, strict=True)
-        },
-        context.partition_keys,
+    stored = store_windows(
+        warehouse.repository(), utc_window(context)[0], ends, warehouse.intraday_retention_days
     )
-    # Housekeeping: windows this old are no checkpoint anyone rolls from; EODs are kept.
-    purged = repo.purge_intraday(ends[-1] - pd.Timedelta(days=warehouse.intraday_retention_days))
+    figures = windows_metadata(context.partition_keys, ends, stored)
+    report_days(context, figures, context.partition_keys)
     context.log.info(
         "intraday_positions %s: %d rows, %d old windows purged",
         context.partition_key_range,
-        sum(written.values()),
-        purged,
+        sum(stored.rows.values()),
+        stored.purged,
     )
-    context.add_asset_metadata({"windows_purged": purged}, partition_key=context.partition_keys[-1])
     return dg.MaterializeResult()
 
 
@@ -157,56 +136,27 @@ def eod_positions(
     book over the run's days and every stored day late trades made stale, in one pass. Today's
     EOD is the snapshot as of the last closed 10-minute window.
     """
-    repo = warehouse.repository()
-    start = utc_window(context)[0]
-    as_of_end = eod_as_of(context.partition_keys[-1:], calendar.timezone, calendar.now())
-    ingestion = ingestion_metadata(
-        ingest_window(trade_source.source(), repo, start, as_of_end["as_of"].iloc[-1])
-    )
-    stored, restated = restate_stale_days(
-        repo,
+    days = context.partition_keys
+    closed = close_days(
+        warehouse.repository(),
+        trade_source.source(),
+        days,
         calendar.timezone,
         calendar.now(),
         haircuts.schedule(),
-        also=context.partition_keys,
         progress=context.log.info,
     )
-    assert stored is not None  # the run's own days are always computed
-    per_day = eod_metadata(stored)
-    report_days(context, per_day, context.partition_keys)
-    report_restated(context, per_day, restated)
+    per_day = eod_metadata(closed.stored)
+    report_days(context, per_day, days)
+    report_restated(context, per_day, closed.restated)
+    # Ingestion happens once per run: its counts go on the run's last day only.
+    ingestion = {f"run_trades_{k}": v for k, v in ingestion_metadata(closed.ingestion).items()}
+    context.add_asset_metadata(ingestion, partition_key=days[-1])
     context.log.info(
-        "eod_positions %s: %d rows, %d EODs stored, restated %s, ingestion %s",
+        "eod_positions %s: %d EODs stored, restated %s, ingestion %s",
         context.partition_key_range,
-        len(stored.snapshots),
-        len(stored.writes),
-        restated or "nothing",
+        len(closed.stored.writes),
+        closed.restated or "nothing",
         ingestion,
     )
-    # Ingestion happens once per run: its counts go on the run's last day only.
-    context.add_asset_metadata(
-        {f"run_trades_{k}": v for k, v in ingestion.items()},
-        partition_key=context.partition_keys[-1],
-    )
     return dg.MaterializeResult()
-
-
-def eod_metadata(stored: StoredEods) -> dict[str, dict[str, Any]]:
-    """Each stored day's own figures: rows, books, EODs written and restated, as_of (UTC)."""
-    snapshots = stored.snapshots
-    writes = pd.DataFrame(
-        [(w.business_date, w.restatement) for w in stored.writes],
-        columns=["business_date", "restatement"],
-    )
-    figures = {}
-    for day, rows in snapshots.groupby("business_date", sort=True):
-        written = writes[writes["business_date"] == day]
-        figures[str(day)] = {
-            "dagster/row_count": len(rows),
-            "books": int(rows["book_id"].nunique()),
-            "open_positions": int((rows["quantity"] != 0).sum()),
-            "eods_stored": len(written),
-            "restated": int(written["restatement"].sum()),
-            "as_of": str(rows["as_of"].iloc[0]),
-        }
-    return figures
