@@ -1,19 +1,17 @@
 """Collateral ranking: each book's holdings valued after haircuts and ranked by lendable value."""
 
-import numpy as np
 import pandas as pd
 
-from desk_pipeline.domain.collateral.haircuts import (
-    HaircutSchedule,
-    business_day,
-    fx_addon,
-    haircuts_for,
-    scale_haircut,
-)
+from desk_pipeline.domain.collateral.haircuts import HaircutSchedule, business_day
 from desk_pipeline.domain.collateral.holdings import holdings_from_positions
-from desk_pipeline.domain.marks import STALE_PRICE_DAYS, fx_rates_on, marks_on
+from desk_pipeline.domain.collateral.lendable import (
+    base_currency_of,
+    holding_terms,
+    priced_holdings,
+    schedule_cells,
+    valued_items,
+)
 from desk_pipeline.domain.precision import from_units, to_units
-from desk_pipeline.domain.reasons import Check, join_reasons, text
 from desk_pipeline.domain.schema import (
     BOOK_COLUMNS,
     FX_COLUMNS,
@@ -23,10 +21,6 @@ from desk_pipeline.domain.schema import (
     empty_frame,
     require_columns,
 )
-
-# CRE22.56-22.59: the minimum holding period of repo-style transactions is five business days.
-# A book missing from the books frame is treated as a repo book in its instruments' own currencies.
-DEFAULT_HOLDING_PERIOD_DAYS = 5
 
 _INSTRUMENT_FIELDS = (
     "instrument_id",
@@ -63,8 +57,9 @@ def rank_collateral(
         prices: ``schema.PRICE_DTYPES``; the latest non-missing price with ``price_date <=
             business_date`` is used. A mark older than ``STALE_PRICE_DAYS`` calendar days
             keeps the item eligible with a ``stale_price`` note in ``reason``.
-        books: ``schema.BOOK_DTYPES``. A book missing here gets ``DEFAULT_HOLDING_PERIOD_DAYS``
-            and each instrument's own currency as base currency (fx_rate 1, no FX add-on).
+        books: ``schema.BOOK_DTYPES``. A book missing here gets
+            ``lendable.DEFAULT_HOLDING_PERIOD_DAYS`` and each instrument's own currency as base
+            currency (fx_rate 1, no FX add-on).
         fx_rates: ``schema.FX_DTYPES``; the latest rate with ``rate_date <= business_date`` per
             currency. USD is worth 1 USD when it has no row.
         schedule: The haircut schedule (``haircuts.load_schedule``).
@@ -90,8 +85,33 @@ def rank_collateral(
     require_columns(books, BOOK_COLUMNS, where="rank_collateral books")
     require_columns(fx_rates, FX_COLUMNS, where="rank_collateral fx_rates")
     day = business_day(business_date)
+    holdings = net_holdings(positions)
+    if holdings.empty:
+        return empty_frame(RANKING_DTYPES)
+    master = instruments.loc[:, list(_INSTRUMENT_FIELDS)].drop_duplicates(
+        "instrument_id", keep="last"
+    )
+    items = priced_holdings(holding_terms(holdings, master, books), day, prices, fx_rates)
+    items = items.merge(
+        schedule_cells(master, holdings, day, schedule),
+        on="instrument_id",
+        how="left",
+        validate="many_to_one",
+    )
+    return _ranked(valued_items(items, day, schedule))
 
-    # Summed in micro-units, so that duplicate rows add exactly as decimals do.
+
+def net_holdings(positions: pd.DataFrame) -> pd.DataFrame:
+    """The (book, instrument) pairs actually held: duplicates summed, flat pairs dropped.
+
+    Args:
+        positions: ``book_id``, ``instrument_id``, ``quantity`` (float64 units); not modified.
+
+    Returns:
+        ``book_id``, ``instrument_id``, ``quantity`` (float64, non-zero), one row per pair,
+        ordered by book and instrument. Quantities are summed in micro-units
+        (``precision.to_units``), so duplicate rows add exactly as decimals do.
+    """
     holdings = (
         positions.loc[:, ["book_id", "instrument_id", "quantity"]]
         .assign(quantity=lambda f: to_units(f["quantity"]))
@@ -100,94 +120,7 @@ def rank_collateral(
     )
     holdings = holdings.loc[holdings["quantity"] != 0].reset_index(drop=True)
     holdings["quantity"] = from_units(holdings["quantity"])
-    if holdings.empty:
-        return empty_frame(RANKING_DTYPES)
-
-    master = instruments.loc[:, list(_INSTRUMENT_FIELDS)].drop_duplicates(
-        "instrument_id", keep="last"
-    )
-    frame = holdings.merge(master, on="instrument_id", how="left", validate="many_to_one")
-    known = frame["instrument_id"].isin(master["instrument_id"]).to_numpy()
-
-    book_terms = books.loc[:, list(BOOK_COLUMNS)].drop_duplicates("book_id", keep="last")
-    frame = frame.merge(book_terms, on="book_id", how="left", validate="many_to_one")
-    frame["base_currency"] = base_currency_of(frame["book_id"], frame["currency"], books)
-    holding_period = (
-        frame["holding_period_days"].fillna(DEFAULT_HOLDING_PERIOD_DAYS).astype("float64")
-    )
-
-    days = pd.Series(day, index=frame.index)
-    frame = frame.join(marks_on(frame["instrument_id"], days, prices))
-    same_currency = (frame["currency"] == frame["base_currency"]).to_numpy()
-    fx_rate = fx_rates_on(frame["currency"], frame["base_currency"], days, fx_rates)
-
-    cells = haircuts_for(
-        master.loc[master["instrument_id"].isin(holdings["instrument_id"])], day, schedule
-    )
-    frame = frame.merge(
-        cells.rename(columns={"eligible": "cell_eligible", "reason": "cell_reason"}),
-        on="instrument_id",
-        how="left",
-        validate="many_to_one",
-    )
-    periods = holding_period.to_numpy()
-    security_haircut = np.asarray(
-        scale_haircut(frame["base_haircut"].to_numpy(), periods, schedule)
-    )
-    fx_haircut = np.where(same_currency, 0.0, fx_addon(periods, schedule))
-    haircut = np.minimum(security_haircut + fx_haircut, 1.0)
-
-    quantity = frame["quantity"].to_numpy(dtype="float64")
-    price = frame["price"].to_numpy(dtype="float64")
-    value = quantity * price * fx_rate * (1.0 - haircut)
-
-    date = day.strftime("%Y-%m-%d")
-    disqualifying: list[Check] = [
-        (
-            ~known,
-            lambda rows: "unknown_instrument: " + text(rows["instrument_id"])
-            + " is not in the instrument reference data",
-        ),
-        (
-            quantity < 0,
-            lambda rows: "short_position: " + text(rows["book_id"]) + " holds "
-            + text(rows["quantity"]) + " of " + text(rows["instrument_id"]),
-        ),
-        (known & frame["cell_reason"].notna().to_numpy(), lambda rows: text(rows["cell_reason"])),
-        (
-            np.isnan(price),
-            lambda rows: "no_price: no price for " + text(rows["instrument_id"])
-            + " on or before " + date,
-        ),
-        (
-            known & np.isnan(fx_rate),
-            lambda rows: "no_fx_rate: no " + text(rows["currency"]) + "/"
-            + text(rows["base_currency"]) + " rate on or before " + date,
-        ),
-    ]  # fmt: skip
-    stale: Check = (
-        (frame["price_age_days"] > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool),
-        lambda rows: "stale_price: last price on "
-        + text(rows["price_date"].dt.strftime("%Y-%m-%d")) + ", "
-        + text(rows["price_age_days"]) + " days before " + date,
-    )  # fmt: skip
-    reason = join_reasons(frame, [*disqualifying, stale])
-    eligible = ~np.any([applies for applies, _ in disqualifying], axis=0)
-
-    result = pd.DataFrame(
-        {
-            "book_id": frame["book_id"].to_numpy(dtype=object),
-            "instrument_id": frame["instrument_id"].to_numpy(dtype=object),
-            "quantity": quantity,
-            "price": price,
-            "fx_rate": fx_rate,
-            "haircut": haircut,
-            "value": value,
-            "eligible": eligible,
-            "reason": pd.Series(reason, dtype="object").replace("", None),
-        }
-    )
-    return _ranked(result)
+    return holdings
 
 
 def _ranked(items: pd.DataFrame) -> pd.DataFrame:
@@ -251,16 +184,6 @@ def rank_collateral_days(
     ]
     ranked = pd.concat(days, ignore_index=True) if days else _empty_days()
     return snapshot_of.merge(ranked, on=["book_id", "business_date"], how="inner")
-
-
-def base_currency_of(book_ids: pd.Series, currencies: pd.Series, books: pd.DataFrame) -> pd.Series:
-    """The currency a holding's lendable value is in: its book's base currency.
-
-    A book missing from ``books`` is valued in each instrument's own currency (``currencies``,
-    aligned with ``book_ids``), as :func:`rank_collateral` values it.
-    """
-    base = books.drop_duplicates("book_id", keep="last").set_index("book_id")["base_currency"]
-    return book_ids.map(base).fillna(currencies)
 
 
 def lendable_by_currency(
