@@ -1,22 +1,38 @@
 """The warehouse: every read and write of trades, snapshots, rankings, quarantine and outbox.
 
-One store per aggregate, each in its own module; :class:`PositionRepository` joins them:
+One store per aggregate of the domain, each owning its tables (``desk_pipeline.adapters.tables``)
+and touching no other; :class:`PositionRepository` joins them and is what callers use:
+
+- ``trading_book``: :class:`TradingBookStore`, trades booked into books. Owns trade_versions,
+  current_trades, ingested_batches, source_watermarks, trading_books and stale_marks.
+- ``position_snapshot``: :class:`PositionSnapshotStore`, the intraday snapshots and the opening
+  state. Owns intraday_windows and intraday_positions.
+- ``daily_book_position`` and ``keep_last``: :class:`DailyBookPositionStore`, each book's stored
+  end-of-day per day, written under the keep-last rule. Owns eod_snapshots and eod_positions.
+- ``collateral_ranking``: :class:`CollateralRankingStore`, rankings and EOD valuations. Owns
+  collateral_rankings and eod_valuations.
+- ``reference``: :class:`ReferenceStore`, instruments, books, prices and FX rates.
+- ``quarantine``: :class:`QuarantineStore`, rejected inputs of trades and of reference data.
+  Owns quarantine and quarantine_arrivals.
+- ``outbox``: :class:`PositionSnapshotCreatedOutbox`, the events the relay publishes, parked
+  events, the consumers' inbox. Owns outbox and inbox.
+
+A write that spans two aggregates runs in one transaction: the owning module exposes a function
+that takes the connection and the other store calls it (an EOD write and its outbox events, a
+ranking locking the current EODs, ingestion's quarantine). ``unit/test_table_ownership.py``
+holds the map and fails when a store references a table it does not own. Shared machinery:
 
 - ``engine``: engine, Alembic migrations, locks, one transaction per operation, errors.
 - ``bulk``: inserts, upserts, bulk COPY, chunked IN lists and reads that every store uses.
 - ``codec``: timestamps to and from stored microseconds, frames to rows.
-- ``trades``: ingestion, trade versions, current trades, watermarks, stale marks on ingestion.
-- ``quarantine``: rejected inputs of trades and of reference data.
-- ``snapshots``: intraday snapshots, stored end-of-day snapshots, stale marks, opening state.
-- ``eod``: end-of-day writes under the keep-last rule, with their outbox events.
-- ``collateral``: valuations and rankings.
-- ``reference``: instruments, books, prices and FX rates.
-- ``events``: the outbox the relay publishes, parked events, the consumers' inbox.
 """
+
+import sqlalchemy as sa
 
 from desk_pipeline.adapters.warehouse.bulk import ANALYZE_GROWTH, CHUNK
 from desk_pipeline.adapters.warehouse.codec import from_micros, micros_of, now_micros, to_micros
-from desk_pipeline.adapters.warehouse.collateral import CollateralStore
+from desk_pipeline.adapters.warehouse.collateral_ranking import CollateralRankingStore
+from desk_pipeline.adapters.warehouse.daily_book_position import DailyBookPositionStore
 from desk_pipeline.adapters.warehouse.engine import (
     MIGRATIONS,
     NoWarehouseError,
@@ -26,32 +42,39 @@ from desk_pipeline.adapters.warehouse.engine import (
     require_warehouse,
     schema_head,
 )
-from desk_pipeline.adapters.warehouse.eod import EMPTY_DIGEST, EodStore, EodWrite
-from desk_pipeline.adapters.warehouse.events import EventStore
+from desk_pipeline.adapters.warehouse.keep_last import EMPTY_DIGEST, EodWrite
+from desk_pipeline.adapters.warehouse.outbox import PositionSnapshotCreatedOutbox
+from desk_pipeline.adapters.warehouse.position_snapshot import Opening, PositionSnapshotStore
+from desk_pipeline.adapters.warehouse.position_snapshot import (
+    _covered_until as _snapshots_cover_until,
+)
 from desk_pipeline.adapters.warehouse.quarantine import QuarantineStore
 from desk_pipeline.adapters.warehouse.reference import ReferenceData, ReferenceStore
-from desk_pipeline.adapters.warehouse.snapshots import Opening, SnapshotStore
-from desk_pipeline.adapters.warehouse.trades import IngestResult, TradeStore, content_digest
+from desk_pipeline.adapters.warehouse.trading_book import (
+    IngestResult,
+    TradingBookStore,
+    content_digest,
+)
 
 __all__ = [
     "ANALYZE_GROWTH",
     "CHUNK",
     "EMPTY_DIGEST",
     "MIGRATIONS",
-    "CollateralStore",
-    "EodStore",
+    "CollateralRankingStore",
+    "DailyBookPositionStore",
     "EodWrite",
-    "EventStore",
     "IngestResult",
     "NoWarehouseError",
     "Opening",
     "PositionRepository",
+    "PositionSnapshotCreatedOutbox",
+    "PositionSnapshotStore",
     "QuarantineStore",
     "ReferenceData",
     "ReferenceStore",
-    "SnapshotStore",
     "Store",
-    "TradeStore",
+    "TradingBookStore",
     "WarehouseError",
     "WarehouseUnreachableError",
     "content_digest",
@@ -65,12 +88,17 @@ __all__ = [
 
 
 class PositionRepository(
-    TradeStore,
+    TradingBookStore,
     QuarantineStore,
-    CollateralStore,
-    SnapshotStore,
-    EodStore,
+    PositionSnapshotStore,
+    DailyBookPositionStore,
+    CollateralRankingStore,
     ReferenceStore,
-    EventStore,
+    PositionSnapshotCreatedOutbox,
 ):
     """Trades, snapshots, rankings, quarantine and outbox in one SQLite or PostgreSQL database."""
+
+    def _covered_until(self, conn: sa.Connection) -> int:
+        # Ingestion (the trading book) asks how far stored snapshots reach; the snapshot
+        # stores answer, and they import the trading book, so the answer is wired here.
+        return _snapshots_cover_until(conn)

@@ -1,6 +1,7 @@
 """The quarantine: each distinct rejected input once, with every source it arrived in.
 
-Trade ingestion (trades.py) and reference data (reference.py) both write it.
+Owns ``quarantine`` and ``quarantine_arrivals``. Trade ingestion (trading_book.py) and reference
+data (reference.py) write it through :func:`_store_quarantine`, in their own transactions.
 """
 
 import pandas as pd

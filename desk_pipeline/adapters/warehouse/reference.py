@@ -1,4 +1,8 @@
-"""Reference data and marks: instruments, books, prices and FX rates."""
+"""Reference data and marks: instruments, books, prices and FX rates.
+
+Owns ``instruments``, ``books``, ``prices`` and ``fx_rates``; rejected rows go to the quarantine
+through ``quarantine._store_quarantine`` in the same transaction.
+"""
 
 import dataclasses
 import logging

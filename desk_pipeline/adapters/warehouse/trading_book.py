@@ -1,6 +1,10 @@
-"""Trades: ingestion of batches, trade versions, current trades, source watermarks, stale marks.
+"""The trading book: trades booked into books, as ingested batch by batch.
 
-A batch's rejected rows go to the quarantine (quarantine.py) in the same transaction.
+Owns ``trade_versions``, ``current_trades``, ``ingested_batches``, ``source_watermarks``,
+``trading_books`` (each book's first trade) and ``stale_marks`` (the late changes ingestion
+finds). A batch's rejected rows go to the quarantine through ``quarantine._store_quarantine`` in
+the same transaction. The snapshot stores read the late changes and first trades through
+:func:`_late_changes` and :func:`_first_trades`, in their own transactions.
 """
 
 import dataclasses
@@ -55,8 +59,18 @@ class IngestResult:
     stale_books: tuple[str, ...]
 
 
-class TradeStore(Store):
-    """Ingested batches and every stored trade version, with the latest version of each trade."""
+def _late_changes(conn: sa.Connection) -> pd.DataFrame:
+    """Every stored late change (``stale_marks`` row), read in ``conn``'s transaction."""
+    return _read(conn, sa.select(t.stale_marks))
+
+
+def _first_trades(conn: sa.Connection) -> pd.Series:
+    """Each book's first trade time (µs) by book_id, read in ``conn``'s transaction."""
+    return _read(conn, sa.select(t.trading_books)).set_index("book_id")["first_trade_us"]
+
+
+class TradingBookStore(Store):
+    """Ingested batches, every stored trade version, the latest of each, and late changes."""
 
     def ingest(
         self,
@@ -196,7 +210,9 @@ class TradeStore(Store):
             older="first_trade_us",
         )
         earliest = touched.groupby("book_id").agg(from_time_us=("time_us", "min"))
-        earliest["covered_us"] = self._covered_until(conn, list(earliest.index))
+        # Any book's: a stored day holds every book, so a book whose first trade arrives late
+        # (it has no EOD of its own yet) still makes the stored days it belongs to stale.
+        earliest["covered_us"] = self._covered_until(conn)
         late = earliest[earliest["from_time_us"] < earliest["covered_us"]]
         # Joined only for late books: joining every book's ids cost seconds per 100k trades.
         late_trades = touched[touched["book_id"].isin(late.index)]
@@ -221,16 +237,14 @@ class TradeStore(Store):
             )
         return [m["book_id"] for m in marks]
 
-    def _covered_until(self, conn: sa.Connection, books: list[str]) -> np.ndarray:
-        """Per book, the latest instant a stored snapshot (EOD or intraday) covers; -1 if none.
+    def _covered_until(self, conn: sa.Connection) -> int:
+        """The latest instant (µs) any stored snapshot, intraday or EOD, covers; -1 if none.
 
-        Any book's: a stored day holds every book, so a book whose first trade arrives late
-        (it has no EOD of its own yet) still makes the stored days it belongs to stale.
+        The snapshot stores own the answer (``position_snapshot._covered_until``). They read
+        this store's late changes, so this store cannot import them: the repository that joins
+        the stores supplies it.
         """
-        eod = conn.execute(sa.select(sa.func.max(t.eod_snapshots.c.as_of_us))).scalar()
-        intraday = conn.execute(sa.select(sa.func.max(t.intraday_windows.c.window_end_us))).scalar()
-        covered = max(-1 if eod is None else int(eod), -1 if intraday is None else int(intraday))
-        return np.full(len(books), covered, dtype="int64")
+        raise NotImplementedError("a TradingBookStore needs the snapshot stores' coverage")
 
     def trades_since(self, bounds: pd.Series, end: pd.Timestamp) -> pd.DataFrame:
         """Effective trades of each book from its bound (µs, inclusive) to ``end`` (exclusive)."""
@@ -267,6 +281,11 @@ class TradeStore(Store):
         """Every ingested batch with its received / accepted / quarantined counts."""
         with self._transaction("ingested_batches") as conn:
             return _read(conn, sa.select(t.ingested_batches))
+
+    def stale_marks(self) -> pd.DataFrame:
+        """Every stale mark: book, earliest affected time, when and why (trade ids)."""
+        with self._transaction("stale_marks") as conn:
+            return _late_changes(conn)
 
 
 def _trade_rows(trades: pd.DataFrame, *, source: str | None, stamp: int | None) -> pd.DataFrame:

@@ -1,21 +1,45 @@
-"""Events: the outbox the relay publishes (with its parked rows) and the consumers' inbox.
+"""The outbox of PositionSnapshotCreated events (pending, published, parked) and the inbox.
 
-End-of-day writes add their outbox rows in eod.py, in the same transaction as the snapshot.
+Owns the tables ``outbox`` and ``inbox``. The daily book position store adds events through
+:func:`enqueue`, in the transaction that writes the snapshots they announce.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
-from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert_for, _read
+from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _insert_for, _read
 from desk_pipeline.adapters.warehouse.codec import now_micros
 from desk_pipeline.adapters.warehouse.engine import Store
+from desk_pipeline.domain.positions.snapshots import PositionSnapshotCreated
 
 
-class EventStore(Store):
-    """Outbox rows pending, published or parked, and the events each consumer applied."""
+def enqueue(conn: sa.Connection, events: Sequence[PositionSnapshotCreated], stamp: int) -> None:
+    """Add ``events`` to the outbox in ``conn``'s transaction, unpublished, stamped ``stamp`` (µs).
+
+    The caller's transaction is the one that stores what the events announce, so both commit or
+    neither does.
+    """
+    _insert(conn, t.outbox, [_outbox_row(event, stamp) for event in events])
+
+
+def _outbox_row(event: PositionSnapshotCreated, stamp: int) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "book_id": event.book_id,
+        "business_date": event.business_date,
+        "payload": event.to_json(),
+        "created_at_us": stamp,
+        "attempts": 0,
+    }
+
+
+class PositionSnapshotCreatedOutbox(Store):
+    """PositionSnapshotCreated events pending, published or parked, and each consumer's inbox."""
 
     def pending_events(self, limit: int = 1000) -> pd.DataFrame:
         """Unpublished outbox rows in write order (which is business-date order per book)."""

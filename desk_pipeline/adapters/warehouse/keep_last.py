@@ -1,12 +1,14 @@
-"""End-of-day writes: the keep-last decision applied atomically, each snapshot with its event.
+"""The keep-last write of daily book positions: one decision applied by compare-and-set.
 
-The rule itself is ``domain.positions.snapshots.keep_last``; this store reads the stored headers,
-asks the rule, and writes its answer with compare-and-set. The stored end-of-day snapshots are read
-through snapshots.py; the relay reads the events through events.py.
+The rule itself is ``domain.positions.snapshots.keep_last``; :func:`_apply` reads the stored
+headers, asks the rule, writes its answer with compare-and-set and adds one PositionSnapshotCreated
+per snapshot written to the outbox (``outbox.enqueue``), all in the caller's transaction.
+:class:`~desk_pipeline.adapters.warehouse.daily_book_position.DailyBookPositionStore` runs it and
+decides again when a concurrent writer won. Owns, with that store, ``eod_snapshots`` and
+``eod_positions``.
 """
 
 import dataclasses
-import logging
 from typing import Any
 
 import pandas as pd
@@ -21,7 +23,7 @@ from desk_pipeline.adapters.warehouse.bulk import (
     _read,
 )
 from desk_pipeline.adapters.warehouse.codec import _records, from_micros, micros_of
-from desk_pipeline.adapters.warehouse.engine import Store, WarehouseError
+from desk_pipeline.adapters.warehouse.outbox import enqueue
 from desk_pipeline.domain.positions.snapshots import (
     EMPTY_DIGEST,
     EOD_KEYS,
@@ -31,13 +33,8 @@ from desk_pipeline.domain.positions.snapshots import (
     snapshot_id_for,
 )
 
-log = logging.getLogger(__name__)
+__all__ = ["EMPTY_DIGEST", "EodWrite"]
 
-__all__ = ["EMPTY_DIGEST", "EodStore", "EodWrite"]
-
-# Decisions per keep_last_eod call: a lost compare-and-set re-reads and decides again. Each
-# loss means another writer committed, so N concurrent writers need at most N - 1 retries.
-MAX_ATTEMPTS = 20
 # Rows per executemany of the header statements.
 HEADER_BATCH = 1000
 
@@ -56,54 +53,6 @@ class EodWrite:
 
 class _LostRace(Exception):
     """A stored header changed between the read and the compare-and-set; decide again."""
-
-
-class EodStore(Store):
-    """End-of-day snapshots written as keep-last decides, atomically with their events."""
-
-    def keep_last_eod(
-        self,
-        snapshots: pd.DataFrame,
-        read_at_us: int,
-        recomputed: pd.DataFrame | None = None,
-    ) -> list[EodWrite]:
-        """Store end-of-day snapshots as ``keep_last`` decides, with their events, atomically.
-
-        One transaction: read the stored headers of the book-days concerned, decide with
-        ``domain.positions.snapshots.keep_last``, write the winners with compare-and-set against the
-        headers read (insert only if still absent, update only if the stored ``snapshot_id``
-        and ``computed_at`` are still those read). A concurrent writer that committed in
-        between makes the compare-and-set fail: the transaction rolls back and the decision is
-        taken again on a fresh read.
-
-        Args:
-            snapshots: ``business_date``, ``as_of`` and POSITION_COLUMNS; one snapshot per
-                (book_id, business_date), all rows of a book-day sharing one ``as_of``.
-            read_at_us: when the inputs were read; the computation's ``computed_at``.
-            recomputed: ``business_date`` and ``as_of`` (UTC) of every day the computation
-                covered for every book: a stored EOD of such a day that ``snapshots`` has no
-                rows for is emptied (the book holds nothing any more). None: no day was.
-
-        Returns:
-            The snapshots that replaced (or created) the stored EOD, empty ones included. An
-            older snapshot, or one with the stored content, writes no rows and emits no event.
-        """
-        candidates = _candidates(snapshots, read_at_us)
-        days = _recomputed_days(recomputed, read_at_us)
-        if candidates.empty and days.empty:
-            return []
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                with self._transaction("keep_last_eod") as conn:
-                    return _apply(conn, snapshots, candidates, days, read_at_us)
-            except _LostRace as lost:
-                log.info(
-                    "keep_last_eod: attempt %d lost a race (%s); deciding again", attempt, lost
-                )
-        raise WarehouseError(
-            f"keep_last_eod: {MAX_ATTEMPTS} attempts each lost to a concurrent writer of the same "
-            f"book-days; run again"
-        )
 
 
 def _candidates(snapshots: pd.DataFrame, read_at_us: int) -> pd.DataFrame:
@@ -218,7 +167,7 @@ def _apply(
             strict=True,
         )
     ]
-    _insert(conn, t.outbox, [_outbox_row(w, read_at_us) for w in writes])
+    enqueue(conn, [_event(w, read_at_us) for w in writes], read_at_us)
     return writes
 
 
@@ -359,8 +308,8 @@ def _replace_rows(
     _analyze_if_grown(conn, [e], len(rows))
 
 
-def _outbox_row(write: EodWrite, stamp: int) -> dict[str, Any]:
-    event = PositionSnapshotCreated(
+def _event(write: EodWrite, stamp: int) -> PositionSnapshotCreated:
+    return PositionSnapshotCreated(
         book_id=write.book_id,
         business_date=write.business_date,
         as_of=write.as_of.to_pydatetime(),
@@ -369,12 +318,3 @@ def _outbox_row(write: EodWrite, stamp: int) -> dict[str, Any]:
         restatement=write.restatement,
         occurred_at=from_micros(stamp).to_pydatetime(),
     )
-    return {
-        "event_id": event.event_id,
-        "event_type": event.event_type,
-        "book_id": write.book_id,
-        "business_date": write.business_date,
-        "payload": event.to_json(),
-        "created_at_us": stamp,
-        "attempts": 0,
-    }

@@ -1,4 +1,10 @@
-"""Collateral: the stored valuation of each end-of-day position and the ranking of each book-day."""
+"""Collateral rankings: each book-day's ranking, and the valuation of each end-of-day position.
+
+Owns ``collateral_rankings`` and ``eod_valuations``, both keyed by the EOD snapshot they were
+computed from. The EOD itself belongs to the daily book positions: a write locks the days'
+current EODs through ``daily_book_position._lock_current_eods`` and a read joins its valuation
+to one EOD through ``daily_book_position._one_eod``, each in this store's transaction.
+"""
 
 from collections.abc import Sequence
 from typing import Any
@@ -9,7 +15,8 @@ import sqlalchemy as sa
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _read
 from desk_pipeline.adapters.warehouse.codec import _nulls_as_none, from_micros, micros_of
-from desk_pipeline.adapters.warehouse.snapshots import SnapshotStore
+from desk_pipeline.adapters.warehouse.daily_book_position import _lock_current_eods, _one_eod
+from desk_pipeline.adapters.warehouse.engine import Store
 from desk_pipeline.domain.collateral.ranking import in_ranking_order
 from desk_pipeline.domain.schema import (
     POSITION_DTYPES,
@@ -19,8 +26,8 @@ from desk_pipeline.domain.schema import (
 )
 
 
-class CollateralStore(SnapshotStore):
-    """Valuations and rankings, both replaced per business day and read with their snapshot."""
+class CollateralRankingStore(Store):
+    """Rankings and valuations, both replaced per business day and read with their snapshot."""
 
     def replace_rankings(self, business_dates: Sequence[str], ranking: pd.DataFrame) -> int:
         """Replace every stored ranking of ``business_dates`` with ``ranking``, atomically.
@@ -93,22 +100,22 @@ class CollateralStore(SnapshotStore):
         sees one snapshot's positions with another's valuation.
 
         Returns:
-            The header (as :meth:`eod`) and one row per position: POSITION_DTYPES, the
-            valuation columns of VALUATION_DTYPES (``price_date`` a date) and ``valued``, False
-            when no valuation of this snapshot is stored (its valuation columns are then null).
+            The header (as ``DailyBookPositionStore.eod``) and one row per position:
+            POSITION_DTYPES, the valuation columns of VALUATION_DTYPES (``price_date`` a date)
+            and ``valued``, False when no valuation of this snapshot is stored (its valuation
+            columns are then null).
         """
-        e, p, v = t.eod_snapshots, t.eod_positions, t.eod_valuations
+        v = t.eod_valuations
         valuation = [c for c in v.columns if c.name not in ("snapshot_id", "instrument_id")]
         valuation = [c for c in valuation if c.name not in ("book_id", "business_date")]
-        found = self._one_eod(
-            "valued_eod",
-            book_id,
-            business_date,
-            [v.c.snapshot_id.label("valued_snapshot_id"), *valuation],
-            e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id).outerjoin(
-                v, (v.c.snapshot_id == p.c.snapshot_id) & (v.c.instrument_id == p.c.instrument_id)
-            ),
-        )
+        with self._transaction("valued_eod") as conn:
+            found = _one_eod(
+                conn,
+                book_id,
+                business_date,
+                beside=v,
+                columns=[v.c.snapshot_id.label("valued_snapshot_id"), *valuation],
+            )
         if found is None:
             return None
         header, held = found
@@ -142,11 +149,7 @@ def _replace_for_current_eods(
     """
     if not business_dates:
         return 0
-    e = t.eod_snapshots
-    heads = sa.select(e.c.book_id, e.c.business_date, e.c.snapshot_id).with_for_update()
-    current = pd.concat(
-        [_read(conn, heads.where(e.c.business_date.in_(d))) for d in _chunks(list(business_dates))]
-    )
+    current = _lock_current_eods(conn, business_dates)
     is_current = rows["snapshot_id"].isin(current["snapshot_id"])
     behind = rows.loc[~is_current, ["book_id", "business_date"]].drop_duplicates()
     kept = current.merge(behind, on=["book_id", "business_date"])["snapshot_id"]

@@ -1,0 +1,271 @@
+"""Daily book positions: each book's stored end-of-day snapshot per business day (keep-last).
+
+Owns ``eod_snapshots`` (one header per book and day) and ``eod_positions`` (its rows); the
+keep-last write itself is in keep_last.py. Other stores reach these tables only through the
+functions here that take their connection: the opening state (:func:`_eod_headers_until`,
+:func:`_eod_rows_of`), ingestion's coverage (:func:`_latest_eod_as_of`) and the collateral
+writes, which lock the current headers (:func:`_lock_current_eods`) and read a valued EOD in one
+statement (:func:`_one_eod`).
+"""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from desk_pipeline.adapters import tables as t
+from desk_pipeline.adapters.warehouse.bulk import _chunks, _read, _read_empty
+from desk_pipeline.adapters.warehouse.codec import from_micros
+from desk_pipeline.adapters.warehouse.engine import Store, WarehouseError
+from desk_pipeline.adapters.warehouse.keep_last import (
+    EodWrite,
+    _apply,
+    _candidates,
+    _LostRace,
+    _recomputed_days,
+)
+from desk_pipeline.adapters.warehouse.trading_book import _late_changes
+from desk_pipeline.domain.positions.restatement import stale_snapshots
+from desk_pipeline.domain.schema import POSITION_DTYPES, conform
+
+log = logging.getLogger(__name__)
+
+# Decisions per keep_last_eod call: a lost compare-and-set re-reads and decides again. Each
+# loss means another writer committed, so N concurrent writers need at most N - 1 retries.
+MAX_ATTEMPTS = 20
+
+
+class DailyBookPositionStore(Store):
+    """End-of-day snapshots written as keep-last decides, with their events, and read back."""
+
+    def keep_last_eod(
+        self,
+        snapshots: pd.DataFrame,
+        read_at_us: int,
+        recomputed: pd.DataFrame | None = None,
+    ) -> list[EodWrite]:
+        """Store end-of-day snapshots as ``keep_last`` decides, with their events, atomically.
+
+        One transaction: read the stored headers of the book-days concerned, decide with
+        ``domain.positions.snapshots.keep_last``, write the winners with compare-and-set against the
+        headers read (insert only if still absent, update only if the stored ``snapshot_id``
+        and ``computed_at`` are still those read). A concurrent writer that committed in
+        between makes the compare-and-set fail: the transaction rolls back and the decision is
+        taken again on a fresh read.
+
+        Args:
+            snapshots: ``business_date``, ``as_of`` and POSITION_COLUMNS; one snapshot per
+                (book_id, business_date), all rows of a book-day sharing one ``as_of``.
+            read_at_us: when the inputs were read; the computation's ``computed_at``.
+            recomputed: ``business_date`` and ``as_of`` (UTC) of every day the computation
+                covered for every book: a stored EOD of such a day that ``snapshots`` has no
+                rows for is emptied (the book holds nothing any more). None: no day was.
+
+        Returns:
+            The snapshots that replaced (or created) the stored EOD, empty ones included. An
+            older snapshot, or one with the stored content, writes no rows and emits no event.
+
+        Raises:
+            WarehouseError: every attempt lost to a concurrent writer, or the write failed.
+        """
+        candidates = _candidates(snapshots, read_at_us)
+        days = _recomputed_days(recomputed, read_at_us)
+        if candidates.empty and days.empty:
+            return []
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self._transaction("keep_last_eod") as conn:
+                    return _apply(conn, snapshots, candidates, days, read_at_us)
+            except _LostRace as lost:
+                log.info(
+                    "keep_last_eod: attempt %d lost a race (%s); deciding again", attempt, lost
+                )
+        raise WarehouseError(
+            f"keep_last_eod: {MAX_ATTEMPTS} attempts each lost to a concurrent writer of the same "
+            f"book-days; run again"
+        )
+
+    def eod(self, book_id: str, business_date: str) -> tuple[dict[str, Any], pd.DataFrame] | None:
+        """The stored end-of-day of one book and day: header and every position row, or None.
+
+        One statement joins header and rows, so a reader never sees a mix of two snapshots.
+        """
+        with self._transaction("eod") as conn:
+            found = _one_eod(conn, book_id, business_date)
+        if found is None:
+            return None
+        header, held = found
+        return header, conform(held, POSITION_DTYPES)
+
+    def latest_eods(self) -> pd.DataFrame:
+        """Every book's latest stored EOD: book_id, business_date, snapshot_id, as_of, positions.
+
+        One statement, so a reader never mixes two snapshots of a book: DISTINCT ON (book_id)
+        on PostgreSQL, ROW_NUMBER() over each book's days on SQLite. Rows are sorted by
+        (book_id, instrument_id); flat positions are included (they carry realised P&L).
+        """
+        e, p = t.eod_snapshots, t.eod_positions
+        if self.engine.dialect.name == "postgresql":
+            latest = (
+                sa.select(e.c.snapshot_id)
+                .distinct(e.c.book_id)
+                .order_by(e.c.book_id, e.c.business_date.desc())
+            )
+        else:
+            ranked = sa.select(
+                e.c.snapshot_id,
+                sa.func.row_number()
+                .over(partition_by=e.c.book_id, order_by=e.c.business_date.desc())
+                .label("n"),
+            ).subquery()
+            latest = sa.select(ranked.c.snapshot_id).where(ranked.c.n == 1)
+        return self._eod_position_rows(
+            "latest_eods", p.c.snapshot_id.in_(latest), order_by=(p.c.book_id, p.c.instrument_id)
+        )
+
+    def eod_positions(self, business_dates: Sequence[str]) -> pd.DataFrame:
+        """Stored EOD rows of the given days: business_date, snapshot_id, as_of and positions."""
+        p = t.eod_positions
+        return self._eod_position_rows("eod_positions", p.c.business_date.in_(list(business_dates)))
+
+    def _eod_position_rows(
+        self,
+        operation: str,
+        where: sa.ColumnElement[bool],
+        order_by: Sequence[sa.ColumnElement[Any]] = (),
+    ) -> pd.DataFrame:
+        """EOD position rows matching ``where``, each with its header's ``as_of``."""
+        e, p = t.eod_snapshots, t.eod_positions
+        query = (
+            sa.select(
+                p.c.book_id,
+                p.c.business_date,
+                p.c.snapshot_id,
+                e.c.as_of_us,
+                p.c.instrument_id,
+                p.c.quantity,
+                p.c.avg_price,
+                p.c.realized_pnl,
+            )
+            .select_from(p.join(e, e.c.snapshot_id == p.c.snapshot_id))
+            .where(where)
+            .order_by(*order_by)
+        )
+        with self._transaction(operation) as conn:
+            rows = _read(conn, query, raw=True)
+        return rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
+
+    def eod_headers(self) -> pd.DataFrame:
+        """Every stored EOD header, with ``stale`` and the trades that made it stale."""
+        with self._transaction("eod_headers") as conn:
+            headers = _read(conn, sa.select(t.eod_snapshots))
+            marks = _late_changes(conn)
+        return headers.assign(stale=stale_snapshots(headers, marks))
+
+    def eod_owners(self, business_dates: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every distinct (book_id, business_date, snapshot_id) of stored EOD headers and rows.
+
+        Only of ``business_dates`` when given (an index serves them), else of every day.
+        """
+        e, p = t.eod_snapshots, t.eod_positions
+        headers = sa.select(e.c.book_id, e.c.business_date, e.c.snapshot_id)
+        rows = sa.select(p.c.book_id, p.c.business_date, p.c.snapshot_id).distinct()
+        if business_dates is not None:
+            headers = headers.where(e.c.business_date.in_(list(business_dates)))
+            rows = rows.where(p.c.business_date.in_(list(business_dates)))
+        query = sa.union(headers, rows)
+        with self._transaction("eod_owners") as conn:
+            result = conn.execute(query)
+            return pd.DataFrame(result.all(), columns=["book_id", "business_date", "snapshot_id"])
+
+
+def _one_eod(
+    conn: sa.Connection,
+    book_id: str,
+    business_date: str,
+    beside: sa.Table | None = None,
+    columns: Sequence[sa.ColumnElement[Any]] = (),
+) -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """Header and position rows of one stored EOD, or None; one statement, so never a mix.
+
+    Args:
+        conn: the caller's transaction.
+        book_id: the book.
+        business_date: YYYY-MM-DD.
+        beside: a table keyed like ``eod_positions`` by (snapshot_id, instrument_id), outer-
+            joined to the rows (the collateral store's valuations), or None.
+        columns: columns of ``beside`` to read with each row.
+
+    Returns:
+        The header (book_id, business_date, snapshot_id, as_of) and the rows: instrument_id,
+        quantity, avg_price, realized_pnl, ``columns`` and book_id, by instrument_id.
+    """
+    e, p = t.eod_snapshots, t.eod_positions
+    source = e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id)
+    if beside is not None:
+        same_row = (beside.c.snapshot_id == p.c.snapshot_id) & (
+            beside.c.instrument_id == p.c.instrument_id
+        )
+        source = source.outerjoin(beside, same_row)
+    query = (
+        sa.select(
+            e.c.snapshot_id,
+            e.c.as_of_us,
+            p.c.instrument_id,
+            p.c.quantity,
+            p.c.avg_price,
+            p.c.realized_pnl,
+            *columns,
+        )
+        .select_from(source)
+        .where(e.c.book_id == book_id, e.c.business_date == business_date)
+        .order_by(p.c.instrument_id)
+    )
+    rows = _read(conn, query)
+    if rows.empty:
+        return None
+    header = {
+        "book_id": book_id,
+        "business_date": business_date,
+        "snapshot_id": rows["snapshot_id"].iloc[0],
+        "as_of": from_micros(int(rows["as_of_us"].iloc[0])),
+    }
+    return header, rows.dropna(subset=["instrument_id"]).assign(book_id=book_id)
+
+
+def _latest_eod_as_of(conn: sa.Connection) -> int:
+    """The latest ``as_of`` (µs) of any stored EOD; -1 when none is stored."""
+    latest = conn.execute(sa.select(sa.func.max(t.eod_snapshots.c.as_of_us))).scalar()
+    return -1 if latest is None else int(latest)
+
+
+def _eod_headers_until(conn: sa.Connection, until_us: int) -> pd.DataFrame:
+    """Every stored EOD header (``eod_snapshots`` row) with ``as_of`` at or before ``until_us``."""
+    e = t.eod_snapshots
+    return _read(conn, sa.select(e).where(e.c.as_of_us <= until_us))
+
+
+def _eod_rows_of(conn: sa.Connection, snapshot_ids: list[str]) -> pd.DataFrame:
+    """The ``eod_positions`` rows of the given snapshots."""
+    p = t.eod_positions
+    frames = [
+        _read(conn, sa.select(p).where(p.c.snapshot_id.in_(chunk)), raw=True)
+        for chunk in _chunks(snapshot_ids)
+    ]
+    return pd.concat(frames) if frames else _read_empty(p)
+
+
+def _lock_current_eods(conn: sa.Connection, business_dates: Sequence[str]) -> pd.DataFrame:
+    """The current EOD headers of ``business_dates``, locked until ``conn``'s transaction ends.
+
+    PostgreSQL locks the rows (``FOR UPDATE``), so no EOD of these days is replaced before the
+    caller commits; SQLite's writer lock already serialises. Returns book_id, business_date and
+    snapshot_id.
+    """
+    e = t.eod_snapshots
+    heads = sa.select(e.c.book_id, e.c.business_date, e.c.snapshot_id).with_for_update()
+    return pd.concat(
+        [_read(conn, heads.where(e.c.business_date.in_(d))) for d in _chunks(list(business_dates))]
+    )
