@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["DESK_START_DATE"] = args.start
     started = time.perf_counter()
 
-    from desk_pipeline.cli import backfill_chunks, run_range
+    from desk_pipeline.commands.backfill import backfill_chunks, run_range
     from desk_pipeline.domain.calendar import business_dates
 
     defs = sized_definitions(

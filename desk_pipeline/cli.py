@@ -1,17 +1,17 @@
 """The `desk` command: backfill; positions, rankings, concentration, quarantine; events."""
 
+import functools
 import json
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import dagster as dg
-import pandas as pd
 from rich.console import RenderableType
 
 from desk_pipeline import console, queries
@@ -34,11 +34,8 @@ from desk_pipeline.adapters.warehouse import (
     require_warehouse,
 )
 from desk_pipeline.defs import runs as desk_runs
-from desk_pipeline.defs.partitions import desk_partitions
 from desk_pipeline.defs.settings import DeskSettings
-from desk_pipeline.domain.calendar import business_dates
 from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError, SettingsError
-from desk_pipeline.progress import RunProgress
 
 # What `desk` exits with; `desk --help` and the README list them.
 EXIT_CODES = {
@@ -48,55 +45,11 @@ EXIT_CODES = {
     130: "interrupted",
 }
 
-# Days per Dagster run in a backfill: bounds memory and gives the progress bar steps.
-BACKFILL_CHUNK_DAYS = 31
-
-
-def backfill_chunks(dates: list[str]) -> list[list[str]]:
-    """The business days of a backfill cut into runs of at most BACKFILL_CHUNK_DAYS."""
-    return [dates[i : i + BACKFILL_CHUNK_DAYS] for i in range(0, len(dates), BACKFILL_CHUNK_DAYS)]
-
-
-def run_range(
-    job: Any,
-    instance: dg.DagsterInstance,
-    days: list[str],
-    *,
-    trigger: str,
-    tags: dict[str, str] | None = None,
-    run_config: Mapping[str, Any] | None = None,
-) -> str:
-    """One single-run range backfill of ``job`` over ``days``, in-process; returns the run id.
-
-    The run's tags name this process, so a later command can fail the run if it is killed.
-    ``run_config`` chooses the run's loggers (`desk backfill` shows a progress bar instead).
-    """
-    result = job.execute_in_process(
-        run_config=run_config,
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": days[0],
-            "dagster/asset_partition_range_end": days[-1],
-            "desk/trigger": trigger,
-            **desk_runs.process_tags(),
-            **(tags or {}),
-        },
-        raise_on_error=True,
-    )
-    return result.run_id
-
 
 def _settings() -> DeskSettings:
     # Read when a command needs them, not at import: `main` may change the environment, and a
     # bad setting must not stop `desk doctor` (it is one line, exit 2, for the other commands).
     return DeskSettings.from_env()
-
-
-def _definitions() -> dg.Definitions:
-    """The code location's definitions for the environment's settings, as the UI loads them."""
-    from desk_pipeline.definitions import build_definitions
-
-    return build_definitions(_settings())
 
 
 def _repository() -> PositionRepository:
@@ -209,8 +162,13 @@ def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
     # Runs left by a killed desk process hold pool slots that would block every later run:
     # any command fails them first (doctor only reports them unless told to --repair).
     if ctx.invoked_subcommand != "doctor" and desk_runs.instance_exists():
-        for repair in desk_runs.repair_orphaned_runs(desk_runs.desk_instance()):
-            _notice(f"repaired {repair.describe()}")
+        for line in _repair_orphans(desk_runs.desk_instance()):
+            _notice(f"repaired {line}")
+
+
+def _repair_orphans(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the runs of dead desk processes and free their pool slots; what was done."""
+    return [repair.describe() for repair in desk_runs.repair_orphaned_runs(instance)]
 
 
 @cli.command()
@@ -243,59 +201,28 @@ def backfill(start: str, end: str, as_json: bool) -> None:
     runs, whatever the range.
     Idempotent: running it again changes nothing.
     """
-    settings = _settings()
-    defs = _definitions()
-    daily = desk_partitions(settings).daily
+    # Imported late: the commands load every asset module, which most `desk` commands never use.
+    from desk_pipeline.commands import backfill as own_runs
 
     first, last = queries.business_day(start, "--start"), queries.business_day(end, "--end")
-    # Days made stale by late trades, before or after the range, are restated by the runs
-    # themselves (defs/end_of_day.py), whichever run ingests the late trade.
-    dates = business_dates(first, last)
-    known = set(daily.get_partition_keys())
-    outside = [d for d in dates if d not in known]
-    if outside:
-        raise InvalidRangeError(
-            f"days {outside[0]}..{outside[-1]} are outside the desk calendar "
-            f"({settings.start_date} to today); set DESK_START_DATE earlier or pick other days"
-        )
-    # Connects (and migrates): an unusable warehouse fails here, before any run starts.
-    _repository()
-    instance = desk_runs.desk_instance()
-    progress = RunProgress(
-        defs.resolve_job_def("daily_job"), backfill_chunks(dates), log_level=_log_level()
+    done = own_runs.backfill(
+        _settings(), first, last, warehouse=_repository, on_wait=_notice, log_level=_log_level()
     )
-    with (
-        desk_runs.backfill_claim(instance, dates[0], dates[-1], on_wait=_notice) as claim,
-        desk_runs.watching_orphans(instance),
-        progress.shown(),
-    ):
-        tags = {desk_runs.BACKFILL_TAG: claim}
-        runs = [
-            run_range(
-                progress.job,
-                instance,
-                list(chunk),
-                trigger="desk backfill",
-                tags=tags,
-                run_config=progress.run_config,
-            )
-            for chunk in progress.each_chunk()
-        ]
-    relay = relay_once(_repository(), publisher_from(_settings().event_publisher))
+    days = done.days
     document = {
-        "start": dates[0],
-        "end": dates[-1],
-        "days": len(dates),
-        "runs": runs,
-        "events_published": relay.published,
-        "events_pending": relay.backlog,
+        "start": days[0],
+        "end": days[-1],
+        "days": len(days),
+        "runs": done.runs,
+        "events_published": done.events_published,
+        "events_pending": done.events_pending,
     }
     _emit(
         document,
         as_json,
         lambda: (
-            f"backfilled {len(dates)} days, {dates[0]}..{dates[-1]}, in {len(runs)} run(s); "
-            f"events published {relay.published}, waiting {relay.backlog}"
+            f"backfilled {len(days)} days, {days[0]}..{days[-1]}, in {len(done.runs)} run(s); "
+            f"events published {done.events_published}, waiting {done.events_pending}"
         ),
     )
 
@@ -309,19 +236,15 @@ def tick(as_json: bool) -> None:
     refresh then follows. For a desk run without the daemon, and `make run`, whose demo starts
     with fresh 10-minute snapshots instead of failing its freshness policy until the first tick.
     """
-    defs = _definitions()
-    _repository()  # an unusable warehouse fails here, before the run
-    window = desk_partitions(_settings()).intraday.get_last_partition_key()
-    run = defs.resolve_job_def("intraday_job").execute_in_process(
-        instance=desk_runs.desk_instance(),
-        partition_key=window,
-        tags={"desk/trigger": "desk tick", **desk_runs.process_tags()},
-        # Dagster's console log only on request, as for `desk backfill`.
-        run_config={"loggers": {"console": {"config": {"log_level": _log_level() or "CRITICAL"}}}},
-        raise_on_error=True,
+    from desk_pipeline.commands import backfill as own_runs  # late, as in `backfill`
+
+    done = own_runs.tick(_settings(), warehouse=_repository, log_level=_log_level())
+    document = {"window": done.window, "run_id": done.run_id}
+    _emit(
+        document,
+        as_json,
+        lambda: f"snapshot of the 10-minute window {done.window}, run {done.run_id}",
     )
-    document = {"window": window, "run_id": run.run_id}
-    _emit(document, as_json, lambda: f"snapshot of the 10-minute window {window}, run {run.run_id}")
 
 
 @cli.command()
@@ -369,16 +292,8 @@ def ranking(book: str, business_date: str, as_json: bool) -> None:
     _emit(
         document,
         as_json,
-        lambda: console.ranking(document, _base_currency(repo, book, business_date)),
+        lambda: console.ranking(document, queries.base_currency(repo, book, business_date)),
     )
-
-
-def _base_currency(repo: PositionRepository, book: str, business_date: str) -> str | None:
-    """The book's base currency (the unit of its ranking values) from stored reference data."""
-    day = pd.Timestamp(business_date)
-    books = repo.reference_as_of(day, day).books
-    currency = books.loc[books["book_id"] == book, "base_currency"]
-    return None if currency.empty else str(currency.iloc[0])
 
 
 @cli.command()
@@ -398,7 +313,7 @@ def concentration(book: str, business_date: str, as_json: bool) -> None:
     _emit(
         document,
         as_json,
-        lambda: console.concentration(document, _base_currency(repo, book, business_date)),
+        lambda: console.concentration(document, queries.base_currency(repo, book, business_date)),
     )
 
 
@@ -463,19 +378,6 @@ def relay(once: bool, max_backoff: float, retry_parked: bool, as_json: bool) -> 
         raise PublishError(f"relay: {result.failed} events wait in the outbox: {result.error}")
 
 
-def _request_ranking(book_id: str, business_date: str) -> None:
-    """Run collateral_ranking for the day through the Dagster definitions (seen in the UI).
-
-    The asset ranks every book of the day in one run, so the day's other events find it fresh.
-    """
-    # Imported late: the commands load every asset module, which most `desk` commands never use.
-    from desk_pipeline import commands
-
-    trigger = {commands.TRIGGER_TAG: f"desk consume: PositionSnapshotCreated {book_id}"}
-    run = commands.ranking_run(book_id, business_date, trigger)
-    run.execute(_definitions(), desk_runs.desk_instance())
-
-
 @cli.command()
 @click.option(
     "--source",
@@ -522,12 +424,16 @@ def consume(
     From a RabbitMQ queue, or from the Kafka event topic in the consumer group --consumer
     (offsets committed after the inbox write; poison messages go to <topic>.dlq).
     """
+    # Imported late: the commands load every asset module, which most `desk` commands never use.
+    from desk_pipeline import commands
+
     _log_to_stderr()
     spec = source or _settings().event_publisher
 
     def inbox() -> event_consumer.InboxConsumer:
         repository = _repository()
-        handler = event_consumer.EodRankingHandler(repository, _request_ranking)
+        rank = functools.partial(commands.rank_snapshot, _settings())
+        handler = event_consumer.EodRankingHandler(repository, rank)
         return event_consumer.InboxConsumer(repository, name, handler, max_attempts=max_attempts)
 
     if spec.startswith("kafka:"):
@@ -568,59 +474,23 @@ def doctor(repair: bool, as_json: bool) -> None:
 
     Changes nothing (no migration, no file) unless --repair. Exits 1 when any check fails.
     """
-    from desk_pipeline.adapters import health
-
-    # Each setting is checked on its own, so one bad value does not hide the other checks; a
-    # bad value's finding is the very line the other commands print.
-    from desk_pipeline.defs.settings import ENVIRONMENT, environment_values, setting_problems
-
-    problems = setting_problems()
-    values = environment_values()
-    if "DESK_WAREHOUSE_URL" in problems:
-        findings = [
-            health.Finding("warehouse", False, problems.pop("DESK_WAREHOUSE_URL")),
-            health.Finding("migrations", False, "no warehouse to check"),
-        ]
-    else:
-        findings = health.warehouse_findings(values["warehouse_url"])
-    for check, field, probe in (
-        ("source", "trade_source", health.source_finding),
-        ("broker", "event_publisher", health.broker_finding),
-    ):
-        if ENVIRONMENT[field] in problems:
-            findings.append(health.Finding(check, False, problems.pop(ENVIRONMENT[field])))
-        else:
-            findings.append(probe(values[field]))
-    findings += [health.Finding("settings", False, line) for line in problems.values()]
-    repaired = []
-    if desk_runs.instance_exists():
-        instance = desk_runs.desk_instance()
-        if repair:
-            repaired = [r.describe() for r in desk_runs.repair_orphaned_runs(instance)]
-        orphans = [run.run_id for run in desk_runs.orphaned_runs(instance)]
-        detail = (
-            f"{len(orphans)} run(s) whose desk process is gone ({', '.join(orphans)}); "
-            "run `desk doctor --repair` (any other desk command repairs them too)"
-            if orphans
-            else "no run is held by a dead desk process"
-        )
-        findings.append(health.Finding("runs", not orphans, detail))
-    document = {
-        "ok": all(f.ok for f in findings),
-        "checks": [{"check": f.check, "ok": f.ok, "detail": f.detail} for f in findings],
-        "repaired": repaired,
-    }
+    instance = desk_runs.desk_instance() if desk_runs.instance_exists() else None
+    repaired = _repair_orphans(instance) if repair and instance is not None else []
+    document = queries.doctor_document(instance, repaired)
     _emit(
         document,
         as_json,
         lambda: "\n".join(
             [
                 *(f"repaired {line}" for line in repaired),
-                *(f"{'ok  ' if f.ok else 'FAIL'} {f.check:<10} {f.detail}" for f in findings),
+                *(
+                    f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']:<10} {c['detail']}"
+                    for c in document["checks"]
+                ),
             ]
         ),
     )
-    failed = [f.check for f in findings if not f.ok]
+    failed = [c["check"] for c in document["checks"] if not c["ok"]]
     if failed:
         raise DeskPipelineError(f"doctor: {', '.join(failed)} failed")
 

@@ -1,0 +1,183 @@
+"""`desk backfill` and `desk tick`: the desk's own runs, executed in the command's process.
+
+A backfill cuts its business days into single-run range backfills of at most
+BACKFILL_CHUNK_DAYS, under a claim that refuses an overlapping backfill, while a watcher fails
+runs of dead desk processes that hold the pool slots it waits for; then it relays the events its
+runs wrote. Each run's tags name this process (defs/runs.py), so a later command can fail the
+run if the process is killed.
+"""
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import dagster as dg
+
+from desk_pipeline.adapters.publisher import publisher_from, relay_once
+from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.commands.requests import TRIGGER_TAG, definitions_for
+from desk_pipeline.defs import runs as desk_runs
+from desk_pipeline.defs.partitions import desk_partitions
+from desk_pipeline.defs.settings import DeskSettings
+from desk_pipeline.domain.calendar import business_dates
+from desk_pipeline.domain.errors import InvalidRangeError
+from desk_pipeline.progress import RunProgress
+
+# Days per Dagster run in a backfill: bounds memory and gives the progress bar steps.
+BACKFILL_CHUNK_DAYS = 31
+
+
+def backfill_chunks(dates: list[str]) -> list[list[str]]:
+    """The business days of a backfill cut into runs of at most BACKFILL_CHUNK_DAYS."""
+    return [dates[i : i + BACKFILL_CHUNK_DAYS] for i in range(0, len(dates), BACKFILL_CHUNK_DAYS)]
+
+
+def run_range(
+    job: Any,
+    instance: dg.DagsterInstance,
+    days: list[str],
+    *,
+    trigger: str,
+    tags: dict[str, str] | None = None,
+    run_config: Mapping[str, Any] | None = None,
+) -> str:
+    """One single-run range backfill of ``job`` over ``days``, in-process; returns the run id.
+
+    The run's tags name this process, so a later command can fail the run if it is killed.
+    ``run_config`` chooses the run's loggers (`desk backfill` shows a progress bar instead).
+    """
+    result = job.execute_in_process(
+        run_config=run_config,
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": days[0],
+            "dagster/asset_partition_range_end": days[-1],
+            TRIGGER_TAG: trigger,
+            **desk_runs.process_tags(),
+            **(tags or {}),
+        },
+        raise_on_error=True,
+    )
+    return result.run_id
+
+
+@dataclasses.dataclass(frozen=True)
+class BackfillResult:
+    """What a backfill did: its business days, its run ids in order, then the relay's counts."""
+
+    days: list[str]
+    runs: list[str]
+    events_published: int
+    events_pending: int
+
+
+def _calendar_days(settings: DeskSettings, first: str, last: str) -> list[str]:
+    """The business days ``first``..``last`` (YYYY-MM-DD strings), all in the desk calendar.
+
+    Raises:
+        InvalidRangeError: ``first`` is after ``last``, or some days fall before
+            DESK_START_DATE or after today.
+    """
+    dates = business_dates(first, last)
+    known = set(desk_partitions(settings).daily.get_partition_keys())
+    outside = [d for d in dates if d not in known]
+    if outside:
+        raise InvalidRangeError(
+            f"days {outside[0]}..{outside[-1]} are outside the desk calendar "
+            f"({settings.start_date} to today); set DESK_START_DATE earlier or pick other days"
+        )
+    return dates
+
+
+def backfill(
+    settings: DeskSettings,
+    first: str,
+    last: str,
+    *,
+    warehouse: Callable[[], PositionRepository],
+    on_wait: Callable[[str], None],
+    log_level: str | None,
+) -> BackfillResult:
+    """Bring the warehouse up to date for business days ``first``..``last``, then relay events.
+
+    Days made stale by late trades, before or after the range, are restated by the runs
+    themselves (defs/end_of_day.py), whichever run ingests the late trade.
+
+    Args:
+        settings: the desk's settings; the runs use the definitions bound to them.
+        first: first business day, YYYY-MM-DD.
+        last: last business day (inclusive), YYYY-MM-DD.
+        warehouse: opens the warehouse, migrated; called before the first run (an unusable
+            warehouse fails before any run starts) and again for the relay.
+        on_wait: told, one line at a time, why the backfill waits for an overlapping one.
+        log_level: Dagster's run log on stderr at that level, or None for the progress bar only.
+
+    Raises:
+        InvalidRangeError: the range is reversed or leaves the desk calendar.
+        dagster.DagsterError: a run failed (it is in the Dagster UI).
+    """
+    defs = definitions_for(settings)
+    dates = _calendar_days(settings, first, last)
+    warehouse()
+    instance = desk_runs.desk_instance()
+    progress = RunProgress(
+        defs.resolve_job_def("daily_job"), backfill_chunks(dates), log_level=log_level
+    )
+    with (
+        desk_runs.backfill_claim(instance, dates[0], dates[-1], on_wait=on_wait) as claim,
+        desk_runs.watching_orphans(instance),
+        progress.shown(),
+    ):
+        tags = {desk_runs.BACKFILL_TAG: claim}
+        runs = [
+            run_range(
+                progress.job,
+                instance,
+                list(chunk),
+                trigger="desk backfill",
+                tags=tags,
+                run_config=progress.run_config,
+            )
+            for chunk in progress.each_chunk()
+        ]
+    relay = relay_once(warehouse(), publisher_from(settings.event_publisher))
+    return BackfillResult(dates, runs, relay.published, relay.backlog)
+
+
+@dataclasses.dataclass(frozen=True)
+class TickResult:
+    """A tick's 10-minute window (partition key) and the id of the run that snapshotted it."""
+
+    window: str | None
+    run_id: str
+
+
+def tick(
+    settings: DeskSettings,
+    *,
+    warehouse: Callable[[], PositionRepository],
+    log_level: str | None,
+) -> TickResult:
+    """Run intraday_job in-process for the 10-minute window that just closed, as the schedule does.
+
+    Args:
+        settings: the desk's settings; the run uses the definitions bound to them.
+        warehouse: opens the warehouse, migrated; called before the run, so an unusable
+            warehouse fails first.
+        log_level: Dagster's run log on stderr at that level, or None for none.
+
+    Raises:
+        dagster.DagsterError: the run failed (it is in the Dagster UI).
+    """
+    defs = definitions_for(settings)
+    warehouse()
+    window = desk_partitions(settings).intraday.get_last_partition_key()
+    run = defs.resolve_job_def("intraday_job").execute_in_process(
+        instance=desk_runs.desk_instance(),
+        partition_key=window,
+        tags={TRIGGER_TAG: "desk tick", **desk_runs.process_tags()},
+        # Dagster's console log only on request, as for `desk backfill`.
+        run_config={"loggers": {"console": {"config": {"log_level": log_level or "CRITICAL"}}}},
+        raise_on_error=True,
+    )
+    return TickResult(window, run.run_id)
