@@ -2,30 +2,16 @@
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pydantic
+import pydantic_settings
 
 from desk_pipeline.adapters import configuration
 from desk_pipeline.domain.errors import SettingsError
 
 DEFAULT_START_DATE = "2026-01-01"
 NUMBER_PROBLEMS = {"int_parsing": "not a whole number", "float_parsing": "not a number"}
-
-# Each setting's environment variable; the checks name the variable, not the field.
-ENVIRONMENT = {
-    "warehouse_url": "DESK_WAREHOUSE_URL",
-    "trade_source": "DESK_TRADE_SOURCE",
-    "timezone": "DESK_TIMEZONE",
-    "start_date": "DESK_START_DATE",
-    "event_publisher": "DESK_EVENT_PUBLISHER",
-    "haircut_schedule": "DESK_HAIRCUT_SCHEDULE",
-    "desk_hours": "DESK_HOURS",
-    "intraday_freshness_minutes": "DESK_FRESHNESS_MINUTES",
-    "max_quarantine_rate": "DESK_MAX_QUARANTINE_RATE",
-    "intraday_retention_days": "DESK_INTRADAY_RETENTION_DAYS",
-    "issuer_concentration_limit": "DESK_ISSUER_CONCENTRATION_LIMIT",
-}
 CHECKS = {
     "warehouse_url": configuration.warehouse_url_problem,
     "trade_source": configuration.trade_source_problem,
@@ -36,31 +22,71 @@ CHECKS = {
 }
 
 
-@pydantic.dataclasses.dataclass(frozen=True)
-class DeskSettings:
+def default_warehouse_url() -> str:
+    """The contract's warehouse: ``sqlite:///<DAGSTER_HOME or ./.desk, absolute>/warehouse.db``."""
+    home = Path(os.environ.get("DAGSTER_HOME") or "./.desk").resolve()
+    return f"sqlite:///{home}/warehouse.db"
+
+
+class DeskSettings(pydantic_settings.BaseSettings):
     """The desk's configuration: the DESK_* variables of the contract, with working defaults.
 
-    Validated on construction (pydantic): a bad value raises ``pydantic.ValidationError``;
-    :meth:`from_env` turns it into a :class:`SettingsError` naming the variable.
+    Constructed with keywords (field names), settings read nothing from the environment, and a
+    bad value raises ``pydantic.ValidationError``; :meth:`from_env` reads the DESK_* variables
+    and raises a :class:`SettingsError` naming each bad one.
     """
 
-    warehouse_url: str
-    trade_source: str
-    timezone: str
-    start_date: str
-    event_publisher: str
-    haircut_schedule: str
+    # Each field's alias is its variable, exactly as the contract spells it (case-sensitive): a
+    # value read under another name would reach Dagster as a dg.EnvVar that is not set. Empty
+    # variables count as unset; field names stay valid keywords for explicit settings.
+    model_config = pydantic_settings.SettingsConfigDict(
+        frozen=True, case_sensitive=True, env_ignore_empty=True, validate_by_name=True
+    )
+
+    # Computed when settings are built, from DAGSTER_HOME as it is then (never at import).
+    warehouse_url: str = pydantic.Field(
+        default_factory=default_warehouse_url, validation_alias="DESK_WAREHOUSE_URL"
+    )
+    trade_source: str = pydantic.Field("simulator", validation_alias="DESK_TRADE_SOURCE")
+    timezone: str = pydantic.Field("UTC", validation_alias="DESK_TIMEZONE")
+    start_date: str = pydantic.Field(DEFAULT_START_DATE, validation_alias="DESK_START_DATE")
+    event_publisher: str = pydantic.Field("log", validation_alias="DESK_EVENT_PUBLISHER")
+    haircut_schedule: str = pydantic.Field("", validation_alias="DESK_HAIRCUT_SCHEDULE")
     # Freshness policy of intraday_positions: hours (cron hour field) and maximum snapshot age.
-    desk_hours: str = "0-23"
-    intraday_freshness_minutes: Annotated[int, pydantic.Field(gt=0)] = 20
+    desk_hours: str = pydantic.Field("0-23", validation_alias="DESK_HOURS")
+    intraday_freshness_minutes: int = pydantic.Field(
+        20, gt=0, validation_alias="DESK_FRESHNESS_MINUTES"
+    )
     # Quality and housekeeping: quarantined share of received rows; intraday snapshot retention.
-    max_quarantine_rate: Annotated[float, pydantic.Field(ge=0, le=1)] = 0.05
-    intraday_retention_days: Annotated[int, pydantic.Field(ge=1)] = 7
+    max_quarantine_rate: float = pydantic.Field(
+        0.05, ge=0, le=1, validation_alias="DESK_MAX_QUARANTINE_RATE"
+    )
+    intraday_retention_days: int = pydantic.Field(
+        7, ge=1, validation_alias="DESK_INTRADAY_RETENTION_DAYS"
+    )
     # Collateral: the largest share of a book's eligible lendable value one issuer may hold.
-    issuer_concentration_limit: Annotated[float, pydantic.Field(gt=0, le=1)] = 0.25
-    # The DESK_* variables that were set (from_env): the resources bind those values through
-    # dg.EnvVar, so a URL with credentials stays out of the UI; explicit settings bind values.
-    set_variables: frozenset[str] = frozenset()
+    issuer_concentration_limit: float = pydantic.Field(
+        0.25, gt=0, le=1, validation_alias="DESK_ISSUER_CONCENTRATION_LIMIT"
+    )
+    # Set by from_env: the fields it was given (model_fields_set) are the variables that were set.
+    _from_environment: bool = pydantic.PrivateAttr(default=False)
+
+    def __init__(self, **values: Any) -> None:
+        # Keywords only: BaseSettings' positional parameters are its own options (_case_sensitive,
+        # _env_prefix, ...), so DeskSettings("sqlite://", ...) would silently take every default.
+        super().__init__(**values)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[pydantic_settings.BaseSettings],
+        init_settings: pydantic_settings.PydanticBaseSettingsSource,
+        env_settings: pydantic_settings.PydanticBaseSettingsSource,
+        dotenv_settings: pydantic_settings.PydanticBaseSettingsSource,
+        file_secret_settings: pydantic_settings.PydanticBaseSettingsSource,
+    ) -> tuple[pydantic_settings.PydanticBaseSettingsSource, ...]:
+        """Only the keywords given: explicit settings (tests, the API's) ignore the environment."""
+        return (init_settings,)
 
     @pydantic.field_validator(*CHECKS)
     @classmethod
@@ -72,41 +98,62 @@ class DeskSettings:
 
     @classmethod
     def from_env(cls) -> "DeskSettings":
-        """Read the DESK_* variables; unset ones take the defaults of ARCHITECTURE.md.
+        """Read the DESK_* variables; unset or empty ones take the defaults of ARCHITECTURE.md.
 
         Raises:
             SettingsError: one line per bad variable, ``DESK_X=value: problem; fix``.
         """
         try:
-            # Validated as a mapping: the environment's strings are parsed into the fields' types.
-            set_variables = frozenset(name for name in ENVIRONMENT.values() if os.environ.get(name))
-            values = {**environment_values(), "set_variables": set_variables}
-            return pydantic.TypeAdapter(cls).validate_python(values)
+            settings = cls(**_set_variables())
         except pydantic.ValidationError as err:
             raise SettingsError([_line(error) for error in err.errors()]) from None
+        settings._from_environment = True
+        return settings
+
+    @property
+    def set_variables(self) -> frozenset[str]:
+        """The DESK_* variables these settings were read from; none for explicit settings.
+
+        The resources bind those values through dg.EnvVar, so a URL with credentials stays out
+        of the UI; explicit settings and defaults are bound as values.
+        """
+        if not self._from_environment:
+            return frozenset()
+        return frozenset(ENVIRONMENT[field] for field in self.model_fields_set)
+
+
+# Each setting's environment variable; the checks name the variable, not the field.
+ENVIRONMENT = {
+    field: str(info.validation_alias) for field, info in DeskSettings.model_fields.items()
+}
+FIELDS = {variable: field for field, variable in ENVIRONMENT.items()}
+
+
+def _set_variables() -> dict[str, str]:
+    """The DESK_* variables that are set and not empty, by name, unvalidated."""
+    # validate_by_name makes pydantic-settings also try each field's own name (`timezone`):
+    # only the contract's variables count.
+    read = pydantic_settings.EnvSettingsSource(DeskSettings)()
+    return {name: value for name, value in read.items() if name in FIELDS}
 
 
 def environment_values() -> dict[str, str]:
     """The DESK_* values as set, unvalidated, with the contract's defaults for unset ones."""
-    home = Path(os.environ.get("DAGSTER_HOME") or "./.desk").resolve()
     values = {
-        field: os.environ[name] for field, name in ENVIRONMENT.items() if os.environ.get(name)
+        field: str(info.get_default(call_default_factory=True))
+        for field, info in DeskSettings.model_fields.items()
     }
-    values.setdefault("warehouse_url", f"sqlite:///{home}/warehouse.db")
-    values.setdefault("trade_source", "simulator")
-    values.setdefault("timezone", "UTC")
-    values.setdefault("start_date", DEFAULT_START_DATE)
-    values.setdefault("event_publisher", "log")
-    values.setdefault("haircut_schedule", "")
+    values.update((FIELDS[name], value) for name, value in _set_variables().items())
     return values
 
 
 def _line(error: Any) -> str:
     """One pydantic error as ``DESK_X=value: problem; fix``."""
-    field = str(error["loc"][0])
+    location = str(error["loc"][0])  # the variable when read, the field for a default
+    field = FIELDS.get(location, location)
     problem = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] != "value_error":  # a number out of bounds or not a number at all
-        default = DeskSettings.__dataclass_fields__[field].default
+        default = DeskSettings.model_fields[field].default
         problem = NUMBER_PROBLEMS.get(error["type"], problem.replace("Input should", "should"))
         problem = f"{problem}; use a value such as {default}"
     return f"{ENVIRONMENT[field]}={configuration.shown(str(error['input']))}: {problem}"

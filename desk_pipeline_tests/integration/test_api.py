@@ -453,7 +453,7 @@ def test_the_openapi_document_describes_every_route_and_the_token(client):
 # requests go to the module's app over the computed desk.
 schema = schemathesis.openapi.from_dict(
     create_app(
-        DeskSettings("sqlite://", "simulator", "UTC", "2026-03-01", "log", ""),
+        DeskSettings(warehouse_url="sqlite://", start_date="2026-03-01"),
         token=None,
         instance=dg.DagsterInstance.ephemeral(),
     ).openapi()

@@ -16,6 +16,7 @@ from desk_pipeline.defs.resources import (
     resources_from,
     trade_source_resource,
 )
+from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline_tests.location import desk_settings
 
 SQL = "sql:postgresql+psycopg://desk:s3cret@db.example:5432/booking"
@@ -54,16 +55,13 @@ def test_the_resources_build_the_adapters_they_name(tmp_path):
     assert isinstance(LogEventPublisher().publisher(), LogPublisher)
 
 
-def test_settings_read_from_the_environment_reach_dagster_as_env_vars_so_the_ui_hides_them():
-    settings = desk_settings(
-        warehouse_url="postgresql+psycopg://desk:s3cret@db.example/desk",
-        trade_source=SQL,
-        event_publisher=AMQP,
-        set_variables=frozenset(
-            {"DESK_WAREHOUSE_URL", "DESK_TRADE_SOURCE", "DESK_EVENT_PUBLISHER"}
-        ),
-    )
-    resources = resources_from(settings)
+def test_settings_read_from_the_environment_reach_dagster_as_env_vars_so_the_ui_hides_them(
+    monkeypatch,
+):
+    monkeypatch.setenv("DESK_WAREHOUSE_URL", "postgresql+psycopg://desk:s3cret@db.example/desk")
+    monkeypatch.setenv("DESK_TRADE_SOURCE", SQL)
+    monkeypatch.setenv("DESK_EVENT_PUBLISHER", AMQP)
+    resources = resources_from(DeskSettings.from_env())
     assert resources["warehouse"].url == dg.EnvVar("DESK_WAREHOUSE_URL")
     assert resources["trade_source"] == SqlTradeSource(url=dg.EnvVar("DESK_TRADE_SOURCE"))
     assert resources["publisher"] == RabbitMqEventPublisher(url=dg.EnvVar("DESK_EVENT_PUBLISHER"))
