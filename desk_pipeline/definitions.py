@@ -19,7 +19,7 @@ def build_definitions(settings: DeskSettings) -> dg.Definitions:
         collateral_definitions(partitions),
         reference_definitions(partitions),
         dg.Definitions(
-            jobs=[automation.intraday_job, automation.daily_job],
+            jobs=[automation.intraday_job, automation.daily_job, automation.outbox_relay_job],
             schedules=[automation.intraday_schedule],
             sensors=[
                 automation.eod_refresh_sensor,

@@ -1,25 +1,31 @@
 """Jobs, the 10-minute schedule and the sensors that keep the desk current, all on by default.
 
-The outbox relay publishes from ``outbox_relay_sensor`` itself, in a bounded pass that ends
-well inside the sensor's time budget (``DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS``, 60 s by
-default): no new batch starts after ``RELAY_PASS_SECONDS``, and a batch waits at most
-``RELAY_CONFIRM_SECONDS`` for the broker's confirms (plus the adapter's 5 s connect timeout),
-so the worst tick is about 35 s. What a pass leaves behind waits in the outbox, in order, for
-the next tick 30 s later. Chosen over a sensor that launches a relay run: Dagster's guide to
-sensor timeouts ("Troubleshooting sensor timeouts": break up sensor evaluations, raise the
-timeout only as a last resort) recommends doing a bounded chunk of work per tick, and a run
-per tick would add a run worker process and up to 2,880 runs a day to the runs page for what is
-a sub-second publish in the normal case, plus run-level exclusion to keep one relay at a time.
-Sensor ticks of one sensor never overlap, so there is one relay at a time for free; a pass
-publishes batches in write order and marks only confirmed events, so per-book order and
-at-least-once delivery (consumers dedupe by event id) hold whatever pass a batch lands in.
+The outbox relay publishes in a run of ``outbox_relay_job``, in the run worker, outside any
+sensor's time budget (``DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS``, 60 s by default): a slow broker,
+a large backlog or a confirm wait can no longer time a tick out, and no publish is squeezed into
+a share of a tick. ``outbox_relay_sensor`` only looks: every 30 s it requests a run when the
+outbox holds publishable events, no relay run is queued or running, and the back-off after
+failed relay runs has elapsed. One relay at a time, whatever launched it: the sensor skips while
+a relay run is in flight (its ticks never overlap and each sees the runs the previous requested),
+and the relay op takes a slot of its own pool, which the desk's dagster.yaml limits to one (as
+every pool), so a run launched by hand waits. The skip is the guard that needs no instance
+configuration (test and ephemeral instances limit no pool); the pool covers manual launches, and
+runs.py's repair frees a slot a dead run leaked. Chosen over a run_key scheme (a key per outbox
+state either repeats after a failed run, which Dagster then never runs again, or must carry the
+failures anyway) and over a run-queue tag limit (queued runs piling up behind a slow relay).
+A pass publishes batches in write order, marks only confirmed events and parks a poison event
+with its book's later ones waiting, so per-book order and at-least-once delivery (consumers
+dedupe by event id) hold whichever run a batch lands in. The cost: a run (a process under the
+default launcher) per burst of events, about one per 10-minute tick, instead of a publish inside
+the tick.
 """
 
 import time
+from collections.abc import Sequence
 
 import dagster as dg
 
-from desk_pipeline.adapters.publisher import Backoff, RelayCursor, relay_once
+from desk_pipeline.adapters.publisher import Backoff, RelayCursor, RelayResult, relay_once
 from desk_pipeline.defs.resources import PublisherResource, WarehouseResource
 
 # By key: the assets are built from the settings (definitions.py); the jobs and the schedule take
@@ -55,47 +61,158 @@ eod_refresh_sensor = dg.AutomationConditionSensorDefinition(
     "snapshot, and today's reference data and marks hourly.",
 )
 
-# Sensor ticks come every 30 s; while the broker is down, wait 30 s, 1 min, 2 min ... 10 min.
+# The relay: the sensor only looks (two run-storage reads, one or two cheap outbox queries); a
+# run of outbox_relay_job publishes.
+RELAY_JOB = "outbox_relay_job"
+# Every relay op takes this pool's one slot (the desk's instance limits pools to 1 by default), so
+# a relay launched by hand while the sensor's run publishes waits instead of interleaving a book.
+RELAY_POOL = "desk_outbox_relay"
+# While relay runs fail (broker down or refusing), wait 30 s, 1 min, 2 min ... 10 min after the
+# last failed one before requesting the next.
 RELAY_BACKOFF = Backoff(initial=30.0, factor=2.0, maximum=600.0)
-# A tick's time budget (Dagster's sensor timeout is 60 s): no batch starts after 15 s, and a
-# batch's confirms may take 15 s more after its 5 s connect; worst case ~35 s plus the SQL.
-RELAY_PASS_SECONDS = 15.0
-RELAY_CONFIRM_SECONDS = 15.0
+# The newest finished relay runs the back-off reads: six failures in a row reach its cap.
+RELAY_HISTORY = 8
+# A run publishes until the outbox is empty, but starts no batch after RELAY_RUN_SECONDS and
+# waits at most RELAY_CONFIRM_SECONDS for a batch's confirms (plus the adapter's 5 s connect):
+# worst case ~6 min, inside the run's max runtime, which run monitoring enforces on a run that
+# hangs all the same (a hung relay run would otherwise hold off every later one).
+RELAY_RUN_SECONDS = 300.0
+RELAY_CONFIRM_SECONDS = 60.0
+RELAY_MAX_RUNTIME_SECONDS = 600
 RELAY_BATCH = 500
+# Statuses of a relay run that may still publish (queued included: the daemon's run queue holds
+# the sensor's runs before launching them).
+RELAY_IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+RELAY_FINISHED = [
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+]
 
 
-@dg.sensor(
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Publishes PositionSnapshotCreated events waiting in the outbox.",
-)
-def outbox_relay_sensor(
-    context: dg.SensorEvaluationContext,
-    warehouse: WarehouseResource,
-    publisher: PublisherResource,
-) -> dg.SkipReason:
-    """Relay the outbox to the broker; the cursor shows the backlog in the UI.
-
-    One bounded pass per tick (see the module docstring): a large backlog drains over several
-    ticks. While the broker is unreachable the sensor backs off exponentially (state in the
-    cursor) instead of waiting on a dead socket every 30 seconds; the events wait in the outbox.
-    """
-    state = RelayCursor.from_json(context.cursor)
-    now = time.time()
-    if now < state.retry_at:
-        return dg.SkipReason(
-            f"broker unreachable ({state.failures} failed attempts); next attempt in "
-            f"{state.retry_at - now:.0f}s; backlog {state.backlog}"
-        )
-    result = relay_once(
-        warehouse.repository(),
-        publisher.publisher(timeout=RELAY_CONFIRM_SECONDS),
-        RELAY_BATCH,
-        deadline=time.monotonic() + RELAY_PASS_SECONDS,
-    )
-    context.update_cursor(state.after(result, now, RELAY_BACKOFF).to_json())
+def relay_summary(result: RelayResult) -> str:
+    """One line of a relay pass: ``published P, failed F, backlog N, parked K[: error]``."""
     failure = f": {result.error}" if result.failed else ""
-    return dg.SkipReason(
+    return (
         f"published {result.published}, failed {result.failed}, backlog {result.backlog}, "
         f"parked {result.parked}{failure}"
     )
+
+
+@dg.op(pool=RELAY_POOL, out=dg.Out(dg.Nothing))
+def relay_outbox(
+    context: dg.OpExecutionContext,
+    warehouse: WarehouseResource,
+    publisher: PublisherResource,
+) -> dg.Output[None]:
+    """Publish the outbox's pending events to the broker in write order (one relay pass).
+
+    Metadata: ``published``, ``failed`` (events left waiting by a failed batch), ``backlog``
+    (events still unpublished, parked ones included), ``parked`` (set aside by this pass),
+    ``parked_total`` (set aside and not retried yet; ``desk status`` lists their reasons) and
+    ``summary``, the four counts in one line, with the broker's error when a batch failed.
+
+    Raises:
+        dg.Failure: a batch was not confirmed (broker unreachable, refusing, no queue bound);
+            its events wait in the outbox, in order, and the sensor backs off.
+    """
+    repository = warehouse.repository()
+    result = relay_once(
+        repository,
+        publisher.publisher(timeout=RELAY_CONFIRM_SECONDS),
+        RELAY_BATCH,
+        deadline=time.monotonic() + RELAY_RUN_SECONDS,
+    )
+    parked_total = len(repository.parked_events()) if result.backlog else 0
+    summary = relay_summary(result)
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "published": result.published,
+        "failed": result.failed,
+        "backlog": result.backlog,
+        "parked": result.parked,
+        "parked_total": parked_total,
+        "summary": summary,
+    }
+    if result.failed:
+        raise dg.Failure(description=summary, metadata=metadata)
+    if result.parked:
+        context.log.warning("relay: %s; `desk status` lists the parked events", summary)
+    else:
+        context.log.info("relay: %s", summary)
+    return dg.Output(None, metadata=metadata)
+
+
+@dg.job(
+    name=RELAY_JOB,
+    tags={"dagster/max_runtime": str(RELAY_MAX_RUNTIME_SECONDS)},
+    description="Publishes the PositionSnapshotCreated events waiting in the outbox (requested "
+    "by outbox_relay_sensor; one relay at a time).",
+)
+def outbox_relay_job() -> None:
+    """One relay pass in the run worker."""
+    relay_outbox()
+
+
+def relay_state(finished: Sequence[dg.RunRecord], backlog: int) -> RelayCursor:
+    """The back-off after the finished relay runs ``finished`` (newest first).
+
+    A run that did not succeed counts as one failed attempt at its end; a success clears them.
+    """
+    state = RelayCursor(backlog=backlog)
+    for record in reversed(finished):
+        failed = int(record.dagster_run.status != dg.DagsterRunStatus.SUCCESS)
+        ended = record.end_time or record.update_timestamp.timestamp()
+        state = state.after(RelayResult(0, failed, backlog), ended, RELAY_BACKOFF)
+    return state
+
+
+@dg.sensor(
+    job=outbox_relay_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests a run of outbox_relay_job when PositionSnapshotCreated events wait "
+    "in the outbox.",
+)
+def outbox_relay_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.RunRequest | dg.SkipReason:
+    """Request a relay run when the outbox has publishable events; the cursor shows the backlog.
+
+    No run while one is queued or running (ticks of one sensor never overlap, and the run is
+    stored within the tick that requests it, so the next tick sees it), nor while the last
+    relay runs failed and the back-off (state from the run history, shown in the cursor) has
+    not elapsed; the events wait in the outbox. Never touches the broker.
+    """
+    repository = warehouse.repository()
+    backlog = repository.outbox_backlog()
+    instance = context.instance
+    finished = instance.get_run_records(
+        dg.RunsFilter(job_name=RELAY_JOB, statuses=RELAY_FINISHED), limit=RELAY_HISTORY
+    )
+    state = relay_state(finished, backlog)
+    context.update_cursor(state.to_json())
+    in_flight = instance.get_runs(
+        dg.RunsFilter(job_name=RELAY_JOB, statuses=RELAY_IN_FLIGHT), limit=1
+    )
+    if in_flight:
+        run = in_flight[0]
+        return dg.SkipReason(
+            f"relay run {run.run_id} is {run.status.value.lower()}; backlog {backlog}"
+        )
+    now = time.time()
+    if now < state.retry_at:
+        return dg.SkipReason(
+            f"relay run {finished[0].dagster_run.run_id} failed ({state.failures} in a row: "
+            f"broker unreachable or refusing); next attempt in {state.retry_at - now:.0f}s; "
+            f"backlog {backlog}"
+        )
+    if not backlog or repository.publishable_events(limit=1).empty:
+        parked = len(repository.parked_events()) if backlog else 0
+        return dg.SkipReason(f"nothing to publish; backlog {backlog}, parked {parked}")
+    return dg.RunRequest()

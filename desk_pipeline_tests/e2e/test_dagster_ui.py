@@ -194,6 +194,13 @@ query($schedule: ScheduleSelector!, $sensor: SensorSelector!) {
   }
 }
 """
+RELAY_RUNS = """
+{
+  runsOrError(filter: {pipelineName: "outbox_relay_job"}) {
+    ... on Runs { results { runId status stepStats { stepKey status } } }
+  }
+}
+"""
 REPOSITORY = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
 
 
@@ -263,6 +270,23 @@ def test_the_schedule_and_sensors_run_in_a_fresh_instance_and_the_tick_picks_the
     [request] = result["runRequests"]
     tags = {t["key"]: t["value"] for t in request["tags"]}
     assert tags["dagster/partition"] == "2026-03-03-10:10"
+
+
+def test_the_relay_sensor_launches_relay_runs_that_publish_the_backfills_events(desk, backfill):
+    server, warehouse = desk
+    repo = PositionRepository(warehouse)
+
+    def published() -> list[dict] | None:
+        runs = server.graphql(RELAY_RUNS)["runsOrError"]["results"]
+        done = [r for r in runs if r["status"] == "SUCCESS"]
+        return done if done and repo.outbox_backlog() == 0 else None
+
+    # The daemon's sensor requests the run, the run queue launches it in its own run worker.
+    done = wait_until("the backfill's events published by an outbox_relay_job run", 240, published)
+    assert len(repo.outbox_events()) >= 2 * len(DAYS)  # the backfill's, and any of today's
+    assert [s["stepKey"] for s in done[0]["stepStats"]] == ["relay_outbox"]
+    runs = server.graphql(RELAY_RUNS)["runsOrError"]["results"]
+    assert all(r["status"] != "FAILURE" for r in runs), runs
 
 
 def dismiss_community_dialog(page: Page) -> None:

@@ -3,6 +3,7 @@
 import json
 import uuid
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -10,9 +11,12 @@ from desk_pipeline import queries
 from desk_pipeline.adapters.consumer import declare_queue
 from desk_pipeline.adapters.publisher import RabbitMQPublisher, relay_once, routing_key
 from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.defs import automation
+from desk_pipeline.defs.resources import RabbitMqEventPublisher, WarehouseResource
 from desk_pipeline.domain.positions.trades import MAX_BOOK_ID_BYTES, validate_trades
-from desk_pipeline_tests.broker import amqp_url, channel_on, drain, temporary_vhost
+from desk_pipeline_tests.broker import amqp_url, channel_on, drain, free_port, temporary_vhost
 from desk_pipeline_tests.builders import store_eods
+from desk_pipeline_tests.relay_runs import run_relay
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 # 60 emoji: 60 characters (within the id length) but 240 bytes, a 266-byte routing key.
@@ -65,6 +69,30 @@ def test_an_event_over_the_routing_key_limit_is_parked_and_the_other_books_flow_
     # Put back in the queue (as `desk relay --retry-parked` does), it is parked again.
     assert repo.unpark_events() == 1
     assert repo.parked_events().empty
+
+
+def test_a_relay_run_reports_the_event_it_parked_and_the_sensor_runs_nothing_for_its_book(
+    sqlite_url, dagster_instance
+):
+    repo = PositionRepository(sqlite_url)
+    store_eods(repo, [POISON_BOOK], DAYS)
+    # The routing key is refused before any connection: no broker needed.
+    resources = {
+        "warehouse": WarehouseResource(url=sqlite_url),
+        "publisher": RabbitMqEventPublisher(url=amqp_url("/", port=free_port())),
+    }
+    context = dg.build_sensor_context(instance=dagster_instance, resources=resources)
+    assert isinstance(automation.outbox_relay_sensor(context), dg.RunRequest)
+
+    result, report = run_relay(dagster_instance, resources)
+
+    assert result.success
+    assert report["summary"] == "published 0, failed 0, backlog 3, parked 1"
+    assert (report["parked"], report["parked_total"], report["backlog"]) == (1, 1, 3)
+    # The book's later events wait behind the parked one: nothing is publishable.
+    skipped = automation.outbox_relay_sensor(context)
+    assert skipped.skip_message == "nothing to publish; backlog 3, parked 1"
+    repo.engine.dispose()
 
 
 def test_ingestion_refuses_a_book_id_over_the_transport_bound_in_bytes():

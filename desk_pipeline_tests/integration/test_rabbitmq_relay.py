@@ -33,6 +33,7 @@ from desk_pipeline.defs.resources import (
 )
 from desk_pipeline_tests.broker import amqp_url, channel_on, drain, free_port, temporary_vhost
 from desk_pipeline_tests.builders import store_eods
+from desk_pipeline_tests.relay_runs import run_relay
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -200,30 +201,55 @@ def test_a_batch_cut_short_marks_exactly_the_confirmed_events_and_keeps_the_rest
 
 
 def test_the_relay_sensor_backs_off_while_the_broker_is_down_and_shows_the_backlog(
-    repo, sqlite_url, books
+    repo, sqlite_url, books, dagster_instance
 ):
     store_eods(repo, books, DAYS[:1])
     resources = {
         "warehouse": WarehouseResource(url=sqlite_url),
         "publisher": RabbitMqEventPublisher(url=amqp_url("/", port=free_port())),
     }
-    first = dg.build_sensor_context(resources=resources)
-    skipped = automation.outbox_relay_sensor(first)
-    assert "failed 2, backlog 2" in skipped.skip_message
-    state = RelayCursor.from_json(first.cursor)
-    assert (state.backlog, state.failures) == (2, 1) and state.retry_at > time.time()
+    first = dg.build_sensor_context(instance=dagster_instance, resources=resources)
+    assert isinstance(automation.outbox_relay_sensor(first), dg.RunRequest)
+    failed, report = run_relay(dagster_instance, resources)
+    assert not failed.success
+    assert "failed 2, backlog 2" in report["summary"]
 
-    second = dg.build_sensor_context(resources=resources, cursor=first.cursor)
+    second = dg.build_sensor_context(
+        instance=dagster_instance, resources=resources, cursor=first.cursor
+    )
     waiting = automation.outbox_relay_sensor(second)
+    state = RelayCursor.from_json(second.cursor)
+    assert (state.backlog, state.failures) == (2, 1) and state.retry_at > time.time()
     assert "next attempt in" in waiting.skip_message and "backlog 2" in waiting.skip_message
     assert repo.outbox_events()["attempts"].tolist() == [1, 1]  # no attempt while backing off
 
-    recovered = dg.build_sensor_context(
-        resources={**resources, "publisher": LogEventPublisher()},
-        cursor=RelayCursor(backlog=2, failures=1, retry_at=0.0).to_json(),
+    # The broker is back and the back-off has elapsed: the next relay run publishes.
+    recovered, report = run_relay(dagster_instance, {**resources, "publisher": LogEventPublisher()})
+    assert recovered.success and "published 2" in report["summary"]
+    after = dg.build_sensor_context(
+        instance=dagster_instance, resources=resources, cursor=second.cursor
     )
-    assert "published 2" in automation.outbox_relay_sensor(recovered).skip_message
-    assert RelayCursor.from_json(recovered.cursor) == RelayCursor(0, 0, 0.0)
+    assert "nothing to publish" in automation.outbox_relay_sensor(after).skip_message
+    assert RelayCursor.from_json(after.cursor) == RelayCursor(0, 0, 0.0)
+
+
+def test_the_relay_sensor_requests_no_second_relay_run_while_one_is_in_flight(
+    repo, sqlite_url, books, dagster_instance
+):
+    store_eods(repo, books, DAYS[:1])
+    resources = {"warehouse": WarehouseResource(url=sqlite_url)}
+    context = dg.build_sensor_context(instance=dagster_instance, resources=resources)
+    assert isinstance(automation.outbox_relay_sensor(context), dg.RunRequest)
+    running = dg.DagsterRun(
+        job_name=automation.RELAY_JOB, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED
+    )
+    dagster_instance.add_run(running)
+
+    skipped = automation.outbox_relay_sensor(context)
+
+    assert f"relay run {running.run_id} is started; backlog 2" in skipped.skip_message
+    # A relay launched by hand meanwhile waits for the relay pool's one slot.
+    assert automation.relay_outbox.pool == automation.RELAY_POOL
 
 
 class SlowBroker:
@@ -252,11 +278,27 @@ def test_a_relay_pass_starts_no_batch_after_its_deadline_and_the_next_pass_keeps
     assert broker.sent == repo.outbox_events()["event_id"].tolist()
 
 
-def test_the_relay_sensor_bounds_the_broker_wait_well_inside_the_sensor_timeout():
-    rabbit = RabbitMqEventPublisher(url=amqp_url("/"))
-    publisher = rabbit.publisher(timeout=automation.RELAY_CONFIRM_SECONDS)
-    assert isinstance(publisher, RabbitMQPublisher)
-    worst_tick = automation.RELAY_PASS_SECONDS + publisher.connect_timeout
-    worst_tick += publisher.confirm_timeout
+def test_the_relay_sensor_never_waits_on_the_broker_and_ticks_well_inside_the_sensor_timeout(
+    repo, sqlite_url, books, dagster_instance
+):
+    store_eods(repo, books, DAYS)
+    assert "publisher" not in automation.outbox_relay_sensor.required_resource_keys
+    context = dg.build_sensor_context(
+        instance=dagster_instance, resources={"warehouse": WarehouseResource(url=sqlite_url)}
+    )
+    started = time.monotonic()
+    assert isinstance(automation.outbox_relay_sensor(context), dg.RunRequest)
+    worst_tick = time.monotonic() - started
 
     assert worst_tick <= 40 < 60  # DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS defaults to 60
+    # The run's own bound: no batch after RELAY_RUN_SECONDS, confirms within
+    # RELAY_CONFIRM_SECONDS after a 5 s connect, inside the run's max runtime.
+    publisher = RabbitMqEventPublisher(url=amqp_url("/")).publisher(
+        timeout=automation.RELAY_CONFIRM_SECONDS
+    )
+    assert isinstance(publisher, RabbitMQPublisher)
+    worst_run = automation.RELAY_RUN_SECONDS + publisher.connect_timeout
+    worst_run += publisher.confirm_timeout
+    assert worst_run < automation.RELAY_MAX_RUNTIME_SECONDS
+    tags = automation.outbox_relay_job.tags
+    assert tags["dagster/max_runtime"] == str(automation.RELAY_MAX_RUNTIME_SECONDS)
