@@ -4,6 +4,8 @@ Run from the repository root::
 
     python -m benchmarks.bench                      # full size (see --help), all sections
     python -m benchmarks.bench --smoke --out-dir /tmp/bench   # seconds; used by the test suite
+    python -m benchmarks.bench --sections backfill --databases sqlite --days 20 --profile
+                                                    # where a backfill day's time goes (py-spy)
 
 Prints one table and writes ``<out-dir>/<name>.json`` with every figure and a description of
 the machine. Ratios matter more than absolute figures: they compare code paths measured in the
@@ -33,6 +35,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from benchmarks import backfill_profile
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.positions.engine import positions_as_of, roll_positions
 from desk_pipeline.domain.schema import POSITION_DTYPES, TRADE_DTYPES, conform
@@ -581,12 +584,9 @@ def backfill_dates(business_days: int) -> tuple[str, str]:
     return days[0].strftime("%Y-%m-%d"), days[-1].strftime("%Y-%m-%d")
 
 
-def run_backfill(size: Size, url: str, business_days: int, workdir: Path) -> dict[str, Any]:
-    """Backfill in a child process (benchmarks.backfill_run); wall time, peak RSS, rows."""
-    start, end = backfill_dates(business_days)
-    home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=workdir))
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    command = [
+def backfill_command(size: Size, url: str, start: str, end: str) -> list[str]:
+    """The child process backfilling ``start``..``end`` (benchmarks.backfill_run)."""
+    return [
         sys.executable,
         "-m",
         "benchmarks.backfill_run",
@@ -598,14 +598,42 @@ def run_backfill(size: Size, url: str, business_days: int, workdir: Path) -> dic
         f"--trades-per-day={size.trades_per_day}",
         f"--instruments-per-book={size.instruments_per_book}",
     ]
+
+
+def backfill_child(
+    size: Size, url: str, start: str, end: str, workdir: Path, profile: bool
+) -> tuple[dict[str, Any], float, dict[str, Any] | None]:
+    """Backfill in a child process on a fresh Dagster instance, under py-spy if ``profile``.
+
+    Returns:
+        The child's JSON line, its wall seconds seen from here, and its profile (or None).
+    """
+    home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=workdir))
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    command = backfill_command(size, url, start, end)
+    if profile:
+        figures = backfill_profile.profiled(command, ROOT, env, home / "py-spy.txt")
+        stdout = figures.pop("stdout")
+        return json.loads(stdout.strip().splitlines()[-1]), figures["wall_s"], figures
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"backfill failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    child = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]), wall, None
+
+
+def run_backfill(
+    size: Size, url: str, business_days: int, workdir: Path, profile: bool = False
+) -> dict[str, Any]:
+    """Backfill in a child process (benchmarks.backfill_run); wall time, peak RSS, rows.
+
+    With ``profile``, also ``profile``: CPU seconds per group of desk code (backfill_profile).
+    """
+    start, end = backfill_dates(business_days)
+    child, wall, profiled = backfill_child(size, url, start, end, workdir, profile)
     counts = row_counts(url)
-    return {
+    out = {
         "business_days": business_days,
         "start": start,
         "end": end,
@@ -617,6 +645,25 @@ def run_backfill(size: Size, url: str, business_days: int, workdir: Path) -> dic
         "rows": counts,
         "rows_written": sum(counts.values()),
         "trades_per_s": counts["trade_versions"] / wall,
+    }
+    if profiled is not None:
+        out["profile"] = profiled
+    return out
+
+
+def weekday_probe(size: Size, database: str, workdir: Path) -> dict[str, Any]:
+    """What one business day and one weekend day add to a run, per group (backfill_profile)."""
+    runs: dict[str, dict[str, Any]] = {}
+    ranges = backfill_profile.probe_ranges(pd.Timestamp.now(tz="UTC").tz_localize(None))
+    for label, (start, end) in ranges.items():
+        with warehouse_url(database, workdir, f"probe-{label}") as url:
+            _, _, profiled = backfill_child(size, url, start, end, workdir, profile=True)
+        assert profiled is not None  # asked for
+        runs[label] = profiled
+    return {
+        "ranges": ranges,
+        "runs": runs,
+        "per_day": backfill_profile.per_day(runs),
     }
 
 
@@ -664,20 +711,30 @@ def backfill_and_read(
     sections: set[str],
     out: dict[str, Any],
     save: Callable[[], None],
+    profile: bool = False,
 ) -> None:
     """Backfill every size of ``size.days`` per database; read from the first one.
 
-    Figures go into ``out["backfill"]`` and ``out["read"]``, saved after every run.
+    Figures go into ``out["backfill"]`` and ``out["read"]``, saved after every run. With
+    ``profile``, each backfill runs under py-spy and ``out["backfill_probe"]`` gets the cost of
+    a business day and of a weekend day per database (backfill_profile).
     """
     out.setdefault("backfill", {})
     out.setdefault("read", {})
     for database in size.databases:
+        if profile and "backfill" in sections:
+            out.setdefault("backfill_probe", {})[database] = weekday_probe(size, database, workdir)
+            save()
         runs: list[dict[str, Any]] = []
         if "backfill" in sections:
             out["backfill"][database] = runs
         for business_days in size.days if "backfill" in sections else size.days[:1]:
             with warehouse_url(database, workdir, f"backfill{business_days}") as url:
-                runs.append(run_backfill(size, url, business_days, workdir))
+                runs.append(
+                    run_backfill(
+                        size, url, business_days, workdir, profile and "backfill" in sections
+                    )
+                )
                 if len(runs) > 1:
                     runs[-1]["wall_vs_first"] = runs[-1]["wall_s"] / runs[0]["wall_s"]
                 save()
@@ -794,6 +851,25 @@ def table(results: dict[str, Any]) -> str:
                 f"{run['rows']['trade_versions']:,} / {run['rows']['eod_positions']:,} / "
                 f"{run['rows_written']:,}",
             )
+            if "profile" in run:
+                p = run["profile"]
+                add(
+                    "  profiled: wall / CPU / waited s (load 1m at start, end)",
+                    f"{p['wall_s']:,.0f} / {p['cpu_s']:,.0f} / {p['waited_s']:,.0f} "
+                    f"({p['load_1m_at_start']:.1f}, {p['load_1m_at_end']:.1f})",
+                )
+                add("  CPU s by group: in the run / per calendar day", "")
+                for label, value in backfill_profile.table_rows(p, run["calendar_days"]):
+                    add(label, value)
+    for database, probe in results.get("backfill_probe", {}).items():
+        runs = probe["runs"].values()
+        add(
+            f"backfill {database} probe, CPU s (load): Mon-Fri, Mon-Sun, 2 weeks",
+            ", ".join(f"{r['cpu_s']:.0f} ({r['load_1m_at_start']:.0f})" for r in runs),
+        )
+        add("  CPU s by group: per business day / weekend day / run", "")
+        for label, value in backfill_profile.probe_rows(probe):
+            add(label, value)
     for database, read in results.get("read", {}).items():
         for label, r in read.items():
             add(
@@ -824,6 +900,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
     parser.add_argument("--tick-booked", type=ints, help="trades booked before the tick")
     parser.add_argument("--read-calls", type=int)
     parser.add_argument("--tick-e2e-repeats", type=int, help="ticks (with EOD refresh) per desk")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="backfill: run each backfill under py-spy, report seconds per group of desk "
+        "functions, and what a business day and a weekend day cost",
+    )
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -888,7 +970,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["tick-e2e"] = {}
             tick_e2e_section(size, workdir, args.baseline, results["tick-e2e"], save)
         if sections & {"backfill", "read"}:
-            backfill_and_read(size, workdir, sections, results, save)
+            backfill_and_read(size, workdir, sections, results, save, args.profile)
     sys.stdout.write(table(results) + f"\n\nwritten: {path}\n")
     return results
 

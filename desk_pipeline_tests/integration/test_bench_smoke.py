@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from dagster._core.execution.api import create_execution_plan
 
-from benchmarks import bench, tick_e2e
+from benchmarks import backfill_profile, bench, tick_e2e
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.schema import POSITION_DTYPES, conform
@@ -180,3 +180,26 @@ def test_latest_eods_returns_each_books_most_recent_stored_day(warehouse_url):
         conform(latest, POSITION_DTYPES),
         conform(pd.DataFrame(rows).iloc[[1, 2]], POSITION_DTYPES),
     )
+
+
+def test_a_profiled_backfill_charges_its_cpu_time_to_groups_and_prices_each_kind_of_day(
+    tmp_path,
+):
+    argv = ["--smoke", "--sections", "backfill", "--databases", "sqlite", "--profile"]
+    results = bench.main([*argv, "--out-dir", str(tmp_path), "--name", "profile"])
+    (run,) = results["backfill"]["sqlite"]
+    profile = run["profile"]
+    groups = profile["groups"]
+    # Every main-thread sample is charged; waiting (I/O, a busy CPU) is the rest of the wall.
+    assert sum(groups.values()) == pytest.approx(profile["cpu_s"])
+    assert profile["waited_s"] == pytest.approx(profile["wall_s"] - profile["cpu_s"])
+    assert profile["samples"] > 0 and profile["cpu_s"] > 0
+    assert groups[backfill_profile.STARTUP] > 0
+    assert groups["ingest (source -> trade tables)"] > 0
+    probe = json.loads((tmp_path / "profile.json").read_text())["backfill_probe"]["sqlite"]
+    assert list(probe["ranges"]) == ["mon_fri", "mon_sun", "mon_next_fri"]
+    for label, run_profile in probe["runs"].items():
+        first, last = (pd.Timestamp(d) for d in probe["ranges"][label])
+        assert first.day_name() == "Monday" and last.day_name() in {"Friday", "Sunday"}
+        assert sum(run_profile["groups"].values()) == pytest.approx(run_profile["cpu_s"])
+    assert set(probe["per_day"]) == {*backfill_profile.ORDER, "total", "waited"}
