@@ -3,7 +3,7 @@
 from importlib import resources
 from pathlib import Path
 
-from desk_pipeline.domain.collateral.haircuts import (
+from desk_pipeline.domain.collateral.schedule import (
     HaircutSchedule,
     HaircutScheduleError,
     parse_schedule,

@@ -19,12 +19,12 @@ from desk_pipeline.adapters.warehouse import (
 )
 from desk_pipeline.defs.ingestion import ingest_window
 from desk_pipeline.domain.calendar import day_bounds
-from desk_pipeline.domain.collateral.haircuts import HaircutSchedule
 from desk_pipeline.domain.collateral.ranking import (
     issuer_concentration,
     lendable_by_currency,
     rank_collateral_days,
 )
+from desk_pipeline.domain.collateral.schedule import HaircutSchedule
 from desk_pipeline.domain.marks import PRICE_LOOKBACK
 from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.positions.restatement import restatement_days

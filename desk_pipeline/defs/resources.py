@@ -23,7 +23,7 @@ from desk_pipeline.adapters.trade_sources import (
 )
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.settings import ENVIRONMENT, DeskSettings
-from desk_pipeline.domain.collateral.haircuts import HaircutSchedule
+from desk_pipeline.domain.collateral.schedule import HaircutSchedule
 
 
 @functools.cache

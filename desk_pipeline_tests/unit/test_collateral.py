@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from desk_pipeline.adapters.haircut_schedules import load_schedule
-from desk_pipeline.domain.collateral.haircuts import HaircutSchedule, rating_notch
 from desk_pipeline.domain.collateral.ranking import rank_collateral
+from desk_pipeline.domain.collateral.ratings import rating_notch
+from desk_pipeline.domain.collateral.schedule import HaircutSchedule
 from desk_pipeline.domain.schema import (
     BOOK_DTYPES,
     FX_DTYPES,

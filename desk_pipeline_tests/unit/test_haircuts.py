@@ -7,14 +7,16 @@ import pytest
 
 from desk_pipeline.adapters.haircut_schedules import load_schedule
 from desk_pipeline.domain.collateral.haircuts import (
-    SCHEDULE_COLUMNS,
-    HaircutScheduleError,
     fx_addon,
     haircuts_for,
-    parse_schedule,
-    rating_notch,
     residual_maturity_years,
     scale_haircut,
+)
+from desk_pipeline.domain.collateral.ratings import rating_notch
+from desk_pipeline.domain.collateral.schedule import (
+    SCHEDULE_COLUMNS,
+    HaircutScheduleError,
+    parse_schedule,
 )
 from desk_pipeline.domain.schema import INSTRUMENT_DTYPES, conform, empty_frame
 

@@ -8,12 +8,8 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.collateral.eligibility import eligibility
-from desk_pipeline.domain.collateral.haircuts import (
-    HaircutSchedule,
-    fx_addon,
-    haircuts_for,
-    scale_haircut,
-)
+from desk_pipeline.domain.collateral.haircuts import fx_addon, haircuts_for, scale_haircut
+from desk_pipeline.domain.collateral.schedule import HaircutSchedule
 from desk_pipeline.domain.marks import fx_rates_on, marks_on
 from desk_pipeline.domain.schema import BOOK_COLUMNS
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from desk_pipeline.domain.collateral.haircuts import HaircutSchedule, business_day
+from desk_pipeline.domain.collateral.haircuts import business_day
 from desk_pipeline.domain.collateral.holdings import holdings_from_positions
 from desk_pipeline.domain.collateral.lendable import (
     base_currency_of,
@@ -11,6 +11,7 @@ from desk_pipeline.domain.collateral.lendable import (
     schedule_cells,
     valued_items,
 )
+from desk_pipeline.domain.collateral.schedule import HaircutSchedule
 from desk_pipeline.domain.precision import from_units, to_units
 from desk_pipeline.domain.schema import (
     BOOK_COLUMNS,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from desk_pipeline.domain.collateral.haircuts import rating_notch
+from desk_pipeline.domain.collateral.ratings import rating_notch
 from desk_pipeline.domain.positions.trades import BOOK_ID
 from desk_pipeline.domain.precision import MAX_PRICE
 from desk_pipeline.domain.schema import (
