@@ -26,17 +26,13 @@ def value_positions(
 ) -> pd.DataFrame:
     """Value every stored EOD position row at the marks of its business day.
 
-    The marks are the collateral ranking's (``domain.marks``): the latest price on or before the
-    day, stale when older than ``STALE_PRICE_DAYS``; FX from USD rates on or before the day.
-
-    - market_value = quantity x price, instrument currency (negative for a short);
-    - unrealized_pnl = (price - avg_price) x quantity, instrument currency: a long gains when
-      the price rises above its average cost, a short when it falls below;
-    - ``*_base`` = the same times fx_rate, in the book's base currency.
-
-    A flat row (quantity 0, kept for its realised P&L) is worth exactly 0 with no unrealised
-    P&L, whether or not a mark exists. Any other row without a mark keeps its place with NaN
-    values and the reason.
+    Marks are the collateral ranking's (``domain.marks``): the latest price on or before the day,
+    stale when older than ``STALE_PRICE_DAYS``; FX from USD rates on or before the day. Values
+    (``_values``): market_value = quantity x price and unrealized_pnl = (price - avg_price) x
+    quantity in the instrument's currency, ``*_base`` the same times fx_rate in the book's base
+    currency. A flat row (quantity 0, kept for its realised P&L) is worth exactly 0 with no
+    unrealised P&L, mark or no mark; any other row without a mark keeps its place with NaN values
+    and the reason.
 
     Args:
         eod: ``EOD_COLUMNS`` (business_date as YYYY-MM-DD), one row per (snapshot, instrument),
@@ -59,37 +55,102 @@ def value_positions(
     require_columns(books, BOOK_COLUMNS, where="value_positions books")
     if eod.empty:
         return empty_frame(VALUATION_DTYPES)
+    rows = _position_rows(eod)
+    known, currency, base_currency = _currencies(rows, instruments, books)
+    days = pd.to_datetime(rows["business_date"])
+    marks = _marks(rows["instrument_id"], days, prices)
+    flat = rows["quantity"].to_numpy(dtype="float64") == 0
+    valued = rows.assign(
+        price=marks["price"].to_numpy(dtype="float64"),
+        price_date=marks["price_date"].to_numpy(),
+        stale_price=marks["stale_price"].to_numpy(dtype=bool),
+        currency=currency,
+        base_currency=base_currency,
+        fx_rate=fx_rates_on(currency, base_currency, days, fx_rates),
+    )
+    valued = valued.assign(**_values(valued, flat))
+    reason = _valuation_reasons(valued.assign(price_age_days=marks["price_age_days"]), known, flat)
+    return conform(valued.assign(reason=reason), VALUATION_DTYPES)
+
+
+def _position_rows(eod: pd.DataFrame) -> pd.DataFrame:
+    """``EOD_COLUMNS`` of ``eod`` in output order, index 0..n-1, quantities on the unit grid.
+
+    Ordered by business_date, book_id and instrument_id (stable). ``quantity`` becomes float64
+    on the micro-unit grid (``precision.exact_quantities``): a quantity carrying float dust (an
+    older snapshot) is flat.
+    """
     rows = eod.loc[:, list(EOD_COLUMNS)].sort_values(
         ["business_date", "book_id", "instrument_id"], kind="stable"
     )
-    # On the micro-unit grid: a quantity carrying float dust (an older snapshot) is flat.
-    rows = rows.reset_index(drop=True).assign(quantity=lambda r: exact_quantities(r["quantity"]))
+    return rows.reset_index(drop=True).assign(quantity=lambda r: exact_quantities(r["quantity"]))
 
+
+def _currencies(
+    rows: pd.DataFrame, instruments: pd.DataFrame, books: pd.DataFrame
+) -> tuple[np.ndarray, pd.Series, pd.Series]:
+    """Per row: whether the instrument is known, its currency and the book's base currency.
+
+    The last row of a repeated instrument or book id wins. ``currency`` (object) is None for an
+    unknown instrument; ``base_currency`` (object) falls back to the instrument's currency when
+    the book is unknown, so such a row is valued in its own currency (fx_rate 1), as the ranking
+    does. Both series are aligned with ``rows``; ``known`` is a bool array.
+    """
     master = instruments.drop_duplicates("instrument_id", keep="last").set_index("instrument_id")
     known = rows["instrument_id"].isin(master.index).to_numpy()
     currency = _missing_as_none(rows["instrument_id"].map(master["currency"]))
     book_terms = books.drop_duplicates("book_id", keep="last").set_index("book_id")
     base_currency = _missing_as_none(rows["book_id"].map(book_terms["base_currency"]))
-    base_currency = base_currency.where(base_currency.notna(), currency)
-    days = pd.to_datetime(rows["business_date"])
+    return known, currency, base_currency.where(base_currency.notna(), currency)
 
-    marks = marks_on(rows["instrument_id"], days, prices)
-    fx_rate = fx_rates_on(currency, base_currency, days, fx_rates)
-    quantity = rows["quantity"].to_numpy(dtype="float64")
-    price = marks["price"].to_numpy(dtype="float64")
-    flat = quantity == 0
-    market_value = np.where(flat, 0.0, quantity * price)
-    unrealized_pnl = np.where(flat, 0.0, (price - rows["avg_price"].to_numpy()) * quantity)
+
+def _marks(instrument_ids: pd.Series, days: pd.Series, prices: pd.DataFrame) -> pd.DataFrame:
+    """``marks.marks_on`` (``price``, ``price_date``, ``price_age_days``) plus ``stale_price``.
+
+    ``stale_price`` (bool) is True when the mark is older than ``STALE_PRICE_DAYS`` calendar
+    days, False when it is fresh or missing.
+    """
+    marks = marks_on(instrument_ids, days, prices)
     stale = (marks["price_age_days"] > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool)
+    return marks.assign(stale_price=stale)
 
-    context = rows.assign(
-        currency=currency,
-        base_currency=base_currency,
-        price_date=marks["price_date"],
-        price_age_days=marks["price_age_days"],
-    )
+
+def _values(valued: pd.DataFrame, flat: np.ndarray) -> dict[str, np.ndarray]:
+    """The four value columns (float64) from ``quantity``, ``avg_price``, ``price``, ``fx_rate``.
+
+    - market_value = quantity x price, instrument currency (negative for a short);
+    - unrealized_pnl = (price - avg_price) x quantity, instrument currency: a long gains when
+      the price rises above its average cost, a short when it falls below;
+    - ``*_base`` = the same times fx_rate, in the book's base currency.
+
+    A ``flat`` row (quantity 0) is worth exactly 0 with no unrealised P&L, mark or no mark; a
+    missing price or rate leaves NaN.
+    """
+    quantity = valued["quantity"].to_numpy(dtype="float64")
+    price = valued["price"].to_numpy()
+    fx_rate = valued["fx_rate"].to_numpy()
+    market_value = np.where(flat, 0.0, quantity * price)
+    unrealized_pnl = np.where(flat, 0.0, (price - valued["avg_price"].to_numpy()) * quantity)
+    return {
+        "market_value": market_value,
+        "market_value_base": np.where(flat, 0.0, market_value * fx_rate),
+        "unrealized_pnl": unrealized_pnl,
+        "unrealized_pnl_base": np.where(flat, 0.0, unrealized_pnl * fx_rate),
+    }
+
+
+def _valuation_reasons(valued: pd.DataFrame, known: np.ndarray, flat: np.ndarray) -> pd.Series:
+    """Per row, the ``"; "``-joined reasons of ``value_positions``; None for a clean row.
+
+    ``valued`` holds the row's ``instrument_id``, ``business_date``, ``price``, ``price_date``,
+    ``price_age_days``, ``stale_price``, ``currency``, ``base_currency`` and ``fx_rate``;
+    ``known`` and ``flat`` are bool arrays aligned with it. No reason but ``stale_price``
+    applies to a flat row. Returns an object series aligned with ``valued``.
+    """
+    unpriced = np.isnan(valued["price"].to_numpy()) & ~flat
+    no_rate = known & np.isnan(valued["fx_rate"].to_numpy()) & ~flat
     reason = join_reasons(
-        context,
+        valued,
         [
             (
                 ~known & ~flat,
@@ -97,38 +158,24 @@ def value_positions(
                 + " is not in the instrument reference data",
             ),
             (
-                np.isnan(price) & ~flat,
+                unpriced,
                 lambda r: "no_price: no price for " + text(r["instrument_id"]) + " on or before "
                 + text(r["business_date"]),
             ),
             (
-                known & np.isnan(fx_rate) & ~flat,
+                no_rate,
                 lambda r: "no_fx_rate: no " + text(r["currency"]) + "/" + text(r["base_currency"])
                 + " rate on or before " + text(r["business_date"]),
             ),
             (
-                stale,
+                valued["stale_price"].to_numpy(dtype=bool),
                 lambda r: "stale_price: last price on "
                 + text(r["price_date"].dt.strftime("%Y-%m-%d")) + ", "
                 + text(r["price_age_days"]) + " days before " + text(r["business_date"]),
             ),
         ],
     )  # fmt: skip
-
-    valued = rows.assign(
-        price=price,
-        price_date=marks["price_date"].to_numpy(),
-        stale_price=stale,
-        currency=currency,
-        base_currency=base_currency,
-        fx_rate=fx_rate,
-        market_value=market_value,
-        market_value_base=np.where(flat, 0.0, market_value * fx_rate),
-        unrealized_pnl=unrealized_pnl,
-        unrealized_pnl_base=np.where(flat, 0.0, unrealized_pnl * fx_rate),
-        reason=pd.Series(reason, dtype=object).replace("", None),
-    )
-    return conform(valued, VALUATION_DTYPES)
+    return pd.Series(reason, dtype=object).replace("", None)
 
 
 def _missing_as_none(values: pd.Series) -> pd.Series:
