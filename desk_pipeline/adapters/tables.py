@@ -82,17 +82,17 @@ quarantine_arrivals = sa.Table(
 )
 
 # Append-only: a late, amended or cancelled trade makes every snapshot of its book taken after
-# `from_time_us` and computed before `marked_at_us` stale. Never updated in place, so a mark
-# written while a snapshot is being computed cannot be lost.
-stale_marks = sa.Table(
-    "stale_marks",
+# `from_time_us` and computed before `arrived_at_us` (when it was ingested) stale. Never updated
+# in place, so a late change written while a snapshot is being computed cannot be lost.
+late_changes = sa.Table(
+    "late_changes",
     metadata,
     sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
     sa.Column("book_id", Id, nullable=False),
     sa.Column("from_time_us", Micros, nullable=False),
-    sa.Column("marked_at_us", Micros, nullable=False),
+    sa.Column("arrived_at_us", Micros, nullable=False),
     sa.Column("trade_ids", sa.Text, nullable=False),
-    sa.Index("ix_stale_marks_book", "book_id", "from_time_us"),
+    sa.Index("ix_late_changes_book", "book_id", "from_time_us"),
 )
 
 intraday_windows = sa.Table(

@@ -138,7 +138,7 @@ def store_rankings(
 
 def stale_days(repo: PositionRepository) -> list[str]:
     """Stored days to restate: from the earliest stale one to the latest stored day."""
-    return restatement_days(repo.eod_headers(), repo.stale_marks())
+    return restatement_days(repo.eod_headers(), repo.late_changes())
 
 
 def restate_stale_days(

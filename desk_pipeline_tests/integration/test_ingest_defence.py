@@ -26,7 +26,7 @@ TRADE_TABLES = (
     t.trading_books,
     t.quarantine,
     t.ingested_batches,
-    t.stale_marks,
+    t.late_changes,
     t.source_watermarks,
 )
 

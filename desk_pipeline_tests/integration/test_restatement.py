@@ -222,10 +222,10 @@ def test_the_restatement_tags_truncate_a_long_list_of_trades():
         }
     )
     ids = ",".join(f"TRADE-{i:05d}" for i in range(1000))
-    marks = pd.DataFrame(
-        {"book_id": ["B1"], "from_time_us": [1], "marked_at_us": [6], "trade_ids": [ids]}
+    late_changes = pd.DataFrame(
+        {"book_id": ["B1"], "from_time_us": [1], "arrived_at_us": [6], "trade_ids": [ids]}
     )
-    tags = restatement_request(headers, marks).tags
+    tags = restatement_request(headers, late_changes).tags
     assert len(tags["desk/restatement_trades"]) <= 500
     assert tags["desk/restatement_trades"].startswith("TRADE-00000,TRADE-00001,")
     assert tags["desk/restatement_trades"].endswith("(truncated)")
@@ -294,7 +294,7 @@ def test_cancelling_every_trade_of_a_book_restates_its_eods_to_no_positions(
     eods(sqlite_url, folder, dagster_instance, D1, D3)
     cancel = [dict(rows[2], version=2, status="CANCEL")]  # B2's only trade
     ingest_file(repo, write_landing_file(folder, "cancel.csv", cancel))
-    request = restatement_request(repo.eod_headers(), repo.stale_marks())
+    request = restatement_request(repo.eod_headers(), repo.late_changes())
     assert request.tags["desk/stale_books"] == "B2"
     start, end = request.tags["desk/restatement_days"].split("..")
     assert eods(sqlite_url, folder, dagster_instance, start, end).success

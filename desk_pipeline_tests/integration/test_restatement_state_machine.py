@@ -165,7 +165,7 @@ class RestatementMachine(RuleBasedStateMachine):
     @rule()
     def restate(self):
         """The restatement sensor's request, run: afterwards nothing is stale."""
-        request = restatement_request(self.repo.eod_headers(), self.repo.stale_marks())
+        request = restatement_request(self.repo.eod_headers(), self.repo.late_changes())
         if request is not None:
             self.eods(
                 request.tags["dagster/asset_partition_range_start"],

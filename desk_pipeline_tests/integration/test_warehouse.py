@@ -95,7 +95,7 @@ def test_a_late_trade_makes_the_stored_eod_of_its_day_and_later_days_stale(repo)
     # A stale EOD is not an opening state: recomputation starts from the book's first trade.
     opening = repo.opening(END2)
     assert opening.positions.empty
-    assert repo.stale_marks()["trade_ids"].tolist() == ["LATE"]
+    assert repo.late_changes()["trade_ids"].tolist() == ["LATE"]
 
 
 def test_an_amendment_moving_a_trade_to_another_book_restates_both_books(repo):

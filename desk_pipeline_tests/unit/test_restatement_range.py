@@ -31,19 +31,19 @@ def headers_of(rows: list[tuple[str, int, int]]) -> pd.DataFrame:
     )
 
 
-def marks_of(rows: list[tuple[str, int, int]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["book_id", "from_time_us", "marked_at_us"])
+def late_changes_of(rows: list[tuple[str, int, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["book_id", "from_time_us", "arrived_at_us"])
 
 
-def reference_stale_days(headers: pd.DataFrame, marks: pd.DataFrame) -> list[str]:
-    """Plain loops over days, books and marks: the rule as the docstring states it."""
+def reference_stale_days(headers: pd.DataFrame, changes: pd.DataFrame) -> list[str]:
+    """Plain loops over days, books and late changes: the rule as the docstring states it."""
     stale = set()
     for d, rows in headers.groupby("business_date"):
         as_of, latest = rows["as_of_us"].max(), rows["computed_at_us"].max()
-        for mark in marks.itertuples():
-            own = rows[rows["book_id"] == mark.book_id]
+        for change in changes.itertuples():
+            own = rows[rows["book_id"] == change.book_id]
             computed = own["computed_at_us"].iloc[0] if len(own) else latest
-            if mark.from_time_us < as_of and mark.marked_at_us > computed:
+            if change.from_time_us < as_of and change.arrived_at_us > computed:
                 stale.add(d)
     return sorted(stale)
 
@@ -53,34 +53,34 @@ headers_strategy = st.lists(
     max_size=15,
     unique_by=lambda r: (r[0], r[1]),
 )
-marks_strategy = st.lists(
+late_changes_strategy = st.lists(
     st.tuples(st.sampled_from(BOOKS), st.integers(0, 8 * DAY_US).map(int), st.integers(0, 60)),
     max_size=4,
 )
 
 
 @settings(max_examples=examples(40), deadline=None)
-@given(headers_strategy, marks_strategy)
-def test_stale_days_and_the_range_equal_the_plain_rule(header_rows, mark_rows):
-    headers, marks = headers_of(header_rows), marks_of(mark_rows)
-    expected = reference_stale_days(headers, marks)
-    assert stale_days(headers, marks) == expected
+@given(headers_strategy, late_changes_strategy)
+def test_stale_days_and_the_range_equal_the_plain_rule(header_rows, change_rows):
+    headers, changes = headers_of(header_rows), late_changes_of(change_rows)
+    expected = reference_stale_days(headers, changes)
+    assert stale_days(headers, changes) == expected
     stored = sorted(headers["business_date"].unique())
     expected_range = [d for d in stored if expected and d >= expected[0]]
-    assert restatement_days(headers, marks) == expected_range
+    assert restatement_days(headers, changes) == expected_range
 
 
 def test_a_late_first_trade_of_a_book_without_an_eod_makes_the_stored_days_stale():
     # BOOK-C never had an EOD: its late trade on day 1 still changes days 1 and 2 of the desk.
     headers = headers_of([("A", 0, 10), ("A", 1, 10), ("A", 2, 10)])
-    marks = marks_of([("C", DAY_US + 5, 20)])
-    assert restatement_days(headers, marks) == [day(1), day(2)]
-    # Restated after the mark arrived: nothing stale any more, even without a C header.
-    assert restatement_days(headers_of([("A", 1, 30), ("A", 2, 30), ("A", 0, 10)]), marks) == []
+    changes = late_changes_of([("C", DAY_US + 5, 20)])
+    assert restatement_days(headers, changes) == [day(1), day(2)]
+    # Restated after the late change arrived: nothing stale any more, even without a C header.
+    assert restatement_days(headers_of([("A", 1, 30), ("A", 2, 30), ("A", 0, 10)]), changes) == []
 
 
-def test_a_mark_covers_only_snapshots_computed_before_it_and_after_its_time():
+def test_a_late_change_covers_only_snapshots_computed_before_it_and_after_its_time():
     headers = headers_of([("A", 0, 10), ("A", 1, 10), ("A", 2, 30), ("B", 1, 10)])
-    marks = marks_of([("A", DAY_US + 1, 20)])
-    assert list(stale_snapshots(headers, marks)) == [False, True, False, False]
-    assert restatement_days(headers, marks) == [day(1), day(2)]
+    changes = late_changes_of([("A", DAY_US + 1, 20)])
+    assert list(stale_snapshots(headers, changes)) == [False, True, False, False]
+    assert restatement_days(headers, changes) == [day(1), day(2)]

@@ -29,7 +29,7 @@ OWNERSHIP: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
                 "ingested_batches",
                 "source_watermarks",
                 "trading_books",
-                "stale_marks",
+                "late_changes",
             }
         ),
     ),

@@ -4,7 +4,7 @@ One store per aggregate of the domain, each owning its tables (``desk_pipeline.a
 and touching no other; :class:`PositionRepository` joins them and is what callers use:
 
 - ``trading_book``: :class:`TradingBookStore`, trades booked into books. Owns trade_versions,
-  current_trades, ingested_batches, source_watermarks, trading_books and stale_marks.
+  current_trades, ingested_batches, source_watermarks, trading_books and late_changes.
 - ``position_snapshot``: :class:`PositionSnapshotStore`, the intraday snapshots and the opening
   state. Owns intraday_windows and intraday_positions.
 - ``daily_book_position`` and ``keep_last``: :class:`DailyBookPositionStore`, each book's stored

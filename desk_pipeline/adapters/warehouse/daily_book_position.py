@@ -161,8 +161,8 @@ class DailyBookPositionStore(Store):
         """Every stored EOD header, with ``stale`` and the trades that made it stale."""
         with self._transaction("eod_headers") as conn:
             headers = _read(conn, sa.select(t.eod_snapshots))
-            marks = _late_changes(conn)
-        return headers.assign(stale=stale_snapshots(headers, marks))
+            changes = _late_changes(conn)
+        return headers.assign(stale=stale_snapshots(headers, changes))
 
     def eod_owners(self, business_dates: Sequence[str] | None = None) -> pd.DataFrame:
         """Every distinct (book_id, business_date, snapshot_id) of stored EOD headers and rows.

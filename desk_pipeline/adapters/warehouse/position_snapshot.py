@@ -37,10 +37,10 @@ class PositionSnapshotStore(Store):
         read_at = now_micros()
         before_us = to_micros(before)
         with self._transaction("opening") as conn:
-            marks = _late_changes(conn)
+            changes = _late_changes(conn)
             books = _first_trades(conn)
             headers = _eod_headers_until(conn, before_us)
-            headers = headers[~stale_snapshots(headers, marks)]
+            headers = headers[~stale_snapshots(headers, changes)]
             latest = headers.sort_values("as_of_us", kind="stable").drop_duplicates(
                 "book_id", keep="last"
             )
@@ -52,7 +52,7 @@ class PositionSnapshotStore(Store):
                 .limit(6),
             ).assign(book_id=None)
             windows = windows.rename(columns={"window_end_us": "as_of_us"})
-            windows = windows[~stale_snapshots(windows, marks, any_book=True)]
+            windows = windows[~stale_snapshots(windows, changes, any_book=True)]
             eod_until = latest["as_of_us"].max() if len(latest) else -1
             if len(windows) and windows["as_of_us"].iloc[0] >= eod_until:
                 end_us = int(windows["as_of_us"].iloc[0])
@@ -119,7 +119,7 @@ class Opening:
     Attributes:
         positions: POSITION_COLUMNS.
         bounds: per book_id, the time (µs) from which trades must still be applied.
-        read_at_us: when it was read; a later stale mark invalidates what is computed from it.
+        read_at_us: when it was read; a later late change invalidates what is computed from it.
     """
 
     positions: pd.DataFrame

@@ -1,10 +1,11 @@
 """The trading book: trades booked into books, as ingested batch by batch.
 
 Owns ``trade_versions``, ``current_trades``, ``ingested_batches``, ``source_watermarks``,
-``trading_books`` (each book's first trade) and ``stale_marks`` (the late changes ingestion
-finds). A batch's rejected rows go to the quarantine through ``quarantine._store_quarantine`` in
-the same transaction. The snapshot stores read the late changes and first trades through
-:func:`_late_changes` and :func:`_first_trades`, in their own transactions.
+``trading_books`` (each book's first trade) and ``late_changes`` (what late, amended or
+cancelled trades leave, as ingestion finds them). A batch's rejected rows go to the quarantine
+through ``quarantine._store_quarantine`` in the same transaction. The snapshot stores read the
+late changes and first trades through :func:`_late_changes` and :func:`_first_trades`, in their
+own transactions.
 """
 
 import dataclasses
@@ -60,8 +61,8 @@ class IngestResult:
 
 
 def _late_changes(conn: sa.Connection) -> pd.DataFrame:
-    """Every stored late change (``stale_marks`` row), read in ``conn``'s transaction."""
-    return _read(conn, sa.select(t.stale_marks))
+    """Every stored late change (``late_changes`` row), read in ``conn``'s transaction."""
+    return _read(conn, sa.select(t.late_changes))
 
 
 def _first_trades(conn: sa.Connection) -> pd.Series:
@@ -84,7 +85,7 @@ class TradingBookStore(Store):
 
         Re-ingesting the same batch (same source and content) changes nothing. A version already
         stored with other content is quarantined as a conflicting duplicate. A version that
-        changes a trade already covered by a stored snapshot writes a stale mark for its book.
+        changes a trade already covered by a stored snapshot writes a late change for its book.
         ``watermark`` (source key, sequence number) advances in the same transaction, so an
         incremental source never skips a batch that was not stored.
         """
@@ -217,25 +218,25 @@ class TradingBookStore(Store):
         # Joined only for late books: joining every book's ids cost seconds per 100k trades.
         late_trades = touched[touched["book_id"].isin(late.index)]
         late = late.assign(trade_ids=late_trades.groupby("book_id")["trade_id"].agg(_joined_ids))
-        marks = [
+        changes = [
             {
                 "book_id": book,
                 "from_time_us": int(from_us),
-                "marked_at_us": stamp,
+                "arrived_at_us": stamp,
                 "trade_ids": ids,
             }
             for book, from_us, ids in zip(
                 late.index, late["from_time_us"], late["trade_ids"], strict=True
             )
         ]
-        _insert(conn, t.stale_marks, marks)
-        for mark in marks:
+        _insert(conn, t.late_changes, changes)
+        for change in changes:
             log.warning(
                 "late or corrected trades for book %s from %s make stored snapshots stale",
-                mark["book_id"],
-                from_micros(mark["from_time_us"]),
+                change["book_id"],
+                from_micros(change["from_time_us"]),
             )
-        return [m["book_id"] for m in marks]
+        return [c["book_id"] for c in changes]
 
     def _covered_until(self, conn: sa.Connection) -> int:
         """The latest instant (µs) any stored snapshot, intraday or EOD, covers; -1 if none.
@@ -282,9 +283,9 @@ class TradingBookStore(Store):
         with self._transaction("ingested_batches") as conn:
             return _read(conn, sa.select(t.ingested_batches))
 
-    def stale_marks(self) -> pd.DataFrame:
-        """Every stale mark: book, earliest affected time, when and why (trade ids)."""
-        with self._transaction("stale_marks") as conn:
+    def late_changes(self) -> pd.DataFrame:
+        """Every late change: book, earliest affected time, when it arrived, why (trade ids)."""
+        with self._transaction("late_changes") as conn:
             return _late_changes(conn)
 
 
@@ -325,5 +326,5 @@ def _conflict_quarantine(conflicts: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def _joined_ids(ids: pd.Series) -> str:
-    """Trade ids behind a stale mark, for operators; capped so a bulk correction stays small."""
+    """Trade ids behind a late change, for operators; capped so a bulk correction stays small."""
     return ",".join(sorted(set(ids)))[:10_000]

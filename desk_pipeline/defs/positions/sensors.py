@@ -14,31 +14,32 @@ DAILY_JOB = "daily_job"
 MAX_TAG_CHARS = 500
 
 
-def restatement_request(headers: pd.DataFrame, marks: pd.DataFrame) -> dg.RunRequest | None:
+def restatement_request(headers: pd.DataFrame, late_changes: pd.DataFrame) -> dg.RunRequest | None:
     """One single-run backfill of daily_job over the stale range, or None when nothing is stale.
 
     Args:
         headers: stored EOD headers with ``book_id``, ``business_date``, ``snapshot_id``,
             ``as_of_us``, ``computed_at_us`` and ``stale`` (PositionRepository.eod_headers).
-        marks: stale marks with ``book_id``, ``from_time_us``, ``marked_at_us``, ``trade_ids``.
+        late_changes: ``book_id``, ``from_time_us``, ``arrived_at_us``, ``trade_ids``
+            (PositionRepository.late_changes).
 
     The range is ``domain.positions.restatement.restatement_days``, the one the ingesting assets
     restate in their own runs: from the earliest stale day to the latest stored day. The run key
-    names the range and the stale marks, so the same staleness is requested once; new late
-    trades after a restatement write new marks and are requested again.
+    names the range and the late changes, so the same staleness is requested once; new late
+    trades after a restatement write new late changes and are requested again.
     """
-    days = restatement_days(headers, marks)
+    days = restatement_days(headers, late_changes)
     if not days:
         return None
     start, end = days[0], days[-1]
     stale = headers[headers["stale"]]
     books = sorted(stale["book_id"].unique())
-    # The marks that explain the staleness: those a stored EOD of the range was computed before.
+    # The late changes behind the staleness: those a stored EOD of the range was computed before.
     computed = int(headers.loc[headers["business_date"].isin(days), "computed_at_us"].min())
-    why = marks[marks["marked_at_us"] > computed]
+    why = late_changes[late_changes["arrived_at_us"] > computed]
     trade_ids = sorted({i for ids in why["trade_ids"] for i in str(ids).split(",") if i})
     digest = hashlib.sha256(
-        ",".join(map(str, sorted(why["marked_at_us"]))).encode() + f"|{start}|{end}".encode()
+        ",".join(map(str, sorted(why["arrived_at_us"]))).encode() + f"|{start}|{end}".encode()
     ).hexdigest()[:16]
     return dg.RunRequest(
         run_key=f"restate:{start}..{end}:{digest}",
@@ -73,7 +74,7 @@ def restatement_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     """Request one backfill of the daily job (EOD, valuation, ranking) over the stale days."""
     repo = warehouse.repository()
-    request = restatement_request(repo.eod_headers(), repo.stale_marks())
+    request = restatement_request(repo.eod_headers(), repo.late_changes())
     if request is None:
         return dg.SkipReason("no stale end-of-day snapshots")
     context.log.info(

@@ -1,10 +1,10 @@
 """Restatement: which stored snapshots late trades made stale, and which days to recompute.
 
-A late, amended or cancelled trade leaves a *late change*: (book_id, from_time_us, marked_at_us),
-the earliest trade time it changes and when it arrived. The warehouse keeps late changes in its
-``stale_marks`` table, a name older than the glossary: they are not marks (prices). A snapshot
-that includes that time (``as_of > from_time``) and was computed before the change arrived
-(``computed_at < marked_at``) is *stale*: it no longer equals a recomputation from every trade.
+A late, amended or cancelled trade leaves a *late change*: (book_id, from_time_us, arrived_at_us),
+the earliest trade time it changes and when it arrived (the warehouse's ``late_changes`` table).
+A snapshot that includes that time (``as_of > from_time``) and was computed before the change
+arrived (``computed_at < arrived_at``) is *stale*: it no longer equals a recomputation from every
+trade.
 Times are integer microseconds since the epoch, UTC, as the warehouse stores them.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 HEADER_COLUMNS = ("book_id", "business_date", "as_of_us", "computed_at_us")
-LATE_CHANGE_COLUMNS = ("book_id", "from_time_us", "marked_at_us")
+LATE_CHANGE_COLUMNS = ("book_id", "from_time_us", "arrived_at_us")
 
 
 def stale_snapshots(
@@ -41,7 +41,7 @@ def stale_snapshots(
         pairs = left.merge(late_changes[list(LATE_CHANGE_COLUMNS)], on="book_id")
     hit = pairs[
         (pairs["from_time_us"] < pairs["as_of_us"])
-        & (pairs["marked_at_us"] > pairs["computed_at_us"])
+        & (pairs["arrived_at_us"] > pairs["computed_at_us"])
     ]["_row"].unique()
     flags = np.zeros(len(headers), dtype=bool)
     flags[hit] = True
@@ -75,7 +75,7 @@ def stale_days(headers: pd.DataFrame, late_changes: pd.DataFrame) -> list[str]:
         how="left",
     )
     computed = pairs["computed_at_us"].fillna(pairs["day_computed_at_us"])
-    stale = pairs.loc[pairs["marked_at_us"] > computed, "business_date"]
+    stale = pairs.loc[pairs["arrived_at_us"] > computed, "business_date"]
     return sorted(stale.unique())
 
 
