@@ -18,7 +18,7 @@ from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.positions.trades import validate_trades
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, TRADE_DTYPES, empty_frame
-from desk_pipeline.domain.validation import quarantine_whole_source, unreadable_rows
+from desk_pipeline.domain.validation.quarantine import quarantine_whole_source, unreadable_rows
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
-from desk_pipeline.domain.validation import rejection_fingerprints
+from desk_pipeline.domain.validation.quarantine import rejection_fingerprints
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, quarantined_from, trade
 
 COLUMNS = ["trade_id", "version", "status", "book_id", "instrument_id", "quantity", "price"]

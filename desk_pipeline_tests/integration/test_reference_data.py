@@ -15,7 +15,7 @@ from desk_pipeline.defs.resources import (
 )
 from desk_pipeline.domain.reference.validation import validate_reference
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
-from desk_pipeline.domain.validation import UNREADABLE_COLUMN
+from desk_pipeline.domain.validation.quarantine import UNREADABLE_COLUMN
 from desk_pipeline_tests.location import desk_assets
 
 eod_positions, collateral_ranking, instruments, prices = desk_assets(

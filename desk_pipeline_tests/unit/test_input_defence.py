@@ -14,7 +14,7 @@ from desk_pipeline.domain.positions.trades import (
     validate_trades,
 )
 from desk_pipeline.domain.precision import MAX_ABS_QUANTITY, MAX_PRICE, QUANTITY_SCALE
-from desk_pipeline.domain.validation import CONTROL_CHARACTERS
+from desk_pipeline.domain.validation.cells import CONTROL_CHARACTERS
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import trade_rows
 

@@ -31,7 +31,7 @@ from desk_pipeline.domain.schema import (
     PRICE_DTYPES,
     QUARANTINE_DTYPES,
 )
-from desk_pipeline.domain.validation import unreadable_rows
+from desk_pipeline.domain.validation.quarantine import unreadable_rows
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import REFERENCE_KINDS, rows_like
 

@@ -26,7 +26,7 @@ from desk_pipeline.domain.reference.validation import (
     validate_instruments,
     validate_prices,
 )
-from desk_pipeline.domain.validation import MAX_ID_LENGTH
+from desk_pipeline.domain.validation.text import MAX_ID_LENGTH
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import any_cell, dates_as_text, numbers_as_text
 

@@ -12,7 +12,7 @@ from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _insert_for,
 from desk_pipeline.adapters.warehouse.codec import _records
 from desk_pipeline.adapters.warehouse.engine import Store
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, conform
-from desk_pipeline.domain.validation import rejection_fingerprints
+from desk_pipeline.domain.validation.quarantine import rejection_fingerprints
 
 
 class QuarantineStore(Store):

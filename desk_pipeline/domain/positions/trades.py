@@ -12,17 +12,10 @@ from desk_pipeline.domain.schema import (
     TRADE_DTYPES,
     require_columns,
 )
-from desk_pipeline.domain.validation import (
-    Choice,
-    Column,
-    Id,
-    Instant,
-    Number,
-    RuleSet,
-    Whole,
-    one_of,
-    validate,
-)
+from desk_pipeline.domain.validation.numbers import Number, Whole
+from desk_pipeline.domain.validation.rules import Column, RuleSet, validate
+from desk_pipeline.domain.validation.text import Choice, Id, one_of
+from desk_pipeline.domain.validation.times import Instant
 
 # A book id travels in every event: in the AMQP routing key "position_snapshot.created.<book>"
 # (a short string: 255 bytes at most) and as the Kafka message key. Bounded in UTF-8 bytes, as
@@ -45,7 +38,7 @@ def _conflicts(trades: pd.DataFrame) -> np.ndarray:
     return trades.index.isin(conflicting.index)
 
 
-# The landing contract's columns and their rules (see domain/validation.py for the shared ones).
+# The landing contract's columns and their rules (see domain/validation/ for the shared ones).
 TRADE_RULES = RuleSet(
     columns=(
         Column("trade_id", Id()),

@@ -20,19 +20,10 @@ from desk_pipeline.domain.schema import (
     conform,
     empty_frame,
 )
-from desk_pipeline.domain.validation import (
-    Choice,
-    Column,
-    Date,
-    Id,
-    Number,
-    RuleSet,
-    Text,
-    Whole,
-    currency,
-    one_of,
-    validate,
-)
+from desk_pipeline.domain.validation.numbers import Number, Whole
+from desk_pipeline.domain.validation.rules import Column, RuleSet, validate
+from desk_pipeline.domain.validation.text import Choice, Id, Text, currency, one_of
+from desk_pipeline.domain.validation.times import Date
 
 # CRE22.56-22.59: the minimum holding period of repo-style transactions is five business days.
 DEFAULT_HOLDING_PERIOD_DAYS = 5
@@ -51,7 +42,7 @@ MIN_USD_PER_UNIT = 1e-9
 MAX_USD_PER_UNIT = 1e9
 
 # Each kind's columns and rules, declared once (the shared kinds of cell and the control-character
-# rule are in domain/validation.py). Required columns must be present (a file without one is
+# rule are in domain/validation/). Required columns must be present (a file without one is
 # quarantined row by row); optional ones read as blank when absent; any other column is ignored.
 INSTRUMENT_RULES = RuleSet(
     columns=(

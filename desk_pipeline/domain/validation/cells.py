@@ -1,0 +1,72 @@
+"""Received cells as text or numbers, the protocol of a kind of cell, the control-character rule."""
+
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+# Control characters (NUL above all: PostgreSQL refuses it in text) and lone surrogates (no
+# database encodes them; a CSV cannot hold them, another source can): never in kept text.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f\ud800-\udfff]"
+
+# Rows failing a check (True = fails), its reason code and its reason.
+Check = tuple[pd.Series, str, str]
+
+
+class Received:
+    """Received rows, each column read as text (or numbers) once however many rules read it."""
+
+    def __init__(self, raw: pd.DataFrame) -> None:
+        self.raw = raw
+        self.index = raw.index
+        self._texts: dict[str, pd.Series] = {}
+
+    def text(self, column: str) -> pd.Series:
+        """The column as stripped strings ("" where missing); an absent column reads as ""."""
+        if column not in self._texts:
+            self._texts[column] = text_of(self.raw, column)
+        return self._texts[column]
+
+    def numbers(self, column: str) -> pd.Series:
+        """The column as float64; NaN where missing, absent or not a number.
+
+        Typed numbers are taken as they are, text is read as a decimal number; booleans are not
+        numbers.
+        """
+        if column not in self.raw.columns:
+            return pd.Series(np.nan, index=self.index, dtype="float64")
+        values = self.raw[column]
+        typed = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        return pd.to_numeric(values if typed else self.text(column), errors="coerce").astype(
+            "float64"
+        )
+
+
+class Kind(Protocol):
+    """A kind of cell: reads a received column into typed values and the checks they fail."""
+
+    def read(self, cells: Received, field: str) -> tuple[pd.Series, list[Check]]:
+        """``(values, checks)``: values with the rows' index, checks in order of precedence."""
+        ...
+
+
+def text_of(raw: pd.DataFrame, column: str) -> pd.Series:
+    """The column as stripped strings ("" where missing); an absent column reads as all-empty."""
+    if column not in raw.columns:
+        return pd.Series("", index=raw.index, dtype="object")
+    values = raw[column].astype("object")
+    return values.where(values.notna(), "").astype(str).str.strip()
+
+
+def blank_to_none(values: pd.Series) -> pd.Series:
+    """Text with "" as None (a missing optional value), object dtype."""
+    return values.astype("object").where(values != "", None)
+
+
+def control_check(value: pd.Series, field: str) -> Check:
+    """Rows of ``value`` (str) holding a control character or an unpaired surrogate: ``bad_<f>``."""
+    return (
+        value.str.contains(CONTROL_CHARACTERS, regex=True),
+        f"bad_{field}",
+        f"{field} contains control characters or unpaired surrogates",
+    )
