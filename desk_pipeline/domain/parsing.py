@@ -53,35 +53,13 @@ def parse_instants(
         precedence), both with ``text``'s index.
     """
     codes, lengths = _matrix(text)
-    n, width = codes.shape
     digit = (codes >= ord("0")) & (codes <= ord("9"))
     value = codes.astype(np.int64) - ord("0")
     date_shape, year, month, day = _date_fields(codes, digit, value, lengths)
-
-    time_shape = (
-        (lengths >= 16)
-        & _is(codes[:, 10], "Tt ")
-        & digit[:, [11, 12, 14, 15]].all(axis=1)
-        & (codes[:, 13] == ord(":"))
+    time_shape, hour, minute, has_second, second = _clock_fields(codes, digit, value, lengths)
+    has_fraction, fraction_end, micro, below_micro = _fraction(
+        codes, digit, value, lengths, has_second
     )
-    hour, minute = _number(value, [11, 12]), _number(value, [14, 15])
-    has_second = (lengths >= 19) & (codes[:, 16] == ord(":")) & digit[:, [17, 18]].all(axis=1)
-    second = np.where(has_second, _number(value, [17, 18]), 0)
-    has_fraction = has_second & (lengths >= 21) & _is(codes[:, 19], ".,") & digit[:, _FRACTION]
-    # The matrix has a padding column after the longest text, so every fraction ends inside it.
-    fraction_end = _FRACTION + np.argmax(~digit[:, _FRACTION:], axis=1)
-    micro = np.zeros(n, dtype=np.int64)
-    for k in range(_MICRO_DIGITS):
-        column = _FRACTION + k
-        micro = micro * 10 + np.where(has_fraction & (column < fraction_end), value[:, column], 0)
-    columns = np.arange(width)
-    below_micro = (
-        (columns >= _FRACTION + _MICRO_DIGITS)
-        & (columns < fraction_end[:, None])
-        & (codes >= ord("1"))
-        & (codes <= ord("9"))
-    ).any(axis=1) & has_fraction
-
     zone_start = np.where(has_fraction, fraction_end, np.where(has_second, 19, 16))
     zone_shape, offset_minutes, zone_fields_ok = _zone(codes, lengths, zone_start)
 
@@ -92,21 +70,108 @@ def parse_instants(
     minutes = ((days * 24 + hour) * 60 + minute) - offset_minutes
     micros = np.where(valid, minutes * _US_PER_MINUTE + second * 1_000_000 + micro, 0)
     inside = (micros >= _micros(earliest)) & (micros < _micros(latest))
+    date_alone = _date_alone(codes, digit, lengths)
+    problems = _instant_problems(valid, inside, below_micro, date_alone)
+    return (
+        pd.Series(_utc_instants(micros, problems == ""), index=text.index),
+        pd.Series(problems, index=text.index, dtype="object"),
+    )
 
-    problems = np.full(n, "", dtype=object)
+
+def _clock_fields(
+    codes: np.ndarray, digit: np.ndarray, value: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The time of day written after ``YYYY-MM-DD``: ``[Tt ]hh:mm`` and an optional ``:ss``.
+
+    Args:
+        codes: (rows, width) uint32 character codes (see ``_matrix``).
+        digit: bool, same shape: where ``codes`` is an ASCII digit.
+        value: int64, same shape: each code minus ``ord("0")``.
+        lengths: int64 per row, the text's length in characters.
+
+    Returns:
+        Per row: ``time_shape`` (bool: separator, ``hh:mm`` digits and colon in place), ``hour``
+        and ``minute`` (int64, not range-checked), ``has_second`` (bool: ``:ss`` follows) and
+        ``second`` (int64, 0 without one).
+    """
+    time_shape = (
+        (lengths >= 16)
+        & _is(codes[:, 10], "Tt ")
+        & digit[:, [11, 12, 14, 15]].all(axis=1)
+        & (codes[:, 13] == ord(":"))
+    )
+    hour, minute = _number(value, [11, 12]), _number(value, [14, 15])
+    has_second = (lengths >= 19) & (codes[:, 16] == ord(":")) & digit[:, [17, 18]].all(axis=1)
+    second = np.where(has_second, _number(value, [17, 18]), 0)
+    return time_shape, hour, minute, has_second, second
+
+
+def _fraction(
+    codes: np.ndarray,
+    digit: np.ndarray,
+    value: np.ndarray,
+    lengths: np.ndarray,
+    has_second: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fraction of a second after ``:ss`` (``.`` or ``,`` then digits), to the microsecond.
+
+    Args:
+        codes: (rows, width) uint32 character codes (see ``_matrix``).
+        digit: bool, same shape: where ``codes`` is an ASCII digit.
+        value: int64, same shape: each code minus ``ord("0")``.
+        lengths: int64 per row, the text's length in characters.
+        has_second: bool per row, where ``:ss`` is written (a fraction needs it).
+
+    Returns:
+        Per row: ``has_fraction`` (bool), ``fraction_end`` (int64, the column after its last
+        digit; meaningless without a fraction), ``micro`` (int64 microseconds, its first six
+        digits, 0 without one) and ``below_micro`` (bool: a non-zero digit after the sixth).
+    """
+    has_fraction = has_second & (lengths >= 21) & _is(codes[:, 19], ".,") & digit[:, _FRACTION]
+    # The matrix has a padding column after the longest text, so every fraction ends inside it.
+    fraction_end = _FRACTION + np.argmax(~digit[:, _FRACTION:], axis=1)
+    micro = np.zeros(len(codes), dtype=np.int64)
+    for k in range(_MICRO_DIGITS):
+        column = _FRACTION + k
+        micro = micro * 10 + np.where(has_fraction & (column < fraction_end), value[:, column], 0)
+    columns = np.arange(codes.shape[1])
+    below_micro = (
+        (columns >= _FRACTION + _MICRO_DIGITS)
+        & (columns < fraction_end[:, None])
+        & (codes >= ord("1"))
+        & (codes <= ord("9"))
+    ).any(axis=1) & has_fraction
+    return has_fraction, fraction_end, micro, below_micro
+
+
+def _instant_problems(
+    valid: np.ndarray, inside: np.ndarray, below_micro: np.ndarray, date_alone: np.ndarray
+) -> np.ndarray:
+    """Per row, "" or the problem of highest precedence (NOT_ISO/DATE_ONLY first, TOO_PRECISE last).
+
+    Args:
+        valid: bool, the text is a real date-time of the accepted form.
+        inside: bool, its instant is within the accepted window (meaningful where valid).
+        below_micro: bool, its fraction has non-zero digits below the microsecond.
+        date_alone: bool, the text is a year, a year-month or a date and nothing else.
+
+    Returns:
+        object array of str.
+    """
+    problems = np.full(len(valid), "", dtype=object)
     problems[valid & inside & below_micro] = TOO_PRECISE
     problems[valid & ~inside] = OUT_OF_RANGE
     problems[~valid] = NOT_ISO
-    problems[~valid & _date_alone(codes, digit, lengths)] = DATE_ONLY
-    ok = problems == ""
+    problems[~valid & date_alone] = DATE_ONLY
+    return problems
+
+
+def _utc_instants(micros: np.ndarray, ok: np.ndarray) -> pd.DatetimeIndex:
+    """``datetime64[ns, UTC]`` from int64 microseconds since the epoch, NaT where not ``ok``."""
     nanos = np.where(ok, micros, 0) * 1000
-    instants = pd.DatetimeIndex(
+    return pd.DatetimeIndex(
         np.where(ok, nanos, np.iinfo(np.int64).min).view("datetime64[ns]")
     ).tz_localize("UTC")
-    return (
-        pd.Series(instants, index=text.index),
-        pd.Series(problems, index=text.index, dtype="object"),
-    )
 
 
 def parse_dates(
