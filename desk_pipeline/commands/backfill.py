@@ -118,7 +118,7 @@ def backfill(
     """
     defs = definitions_for(settings)
     dates = _calendar_days(settings, first, last)
-    warehouse()
+    warehouse()  # connects and migrates: an unusable warehouse fails here, before any run
     instance = desk_runs.desk_instance()
     progress = RunProgress(
         defs.resolve_job_def("daily_job"), backfill_chunks(dates), log_level=log_level
