@@ -13,14 +13,18 @@ the module ``desk_pipeline.definitions``, the server ``dagster dev`` starts for 
   eod_positions, eod_valuation and collateral_ranking (their checks ride along) on the implicit
   asset job (``dagster._core.execution.submit_asset_runs``).
 
-Both are launched with the instance's run launcher (``instance.launch_run``): the code server
-spawns a run worker, which executes the steps with the job's executor. The queue daemon's
-dequeuing (it polls every few seconds) is left out: the run is launched as the daemon launches
-it once the queue admits it. Wall time runs from the launch to RUN_SUCCESS; CPU is the code
-server's process tree (the server, the run worker and every process the run worker waited for),
-read once the server has reaped the run worker. Processes nobody in that tree waits for are
-not counted: a multiprocess executor's forkserver and the steps forked from it (the spawn
-default's step processes are counted).
+Both are launched with the instance's run launcher (``instance.launch_run``), as the queue
+daemon launches them once the queue admits them (its dequeuing, which polls every few seconds,
+is left out). With Dagster's DefaultRunLauncher the code server spawns the run worker; with the
+desk's PreloadedRunLauncher (desk_pipeline/defs/launcher.py) the launching process (here, this
+one) forks it from its multiprocessing forkserver. Either way the worker executes the steps with
+the job's executor. Wall time runs from the launch to RUN_SUCCESS. CPU is that of the code
+server's process tree plus the launching process's multiprocessing helpers' trees (the
+forkserver, with every worker it forked and reaped, and the resource tracker), each read once
+its run workers are reaped; a forkserver started by a launch counts whole, its preload
+included (the warm-up's first launch). Processes nobody in those trees waits for are not
+counted: a multiprocess executor's forkserver and the steps forked from it (the spawn default's
+step processes are counted). The launch call itself is in ``launcher_cpu_s`` (this process).
 """
 
 import asyncio
@@ -119,6 +123,11 @@ def wait_for_reaped_workers(server_pid: int, deadline_s: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def launcher_helpers() -> list[int]:
+    """This process's multiprocessing helpers: a run launcher's forkserver, the resource tracker."""
+    return [pid for pid in children(os.getpid()) if "multiprocessing" in command_line(pid)]
+
+
 def wait_for_exit(pid: int, deadline_s: float = 90.0) -> None:
     """Wait until process ``pid`` has exited (a zombie counts as exited)."""
     deadline = time.monotonic() + deadline_s
@@ -143,6 +152,12 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _reaped_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid``'s tree once it has reaped its run workers."""
+    wait_for_reaped_workers(pid)
+    return tree_cpu_s(pid)
 
 
 # ---- desks under test ------------------------------------------------------------------------
@@ -268,6 +283,7 @@ def _launch(desk: Desk, run: dg.DagsterRun, workspace: Any) -> dict[str, Any]:
         RuntimeError: the run did not succeed (its error messages attached).
     """
     instance = desk.instance
+    helpers_before = {pid: _reaped_cpu_s(pid) for pid in launcher_helpers()}
     wait_for_reaped_workers(desk.server_pid)
     cpu_before = tree_cpu_s(desk.server_pid)
     own_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -289,6 +305,8 @@ def _launch(desk: Desk, run: dg.DagsterRun, workspace: Any) -> dict[str, Any]:
         time.sleep(0.5)
     load = os.getloadavg()
     wait_for_reaped_workers(desk.server_pid)
+    # A helper started by this launch (the forkserver at its first launch) counts whole.
+    helpers_cpu = sum(_reaped_cpu_s(p) - helpers_before.get(p, 0.0) for p in launcher_helpers())
     own = resource.getrusage(resource.RUSAGE_SELF)
     status = record.dagster_run.status
     if status != dg.DagsterRunStatus.SUCCESS:
@@ -308,7 +326,8 @@ def _launch(desk: Desk, run: dg.DagsterRun, workspace: Any) -> dict[str, Any]:
         "wall_s": record.end_time - launched_at,
         "startup_s": record.start_time - launched_at,
         "worker_s": record.end_time - record.start_time,
-        "cpu_s": tree_cpu_s(desk.server_pid) - cpu_before,
+        "cpu_s": tree_cpu_s(desk.server_pid) - cpu_before + helpers_cpu,
+        "forkserver_cpu_s": helpers_cpu,
         "launcher_cpu_s": own.ru_utime + own.ru_stime - own_before.ru_utime - own_before.ru_stime,
         "load_1m": load[0],
     }
@@ -367,7 +386,15 @@ def launch_eod_refresh(desk: Desk, day: str) -> dict[str, Any]:
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians of the runs' figures (wall, startup, worker, CPU, load), and the runs."""
-    figures = ("wall_s", "startup_s", "worker_s", "cpu_s", "launcher_cpu_s", "load_1m")
+    figures = (
+        "wall_s",
+        "startup_s",
+        "worker_s",
+        "cpu_s",
+        "forkserver_cpu_s",
+        "launcher_cpu_s",
+        "load_1m",
+    )
     return {
         **{f"{f}_median": statistics.median(r[f] for r in runs) for f in figures},
         "runs": runs,
