@@ -1,0 +1,36 @@
+"""The `desk` command: backfill; positions, rankings, concentration, quarantine; events."""
+
+import sys
+
+import click
+
+# Importing the command modules adds their commands to the group.
+from desk_pipeline.cli import events, reads, runs  # noqa: F401
+from desk_pipeline.cli.exits import failure
+from desk_pipeline.cli.group import cli
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    """Entry point: a failure is one line on stderr, `desk: <what failed>; <what to check>`.
+
+    The exit code says which kind of failure (EXIT_CODES); with --debug the error is raised
+    instead, traceback and all.
+    """
+    debug = False
+    try:
+        with cli.make_context("desk", sys.argv[1:]) as ctx:
+            debug = ctx.params["debug"]
+            cli.invoke(ctx)
+    except click.exceptions.Exit as done:  # --help
+        sys.exit(done.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("desk: interrupted", err=True)
+        sys.exit(130)
+    except Exception as err:
+        if debug:
+            raise
+        code, line = failure(err)
+        click.echo(f"desk: {line}", err=True)
+        sys.exit(code)

@@ -1,0 +1,160 @@
+"""The long-running commands: relay events, consume them, serve the HTTP API."""
+
+import functools
+import os
+
+import click
+
+from desk_pipeline.adapters import consumer as event_consumer
+from desk_pipeline.adapters.kafka import KafkaSettings, consume_kafka
+from desk_pipeline.adapters.publisher import (
+    Backoff,
+    PublishError,
+    amqp_url_from,
+    publisher_from,
+    relay_forever,
+    relay_once,
+)
+from desk_pipeline.cli.group import cli
+from desk_pipeline.cli.terminal import emit, log_to_stderr, notice
+from desk_pipeline.cli.warehouse import open_repository, settings
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="One pass over the outbox, then exit.")
+@click.option(
+    "--max-backoff",
+    default=60.0,
+    show_default=True,
+    help="Longest wait between attempts while the broker is unreachable, seconds.",
+)
+@click.option(
+    "--retry-parked",
+    is_flag=True,
+    help="First put parked events back in the queue (once what made them unpublishable is fixed).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def relay(once: bool, max_backoff: float, retry_parked: bool, as_json: bool) -> None:
+    """Publish pending events from the outbox to DESK_EVENT_PUBLISHER, in order, at least once.
+
+    Without --once it runs until interrupted, backing off exponentially while the broker is
+    unreachable. With --once it exits 1 when events are left waiting. An event the broker can
+    never take (e.g. a routing key over AMQP's 255 bytes) is parked with its reason (`desk
+    status`); its book's later events wait behind it while other books' events flow.
+    """
+    log_to_stderr()
+    repository = open_repository()
+    publisher = publisher_from(settings().event_publisher)
+    if retry_parked:
+        notice(f"{repository.unpark_events()} parked event(s) back in the queue")
+    if not once:
+        relay_forever(repository, publisher, backoff=Backoff(maximum=max_backoff))
+        return
+    result = relay_once(repository, publisher)
+    document = {
+        "published": result.published,
+        "failed": result.failed,
+        "parked": result.parked,
+        "backlog": result.backlog,
+    }
+    emit(
+        document,
+        as_json,
+        lambda: f"published {result.published}, parked {result.parked}, backlog {result.backlog}",
+    )
+    if result.failed:
+        raise PublishError(f"relay: {result.failed} events wait in the outbox: {result.error}")
+
+
+@cli.command()
+@click.option(
+    "--source",
+    default=None,
+    help="rabbitmq:<amqp url> or kafka:<servers>[?topic=<name>] (default: DESK_EVENT_PUBLISHER).",
+)
+@click.option(
+    "--queue", help="RabbitMQ: queue to consume, declared with <queue>.dlq (required there)."
+)
+@click.option(
+    "--consumer",
+    "name",
+    default="eod-ranking",
+    show_default=True,
+    help="Consumer name: the inbox key that makes redeliveries no-ops; Kafka's consumer group.",
+)
+@click.option(
+    "--prefetch", default=20, show_default=True, help="RabbitMQ: unacknowledged messages."
+)
+@click.option(
+    "--max-attempts",
+    default=5,
+    show_default=True,
+    help="Tries before a failing message goes to the dead-letter queue.",
+)
+@click.option(
+    "--idle-exit",
+    type=float,
+    default=None,
+    help="Exit after this many seconds without a message (default: run until interrupted).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def consume(
+    source: str | None,
+    queue: str | None,
+    name: str,
+    prefetch: int,
+    max_attempts: int,
+    idle_exit: float | None,
+    as_json: bool,
+) -> None:
+    """Consume PositionSnapshotCreated events: record each new EOD, rank it unless fresh.
+
+    From a RabbitMQ queue, or from the Kafka event topic in the consumer group --consumer
+    (offsets committed after the inbox write; poison messages go to <topic>.dlq).
+    """
+    # Imported late: the commands load every asset module, which most `desk` commands never use.
+    from desk_pipeline import commands
+
+    log_to_stderr()
+    spec = source or settings().event_publisher
+
+    def inbox() -> event_consumer.InboxConsumer:
+        repository = open_repository()
+        rank = functools.partial(commands.rank_snapshot, settings())
+        handler = event_consumer.EodRankingHandler(repository, rank)
+        return event_consumer.InboxConsumer(repository, name, handler, max_attempts=max_attempts)
+
+    if spec.startswith("kafka:"):
+        kafka = KafkaSettings.from_spec(spec)
+        stats = consume_kafka(kafka, inbox(), idle_seconds=idle_exit)
+        where = kafka.shown()
+    else:
+        url = amqp_url_from(spec)
+        if not queue:
+            raise click.UsageError("RabbitMQ needs --queue (the queue to consume)")
+        stats = event_consumer.consume(
+            url, queue, inbox(), prefetch=prefetch, idle_seconds=idle_exit
+        )
+        where = queue
+    emit(stats.as_dict(), as_json, lambda: f"consumer {name} on {where}: {stats.as_dict()}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+def serve(host: str, port: int) -> None:
+    """Serve the HTTP API (OpenAPI document at /openapi.json) until interrupted.
+
+    Reads are open; the two commands (POST) need `Authorization: Bearer <DESK_API_TOKEN>` and
+    are refused while DESK_API_TOKEN is unset. Their runs execute in this process on the
+    DAGSTER_HOME instance (docs/api.md).
+    """
+    import uvicorn
+
+    from desk_pipeline.api import create_app
+    from desk_pipeline.defs.runs import desk_instance
+
+    log_to_stderr()
+    token = os.environ.get("DESK_API_TOKEN") or None
+    app = create_app(settings(), token=token, instance=desk_instance())
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,46 @@
+"""How `desk` ends: its exit codes and the one line that explains a failure."""
+
+import click
+import dagster as dg
+
+from desk_pipeline.adapters.warehouse import NoWarehouseError
+from desk_pipeline.domain.errors import DeskPipelineError, SettingsError
+
+# What `desk` exits with; `desk --help` and the README list them.
+EXIT_CODES = {
+    0: "done",
+    1: "no answer: nothing stored for that book and day, a check, run or relay failed",
+    2: "usage or configuration: a bad option or date, a DESK_* setting, no warehouse there",
+    130: "interrupted",
+}
+
+
+def _first_line(text: object) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def failure(err: Exception) -> tuple[int, str]:
+    """The exit code (EXIT_CODES) and the one line that explain ``err``."""
+    if isinstance(err, SettingsError):  # one line per bad DESK_* variable
+        return 2, "\ndesk: ".join(err.lines)
+    if isinstance(err, click.UsageError):
+        command = err.ctx.command_path if err.ctx else "desk"
+        return 2, f"{_first_line(err.format_message())} (see `{command} --help`)"
+    if isinstance(err, click.ClickException):
+        return err.exit_code, _first_line(err.format_message())
+    if isinstance(err, NoWarehouseError):
+        return 2, _first_line(err)
+    if isinstance(err, dg.DagsterExecutionStepExecutionError):
+        return 1, (
+            f"run failed in step {err.step_key}: {_first_line(err.user_exception or err)}; "
+            "the run is in the Dagster UI, --verbose shows its log and --debug the traceback"
+        )
+    if isinstance(err, dg.DagsterError):
+        # A run failed after its retries: the last attempt's error says why.
+        attempts = getattr(err, "user_code_process_error_infos", None) or []
+        why = _first_line(attempts[-1].message if attempts else err)
+        return 1, f"a run failed: {why}; the run is in the Dagster UI, --verbose shows its log"
+    if isinstance(err, DeskPipelineError):
+        return 1, _first_line(err)
+    return 1, f"{type(err).__name__}: {_first_line(err)} (--debug shows the traceback)"

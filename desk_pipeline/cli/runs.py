@@ -1,0 +1,119 @@
+"""The commands that run or check the desk: migrate, backfill, tick, doctor."""
+
+import click
+
+from desk_pipeline import queries
+from desk_pipeline.cli.group import cli, repair_orphans
+from desk_pipeline.cli.terminal import ISO_DATE, emit, log_level, notice
+from desk_pipeline.cli.warehouse import open_repository, settings
+from desk_pipeline.defs import runs as desk_runs
+from desk_pipeline.domain.errors import DeskPipelineError
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def migrate(as_json: bool) -> None:
+    """Bring the warehouse schema to the latest revision; safe to run from several shells.
+
+    Deployments run it before starting the desk. Other commands migrate a warehouse that is
+    behind too, under the same lock; a current schema is only read.
+    """
+    from desk_pipeline.adapters.warehouse import schema_head
+
+    repository = open_repository()
+    applied = repository.applied
+    document = {"revision": repository.schema_revision(), "applied": applied}
+    done = f"applied {', '.join(applied)}" if applied else "nothing to apply"
+    emit(document, as_json, lambda: f"warehouse schema at {schema_head()} ({done})")
+
+
+@cli.command()
+@click.option("--start", required=True, type=ISO_DATE, help="First business day.")
+@click.option("--end", required=True, type=ISO_DATE, help="Last business day (inclusive).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def backfill(start: str, end: str, as_json: bool) -> None:
+    """Bring the warehouse up to date for business days START..END.
+
+    Ingests the configured source, computes positions, end-of-day snapshots, their valuation
+    and collateral rankings through the Dagster definitions (visible in the UI afterwards), then
+    relays events. Stored days that trades arriving now make stale are restated in the same
+    runs, whatever the range.
+    Idempotent: running it again changes nothing.
+    """
+    # Imported late: the commands load every asset module, which most `desk` commands never use.
+    from desk_pipeline.commands import backfill as own_runs
+
+    first, last = queries.business_day(start, "--start"), queries.business_day(end, "--end")
+    done = own_runs.backfill(
+        settings(), first, last, warehouse=open_repository, on_wait=notice, log_level=log_level()
+    )
+    days = done.days
+    document = {
+        "start": days[0],
+        "end": days[-1],
+        "days": len(days),
+        "runs": done.runs,
+        "events_published": done.events_published,
+        "events_pending": done.events_pending,
+    }
+    emit(
+        document,
+        as_json,
+        lambda: (
+            f"backfilled {len(days)} days, {days[0]}..{days[-1]}, in {len(done.runs)} run(s); "
+            f"events published {done.events_published}, waiting {done.events_pending}"
+        ),
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def tick(as_json: bool) -> None:
+    """Snapshot every book as of the 10-minute window that just closed, as the schedule does.
+
+    Runs intraday_job for that window in-process (the run shows in the UI); the daemon's EOD
+    refresh then follows. For a desk run without the daemon, and `make run`, whose demo starts
+    with fresh 10-minute snapshots instead of failing its freshness policy until the first tick.
+    """
+    from desk_pipeline.commands import backfill as own_runs  # late, as in `backfill`
+
+    done = own_runs.tick(settings(), warehouse=open_repository, log_level=log_level())
+    document = {"window": done.window, "run_id": done.run_id}
+    emit(
+        document,
+        as_json,
+        lambda: f"snapshot of the 10-minute window {done.window}, run {done.run_id}",
+    )
+
+
+@cli.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Fail runs whose desk process is gone and free their pool slots; list what was done.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def doctor(repair: bool, as_json: bool) -> None:
+    """Check the configuration: warehouse reachable, migrations current, source, broker, runs.
+
+    Changes nothing (no migration, no file) unless --repair. Exits 1 when any check fails.
+    """
+    instance = desk_runs.desk_instance() if desk_runs.instance_exists() else None
+    repaired = repair_orphans(instance) if repair and instance is not None else []
+    document = queries.doctor_document(instance, repaired)
+    emit(
+        document,
+        as_json,
+        lambda: "\n".join(
+            [
+                *(f"repaired {line}" for line in repaired),
+                *(
+                    f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']:<10} {c['detail']}"
+                    for c in document["checks"]
+                ),
+            ]
+        ),
+    )
+    failed = [c["check"] for c in document["checks"] if not c["ok"]]
+    if failed:
+        raise DeskPipelineError(f"doctor: {', '.join(failed)} failed")
