@@ -1,0 +1,65 @@
+"""The desk's read side: every JSON document `desk` prints and the HTTP API serves, built once.
+
+One module per group of documents; the CLI, the API and the console name them as
+``queries.<name>``, so the package lists them all here.
+"""
+
+from desk_pipeline.queries.books import (
+    Book,
+    BooksDocument,
+    DaysDocument,
+    Position,
+    PositionsDocument,
+    StoredDay,
+    books_document,
+    days_document,
+    positions_document,
+)
+from desk_pipeline.queries.collateral import (
+    ConcentrationDocument,
+    IssuerShare,
+    RankingDocument,
+    RankingItem,
+    base_currency,
+    concentration_document,
+    ranking_document,
+)
+from desk_pipeline.queries.doctor import Check, DoctorDocument, doctor_document
+from desk_pipeline.queries.status import (
+    BookStatus,
+    ParkedEvent,
+    QuarantinedRow,
+    StatusDocument,
+    quarantine_document,
+    status_document,
+)
+from desk_pipeline.queries.values import business_day
+
+__all__ = [
+    "Book",
+    "BookStatus",
+    "BooksDocument",
+    "Check",
+    "ConcentrationDocument",
+    "DaysDocument",
+    "DoctorDocument",
+    "IssuerShare",
+    "ParkedEvent",
+    "Position",
+    "PositionsDocument",
+    "QuarantinedRow",
+    "RankingDocument",
+    "RankingItem",
+    "StatusDocument",
+    "StoredDay",
+    "base_currency",
+    "books_document",
+    "business_day",
+    "concentration_document",
+    "days_document",
+    "doctor_document",
+    "positions_document",
+    "quarantine_document",
+    "ranking_document",
+    "status_document",
+]

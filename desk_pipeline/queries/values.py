@@ -1,0 +1,55 @@
+"""The values of every document: the business day asked for, and the values printed.
+
+Numbers, quantities, texts and instants are written the same way in every document.
+"""
+
+from typing import Any
+
+import pandas as pd
+
+from desk_pipeline.domain.errors import InvalidRangeError
+from desk_pipeline.domain.parsing import parse_dates
+from desk_pipeline.domain.precision import exact_quantities, for_output
+
+# The dates a command accepts: any the desk could hold, within pandas' nanosecond range.
+_DATE_BOUNDS = (pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01"))
+
+
+def business_day(value: str, option: str) -> str:
+    """``value``, a calendar date written YYYY-MM-DD (ISO 8601), as that string.
+
+    Nothing else is guessed: ``11/12/2026`` (12 November or 11 December?), ``20261120`` and
+    ``Nov 20 2026`` are refused, as is a date that does not exist (``2026-02-30``).
+
+    Raises:
+        InvalidRangeError: ``value`` is not such a date; the message names ``option``.
+    """
+    dates, problems = parse_dates(pd.Series([value.strip()]), *_DATE_BOUNDS)
+    if problems.iloc[0]:
+        raise InvalidRangeError(
+            f"{option} {value!r} is not a date written YYYY-MM-DD, e.g. 2026-03-06"
+        )
+    return str(dates.iloc[0].strftime("%Y-%m-%d"))
+
+
+def number(value: Any) -> float | None:
+    """A price, rate, average, P&L or value as printed; None for a missing one."""
+    # Every price, rate, average, P&L and value printed goes through the one rounding rule.
+    return None if pd.isna(value) else for_output(value)
+
+
+def quantity(value: Any) -> float:
+    """A quantity as printed, on the micro-unit grid."""
+    # Exact decimals already; back on the micro-unit grid should an older row carry float dust.
+    return float(exact_quantities(value))
+
+
+def text(value: Any) -> str | None:
+    """A stored text as printed; None for a missing one."""
+    # pandas 3 reads a missing string as NaN; JSON wants null.
+    return None if pd.isna(value) else str(value)
+
+
+def iso_instant(as_of_us: Any) -> str:
+    """Microseconds since the epoch (UTC) as an ISO 8601 instant, e.g. an EOD's as-of."""
+    return pd.Timestamp(int(as_of_us), unit="us", tz="UTC").isoformat()
