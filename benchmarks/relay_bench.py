@@ -21,12 +21,8 @@ import pandas as pd
 import pika
 
 from desk_pipeline.adapters.consumer import declare_queue
-from desk_pipeline.adapters.publisher import (
-    OutgoingEvent,
-    RabbitMQPublisher,
-    relay_once,
-    routing_key,
-)
+from desk_pipeline.adapters.publisher import OutgoingEvent, RabbitMQPublisher, routing_key
+from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 
 

@@ -7,14 +7,8 @@ import click
 
 from desk_pipeline.adapters import consumer as event_consumer
 from desk_pipeline.adapters.kafka import KafkaSettings, consume_kafka
-from desk_pipeline.adapters.publisher import (
-    Backoff,
-    PublishError,
-    amqp_url_from,
-    publisher_from,
-    relay_forever,
-    relay_once,
-)
+from desk_pipeline.adapters.publisher import PublishError, amqp_url_from, publisher_from
+from desk_pipeline.adapters.relay import Backoff, relay_forever, relay_once
 from desk_pipeline.cli.group import cli
 from desk_pipeline.cli.terminal import emit, log_to_stderr, notice
 from desk_pipeline.cli.warehouse import open_repository, settings

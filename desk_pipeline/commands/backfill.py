@@ -13,7 +13,8 @@ from typing import Any
 
 import dagster as dg
 
-from desk_pipeline.adapters.publisher import publisher_from, relay_once
+from desk_pipeline.adapters.publisher import publisher_from
+from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.commands.requests import TRIGGER_TAG, definitions_for
 from desk_pipeline.defs import runs as desk_runs

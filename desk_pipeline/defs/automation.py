@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from desk_pipeline.adapters.publisher import Backoff, RelayCursor, RelayResult, relay_once
+from desk_pipeline.adapters.relay import Backoff, RelayCursor, RelayResult, relay_once
 from desk_pipeline.defs.resources import PublisherResource, WarehouseResource
 
 # By key: the assets are built from the settings (definitions.py); the jobs and the schedule take

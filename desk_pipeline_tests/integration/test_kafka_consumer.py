@@ -10,7 +10,7 @@ import pytest
 
 from desk_pipeline.adapters.consumer import EodRankingHandler, InboxConsumer, parse_event
 from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings, consume_kafka
-from desk_pipeline.adapters.publisher import relay_once
+from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.builders import store_eods
 from desk_pipeline_tests.kafka_broker import committed, new_topic, read_topic, running_tansu

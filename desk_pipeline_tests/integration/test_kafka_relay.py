@@ -12,7 +12,8 @@ import pytest
 
 from desk_pipeline.adapters.consumer import EodRankingHandler, InboxConsumer, parse_event
 from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings, consume_kafka
-from desk_pipeline.adapters.publisher import publisher_from, relay_once
+from desk_pipeline.adapters.publisher import publisher_from
+from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs import automation
 from desk_pipeline.defs.resources import KafkaEventPublisher, WarehouseResource
@@ -111,7 +112,7 @@ KILLED_BEFORE_DELIVERY_REPORTS = """
 import os, signal, sys
 import confluent_kafka
 from desk_pipeline.adapters.kafka import KafkaSettings, KafkaPublisher
-from desk_pipeline.adapters.publisher import relay_once
+from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.kafka_broker import read_topic
 

@@ -9,7 +9,8 @@ import pytest
 
 from desk_pipeline import queries
 from desk_pipeline.adapters.consumer import declare_queue
-from desk_pipeline.adapters.publisher import RabbitMQPublisher, relay_once, routing_key
+from desk_pipeline.adapters.publisher import RabbitMQPublisher, routing_key
+from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs import automation
 from desk_pipeline.defs.resources import RabbitMqEventPublisher, WarehouseResource

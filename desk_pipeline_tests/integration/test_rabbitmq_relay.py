@@ -16,14 +16,8 @@ from desk_pipeline.adapters.consumer import (
     declare_queue,
     parse_event,
 )
-from desk_pipeline.adapters.publisher import (
-    EXCHANGE,
-    PublishError,
-    RabbitMQPublisher,
-    RelayCursor,
-    relay_once,
-    routing_key,
-)
+from desk_pipeline.adapters.publisher import EXCHANGE, PublishError, RabbitMQPublisher, routing_key
+from desk_pipeline.adapters.relay import RelayCursor, relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs import automation
 from desk_pipeline.defs.resources import (
@@ -130,7 +124,8 @@ def test_an_unreachable_broker_fails_fast_and_every_event_waits_until_it_returns
 
 CRASH_AFTER_CONFIRM = """
 import os, sys
-from desk_pipeline.adapters.publisher import RabbitMQPublisher, relay_once
+from desk_pipeline.adapters.publisher import RabbitMQPublisher
+from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 
 class CrashAfterConfirm:

@@ -13,14 +13,12 @@ from hypothesis import strategies as st
 from desk_pipeline.adapters.consumer import InvalidEventError, event_schema, parse_event
 from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings
 from desk_pipeline.adapters.publisher import (
-    Backoff,
     PublishError,
     RabbitMQPublisher,
-    RelayCursor,
-    RelayResult,
     publisher_from,
     routing_key,
 )
+from desk_pipeline.adapters.relay import Backoff, RelayCursor, RelayResult
 from desk_pipeline.domain.positions.snapshots import PositionSnapshotCreated
 
 ZONES = [dt.UTC, dt.timezone(dt.timedelta(hours=1)), dt.timezone(dt.timedelta(hours=-5))]
