@@ -123,7 +123,7 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
     ``supports_resume_run``: a dead worker fails the run and run retries re-execute it from the
     failure); the forkserver and its preload are global to the launching process (Python keeps
     one forkserver per process), and its memory (~250 MB) stays resident in the daemon's tree;
-    a code change costs one preload (~1.5 s) at the next launch.
+    a code change costs one preload (~1.3 s) at the next launch.
     """
 
     def __init__(
