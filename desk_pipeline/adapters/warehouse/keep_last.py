@@ -105,6 +105,28 @@ def _apply(
     read_at_us: int,
 ) -> list[EodWrite]:
     """Read, decide, compare-and-set, write rows and events; :class:`_LostRace` on a lost CAS."""
+    won = _decided(candidates, _stored_headers(conn, candidates, days), days)
+    if won.empty:
+        return []
+    present = won["read_snapshot_id"].notna()
+    _confirm(conn, won[present & ~won["changed"]])
+    won = won[won["changed"]].reset_index(drop=True)
+    if won.empty:
+        return []
+    won = _identified(won, read_at_us)
+    replaced = won["read_snapshot_id"].notna()
+    _insert_headers(conn, won[~replaced])
+    _replace_headers(conn, won[replaced])
+    _replace_rows(conn, snapshots, won, replaced)
+    writes = _writes(won)
+    enqueue(conn, [_event(w, read_at_us) for w in writes], read_at_us)
+    return writes
+
+
+def _stored_headers(
+    conn: sa.Connection, candidates: pd.DataFrame, days: pd.DataFrame
+) -> pd.DataFrame:
+    """The stored EOD headers of the business dates that candidates or recomputed days name."""
     e = t.eod_snapshots
     dates = sorted({*candidates["business_date"], *days["business_date"]})
     stored = _read(
@@ -118,21 +140,25 @@ def _apply(
             e.c.content_digest,
         ).where(e.c.business_date.between(dates[0], dates[-1])),
     )
-    stored = stored[stored["business_date"].isin(dates)]
-    won = keep_last(candidates, stored, days).merge(
+    return stored[stored["business_date"].isin(dates)]
+
+
+def _decided(candidates: pd.DataFrame, stored: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
+    """``keep_last``'s answer joined to the header each decision read, for the compare-and-set.
+
+    Adds read_snapshot_id and read_computed_at_us (NaN where no header was stored).
+    """
+    return keep_last(candidates, stored, days).merge(
         stored[[*EOD_KEYS, "snapshot_id", "computed_at_us"]].rename(
             columns={"snapshot_id": "read_snapshot_id", "computed_at_us": "read_computed_at_us"}
         ),
         on=EOD_KEYS,
         how="left",
     )
-    if won.empty:
-        return []
-    present = won["read_snapshot_id"].notna()
-    _confirm(conn, won[present & ~won["changed"]])
-    won = won[won["changed"]].reset_index(drop=True)
-    if won.empty:
-        return []
+
+
+def _identified(won: pd.DataFrame, read_at_us: int) -> pd.DataFrame:
+    """The changed winners completed for writing: as_of, position_count and snapshot_id."""
     # Empty EODs carry no candidate columns: their as_of is the recomputed day's.
     day_end = pd.Series(from_micros(won["as_of_us"].to_numpy()), index=won.index)
     won = won.assign(
@@ -144,11 +170,11 @@ def _apply(
         snapshot_id_for(b, d, a, computed_at)
         for b, d, a in zip(won["book_id"], won["business_date"], won["as_of"], strict=True)
     ]
-    replaced = won["read_snapshot_id"].notna()
-    _insert_headers(conn, won[~replaced])
-    _replace_headers(conn, won[replaced])
-    _replace_rows(conn, snapshots, won, replaced)
-    writes = [
+    return won
+
+
+def _writes(won: pd.DataFrame) -> list[EodWrite]:
+    return [
         EodWrite(
             book_id=b,
             business_date=d,
@@ -167,8 +193,6 @@ def _apply(
             strict=True,
         )
     ]
-    enqueue(conn, [_event(w, read_at_us) for w in writes], read_at_us)
-    return writes
 
 
 _HEADER_COLUMNS = [

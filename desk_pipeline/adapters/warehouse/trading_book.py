@@ -11,7 +11,6 @@ own transactions.
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -89,48 +88,22 @@ class TradingBookStore(Store):
         ``watermark`` (source key, sequence number) advances in the same transaction, so an
         incremental source never skips a batch that was not stored.
         """
-        digest = content_digest(trades) + content_digest(rejected)
-        digest = hashlib.sha256(digest.encode()).hexdigest()
+        digest = _batch_digest(trades, rejected)
         stamp = now_micros()
         with self._transaction(f"ingest {source}") as conn:
             # Two first runs ingest the same new trades: the second must see the first's batch.
             _serialised(conn, "ingest")
-            if watermark is not None:
-                _upsert(
-                    conn,
-                    t.source_watermarks,
-                    [{"source": watermark[0], "watermark": watermark[1], "updated_at_us": stamp}],
-                    keys=["source"],
-                    newer="watermark",
-                )
-            seen = conn.execute(
-                sa.select(t.ingested_batches.c.accepted, t.ingested_batches.c.quarantined).where(
-                    t.ingested_batches.c.source == source,
-                    t.ingested_batches.c.content_sha256 == digest,
-                )
-            ).first()
+            _advance_watermark(conn, watermark, stamp)
+            seen = _ingested(conn, source, digest)
             if seen is not None:
                 return IngestResult(source, received, seen[0], 0, seen[1], True, ())
-            stored = self._versions(conn, trades["trade_id"].unique())
-            new, conflicts = split_conflicting_duplicates(trades, reference=stored)
+            new, conflicts, stale_books = self._store_versions(conn, trades, source, stamp)
             conflict_rows = _conflict_quarantine(conflicts, source)
             quarantined = pd.concat([rejected, conflict_rows], ignore_index=True)
-            _insert(conn, t.trade_versions, _trade_rows(new, source=source, stamp=stamp))
-            stale_books = self._advance_current(conn, new, stored, stamp)
-            _analyze_if_grown(conn, [t.trade_versions, t.current_trades], len(new))
             _store_quarantine(conn, quarantined, stamp)
             accepted = len(trades) - len(conflicts)
-            conn.execute(
-                t.ingested_batches.insert(),
-                {
-                    "source": source,
-                    "content_sha256": digest,
-                    "ingested_at_us": stamp,
-                    "received": received,
-                    "accepted": accepted,
-                    "quarantined": len(quarantined),
-                },
-            )
+            counts = {"received": received, "accepted": accepted, "quarantined": len(quarantined)}
+            _record_batch(conn, source, digest, stamp, counts)
         log.info(
             "ingest %s: received %s, accepted %s (%s new versions), quarantined %s",
             source,
@@ -150,56 +123,58 @@ class TradingBookStore(Store):
             value = conn.execute(sa.select(w.c.watermark).where(w.c.source == key)).scalar()
         return None if value is None else int(value)
 
-    def _versions(self, conn: sa.Connection, trade_ids: Iterable[str]) -> pd.DataFrame:
-        return _trades_frame(_rows_by_trade_id(conn, t.trade_versions, list(trade_ids)))
+    def _store_versions(
+        self, conn: sa.Connection, trades: pd.DataFrame, source: str, stamp: int
+    ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+        """Store the batch's new versions and advance current_trades to them.
+
+        Returns:
+            ``(new, conflicts, stale_books)``: the versions stored, the rows that conflict with a
+            version stored before (or earlier in the batch), the books now marked stale.
+        """
+        stored = self._versions(conn, trades["trade_id"])
+        new, conflicts = split_conflicting_duplicates(trades, reference=stored)
+        mark = _last_rowid(conn, t.trade_versions)
+        _insert(conn, t.trade_versions, _trade_rows(new, source=source, stamp=stamp))
+        stale_books = self._advance_current(conn, new, stored, stamp, since_rowid=mark)
+        _analyze_if_grown(conn, [t.trade_versions, t.current_trades], len(new))
+        return new, conflicts, stale_books
+
+    def _versions(self, conn: sa.Connection, trade_ids: pd.Series) -> pd.DataFrame:
+        """The stored versions (TRADE_DTYPES) of these trade ids.
+
+        On SQLite one probe of the ids' key range first: a batch of new trades (ids increase
+        from day to day) has nothing stored in it and needs no per-id lookups. SQLite compares
+        text by its UTF-8 bytes, the order of Python's ``min`` and ``max``; PostgreSQL compares
+        by the database's collation, so there the ids are looked up directly (one query).
+        """
+        ids = trade_ids.unique()
+        if len(ids) == 0 or (
+            conn.dialect.name == "sqlite" and not _any_between(conn, min(ids), max(ids))
+        ):
+            return empty_frame(TRADE_DTYPES)
+        return _trades_frame(_rows_by_trade_id(conn, t.trade_versions, list(ids)))
 
     def _advance_current(
-        self, conn: sa.Connection, new: pd.DataFrame, stored: pd.DataFrame, stamp: int
+        self,
+        conn: sa.Connection,
+        new: pd.DataFrame,
+        stored: pd.DataFrame,
+        stamp: int,
+        *,
+        since_rowid: int | None,
     ) -> list[str]:
         """Point current_trades at newer versions; mark snapshots that the change affects stale.
 
         ``stored`` holds the versions already stored of these trades: the latest of each is
-        its current_trades row, so the table need not be read again.
+        its current_trades row, so the table need not be read again. ``since_rowid``: the last
+        trade_versions rowid before ``new`` was stored (SQLite; None elsewhere).
         """
         if new.empty:
             return []
-        incoming = latest_versions(new)
-        current = _trade_rows(latest_versions(stored), source=None, stamp=None)
-        merged = incoming.merge(
-            current[["trade_id", "version", "book_id", "trade_time_us"]].rename(
-                columns={"version": "old_version", "book_id": "old_book", "trade_time_us": "old_us"}
-            ),
-            on="trade_id",
-            how="left",
-        )
-        advancing = merged[merged["version"] > merged["old_version"].fillna(0)]
-        rows = _trade_rows(advancing[list(TRADE_COLUMNS)], source=None, stamp=None)
-        # A trade seen for the first time has no row to conflict with: a plain bulk insert,
-        # cheaper than an upsert (on PostgreSQL, no staging table).
-        first_seen = advancing["old_version"].isna().to_numpy()
-        _insert(conn, t.current_trades, rows[first_seen])
-        _upsert(conn, t.current_trades, rows[~first_seen], keys=["trade_id"], newer="version")
-
-        # Both the new version's book/time and the replaced version's are affected.
-        touched = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "book_id": advancing["book_id"],
-                        "time_us": rows["trade_time_us"].to_numpy(),
-                        "trade_id": advancing["trade_id"],
-                    }
-                ),
-                pd.DataFrame(
-                    {
-                        "book_id": advancing["old_book"],
-                        "time_us": advancing["old_us"],
-                        "trade_id": advancing["trade_id"],
-                    }
-                ).dropna(),
-            ]
-        )
-        touched["time_us"] = touched["time_us"].astype("int64")
+        advancing = _advancing(new, stored)
+        _write_current(conn, advancing, since_rowid)
+        touched = _touched(advancing)
         _upsert(
             conn,
             t.trading_books,
@@ -210,6 +185,15 @@ class TradingBookStore(Store):
             keys=["book_id"],
             older="first_trade_us",
         )
+        return self._record_late_changes(conn, touched, stamp)
+
+    def _record_late_changes(
+        self, conn: sa.Connection, touched: pd.DataFrame, stamp: int
+    ) -> list[str]:
+        """Store a late change for each book touched before stored snapshots' coverage.
+
+        ``touched``: book_id, time_us, trade_id (see :func:`_touched`). Returns the books.
+        """
         earliest = touched.groupby("book_id").agg(from_time_us=("time_us", "min"))
         # Any book's: a stored day holds every book, so a book whose first trade arrives late
         # (it has no EOD of its own yet) still makes the stored days it belongs to stale.
@@ -287,6 +271,126 @@ class TradingBookStore(Store):
         """Every late change: book, earliest affected time, when it arrived, why (trade ids)."""
         with self._transaction("late_changes") as conn:
             return _late_changes(conn)
+
+
+def _batch_digest(trades: pd.DataFrame, rejected: pd.DataFrame) -> str:
+    """The batch's name for idempotent re-ingestion: a digest of its accepted and rejected rows."""
+    digest = content_digest(trades) + content_digest(rejected)
+    return hashlib.sha256(digest.encode()).hexdigest()
+
+
+def _advance_watermark(conn: sa.Connection, watermark: tuple[str, int] | None, stamp: int) -> None:
+    if watermark is None:
+        return
+    _upsert(
+        conn,
+        t.source_watermarks,
+        [{"source": watermark[0], "watermark": watermark[1], "updated_at_us": stamp}],
+        keys=["source"],
+        newer="watermark",
+    )
+
+
+def _ingested(conn: sa.Connection, source: str, digest: str) -> sa.Row[tuple[int, int]] | None:
+    """(accepted, quarantined) of the batch already ingested from ``source`` as ``digest``."""
+    b = t.ingested_batches.c
+    return conn.execute(
+        sa.select(b.accepted, b.quarantined).where(b.source == source, b.content_sha256 == digest)
+    ).first()
+
+
+def _record_batch(
+    conn: sa.Connection, source: str, digest: str, stamp: int, counts: dict[str, int]
+) -> None:
+    """The ingested_batches row; ``counts``: received, accepted, quarantined."""
+    row = {"source": source, "content_sha256": digest, "ingested_at_us": stamp, **counts}
+    conn.execute(t.ingested_batches.insert(), row)
+
+
+def _any_between(conn: sa.Connection, low: str, high: str) -> bool:
+    """Whether trade_versions stores any trade_id in [low, high]: one primary-key range probe."""
+    v = t.trade_versions.c
+    probe = sa.select(v.trade_id).where(v.trade_id.between(low, high)).limit(1)
+    return conn.execute(probe).first() is not None
+
+
+def _last_rowid(conn: sa.Connection, table: sa.Table) -> int | None:
+    """The highest rowid of a SQLite table (0 when empty); None on other databases."""
+    if conn.dialect.name != "sqlite":
+        return None
+    last = conn.exec_driver_sql(f"SELECT coalesce(max(rowid), 0) FROM {table.name}")
+    return int(last.scalar_one())
+
+
+def _advancing(new: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """The latest new version of each trade, where newer than its stored one.
+
+    Returns:
+        current_trades columns (trade_time as trade_time_us) plus old_version, old_book and
+        old_us, the replaced current_trades row's (NaN for a trade seen for the first time).
+    """
+    incoming = _trade_rows(latest_versions(new), source=None, stamp=None)
+    current = _trade_rows(latest_versions(stored), source=None, stamp=None)
+    merged = incoming.merge(
+        current[["trade_id", "version", "book_id", "trade_time_us"]].rename(
+            columns={"version": "old_version", "book_id": "old_book", "trade_time_us": "old_us"}
+        ),
+        on="trade_id",
+        how="left",
+    )
+    return merged[merged["version"] > merged["old_version"].fillna(0)]
+
+
+def _write_current(conn: sa.Connection, advancing: pd.DataFrame, since_rowid: int | None) -> None:
+    """Write the advancing versions (see :func:`_advancing`) to current_trades.
+
+    SQLite copies them from the trade_versions rows just stored (rowid above ``since_rowid``:
+    a rowid table takes max(rowid) + 1, and the batch holds the write lock) in one statement,
+    the newest version of a trade winning, instead of binding 100k rows from Python again.
+    """
+    columns = ", ".join(c.name for c in t.current_trades.columns)
+    if since_rowid is not None:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[1:])
+        conn.exec_driver_sql(
+            f"INSERT INTO current_trades ({columns}) SELECT {columns} FROM trade_versions"
+            f" WHERE rowid > ? ORDER BY rowid ON CONFLICT (trade_id) DO UPDATE SET {updates}"
+            " WHERE excluded.version > current_trades.version",
+            (since_rowid,),
+        )
+        return
+    rows = advancing[[c.name for c in t.current_trades.columns]]
+    # A trade seen for the first time has no row to conflict with: a plain bulk insert,
+    # cheaper than an upsert (on PostgreSQL, no staging table).
+    first_seen = advancing["old_version"].isna().to_numpy()
+    _insert(conn, t.current_trades, rows[first_seen])
+    _upsert(conn, t.current_trades, rows[~first_seen], keys=["trade_id"], newer="version")
+
+
+def _touched(advancing: pd.DataFrame) -> pd.DataFrame:
+    """book_id, time_us (int64) and trade_id of the new versions and of those they replace.
+
+    Both the new version's book and time and the replaced version's are affected.
+    """
+    touched = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "book_id": advancing["book_id"],
+                    "time_us": advancing["trade_time_us"].to_numpy(),
+                    "trade_id": advancing["trade_id"],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "book_id": advancing["old_book"],
+                    "time_us": advancing["old_us"],
+                    "trade_id": advancing["trade_id"],
+                }
+            ).dropna(),
+        ]
+    )
+    touched["time_us"] = touched["time_us"].astype("int64")
+    return touched
 
 
 def _trade_rows(trades: pd.DataFrame, *, source: str | None, stamp: int | None) -> pd.DataFrame:

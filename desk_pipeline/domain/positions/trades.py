@@ -114,26 +114,38 @@ def split_conflicting_duplicates(
     """
     require_columns(trades, TRADE_COLUMNS, where="split_conflicting_duplicates")
     ref = trades.iloc[0:0] if reference is None else reference.loc[:, list(TRADE_COLUMNS)]
-    combined = pd.concat([ref.assign(_ref=True), trades.assign(_ref=False)])
     key = ["trade_id", "version"]
+    repeated = pd.concat([ref[key], trades[key]]).duplicated(keep="first").to_numpy()[len(ref) :]
+    if not repeated.any():
+        # Every row is the first of its (trade_id, version), so it is compared with itself only:
+        # the concatenation and merge (most of this rule's cost on a day's batch) are skipped.
+        same = _same_content(trades, trades)
+        return trades[same], trades[~same]
+    combined = pd.concat([ref.assign(_ref=True), trades.assign(_ref=False)])
     first = combined.drop_duplicates(key, keep="first")
     merged = combined.merge(first[[*key, *CONTENT_COLUMNS]], on=key, suffixes=("", "_first"))
     merged.index = combined.index
-    same = np.ones(len(merged), dtype=bool)
+    firsts = merged[[f"{c}_first" for c in CONTENT_COLUMNS]].set_axis(CONTENT_COLUMNS, axis=1)
+    same = _same_content(merged, firsts)[~combined["_ref"].to_numpy()]
+    return trades[same & ~repeated], trades[~same]
+
+
+def _same_content(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
+    """Row by row, whether two equally long frames agree on every CONTENT_COLUMNS value.
+
+    Missing values never agree (NaN, None and NaT are unequal to themselves).
+    """
+    same = np.ones(len(left), dtype=bool)
     for column in CONTENT_COLUMNS:
-        left, right = merged[column], merged[f"{column}_first"]
+        a, b = left[column], right[column]
         if column == "quantity":
             # Exact to the micro-unit: a resend of 1e9 as 1e9 + 1e-6 is a conflict, not noise.
-            same &= to_units(left) == to_units(right)
+            same &= to_units(a) == to_units(b)
         elif column == "price":
-            same &= np.isclose(left.to_numpy(float), right.to_numpy(float), rtol=1e-12, atol=0)
+            same &= np.isclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-12, atol=0)
         else:
-            same &= (left == right).to_numpy()
-    incoming = ~combined["_ref"].to_numpy()
-    conflicting = trades[~same[incoming]]
-    repeated = combined.duplicated(key, keep="first").to_numpy()[incoming]
-    kept = trades[same[incoming] & ~repeated]
-    return kept, conflicting
+            same &= (a == b).to_numpy()
+    return same
 
 
 def latest_versions(trades: pd.DataFrame) -> pd.DataFrame:
