@@ -313,55 +313,105 @@ def consume_kafka(
     ensure_topics(settings)
     dead_letters = _DeadLetters(settings, consumer.name, dead_letter_timeout)
     kafka_consumer = confluent_kafka.Consumer(
-        settings.config(
-            **{
-                "group.id": consumer.name,
-                "client.id": f"desk-consume-{consumer.name}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": int(session_timeout * 1000),
-                "heartbeat.interval.ms": max(100, int(session_timeout * 200)),
-            }
-        )
+        _group_config(settings, consumer.name, session_timeout)
     )
-    # The idle clock starts once the group assigned partitions: joining is not idleness.
-    last_activity: float | None = None
-
-    def assigned(_consumer: confluent_kafka.Consumer, partitions: list[Any]) -> None:
-        nonlocal last_activity
-        last_activity = time.monotonic()
-        log.info("consumer %s: assigned %s partition(s)", consumer.name, len(partitions))
-
-    kafka_consumer.subscribe([settings.topic], on_assign=assigned)
+    clock = _IdleClock(consumer.name, idle_seconds)
+    kafka_consumer.subscribe([settings.topic], on_assign=clock.assigned)
     try:
         while True:
             message = kafka_consumer.poll(0.2)
             if message is None:
-                if (
-                    idle_seconds is not None
-                    and last_activity is not None
-                    and time.monotonic() - last_activity >= idle_seconds
-                ):
+                if clock.expired():
                     break
                 continue
-            error = message.error()
-            if error is not None:
-                if error.fatal():
-                    raise ConsumerError(f"consumer {consumer.name}: {error}")
-                log.warning("consumer %s: %s", consumer.name, error)
+            if _skipped(message, consumer.name):
                 continue
             _apply(message, consumer, dead_letters)
-            try:
-                kafka_consumer.commit(message=message, asynchronous=False)
-            except confluent_kafka.KafkaException as err:
-                # The message is applied and in the inbox: if no later commit covers it, the
-                # next owner of the partition gets it again and the inbox drops it.
-                log.warning("consumer %s: commit failed: %s", consumer.name, err)
-            last_activity = time.monotonic()
+            _commit(kafka_consumer, message, consumer.name)
+            clock.touch()
     finally:
         kafka_consumer.close()
     log.info("consumer %s on %s: %s", consumer.name, settings.shown(), consumer.stats.as_dict())
     return consumer.stats
+
+
+def _group_config(settings: KafkaSettings, group: str, session_timeout: float) -> dict[str, Any]:
+    """The librdkafka configuration of a member of consumer group ``group``.
+
+    Offsets are committed by hand, after the inbox write (never automatically), and a new group
+    starts at the topic's earliest message; ``session_timeout`` is in seconds, heartbeats go
+    out five times per session (every 100 ms at least).
+    """
+    return settings.config(
+        **{
+            "group.id": group,
+            "client.id": f"desk-consume-{group}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(session_timeout * 1000),
+            "heartbeat.interval.ms": max(100, int(session_timeout * 200)),
+        }
+    )
+
+
+class _IdleClock:
+    """How long the consumer has gone without a message, from the group's partition assignment.
+
+    The clock starts once the group assigned partitions: joining the group is not idleness.
+    """
+
+    def __init__(self, consumer: str, idle_seconds: float | None) -> None:
+        """Expire after ``idle_seconds`` (None: never) without a message, for ``consumer``."""
+        self.consumer = consumer
+        self.idle_seconds = idle_seconds
+        # time.monotonic() seconds of the assignment or the last message; None before either.
+        self.last_activity: float | None = None
+
+    def assigned(self, _consumer: confluent_kafka.Consumer, partitions: list[Any]) -> None:
+        """The ``on_assign`` callback: partitions are assigned, the idle clock starts."""
+        self.touch()
+        log.info("consumer %s: assigned %s partition(s)", self.consumer, len(partitions))
+
+    def touch(self) -> None:
+        """A message was handled: the idle time starts again."""
+        self.last_activity = time.monotonic()
+
+    def expired(self) -> bool:
+        """Whether the consumer has been idle for ``idle_seconds`` since its assignment."""
+        return (
+            self.idle_seconds is not None
+            and self.last_activity is not None
+            and time.monotonic() - self.last_activity >= self.idle_seconds
+        )
+
+
+def _skipped(message: confluent_kafka.Message, consumer: str) -> bool:
+    """Whether ``message`` is an error event rather than a message, logged and skipped.
+
+    Raises:
+        ConsumerError: the error is fatal (the consumer cannot go on).
+    """
+    error = message.error()
+    if error is None:
+        return False
+    if error.fatal():
+        raise ConsumerError(f"consumer {consumer}: {error}")
+    log.warning("consumer %s: %s", consumer, error)
+    return True
+
+
+def _commit(
+    kafka_consumer: confluent_kafka.Consumer, message: confluent_kafka.Message, consumer: str
+) -> None:
+    """Commit the offset after ``message``, synchronously; a failure is only logged.
+
+    The message is applied and in the inbox: if no later commit covers it, the next owner of the
+    partition gets it again and the inbox drops it.
+    """
+    try:
+        kafka_consumer.commit(message=message, asynchronous=False)
+    except confluent_kafka.KafkaException as err:
+        log.warning("consumer %s: commit failed: %s", consumer, err)
 
 
 def _apply(

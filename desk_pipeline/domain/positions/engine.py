@@ -209,47 +209,20 @@ def roll_positions(
     """
     require_columns(opening, POSITION_COLUMNS, where="roll_positions(opening)")
     require_columns(trades, TRADE_COLUMNS, where="roll_positions(trades)")
-    boundaries = pd.DatetimeIndex(as_of).tz_convert("UTC")
-    if not boundaries.is_monotonic_increasing:
-        raise ValueError(f"roll_positions: as_of must be ascending, got {list(boundaries)}")
+    boundaries = _boundaries(as_of)
     if (opening.empty and trades.empty) or boundaries.empty:
         return empty_frame(SNAPSHOT_DTYPES)
 
     key_codes, key_books, key_instruments = _keys(opening, trades)
-    n_open, n_keys = len(opening), len(key_books)
-    state = np.zeros((n_keys, 4))
-    state[:, BORN] = len(boundaries)
-    open_codes = key_codes[:n_open]
-    # Quantities enter as micro-units, rounded: a stored float converts back exactly.
-    state[open_codes, QUANTITY] = to_units(opening["quantity"])
-    state[open_codes, AVG_PRICE] = opening["avg_price"].to_numpy(dtype=float)
-    state[open_codes, REALIZED] = opening["realized_pnl"].to_numpy(dtype=float)
-    state[open_codes, BORN] = 0
-
-    columns = (
-        key_codes[n_open:],
-        to_units(trades["quantity"]),
-        trades["price"].to_numpy(dtype=float),
-        trades["trade_time"].to_numpy(dtype="datetime64[ns]"),
-    )
-    order = application_order(trades)
-    codes, quantities, prices, times = columns if order is None else (c[order] for c in columns)
+    n_open = len(opening)
+    state = _opening_state(opening, key_codes[:n_open], len(key_books), len(boundaries))
+    codes, quantities, prices, times = _trades_in_order(trades, key_codes[n_open:])
     segment_ends = np.searchsorted(times, boundaries.tz_localize(None).to_numpy(), side="left")
     earlier = _apply_trades(codes, quantities, prices, segment_ends.astype(np.int64), state)
     last = state[np.newaxis, :, :BORN]
     out = np.concatenate([earlier, last]) if len(earlier) else last
 
-    born = state[:, BORN]
-    # Which keys, and which (boundary, key) cells of ``out``: all of them, or those present.
-    keys: slice | np.ndarray
-    cells: tuple[int | np.ndarray, slice | np.ndarray]
-    if len(boundaries) == 1 and (born == 0).all():
-        # One snapshot holding every key (the common case) takes the arrays as they are.
-        b_index, keys, cells = np.zeros(n_keys, dtype=np.int64), slice(None), (0, slice(None))
-    else:
-        present = born[np.newaxis, :] <= np.arange(len(boundaries))[:, np.newaxis]
-        b_index, k_index = np.nonzero(present)
-        keys, cells = k_index, (b_index, k_index)
+    b_index, keys, cells = _present_cells(state[:, BORN], len(boundaries))
     return _snapshot_frame(
         {
             "as_of": boundaries[b_index],
@@ -260,6 +233,92 @@ def roll_positions(
             "realized_pnl": out[(*cells, REALIZED)],
         }
     )
+
+
+def _boundaries(as_of: list[pd.Timestamp] | pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """``as_of`` as a UTC DatetimeIndex: the snapshot times, the ends of the trade segments.
+
+    Raises:
+        ValueError: the times are not ascending.
+    """
+    boundaries = pd.DatetimeIndex(as_of).tz_convert("UTC")
+    if not boundaries.is_monotonic_increasing:
+        raise ValueError(f"roll_positions: as_of must be ascending, got {list(boundaries)}")
+    return boundaries
+
+
+def _opening_state(
+    opening: pd.DataFrame, open_codes: np.ndarray, n_keys: int, n_boundaries: int
+) -> np.ndarray:
+    """The engine's state before the first trade: the opening positions, at their key numbers.
+
+    Args:
+        opening: POSITION_COLUMNS; row i is key ``open_codes[i]``.
+        open_codes: int key numbers (``_keys``), one per opening row.
+        n_keys: how many keys the opening rows and the trades hold.
+        n_boundaries: how many snapshots are taken.
+
+    Returns:
+        float64, shape (n_keys, 4), columns QUANTITY (micro-units), AVG_PRICE (per unit),
+        REALIZED (P&L) and BORN (the first snapshot holding the key: 0 for an opening key,
+        ``n_boundaries`` (none yet) for a key that only trades, lowered by ``_apply_trades``).
+    """
+    state = np.zeros((n_keys, 4))
+    state[:, BORN] = n_boundaries
+    # Quantities enter as micro-units, rounded: a stored float converts back exactly.
+    state[open_codes, QUANTITY] = to_units(opening["quantity"])
+    state[open_codes, AVG_PRICE] = opening["avg_price"].to_numpy(dtype=float)
+    state[open_codes, REALIZED] = opening["realized_pnl"].to_numpy(dtype=float)
+    state[open_codes, BORN] = 0
+    return state
+
+
+def _trades_in_order(
+    trades: pd.DataFrame, trade_codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The trades as the kernel's arrays, in application order ((trade_time, trade_id)).
+
+    Args:
+        trades: TRADE_COLUMNS; row i is key ``trade_codes[i]``.
+        trade_codes: int key numbers (``_keys``), one per trade.
+
+    Returns:
+        ``(codes, quantities, prices, times)``: key numbers, quantities in micro-units
+        (float64, ``precision.to_units``), prices per unit (float64) and trade times
+        (datetime64[ns], UTC, ascending), each of length ``len(trades)``; the arrays as they are
+        when the trades are already in order (``application_order`` gives None).
+    """
+    columns = (
+        trade_codes,
+        to_units(trades["quantity"]),
+        trades["price"].to_numpy(dtype=float),
+        trades["trade_time"].to_numpy(dtype="datetime64[ns]"),
+    )
+    order = application_order(trades)
+    codes, quantities, prices, times = columns if order is None else (c[order] for c in columns)
+    return codes, quantities, prices, times
+
+
+def _present_cells(
+    born: np.ndarray, n_boundaries: int
+) -> tuple[np.ndarray, slice | np.ndarray, tuple[int | np.ndarray, slice | np.ndarray]]:
+    """Which (snapshot, key) cells the snapshots list: key k from snapshot ``born[k]`` on.
+
+    Args:
+        born: float64, one per key: the first snapshot holding the key (``n_boundaries``: none).
+        n_boundaries: how many snapshots are taken.
+
+    Returns:
+        ``(b_index, keys, cells)``: each listed row's snapshot number (int64), the keys to take
+        from the per-key arrays, and the index of the rows' cells in the (snapshot, key) grid,
+        in (snapshot, key) order. One snapshot holding every key (the common case) takes the
+        per-key arrays as they are: ``keys`` is a whole slice, no index array is built.
+    """
+    if n_boundaries == 1 and (born == 0).all():
+        return np.zeros(len(born), dtype=np.int64), slice(None), (0, slice(None))
+    present = born[np.newaxis, :] <= np.arange(n_boundaries)[:, np.newaxis]
+    b_index, k_index = np.nonzero(present)
+    return b_index, k_index, (b_index, k_index)
 
 
 def positions_as_of(

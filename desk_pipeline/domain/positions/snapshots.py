@@ -75,6 +75,26 @@ def keep_last(
     Raises:
         DuplicateSnapshotError: two candidates share a (book_id, business_date).
     """
+    _require_one_candidate_per_day(candidates, stored, recomputed_days)
+    proposed = _proposed(candidates, _empty_eods(candidates, stored, recomputed_days))
+    changed, wins, restatement = _verdicts(proposed, stored)
+    winners = proposed[wins].assign(
+        empty=proposed["empty"].astype(bool)[wins],
+        changed=changed[wins],
+        restatement=restatement[wins],
+    )
+    return winners.sort_values(EOD_KEYS, kind="stable").reset_index(drop=True)
+
+
+def _require_one_candidate_per_day(
+    candidates: pd.DataFrame, stored: pd.DataFrame, recomputed_days: pd.DataFrame
+) -> None:
+    """Check keep_last's inputs: their columns, and one candidate per (book_id, business_date).
+
+    Raises:
+        MissingColumnsError: an input lacks one of its columns.
+        DuplicateSnapshotError: two candidates share a (book_id, business_date).
+    """
     require_columns(candidates, EOD_HEADER_DTYPES, where="keep_last candidates")
     require_columns(stored, EOD_HEADER_DTYPES, where="keep_last stored")
     require_columns(recomputed_days, RECOMPUTED_DAY_COLUMNS, where="keep_last recomputed_days")
@@ -85,18 +105,60 @@ def keep_last(
             f"keep_last: {int(duplicated.sum())} candidate EODs repeat a book-day (first "
             f"{first}); hand one snapshot per book and business_date"
         )
-    header = list(EOD_HEADER_DTYPES)
+
+
+def _empty_eods(
+    candidates: pd.DataFrame, stored: pd.DataFrame, recomputed_days: pd.DataFrame
+) -> pd.DataFrame:
+    """The empty EODs of a recomputation: stored book-days of its days that it has no candidate for.
+
+    ARCHITECTURE.md's keep-last rule: the recomputation found such a book holding nothing (every
+    trade cancelled or moved to another book), so it proposes an EOD without rows.
+
+    Returns:
+        ``book_id``, ``business_date`` (object), ``as_of_us``, ``computed_at_us`` (int64, UTC
+        microseconds: the recomputed day's) and ``content_digest`` (EMPTY_DIGEST); one row per
+        such book-day, none when ``recomputed_days`` is empty.
+    """
     days = recomputed_days[list(RECOMPUTED_DAY_COLUMNS)].drop_duplicates("business_date")
     held = stored.loc[stored["business_date"].isin(days["business_date"]), EOD_KEYS]
     gone = held.merge(candidates[EOD_KEYS], on=EOD_KEYS, how="left", indicator=True)
-    empties = (
+    return (
         gone.loc[gone["_merge"] == "left_only", EOD_KEYS]
         .merge(days, on="business_date")
         .assign(content_digest=EMPTY_DIGEST)
     )
+
+
+def _proposed(candidates: pd.DataFrame, empties: pd.DataFrame) -> pd.DataFrame:
+    """The candidates, then the empty EODs, with ``empty`` (bool) saying which is which.
+
+    Returns:
+        A fresh 0..n-1 index; the candidates' columns (NaN on the empty EODs' rows where the
+        empty EODs lack them) plus ``empty``.
+    """
     proposed = candidates.assign(empty=False).reset_index(drop=True)
     if not empties.empty:
         proposed = pd.concat([proposed, empties.assign(empty=True)], ignore_index=True)
+    return proposed
+
+
+def _verdicts(
+    proposed: pd.DataFrame, stored: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each proposed snapshot against the stored header of its book-day (keep_last's rule).
+
+    Args:
+        proposed: EOD_HEADER_DTYPES columns, at most one row per (book_id, business_date).
+        stored: EOD_HEADER_DTYPES columns, at most one row per (book_id, business_date).
+
+    Returns:
+        ``(changed, wins, restatement)``: bool arrays aligned with ``proposed``'s rows. Changed:
+        none stored, a later ``as_of``, or the same ``as_of`` read later with other content.
+        Wins: changed, or the same ``as_of`` read later (identical content: a confirmation).
+        Restatement: changed with the stored ``as_of``.
+    """
+    header = list(EOD_HEADER_DTYPES)
     before = stored[header].rename(columns={c: f"stored_{c}" for c in header[2:]})
     both = proposed[header].merge(before, on=EOD_KEYS, how="left", indicator=True)
     absent = (both["_merge"] == "left_only").to_numpy()
@@ -109,13 +171,7 @@ def keep_last(
     differs = (both["content_digest"] != both["stored_content_digest"]).to_numpy()
     same_as_of = ~absent & (as_of == stored_as_of)
     changed = absent | (as_of > stored_as_of) | (same_as_of & later_read & differs)
-    wins = changed | (same_as_of & later_read)
-    winners = proposed[wins].assign(
-        empty=proposed["empty"].astype(bool)[wins],
-        changed=changed[wins],
-        restatement=(same_as_of & changed)[wins],
-    )
-    return winners.sort_values(EOD_KEYS, kind="stable").reset_index(drop=True)
+    return changed, changed | (same_as_of & later_read), same_as_of & changed
 
 
 def snapshot_digests(rows: pd.DataFrame) -> pd.DataFrame:
