@@ -86,10 +86,12 @@ def _insert(
         conn.execute(table.insert(), chunk)
 
 
-def _bulk_values(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+def _bulk_values(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
     """The frame's rows as tuples of Python values, missing values as None (SQL NULL).
 
-    Float columns keep NaN as a float, as SQLAlchemy's executemany passed it.
+    Float columns keep NaN as a float, as SQLAlchemy's executemany passed it. The columns are
+    converted at once; the rows are made as the driver consumes them: a list of every row
+    cost a tenth more on a 100k-row insert (and held them all).
     """
     columns = []
     for name in frame.columns:
@@ -97,7 +99,7 @@ def _bulk_values(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
         if not pd.api.types.is_float_dtype(column) and column.isna().any():
             column = column.astype(object).where(column.notna(), None)
         columns.append(column.tolist())
-    return list(zip(*columns, strict=True))
+    return zip(*columns, strict=True)
 
 
 def _driver(conn: sa.Connection) -> Any:
