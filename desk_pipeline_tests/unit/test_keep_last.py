@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from desk_pipeline.domain.positions.snapshots import (
     EMPTY_DIGEST,
     DuplicateSnapshotError,
+    _empty_eods,
     keep_last,
     snapshot_digests,
 )
@@ -59,6 +60,25 @@ def test_keep_last_picks_the_same_winners_as_the_per_row_reference(candidates, s
     expected = keep_last_rows(candidates, stored, days)
     columns = [*HEADER, "empty", "changed", "restatement"]
     assert got[columns].to_dict(orient="records") == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(unique_headers, unique_headers, recomputed_days)
+def test_empty_eods_are_the_stored_book_days_of_recomputed_days_without_a_candidate(
+    candidates, stored, days
+):
+    got = _empty_eods(frame(candidates, HEADER), frame(stored, HEADER), frame(days, DAY_COLUMNS))
+    proposed = {(c["book_id"], c["business_date"]) for c in candidates}
+    day_of = {d["business_date"]: d for d in days}
+    expected = {
+        (s["book_id"], s["business_date"], day["as_of_us"], day["computed_at_us"], EMPTY_DIGEST)
+        for s in stored
+        if (day := day_of.get(s["business_date"])) is not None
+        and (s["book_id"], s["business_date"]) not in proposed
+    }
+    assert list(got.columns) == HEADER
+    assert len(got) == len(expected)
+    assert set(got.itertuples(index=False, name=None)) == expected
 
 
 def test_a_later_as_of_replaces_the_stored_eod_even_with_the_same_rows():

@@ -1,11 +1,12 @@
 """The average-cost engine: the rules of ARCHITECTURE.md, and agreement with the reference."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from desk_pipeline.domain.positions.engine import positions_as_of, roll_positions
+from desk_pipeline.domain.positions.engine import _present_cells, positions_as_of, roll_positions
 from desk_pipeline.domain.positions.trades import effective_trades
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
 from desk_pipeline_tests.reference import reference_positions
@@ -224,3 +225,19 @@ def test_a_universe_too_wide_for_a_key_table_gives_the_reference_snapshot():
         ref_dict(versions, as_of)
     )
     assert as_dict(result) == ref_dict(versions, as_of)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 5).flatmap(lambda n: st.tuples(st.just(n), st.lists(st.integers(0, n)))))
+def test_the_present_cells_are_every_snapshot_from_each_keys_birth_on(case):
+    n_boundaries, births = case
+    born = np.array(births, dtype=float)
+    b_index, keys, cells = _present_cells(born, n_boundaries)
+    grid = np.zeros((n_boundaries, len(born), 2))
+    grid[..., 0] = np.arange(n_boundaries)[:, np.newaxis]
+    grid[..., 1] = np.arange(len(born))[np.newaxis, :]
+    listed = [tuple(cell) for cell in grid[cells].reshape(-1, 2).astype(int).tolist()]
+    expected = [(b, k) for b in range(n_boundaries) for k in range(len(born)) if born[k] <= b]
+    assert listed == expected
+    assert b_index.tolist() == [b for b, _ in expected]
+    assert np.arange(len(born))[keys].tolist() == [k for _, k in expected]
