@@ -6,7 +6,8 @@ import os
 import click
 
 from desk_pipeline.adapters import consumer as event_consumer
-from desk_pipeline.adapters.kafka import KafkaSettings, consume_kafka
+from desk_pipeline.adapters.kafka import KafkaSettings
+from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.publisher import PublishError, amqp_url_from, publisher_from
 from desk_pipeline.adapters.relay import Backoff, relay_forever, relay_once
 from desk_pipeline.cli.group import cli

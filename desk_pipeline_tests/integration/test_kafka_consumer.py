@@ -9,7 +9,8 @@ import confluent_kafka
 import pytest
 
 from desk_pipeline.adapters.consumer import EodRankingHandler, InboxConsumer, parse_event
-from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings, consume_kafka
+from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings
+from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.builders import store_eods
@@ -97,7 +98,8 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_with_its_reason_and_the_
 KILLED_AFTER_INBOX_WRITE = """
 import os, signal, sys
 from desk_pipeline.adapters.consumer import InboxConsumer
-from desk_pipeline.adapters.kafka import KafkaSettings, consume_kafka
+from desk_pipeline.adapters.kafka import KafkaSettings
+from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.warehouse import PositionRepository
 
 class KilledAfterInboxWrite(PositionRepository):

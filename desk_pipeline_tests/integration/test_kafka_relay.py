@@ -11,7 +11,8 @@ import dagster as dg
 import pytest
 
 from desk_pipeline.adapters.consumer import EodRankingHandler, InboxConsumer, parse_event
-from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings, consume_kafka
+from desk_pipeline.adapters.kafka import KafkaPublisher, KafkaSettings
+from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.publisher import publisher_from
 from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
