@@ -21,7 +21,7 @@ PREFIX = "desk_pipeline.adapters.warehouse."
 # Store class -> (its modules in the warehouse package, the tables it owns).
 OWNERSHIP: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "TradingBookStore": (
-        ("trading_book",),
+        ("trading_book", "trade_batches"),
         frozenset(
             {
                 "trade_versions",

@@ -4,7 +4,8 @@ One store per aggregate of the domain, each owning its tables (``desk_pipeline.a
 and touching no other; :class:`PositionRepository` joins them and is what callers use:
 
 - ``trading_book``: :class:`TradingBookStore`, trades booked into books. Owns trade_versions,
-  current_trades, ingested_batches, source_watermarks, trading_books and late_changes.
+  current_trades, ingested_batches, source_watermarks, trading_books and late_changes; its
+  ingestion steps are in ``trade_batches``.
 - ``position_snapshot``: :class:`PositionSnapshotStore`, the intraday snapshots and the opening
   state. Owns intraday_windows and intraday_positions.
 - ``daily_book_position`` and ``keep_last``: :class:`DailyBookPositionStore`, each book's stored
@@ -50,11 +51,8 @@ from desk_pipeline.adapters.warehouse.position_snapshot import (
 )
 from desk_pipeline.adapters.warehouse.quarantine import QuarantineStore
 from desk_pipeline.adapters.warehouse.reference import ReferenceData, ReferenceStore
-from desk_pipeline.adapters.warehouse.trading_book import (
-    IngestResult,
-    TradingBookStore,
-    content_digest,
-)
+from desk_pipeline.adapters.warehouse.trade_batches import content_digest
+from desk_pipeline.adapters.warehouse.trading_book import IngestResult, TradingBookStore
 
 __all__ = [
     "ANALYZE_GROWTH",
