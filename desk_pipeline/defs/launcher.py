@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
 from pathlib import Path
@@ -51,6 +52,8 @@ WORKER_PID_TAG = "desk/worker_pid"
 WORKER_STARTED_TAG = "desk/worker_started"
 # Imported once by the forkserver: most of a spawned run worker's start-up.
 DEFAULT_PRELOAD = ("dagster", "pandas", "numba", "sqlalchemy", "dagster._cli.api")
+# How long terminate waits for the killed worker to be gone before recording the cancel.
+KILL_WAIT_S = 5.0
 DEFAULT_CODE = ("desk_pipeline.definitions", "desk_pipeline.defs.launcher")
 
 
@@ -208,7 +211,17 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
         return (int(pid), tags.get(WORKER_STARTED_TAG)) if pid.isdigit() else None
 
     def terminate(self, run_id: str) -> bool:
-        """Mark the run CANCELING and SIGTERM its worker; False when there is none to signal."""
+        """Mark the run CANCELING, kill its worker, record RUN_CANCELED and free its pool slots.
+
+        SIGKILL, not SIGTERM: the steps run in the worker (in-process executor), and Dagster turns
+        an interrupt inside a step with a retry policy (every desk asset has RETRY_TRANSIENT) into
+        a step retry, so an interrupted run carried on to SUCCESS. Each warehouse write is one
+        idempotent transaction (the SIGKILL trials of e2e/test_reliability.py), so a hard stop
+        loses nothing; a later run recomputes what this one did not store.
+
+        Returns:
+            False when there is no live worker on this host to stop.
+        """
         run = self._instance.get_run_by_id(run_id)
         if run is None or run.is_finished:
             return False
@@ -219,7 +232,15 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
             )
             return False
         self._instance.report_run_canceling(run)
-        os.kill(worker[0], signal.SIGTERM)
+        os.kill(worker[0], signal.SIGKILL)
+        deadline = time.monotonic() + KILL_WAIT_S
+        while _alive(*worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._instance.report_run_canceled(
+            run, message=f"Run terminated: its worker (pid {worker[0]}) was stopped."
+        )
+        if self._instance.event_log_storage.supports_global_concurrency_limits:
+            self._instance.event_log_storage.free_concurrency_slots_for_run(run_id)
         return True
 
     @property

@@ -36,9 +36,11 @@ def quick_job() -> None:
     answer()
 
 
-@dg.op
+# As the desk's assets (defs/policies.py RETRY_TRANSIENT): Dagster turns an interrupt inside a
+# step with a retry policy into a retry, so a terminate that only interrupts never ends the run.
+@dg.op(retry_policy=dg.RetryPolicy(max_retries=3, delay=0.1))
 def wait_long() -> None:
-    """A step that runs until it is interrupted."""
+    """A step that runs until it is stopped, retried like the desk's assets."""
     time.sleep(TIMEOUT_S)
 
 
@@ -92,11 +94,14 @@ def test_a_launched_run_succeeds_in_a_forked_worker_named_in_its_tags(instance):
     assert instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
 
 
-def test_terminate_cancels_a_running_run(instance):
+def test_terminate_cancels_a_running_run_whose_step_has_a_retry_policy(instance):
     run_id = _launch(instance, long_job)
     _wait_for_step_start(instance, run_id)
+    pid = int(instance.get_run_by_id(run_id).tags[WORKER_PID_TAG])  # type: ignore[union-attr]
     assert instance.run_launcher.terminate(run_id)
     _wait_for(instance, run_id, dg.DagsterRunStatus.CANCELED)
+    assert not _alive(pid, None)
+    assert not instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_RESTARTED)
 
 
 def test_a_killed_worker_fails_its_run_through_the_health_check(instance):
