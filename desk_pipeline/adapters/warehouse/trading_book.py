@@ -50,6 +50,9 @@ from desk_pipeline.domain.schema import (
 
 log = logging.getLogger(__name__)
 
+# Books named in the warning that late changes made snapshots stale; the rest are counted.
+LATE_BOOKS_SHOWN = 5
+
 
 @dataclasses.dataclass(frozen=True)
 class IngestResult:
@@ -219,11 +222,18 @@ class TradingBookStore(Store):
             )
         ]
         _insert(conn, t.late_changes, changes)
-        for change in changes:
+        if changes:
+            # One line per batch, not per book: a backfill before the stored days makes every
+            # book stale at once, and `desk backfill` shows warnings on stderr.
+            earliest = min(changes, key=lambda c: c["from_time_us"])
             log.warning(
-                "late or corrected trades for book %s from %s make stored snapshots stale",
-                change["book_id"],
-                from_micros(change["from_time_us"]),
+                "late or corrected trades make stored snapshots stale for %d book(s) (%s%s); "
+                "the earliest from %s (%s)",
+                len(changes),
+                ", ".join(c["book_id"] for c in changes[:LATE_BOOKS_SHOWN]),
+                ", …" if len(changes) > LATE_BOOKS_SHOWN else "",
+                from_micros(earliest["from_time_us"]).isoformat(),
+                earliest["book_id"],
             )
         return [c["book_id"] for c in changes]
 
