@@ -16,6 +16,8 @@ import multiprocessing.forkserver
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -54,6 +56,8 @@ WORKER_STARTED_TAG = "desk/worker_started"
 DEFAULT_PRELOAD = ("dagster", "pandas", "numba", "sqlalchemy", "dagster._cli.api")
 # How long terminate waits for the killed worker to be gone before recording the cancel.
 KILL_WAIT_S = 5.0
+# How long the diagnosis of a forkserver that could not start may take to import the code.
+IMPORT_CHECK_TIMEOUT_S = 120.0
 DEFAULT_CODE = ("desk_pipeline.definitions", "desk_pipeline.defs.launcher")
 
 
@@ -188,7 +192,16 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
                 name=f"dagster-run-{run.run_id}",
                 daemon=False,
             )
-            worker.start()
+            try:
+                worker.start()
+            except (EOFError, OSError) as err:
+                # The forkserver died before forking: its preload could not import the code.
+                # Dagster shows this message on the run; the cause is otherwise only in the
+                # daemon's stderr.
+                raise RunWorkerStartError(
+                    f"the run worker could not be started ({type(err).__name__}): "
+                    f"{_import_problem(self._code_modules) or 'see the daemon log'}"
+                ) from err
         assert worker.pid is not None
         started = _started(worker.pid)
         self._instance.add_run_tags(
@@ -260,6 +273,26 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
             f"run worker (pid {worker[0]}) exited without finishing the run",
             run_worker_id=str(worker[0]),
         )
+
+
+class RunWorkerStartError(Exception):
+    """The forkserver could not fork a run worker (most often: the desk's code does not import)."""
+
+
+def _import_problem(modules: Sequence[str]) -> str | None:
+    """Where and why importing ``modules`` fails in a fresh interpreter; None when it succeeds."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import " + ", ".join(modules)],
+        capture_output=True,
+        text=True,
+        timeout=IMPORT_CHECK_TIMEOUT_S,
+        check=False,
+    )
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    where = [line for line in lines if line.startswith("File ")]
+    return "; ".join([*where[-1:], *lines[-1:]])
 
 
 def _close_when_done(worker: Any) -> None:

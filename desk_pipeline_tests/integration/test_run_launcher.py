@@ -17,7 +17,7 @@ import yaml
 from dagster._core.launcher import WorkerStatus
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
-from desk_pipeline.defs.launcher import WORKER_PID_TAG, PreloadedRunLauncher
+from desk_pipeline.defs.launcher import WORKER_PID_TAG, PreloadedRunLauncher, _import_problem
 from desk_pipeline.defs.runs import _alive
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
@@ -120,3 +120,15 @@ def test_a_killed_worker_fails_its_run_through_the_health_check(instance):
     assert record is not None
     monitor_started_run(instance, None, record, logging.getLogger(__name__))  # type: ignore[arg-type]
     _wait_for(instance, run_id, dg.DagsterRunStatus.FAILURE)
+
+
+def test_code_that_does_not_import_is_named_with_its_file_and_error(tmp_path, monkeypatch):
+    # What a run shows when the forkserver's preload dies on the desk's code (e.g. a syntax
+    # error saved while `make run` is up), instead of the forkserver's bare EOFError.
+    (tmp_path / "broken_desk_module.py").write_text("def broken(:\n    pass\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    problem = _import_problem(["json", "broken_desk_module"])
+    assert problem is not None
+    assert "broken_desk_module.py" in problem
+    assert problem.endswith("SyntaxError: invalid syntax")
+    assert _import_problem(["json"]) is None

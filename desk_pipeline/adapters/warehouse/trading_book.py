@@ -225,15 +225,15 @@ class TradingBookStore(Store):
         if changes:
             # One line per batch, not per book: a backfill before the stored days makes every
             # book stale at once, and `desk backfill` shows warnings on stderr.
-            earliest = min(changes, key=lambda c: c["from_time_us"])
+            first = min(changes, key=lambda c: c["from_time_us"])
             log.warning(
                 "late or corrected trades make stored snapshots stale for %d book(s) (%s%s); "
                 "the earliest from %s (%s)",
                 len(changes),
                 ", ".join(c["book_id"] for c in changes[:LATE_BOOKS_SHOWN]),
                 ", …" if len(changes) > LATE_BOOKS_SHOWN else "",
-                from_micros(earliest["from_time_us"]).isoformat(),
-                earliest["book_id"],
+                from_micros(first["from_time_us"]).isoformat(),
+                first["book_id"],
             )
         return [c["book_id"] for c in changes]
 
