@@ -8,6 +8,7 @@ found when the desk first connects (:func:`unreachable_warehouse`).
 
 import datetime as dt
 import os
+import re
 import zoneinfo
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from desk_pipeline.domain.errors import DeskPipelineError
 
 # Pseudo-filesystems of the kernel: never a landing zone, and reading some of their files blocks.
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
+# DESK_START_DATE: exactly YYYY-MM-DD (ASCII digits), from the Unix epoch on.
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+EARLIEST_START = dt.date(1970, 1, 1)
 WAREHOUSE_EXAMPLE = "sqlite:////srv/desk/warehouse.db or postgresql+psycopg://desk@db:5432/desk"
 
 
@@ -102,11 +106,20 @@ def timezone_problem(name: str) -> str | None:
 
 
 def start_date_problem(text: str) -> str | None:
-    """DESK_START_DATE: a calendar date, YYYY-MM-DD."""
+    """DESK_START_DATE: a calendar date, YYYY-MM-DD, from 1970-01-01 on (a future one is usable).
+
+    Strictly YYYY-MM-DD: Python's ``date.fromisoformat`` also reads 20260101 and 2026-W01-1,
+    which Dagster's daily partitions (``%Y-%m-%d``) do not; partitions start at the epoch.
+    """
+    fix = "use YYYY-MM-DD, e.g. 2026-01-01"
     try:
-        dt.date.fromisoformat(text)
+        if not ISO_DATE.fullmatch(text):
+            raise ValueError(text)
+        date = dt.date.fromisoformat(text)
     except ValueError:
-        return "not a date; use YYYY-MM-DD, e.g. 2026-01-01"
+        return f"not a date; {fix}"
+    if date < EARLIEST_START:
+        return f"before {EARLIEST_START}, where partitions begin; {fix}"
     return None
 
 

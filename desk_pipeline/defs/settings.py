@@ -6,12 +6,37 @@ from typing import Any
 
 import pydantic
 import pydantic_settings
+from dagster._utils.schedules import is_valid_cron_string
 
 from desk_pipeline.adapters import configuration
 from desk_pipeline.domain.errors import SettingsError
 
 DEFAULT_START_DATE = "2026-01-01"
+# Bounds of the numbers: a week of freshness limit, ten years of intraday snapshots (beyond
+# that the purge's cutoff, a pandas Timedelta, overflows and every tick fails).
+MAX_FRESHNESS_MINUTES = 7 * 24 * 60
+MAX_RETENTION_DAYS = 3650
+# The minute fields the intraday freshness policy puts before DESK_HOURS (positions/freshness.py).
+INTRADAY_MARKS = ("0", "*/10")
 NUMBER_PROBLEMS = {"int_parsing": "not a whole number", "float_parsing": "not a number"}
+
+
+def intraday_deadline_cron(marks: str, hours: str) -> str:
+    """The intraday freshness policy's cron: check ``marks`` (minute field) within ``hours``."""
+    return f"{marks} {hours} * * *"
+
+
+def desk_hours_problem(hours: str) -> str | None:
+    """DESK_HOURS: a cron hour field (0-23) that makes, in the policy's cron, a valid one.
+
+    Checked by Dagster's own cron validation: the one the freshness policy applies when the
+    definitions are built, so a value that passes here never fails the code location's load.
+    """
+    if all(is_valid_cron_string(intraday_deadline_cron(m, hours)) for m in INTRADAY_MARKS):
+        return None
+    return "not a cron hour field of hours 0-23; use a value such as 0-23, 7-18 or 8,12,16"
+
+
 CHECKS = {
     "warehouse_url": configuration.warehouse_url_problem,
     "trade_source": configuration.trade_source_problem,
@@ -19,6 +44,7 @@ CHECKS = {
     "start_date": configuration.start_date_problem,
     "event_publisher": configuration.event_publisher_problem,
     "haircut_schedule": configuration.haircut_schedule_problem,
+    "desk_hours": desk_hours_problem,
 }
 
 
@@ -52,17 +78,18 @@ class DeskSettings(pydantic_settings.BaseSettings):
     start_date: str = pydantic.Field(DEFAULT_START_DATE, validation_alias="DESK_START_DATE")
     event_publisher: str = pydantic.Field("log", validation_alias="DESK_EVENT_PUBLISHER")
     haircut_schedule: str = pydantic.Field("", validation_alias="DESK_HAIRCUT_SCHEDULE")
-    # Freshness policy of intraday_positions: hours (cron hour field) and maximum snapshot age.
+    # Freshness policy of intraday_positions: hours (cron hour field) and maximum snapshot age,
+    # at most a week (a policy's window beyond that means no policy, and overflows Dagster's).
     desk_hours: str = pydantic.Field("0-23", validation_alias="DESK_HOURS")
     intraday_freshness_minutes: int = pydantic.Field(
-        20, gt=0, validation_alias="DESK_FRESHNESS_MINUTES"
+        20, gt=0, le=MAX_FRESHNESS_MINUTES, validation_alias="DESK_FRESHNESS_MINUTES"
     )
     # Quality and housekeeping: quarantined share of received rows; intraday snapshot retention.
     max_quarantine_rate: float = pydantic.Field(
         0.05, ge=0, le=1, validation_alias="DESK_MAX_QUARANTINE_RATE"
     )
     intraday_retention_days: int = pydantic.Field(
-        7, ge=1, validation_alias="DESK_INTRADAY_RETENTION_DAYS"
+        7, ge=1, le=MAX_RETENTION_DAYS, validation_alias="DESK_INTRADAY_RETENTION_DAYS"
     )
     # Collateral: the largest share of a book's eligible lendable value one issuer may hold.
     issuer_concentration_limit: float = pydantic.Field(

@@ -146,6 +146,37 @@ def test_explicit_settings_are_keywords_validated_frozen_and_hashable():
             [],
         ),
         (
+            # Each passed the checks once and failed the code location or every run instead.
+            {
+                "DESK_HOURS": "25",
+                "DESK_START_DATE": "20260101",
+                "DESK_FRESHNESS_MINUTES": "99999999999999999999999",
+                "DESK_INTRADAY_RETENTION_DAYS": "99999999999",
+            },
+            [
+                "DESK_START_DATE=20260101: not a date; use YYYY-MM-DD, e.g. 2026-01-01",
+                "DESK_HOURS=25: not a cron hour field of hours 0-23; use a value such as 0-23, "
+                "7-18 or 8,12,16",
+                "DESK_FRESHNESS_MINUTES=99999999999999999999999: should be less than or equal to "
+                "10080; use a value such as 20",
+                "DESK_INTRADAY_RETENTION_DAYS=99999999999: should be less than or equal to 3650; "
+                "use a value such as 7",
+            ],
+        ),
+        (
+            {"DESK_HOURS": "abc", "DESK_START_DATE": "0001-01-01"},
+            [
+                "DESK_START_DATE=0001-01-01: before 1970-01-01, where partitions begin; "
+                "use YYYY-MM-DD, e.g. 2026-01-01",
+                "DESK_HOURS=abc: not a cron hour field of hours 0-23; use a value such as 0-23, "
+                "7-18 or 8,12,16",
+            ],
+        ),
+        (
+            {"DESK_START_DATE": "2026-W01-1"},
+            ["DESK_START_DATE=2026-W01-1: not a date; use YYYY-MM-DD, e.g. 2026-01-01"],
+        ),
+        (
             {"DESK_EVENT_PUBLISHER": "nope"},
             [
                 "DESK_EVENT_PUBLISHER=nope: not an event publisher; use log, "

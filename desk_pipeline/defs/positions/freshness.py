@@ -21,7 +21,7 @@ import datetime as dt
 
 import dagster as dg
 
-from desk_pipeline.defs.settings import DeskSettings
+from desk_pipeline.defs.settings import DeskSettings, intraday_deadline_cron
 
 INTRADAY = dg.AssetKey("intraday_positions")
 EOD = dg.AssetKey("eod_positions")
@@ -37,7 +37,7 @@ def intraday_policy(settings: DeskSettings) -> dg.FreshnessPolicy:
         return dg.FreshnessPolicy.time_window(fail_window=limit)
     marks = "0" if step == 60 else f"*/{step}"
     return dg.FreshnessPolicy.cron(
-        deadline_cron=f"{marks} {settings.desk_hours} * * *",
+        deadline_cron=intraday_deadline_cron(marks, settings.desk_hours),
         lower_bound_delta=limit,
         timezone=settings.timezone,
     )
