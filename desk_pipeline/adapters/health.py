@@ -108,7 +108,8 @@ def broker_finding(spec: str, timeout: float = 5.0) -> Finding:
     parameters.socket_timeout = timeout
     parameters.blocked_connection_timeout = timeout
     parameters.connection_attempts = 1
-    shown = f"{parameters.host}:{parameters.port}{parameters.virtual_host}"
+    # pika unquotes the vhost ("%2F" -> "/"): shown as the URL path, "/" for the default one.
+    shown = f"{parameters.host}:{parameters.port}/{parameters.virtual_host.lstrip('/')}"
     try:
         pika.BlockingConnection(parameters).close()
     except pika.exceptions.AMQPError as err:
