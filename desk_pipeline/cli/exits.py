@@ -4,7 +4,7 @@ import click
 import dagster as dg
 
 from desk_pipeline.adapters.warehouse import NoWarehouseError
-from desk_pipeline.domain.errors import DeskPipelineError, SettingsError
+from desk_pipeline.domain.errors import DeskPipelineError, NoEndOfDayError, SettingsError
 
 # What `desk` exits with; `desk --help` and the README list them.
 EXIT_CODES = {
@@ -41,6 +41,10 @@ def failure(err: Exception) -> tuple[int, str]:
         attempts = getattr(err, "user_code_process_error_infos", None) or []
         why = _first_line(attempts[-1].message if attempts else err)
         return 1, f"a run failed: {why}; the run is in the Dagster UI, --verbose shows its log"
+    if isinstance(err, NoEndOfDayError):
+        # The same answer for an unknown book, a mistyped one and a day not stored: say where
+        # the stored books and days are listed.
+        return 1, f"{_first_line(err)}; `desk books` lists the stored books and days"
     if isinstance(err, DeskPipelineError):
         return 1, _first_line(err)
     return 1, f"{type(err).__name__}: {_first_line(err)} (--debug shows the traceback)"

@@ -191,6 +191,13 @@ def test_books_lists_the_stored_books_and_their_days(landed):
     assert [d["business_date"] for d in days["days"]] == DAYS
     unknown = run_desk(env, "books", "--book", "NOPE")
     assert unknown.returncode == 1 and "NOPE" in one_line(unknown)
+    assert "`desk books` lists the stored books and days" in one_line(unknown)
+    not_stored = run_desk(env, "positions", "--book", "REPO-1", "--date", "2026-03-09")
+    assert not_stored.returncode == 1
+    assert one_line(not_stored) == (
+        "desk: no end-of-day positions for book REPO-1 on 2026-03-09; "
+        "`desk books` lists the stored books and days"
+    )
 
 
 def test_positions_text_is_a_table_of_formatted_numbers_with_its_header(landed):
