@@ -42,7 +42,7 @@ from dagster._serdes import (
 )
 from dagster._utils.interrupts import capture_interrupts
 
-from desk_pipeline.defs.runs import _alive, _started
+from desk_pipeline.defs.runs import process_alive, process_started
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
                     f"{_import_problem(self._code_modules) or 'see the daemon log'}"
                 ) from err
         assert worker.pid is not None
-        started = _started(worker.pid)
+        started = process_started(worker.pid)
         self._instance.add_run_tags(
             run.run_id,
             {
@@ -239,7 +239,7 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
         if run is None or run.is_finished:
             return False
         worker = self._worker(run)
-        if worker is None or not _alive(*worker):
+        if worker is None or not process_alive(*worker):
             self._instance.report_engine_event(
                 "No live run worker on this host to send the termination to.", run, cls=type(self)
             )
@@ -247,7 +247,7 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
         self._instance.report_run_canceling(run)
         os.kill(worker[0], signal.SIGKILL)
         deadline = time.monotonic() + KILL_WAIT_S
-        while _alive(*worker) and time.monotonic() < deadline:
+        while process_alive(*worker) and time.monotonic() < deadline:
             time.sleep(0.05)
         self._instance.report_run_canceled(
             run, message=f"Run terminated: its worker (pid {worker[0]}) was stopped."
@@ -266,7 +266,7 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
         worker = self._worker(run)
         if worker is None:
             return CheckRunHealthResult(WorkerStatus.RUNNING, "worker not on this host")
-        if _alive(*worker):
+        if process_alive(*worker):
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(worker[0]))
         return CheckRunHealthResult(
             WorkerStatus.FAILED,

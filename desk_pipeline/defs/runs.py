@@ -50,7 +50,7 @@ WATCH_SECONDS = 10.0
 INSTANCE_YAML = Path(__file__).resolve().parents[1] / "instance" / "dagster.yaml"
 
 
-def _started(pid: int) -> str | None:
+def process_started(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (clock ticks since boot), telling a reused pid apart.
 
     None where /proc is missing (not Linux) or the process is gone.
@@ -73,7 +73,7 @@ def _zombie(pid: int) -> bool:
 def process_tags() -> dict[str, str]:
     """Tags naming this process as the owner of the runs it executes in-process."""
     pid = os.getpid()
-    started = _started(pid)
+    started = process_started(pid)
     return {
         HOST_TAG: socket.gethostname(),
         PID_TAG: str(pid),
@@ -81,7 +81,7 @@ def process_tags() -> dict[str, str]:
     }
 
 
-def _alive(pid: int, started: str | None) -> bool:
+def process_alive(pid: int, started: str | None) -> bool:
     """Whether process ``pid`` still runs and is the one that started (not a reused pid)."""
     try:
         os.kill(pid, 0)
@@ -91,14 +91,14 @@ def _alive(pid: int, started: str | None) -> bool:
         pass  # another user's live process
     if _zombie(pid):
         return False
-    return started is None or _started(pid) in (None, started)
+    return started is None or process_started(pid) in (None, started)
 
 
 def _owner_gone(run: dg.DagsterRun, host: str) -> bool:
     tags = run.tags
     if tags.get(HOST_TAG) != host or not tags.get(PID_TAG, "").isdigit():
         return False  # another host's run (or not a desk run): only its own host can tell
-    return not _alive(int(tags[PID_TAG]), tags.get(PID_STARTED_TAG))
+    return not process_alive(int(tags[PID_TAG]), tags.get(PID_STARTED_TAG))
 
 
 @dataclasses.dataclass(frozen=True)

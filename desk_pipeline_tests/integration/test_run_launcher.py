@@ -18,7 +18,7 @@ from dagster._core.launcher import WorkerStatus
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
 from desk_pipeline.defs.launcher import WORKER_PID_TAG, PreloadedRunLauncher, _import_problem
-from desk_pipeline.defs.runs import _alive
+from desk_pipeline.defs.runs import process_alive
 
 DAGSTER_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
 TIMEOUT_S = 120.0
@@ -100,7 +100,7 @@ def test_terminate_cancels_a_running_run_whose_step_has_a_retry_policy(instance)
     pid = int(instance.get_run_by_id(run_id).tags[WORKER_PID_TAG])  # type: ignore[union-attr]
     assert instance.run_launcher.terminate(run_id)
     _wait_for(instance, run_id, dg.DagsterRunStatus.CANCELED)
-    assert not _alive(pid, None)
+    assert not process_alive(pid, None)
     assert not instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_RESTARTED)
 
 
@@ -113,7 +113,7 @@ def test_a_killed_worker_fails_its_run_through_the_health_check(instance):
     assert instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + TIMEOUT_S
-    while _alive(pid, None):
+    while process_alive(pid, None):
         assert time.monotonic() < deadline, "the killed worker was never reaped"
         time.sleep(0.1)
     record = instance.get_run_record_by_id(run_id)
