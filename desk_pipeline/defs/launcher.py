@@ -65,8 +65,8 @@ def _run_worker(instance_ref: str, run_id: str, environ: Mapping[str, str]) -> N
     """Execute run ``run_id`` in this (forked) process, as ``dagster api execute_run`` does.
 
     The environment is the launcher's at launch time, not the forkserver's at its start.
-    SIGTERM and SIGINT interrupt the run (Dagster records RUN_CANCELED when the run is
-    CANCELING, as after :meth:`PreloadedRunLauncher.terminate`).
+    SIGTERM and SIGINT interrupt the current step as Dagster does (a step with a retry policy is
+    retried); :meth:`PreloadedRunLauncher.terminate` kills the worker instead.
     """
     os.environ.clear()
     os.environ.update(environ)
@@ -108,10 +108,9 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
     is a child of the forkserver, which reaps it.
 
     - **Termination** (the UI's terminate, from any process on the worker's host): the run is
-      marked CANCELING and its worker gets SIGTERM, which Dagster's interrupt handling turns into
-      RUN_CANCELED, as the code server's CancelExecution does with its termination event. The
-      worker's pid and kernel start time are in the run's tags (``desk/worker_*``), so a reused
-      pid is never signalled.
+      marked CANCELING, its worker is killed, RUN_CANCELED is recorded and the run's pool slots
+      are freed (see :meth:`terminate` for why not SIGTERM). The worker's pid and kernel start
+      time are in the run's tags (``desk/worker_*``), so a reused pid is never signalled.
     - **Run monitoring**: ``check_run_worker_health`` reports FAILED for a STARTED run whose
       worker is gone (killed, OOM); the daemon's monitoring fails the run and run retries
       (dagster.yaml) launch it again. A worker on another host is reported RUNNING: only its
