@@ -89,6 +89,16 @@ class SqlTableSource:
                 f"sql source: table {self.table!r} lacks columns {missing}; "
                 f"expected the landing CSV columns plus {SEQ!r}"
             )
+        # PostgreSQL tells "trade_id" from "Trade_ID"; the landing contract (and its validator)
+        # does not, and reads only the first: a table with both is ambiguous, as such a CSV file.
+        names = pd.Index([str(c.name).strip().lower() for c in table.columns])
+        read = names.isin([SEQ, *TRADE_COLUMNS])
+        repeated = sorted(set(names[names.duplicated() & read]))
+        if repeated:
+            raise TradeSourceError(
+                f"sql source: table {self.table!r} has columns named alike (case-insensitive): "
+                f"{repeated}; keep one of each"
+            )
         if not isinstance(table.c[SEQ].type, sa.Integer):
             raise TradeSourceError(
                 f"sql source: column {SEQ!r} of {self.table!r} is {table.c[SEQ].type}; "

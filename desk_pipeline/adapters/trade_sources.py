@@ -340,12 +340,27 @@ def _parse_csv(data: bytes, size: int) -> tuple[pd.DataFrame | None, str]:
                 skipinitialspace=True,
                 index_col=False,
             )
+        # pandas renames a repeated name ("trade_id" twice reads as "trade_id", "trade_id.1"),
+        # so repeats are found in the header as written: its first row read as data.
+        header = pd.read_csv(
+            io.StringIO(text),
+            header=None,
+            nrows=1,
+            dtype=str,
+            keep_default_na=False,
+            skipinitialspace=True,
+            index_col=False,
+        )
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as err:
         return None, f"not a readable CSV file: {err}"
+    # Blank names are not compared: pandas names each apart ("Unnamed: 3") and no rule reads
+    # them; the names pandas gave are compared too (a blank one named like a written one).
+    written = pd.Index([str(c).strip().lower() for c in header.iloc[0]])
     raw.columns = [str(c).strip().lower() for c in raw.columns]
-    if raw.columns.duplicated().any():
-        repeated = sorted(set(raw.columns[raw.columns.duplicated()]))
-        return None, f"column names repeat (case-insensitive): {repeated}"
+    repeated = set(written[written.duplicated() & (written != "")])
+    repeated |= set(raw.columns[raw.columns.duplicated()])
+    if repeated:
+        return None, f"column names repeat (case-insensitive): {sorted(repeated)}"
     raw.index = pd.RangeIndex(1, len(raw) + 1)
     return raw, ""
 

@@ -1,8 +1,10 @@
 """Malformed landing files never crash ingestion, never half-land and never touch other data."""
 
+import ast
 import csv
 import io
 import itertools
+import json
 
 import pandas as pd
 import pytest
@@ -15,8 +17,13 @@ from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
-from desk_pipeline.domain.validation.quarantine import rejection_fingerprints
+from desk_pipeline.domain.validation.quarantine import (
+    MAX_KEPT_BYTES,
+    MAX_RAW_BYTES,
+    rejection_fingerprints,
+)
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, quarantined_from, trade
+from desk_pipeline_tests.sizes import examples
 
 COLUMNS = ["trade_id", "version", "status", "book_id", "instrument_id", "quantity", "price"]
 COLUMNS += ["trade_time"]
@@ -45,6 +52,8 @@ VALID = {
     "trade_time": ["2026-03-02T10:00:00", "2026-03-02T10:00:00+01:00", "2026-03-03 23:59:59Z"],
 }
 SENTINEL_BOOK = "SENTINEL-BOOK-NOT-GENERATED"
+# A cut value's marker: "…[truncated, <size> bytes, sha256 <64 hex digits>]" and more.
+MARKER_BYTES = 160
 
 
 def field(column: str) -> st.SearchStrategy[str]:
@@ -164,3 +173,96 @@ def test_malformed_landing_files_are_quarantined_whole_or_row_by_row_and_nothing
 
     check()
     assert snapshot_of_other_data(warehouse) == before
+
+
+NAME = st.text(alphabet="abcdeT_I .-1", min_size=1, max_size=6)
+
+
+@st.composite
+def header_with_a_repeat(draw: st.DrawFn) -> tuple[list[str], set[str]]:
+    """A header naming some column twice (in any case, with spaces) and the names repeated."""
+    names = draw(st.lists(st.one_of(st.sampled_from(COLUMNS), NAME), min_size=1, max_size=8))
+    repeated = draw(st.sampled_from(names))
+    variant = draw(st.sampled_from([repeated, repeated.upper(), f" {repeated} ", repeated.title()]))
+    names.insert(draw(st.integers(0, len(names))), variant)
+    normal = [n.strip().lower() for n in names]
+    return names, {n for n in normal if n and normal.count(n) > 1}
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(header_with_a_repeat(), st.lists(st.sampled_from(["T3", "T3b", "1", ""]), max_size=9))
+def test_a_header_naming_a_column_twice_quarantines_the_file_whole(tmp_path_factory, drawn, cells):
+    names, expected = drawn
+    folder = tmp_path_factory.mktemp("landing")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerow((cells * len(names))[: len(names)] or [""] * len(names))
+    (folder / "repeat.csv").write_text(out.getvalue())
+
+    batch = LandingFolderSource(folder).read_file(folder / "repeat.csv")
+
+    assert batch.trades.empty and len(batch.rejected) == 1
+    [reason] = batch.rejected["reason"]
+    assert batch.rejected["reason_code"].tolist() == ["unreadable_file"]
+    assert reason.startswith("column names repeat (case-insensitive): ")
+    assert expected <= set(ast.literal_eval(reason.split(": ", 1)[1]))
+    if not expected:  # only a blank name repeats: pandas named the blanks like a written name
+        assert "" in [n.strip() for n in names]
+
+
+def test_oversize_cells_are_stored_bounded_and_distinct_inputs_stay_distinct(sqlite_url, tmp_path):
+    warehouse = PositionRepository(sqlite_url)
+    names = (f"big{i:05d}.csv" for i in itertools.count())
+    big = st.tuples(st.sampled_from(["T", "é", "🦀", "\x00"]), st.integers(1_100, 20_000))
+
+    @settings(
+        max_examples=examples(20),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        rows=st.lists(
+            st.fixed_dictionaries(
+                {
+                    c: st.one_of(st.sampled_from(VALID[c]), big.map(lambda b: b[0] * b[1]))
+                    for c in COLUMNS
+                }
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        wide=st.integers(0, 12),
+    )
+    def check(rows: list[dict[str, str]], wide: int) -> None:
+        # ``wide`` extra columns with 2 KiB names: the row's JSON goes over MAX_RAW_BYTES.
+        extra = [f"{i:02d}" + "n" * 2048 for i in range(wide)]
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([*COLUMNS, *extra])
+        writer.writerows([[r[c] for c in COLUMNS] + ["x"] * wide for r in rows])
+        path = tmp_path / next(names)
+        path.write_text(out.getvalue())
+        batch = LandingFolderSource(tmp_path).read_file(path)
+        warehouse.ingest(batch.source, batch.received, batch.trades, batch.rejected)
+        path.unlink()
+
+        stored = quarantined_from(warehouse, [batch.source])
+        for column, limit in [("trade_id", MAX_KEPT_BYTES), ("reason", MAX_KEPT_BYTES)]:
+            sizes = stored[column].map(lambda v: len(v.encode("utf-8", "surrogatepass")))
+            assert (sizes <= limit + MARKER_BYTES).all(), column
+        sizes = stored["raw"].map(lambda v: len(v.encode("utf-8", "surrogatepass")))
+        assert (sizes <= MAX_RAW_BYTES + MARKER_BYTES).all()
+        for raw in stored["raw"]:
+            assert isinstance(json.loads(raw), dict)
+        # One fingerprint per distinct rejected input: cutting a value merges no two inputs.
+        frame = pd.DataFrame(rows, index=range(1, len(rows) + 1))
+        rejected = frame.loc[batch.rejected["row_number"]].assign(
+            code=batch.rejected["reason_code"].to_numpy()
+        )
+        distinct = len(rejected.drop_duplicates())
+        assert len(set(rejection_fingerprints(batch.rejected))) == distinct
+
+    check()
+    warehouse.engine.dispose()

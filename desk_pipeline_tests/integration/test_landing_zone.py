@@ -1,5 +1,6 @@
 """The landing folder read like a landing zone: complete files only, odd entries refused whole."""
 
+import json
 import os
 import random
 import resource
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.trade_sources import MAX_FILE_BYTES, LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.domain.validation.quarantine import MAX_KEPT_BYTES
 from desk_pipeline_tests.builders import trade, write_landing_file
 from desk_pipeline_tests.sizes import examples
 
@@ -252,3 +254,42 @@ def test_a_file_just_created_empty_waits_for_its_writer_and_is_quarantined_only_
     ingest_all(source, repo)
 
     assert repo.quarantined()["reason"].tolist() == ["file is empty"]
+
+
+def test_a_file_naming_a_column_twice_is_quarantined_whole_not_read_first_one_wins(repo, tmp_path):
+    # Seen: "trade_id" twice read as "trade_id" and "trade_id.1": T3 landed, T3b was dropped.
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    (folder / "twice.csv").write_text(
+        "trade_id,book_id,instrument_id,quantity,price,trade_time,trade_id\n"
+        "T3,BOOK-A,ISIN-1,10,10,2026-03-05T09:00:00Z,T3b\n"
+    )
+    (folder / "cased.csv").write_text(f" Book_ID,{HEADER},BOOK_ID \nB,{GOOD_ROW},C\n")
+    ingest_all(LandingFolderSource(folder), repo)
+
+    quarantine = repo.quarantined().set_index("source")
+    assert stored_trades(repo).empty
+    assert sorted(map(file_of, quarantine.index)) == ["landing:cased.csv", "landing:twice.csv"]
+    assert (quarantine["reason_code"] == "unreadable_file").all()
+    reasons = {file_of(s): r for s, r in quarantine["reason"].items()}
+    assert reasons["landing:twice.csv"] == "column names repeat (case-insensitive): ['trade_id']"
+    assert reasons["landing:cased.csv"] == "column names repeat (case-insensitive): ['book_id']"
+
+
+def test_a_huge_bad_value_is_kept_cut_to_a_bounded_size_with_its_size_and_digest(repo, tmp_path):
+    # Seen: a 30 MB trade_id stored in full twice (trade_id and raw) in one quarantine row.
+    folder = tmp_path / "landing"
+    huge = "T" * 30_000_000
+    land(folder, "huge.csv", [f"{huge},BOOK-A,ISIN-1,10,10,2026-03-05T09:00:00Z"])
+    land(folder, "huge2.csv", [f"{huge[:-1]}U,BOOK-A,ISIN-1,10,10,2026-03-05T09:00:00Z"])
+    ingest_all(LandingFolderSource(folder), repo)
+
+    quarantine = repo.quarantined()
+    assert quarantine["reason_code"].tolist() == ["trade_id_too_long"] * 2  # two distinct inputs
+    first = quarantine.iloc[0]
+    assert first["trade_id"].startswith("T" * MAX_KEPT_BYTES + "…[truncated, 30000000 bytes, ")
+    assert len(first["trade_id"]) < MAX_KEPT_BYTES + 120
+    assert len(first["raw"]) < 2 * MAX_KEPT_BYTES
+    row = json.loads(first["raw"])  # still JSON: the status finds the row's book
+    assert row["book_id"] == "BOOK-A" and row["trade_id"] == first["trade_id"]
+    assert quarantine.iloc[0]["trade_id"] != quarantine.iloc[1]["trade_id"]

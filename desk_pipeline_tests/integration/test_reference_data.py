@@ -153,6 +153,30 @@ def test_a_landing_folder_hands_reference_files_over_as_received(tmp_path):
     assert "UTF-8" in source.books()[UNREADABLE_COLUMN].iloc[0]
 
 
+def test_a_reference_file_naming_a_column_twice_is_quarantined_whole(tmp_path):
+    # Read first-one-wins, "price" twice would have stored 0.98 and dropped 1.5 unseen.
+    (tmp_path / "prices.csv").write_text(
+        "instrument_id,price_date,price,price\nDE1,2026-03-04,0.98,1.5\n", encoding="utf-8"
+    )
+    for name in ["instruments.csv", "books.csv", "fx_rates.csv"]:
+        (tmp_path / name).write_text("a, b ,B,a\n1,2,3,4\n", encoding="utf-8")
+    source = LandingFolderSource(tmp_path)
+
+    checked = validate_reference(
+        "landing",
+        instruments=source.instruments(),
+        books=source.books(),
+        prices=source.prices(DAY, DAY),
+        fx_rates=source.fx_rates(DAY, DAY),
+    )
+    assert checked.prices.empty
+    assert checked.quarantine["reason_code"].tolist() == ["unreadable_file"] * 4
+    files = checked.quarantine["source"].str.split("#").str[0]
+    reasons = checked.quarantine.set_index(files)["reason"]
+    assert reasons["landing:prices.csv"] == "column names repeat (case-insensitive): ['price']"
+    assert reasons["landing:books.csv"] == "column names repeat (case-insensitive): ['a', 'b']"
+
+
 def test_the_reference_assets_store_the_simulator_marks_the_ranking_then_uses(
     sqlite_url, dagster_instance
 ):

@@ -169,6 +169,32 @@ def test_an_upstream_without_the_sequence_column_is_refused_with_a_clear_error(t
         ingest_window(trade_source_from(f"sql:{url}"), repo, T0, END)
 
 
+def test_an_upstream_with_a_column_named_twice_apart_from_case_is_refused(pg_engine, repo):
+    # PostgreSQL keeps "trade_id" and "TRADE_ID" apart; the contract reads names in any case.
+    schema = f"up_{uuid.uuid4().hex[:8]}"
+    columns = 'seq BIGINT, trade_id TEXT, "TRADE_ID" TEXT, book_id TEXT, instrument_id TEXT'
+    with pg_engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {schema}.trades ({columns}, quantity TEXT, price TEXT, "
+                "trade_time TEXT)"
+            )
+        )
+        conn.execute(
+            sa.text(f"INSERT INTO {schema}.trades VALUES (1, 'T3', 'T3b', 'B', 'I', '1', '1', '')")
+        )
+    url = f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+    try:
+        with pytest.raises(
+            TradeSourceError, match=r"named alike \(case-insensitive\): \['trade_id'\]"
+        ):
+            ingest_window(trade_source_from(f"sql:{url}"), repo, T0, END)
+    finally:
+        with pg_engine.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
 def test_the_trades_asset_ingests_from_an_sql_source_once_per_row(
     tmp_path, sqlite_url, dagster_instance
 ):
