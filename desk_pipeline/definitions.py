@@ -50,8 +50,8 @@ def code_location() -> dg.Definitions:
 
 
 def __getattr__(name: str) -> dg.Definitions:
-    # ARCHITECTURE.md names `defs` as this module's Definitions: built on first access
-    # (PEP 562), so importing the module still reads no environment.
+    # ARCHITECTURE.md names `defs` as this module's Definitions: built from the environment on
+    # each access (PEP 562), so importing the module still reads none.
     if name == "defs":
         return code_location()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -129,7 +129,7 @@ def relay_outbox(
         RELAY_BATCH,
         deadline=time.monotonic() + RELAY_RUN_SECONDS,
     )
-    parked_total = len(repository.parked_events()) if result.backlog else 0
+    parked_total = repository.parked_count() if result.backlog else 0
     summary = relay_summary(result)
     metadata: dict[str, dg.RawMetadataValue] = {
         "published": result.published,
@@ -213,6 +213,6 @@ def outbox_relay_sensor(
             f"backlog {backlog}"
         )
     if not backlog or repository.publishable_events(limit=1).empty:
-        parked = len(repository.parked_events()) if backlog else 0
+        parked = repository.parked_count() if backlog else 0
         return dg.SkipReason(f"nothing to publish; backlog {backlog}, parked {parked}")
     return dg.RunRequest()

@@ -226,8 +226,7 @@ def rank_days(
     ``issuer_limit`` is the largest share of a book's eligible lendable value one issuer may
     hold (DESK_ISSUER_CONCENTRATION_LIMIT).
     """
-    dates = pd.DatetimeIndex(list(days))
-    reference = repo.reference_as_of(dates.min() - PRICE_LOOKBACK, dates.max())
+    reference = reference_for(repo, days)
     ranking = store_rankings(repo, days, schedule, reference)
     return RankedDays(
         ranking,

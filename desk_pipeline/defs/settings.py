@@ -16,8 +16,6 @@ DEFAULT_START_DATE = "2026-01-01"
 # that the purge's cutoff, a pandas Timedelta, overflows and every tick fails).
 MAX_FRESHNESS_MINUTES = 7 * 24 * 60
 MAX_RETENTION_DAYS = 3650
-# The minute fields the intraday freshness policy puts before DESK_HOURS (positions/freshness.py).
-INTRADAY_MARKS = ("0", "*/10")
 NUMBER_PROBLEMS = {"int_parsing": "not a whole number", "float_parsing": "not a number"}
 
 
@@ -32,7 +30,8 @@ def desk_hours_problem(hours: str) -> str | None:
     Checked by Dagster's own cron validation: the one the freshness policy applies when the
     definitions are built, so a value that passes here never fails the code location's load.
     """
-    if all(is_valid_cron_string(intraday_deadline_cron(m, hours)) for m in INTRADAY_MARKS):
+    # The hour field's validity does not depend on the minute field the policy puts before it.
+    if is_valid_cron_string(intraday_deadline_cron("0", hours)):
         return None
     return "not a cron hour field of hours 0-23; use a value such as 0-23, 7-18 or 8,12,16"
 

@@ -43,7 +43,7 @@ from desk_pipeline.adapters.warehouse.engine import (
     require_warehouse,
     schema_head,
 )
-from desk_pipeline.adapters.warehouse.keep_last import EMPTY_DIGEST, EodWrite
+from desk_pipeline.adapters.warehouse.keep_last import EodWrite
 from desk_pipeline.adapters.warehouse.outbox import PositionSnapshotCreatedOutbox
 from desk_pipeline.adapters.warehouse.position_snapshot import Opening, PositionSnapshotStore
 from desk_pipeline.adapters.warehouse.position_snapshot import (
@@ -51,13 +51,11 @@ from desk_pipeline.adapters.warehouse.position_snapshot import (
 )
 from desk_pipeline.adapters.warehouse.quarantine import QuarantineStore
 from desk_pipeline.adapters.warehouse.reference import ReferenceData, ReferenceStore
-from desk_pipeline.adapters.warehouse.trade_batches import content_digest
 from desk_pipeline.adapters.warehouse.trading_book import IngestResult, TradingBookStore
 
 __all__ = [
     "ANALYZE_GROWTH",
     "CHUNK",
-    "EMPTY_DIGEST",
     "MIGRATIONS",
     "CollateralRankingStore",
     "DailyBookPositionStore",
@@ -75,7 +73,6 @@ __all__ = [
     "TradingBookStore",
     "WarehouseError",
     "WarehouseUnreachableError",
-    "content_digest",
     "from_micros",
     "micros_of",
     "now_micros",

@@ -25,7 +25,6 @@ from desk_pipeline.adapters.warehouse.bulk import (
 from desk_pipeline.adapters.warehouse.codec import _records, from_micros, micros_of
 from desk_pipeline.adapters.warehouse.outbox import enqueue
 from desk_pipeline.domain.positions.snapshots import (
-    EMPTY_DIGEST,
     EOD_KEYS,
     PositionSnapshotCreated,
     keep_last,
@@ -33,7 +32,7 @@ from desk_pipeline.domain.positions.snapshots import (
     snapshot_id_for,
 )
 
-__all__ = ["EMPTY_DIGEST", "EodWrite"]
+__all__ = ["EodWrite"]
 
 # Rows per executemany of the header statements.
 HEADER_BATCH = 1000

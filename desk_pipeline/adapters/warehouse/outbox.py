@@ -119,6 +119,17 @@ class PositionSnapshotCreatedOutbox(Store):
                     .values(attempts=t.outbox.c.attempts + 1)
                 )
 
+    def parked_count(self) -> int:
+        """How many unpublished events the relay parked (``parked_events`` without the rows)."""
+        o = t.outbox
+        with self._transaction("parked_count") as conn:
+            count = conn.execute(
+                sa.select(sa.func.count()).where(
+                    o.c.published_at_us.is_(None), o.c.parked_reason.is_not(None)
+                )
+            ).scalar()
+        return int(count or 0)
+
     def outbox_backlog(self) -> int:
         """How many events wait for the broker."""
         o = t.outbox

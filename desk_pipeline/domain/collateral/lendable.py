@@ -79,7 +79,9 @@ def holding_terms(
     items = items.merge(book_terms, on="book_id", how="left", validate="many_to_one")
     return items.assign(
         known=items["instrument_id"].isin(master["instrument_id"]).to_numpy(),
-        base_currency=base_currency_of(items["book_id"], items["currency"], books),
+        # The book terms merged above carry the base currency; a missing book keeps the
+        # instrument's own (as base_currency_of).
+        base_currency=items["base_currency"].fillna(items["currency"]),
         holding_period_days=items["holding_period_days"]
         .fillna(DEFAULT_HOLDING_PERIOD_DAYS)
         .astype("float64"),

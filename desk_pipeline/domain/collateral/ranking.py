@@ -81,12 +81,38 @@ def rank_collateral(
         The inputs are not modified.
     """
     require_columns(positions, ("book_id", "instrument_id", "quantity"), where="rank_collateral")
+    _require_reference(instruments, prices, books, fx_rates)
+    return _rank_held(
+        net_holdings(positions),
+        instruments,
+        prices,
+        books,
+        fx_rates,
+        schedule,
+        business_day(business_date),
+    )
+
+
+def _require_reference(
+    instruments: pd.DataFrame, prices: pd.DataFrame, books: pd.DataFrame, fx_rates: pd.DataFrame
+) -> None:
+    """Raise ValueError naming the first reference frame that lacks a column the ranking reads."""
     require_columns(instruments, _INSTRUMENT_FIELDS, where="rank_collateral instruments")
     require_columns(prices, PRICE_COLUMNS, where="rank_collateral prices")
     require_columns(books, BOOK_COLUMNS, where="rank_collateral books")
     require_columns(fx_rates, FX_COLUMNS, where="rank_collateral fx_rates")
-    day = business_day(business_date)
-    holdings = net_holdings(positions)
+
+
+def _rank_held(
+    holdings: pd.DataFrame,
+    instruments: pd.DataFrame,
+    prices: pd.DataFrame,
+    books: pd.DataFrame,
+    fx_rates: pd.DataFrame,
+    schedule: HaircutSchedule,
+    day: pd.Timestamp,
+) -> pd.DataFrame:
+    """:func:`rank_collateral` of ``holdings`` already netted (:func:`net_holdings`' shape)."""
     if holdings.empty:
         return empty_frame(RANKING_DTYPES)
     master = instruments.loc[:, list(_INSTRUMENT_FIELDS)].drop_duplicates(
@@ -174,12 +200,20 @@ def rank_collateral_days(
         instrument per book and day.
     """
     holdings = holdings_from_positions(eod)
+    _require_reference(instruments, prices, books, fx_rates)
     snapshot_of = holdings.drop_duplicates(["book_id", "business_date"])[
         ["book_id", "business_date", "snapshot_id", "as_of"]
     ]
+    # The holdings are netted per day, book and instrument already: each day skips net_holdings.
     days = [
-        rank_collateral(
-            held, instruments, prices, books, fx_rates, schedule, pd.Timestamp(str(day))
+        _rank_held(
+            held.loc[:, ["book_id", "instrument_id", "quantity"]].reset_index(drop=True),
+            instruments,
+            prices,
+            books,
+            fx_rates,
+            schedule,
+            business_day(pd.Timestamp(str(day))),
         ).assign(business_date=day)
         for day, held in holdings.groupby("business_date", sort=True)
     ]

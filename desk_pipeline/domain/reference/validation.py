@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from desk_pipeline.domain.collateral.lendable import DEFAULT_HOLDING_PERIOD_DAYS
 from desk_pipeline.domain.collateral.ratings import rating_notch
 from desk_pipeline.domain.positions.trades import BOOK_ID
 from desk_pipeline.domain.precision import MAX_PRICE
@@ -25,8 +26,8 @@ from desk_pipeline.domain.validation.rules import Column, RuleSet, validate
 from desk_pipeline.domain.validation.text import Choice, Id, Text, currency, one_of
 from desk_pipeline.domain.validation.times import Date
 
-# CRE22.56-22.59: the minimum holding period of repo-style transactions is five business days.
-DEFAULT_HOLDING_PERIOD_DAYS = 5
+# CRE22.56-22.59: the minimum holding period of repo-style transactions is five business days
+# (DEFAULT_HOLDING_PERIOD_DAYS, from the collateral context).
 # A holding period is at most a year of business days (and fits the warehouse's integer).
 MAX_HOLDING_PERIOD_DAYS = 260
 # Marks and FX rates are dated like trades: [EARLIEST_MARK_DATE, LATEST_MARK_DATE).
