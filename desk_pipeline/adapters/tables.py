@@ -25,16 +25,34 @@ trade_versions = sa.Table(
     sa.Column("ingested_at_us", Micros, nullable=False),
 )
 
+# The id dictionary: an integer key for every book and instrument id that ever arrived, given
+# by the ingestion that first stores the id (keys follow the largest, under the ingestion lock)
+# and never changed or reused: append-only, so a key read once names the same id forever.
+book_keys = sa.Table(
+    "book_keys",
+    metadata,
+    sa.Column("book_key", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("book_id", Id, nullable=False, unique=True),
+)
+
+instrument_keys = sa.Table(
+    "instrument_keys",
+    metadata,
+    sa.Column("instrument_key", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("instrument_id", Id, nullable=False, unique=True),
+)
+
 # The latest version of every trade_id, maintained on ingestion so that snapshots read one
-# indexed range instead of resolving versions over the whole history.
+# indexed range instead of resolving versions over the whole history. Books and instruments are
+# stored as their keys: a read hands the engine categoricals, with no id string per row.
 current_trades = sa.Table(
     "current_trades",
     metadata,
     sa.Column("trade_id", Id, primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("status", sa.String(8), nullable=False),
-    sa.Column("book_id", Id, nullable=False),
-    sa.Column("instrument_id", Id, nullable=False),
+    sa.Column("book_key", sa.Integer, nullable=False),
+    sa.Column("instrument_key", sa.Integer, nullable=False),
     sa.Column("quantity", sa.Float, nullable=False),
     sa.Column("price", sa.Float, nullable=False),
     sa.Column("trade_time_us", Micros, nullable=False),

@@ -13,6 +13,8 @@ STATUSES = (NEW, AMEND, CANCEL)
 # Timestamps cross the domain boundary as UTC; business days are cut in DESK_TIMEZONE by callers.
 TIMESTAMP = "datetime64[ns, UTC]"
 
+# book_id and instrument_id may also come as categoricals (KEYED_TRADE_DTYPES): every consumer of
+# a trades frame takes either, with the same results.
 TRADE_DTYPES: Mapping[str, str] = {
     "trade_id": "object",
     "version": "int64",
@@ -24,6 +26,14 @@ TRADE_DTYPES: Mapping[str, str] = {
     "trade_time": TIMESTAMP,
 }
 TRADE_COLUMNS = tuple(TRADE_DTYPES)
+# The trades the warehouse reads for the position engine: ids as categoricals of its id
+# dictionary (codes from stored integer keys, categories every id it keeps, not sorted), so no
+# id string is hashed or made per trade. Sources and trade_versions give ids as objects.
+KEYED_TRADE_DTYPES: Mapping[str, str] = {
+    **TRADE_DTYPES,
+    "book_id": "category",
+    "instrument_id": "category",
+}
 
 POSITION_DTYPES: Mapping[str, str] = {
     "book_id": "object",

@@ -3,6 +3,7 @@ rows when a newer desk migrates it on connect, and a downgrade gives them back."
 
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -13,6 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from desk_pipeline.adapters import tables
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.adapters.warehouse.engine import MIGRATIONS
+from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
+from desk_pipeline_tests.builders import T0, make_trades, trade
 
 
 @pytest.fixture
@@ -49,7 +52,7 @@ def test_late_changes_stored_as_stale_marks_survive_the_rename_both_ways(engine,
     repo = PositionRepository(warehouse_url)  # a newer desk migrates on connect
     repo.engine.dispose()
 
-    assert repo.applied == ["0007"]
+    assert repo.applied == ["0007", "0008"]
     assert repo.late_changes().sort_values("id").to_dict("records") == [
         {"id": 1, "book_id": "B1", "from_time_us": 10, "arrived_at_us": 20, "trade_ids": "T1"},
         {"id": 2, "book_id": "B2", "from_time_us": 30, "arrived_at_us": 40, "trade_ids": "T2,T3"},
@@ -86,3 +89,88 @@ def test_no_name_on_postgresql_still_says_stale_marks(pg_url):
         ("late_changes_id_seq",),
         ("late_changes_pkey",),
     ]
+
+
+# (trade_id, version, status, book_id, instrument_id, quantity, price, trade_time_us) as a 0007
+# desk stored them: T2's first version names a book and an instrument no current row names.
+T0_US = T0.value // 1000
+VERSIONS = [
+    ("T1", 1, "NEW", "B2", "XS2", 100.0, 10.0, T0_US),
+    ("T2", 1, "NEW", "B-old", "XS-old", 5.0, 11.0, T0_US + 60_000_000),
+    ("T2", 2, "AMEND", "B1", "XS1", -5.0, 11.5, T0_US + 120_000_000),
+    ("T3", 1, "CANCEL", "B1", "XS2", 7.0, 12.0, T0_US + 180_000_000),
+]
+CURRENT = [VERSIONS[0], VERSIONS[2], VERSIONS[3]]
+CURRENT_COLUMNS = (
+    "trade_id, version, status, book_id, instrument_id, quantity, price, trade_time_us"
+)
+
+
+def params(row: tuple) -> dict:
+    return dict(zip(["t", "v", "s", "b", "i", "q", "p", "us"], row, strict=True))
+
+
+def test_current_trades_stored_with_ids_take_keys_and_give_them_back(engine, warehouse_url):
+    migrate(engine, "0007")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO trade_versions ({CURRENT_COLUMNS}, source, ingested_at_us) "
+                "VALUES (:t, :v, :s, :b, :i, :q, :p, :us, 'landing:a.csv', 1)"
+            ),
+            [params(row) for row in VERSIONS],
+        )
+        conn.execute(
+            sa.text(
+                f"INSERT INTO current_trades ({CURRENT_COLUMNS}) "
+                "VALUES (:t, :v, :s, :b, :i, :q, :p, :us)"
+            ),
+            [params(row) for row in CURRENT],
+        )
+
+    repo = PositionRepository(warehouse_url)  # a newer desk migrates on connect
+    assert repo.applied == ["0008"]
+    # Every id trade_versions stores has a key, in id order; current_trades names the keys.
+    assert rows(engine, "SELECT book_key, book_id FROM book_keys ORDER BY book_key") == [
+        (1, "B-old"),
+        (2, "B1"),
+        (3, "B2"),
+    ]
+    assert rows(engine, "SELECT * FROM instrument_keys ORDER BY instrument_key") == [
+        (1, "XS-old"),
+        (2, "XS1"),
+        (3, "XS2"),
+    ]
+    assert rows(
+        engine,
+        "SELECT trade_id, version, book_key, instrument_key FROM current_trades ORDER BY trade_id",
+    ) == [("T1", 1, 3, 3), ("T2", 2, 2, 2), ("T3", 1, 2, 3)]
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
+    read = repo.trades_between(T0 - pd.Timedelta(days=1), T0 + pd.Timedelta(days=1))
+    assert read.astype({"book_id": object, "instrument_id": object}).sort_values("trade_id")[
+        ["trade_id", "version", "book_id", "instrument_id", "quantity", "price"]
+    ].to_numpy().tolist() == [
+        ["T1", 1, "B2", "XS2", 100.0, 10.0],
+        ["T2", 2, "B1", "XS1", -5.0, 11.5],
+    ]
+    # New ids take the keys after the stored ones; known ids keep theirs.
+    repo.ingest(
+        "landing:b.csv",
+        2,
+        make_trades([trade("T4", 1, 1.0, book="B0"), trade("T5", 1, 1.0, book="B2")]),
+        empty_frame(QUARANTINE_DTYPES),
+    )
+    repo.engine.dispose()
+    assert rows(engine, "SELECT book_key, book_id FROM book_keys WHERE book_key > 3") == [(4, "B0")]
+    assert rows(engine, "SELECT * FROM instrument_keys WHERE instrument_key > 3") == [(4, "XS0001")]
+
+    migrate(engine, "0007", down=True)
+    assert rows(engine, f"SELECT {CURRENT_COLUMNS} FROM current_trades ORDER BY trade_id") == [
+        *CURRENT,
+        ("T4", 1, "NEW", "B0", "XS0001", 1.0, 1.0, T0_US),
+        ("T5", 1, "NEW", "B2", "XS0001", 1.0, 1.0, T0_US),
+    ]
+    with engine.connect() as conn:
+        names = sa.inspect(conn).get_table_names()
+    assert "book_keys" not in names and "instrument_keys" not in names

@@ -21,11 +21,13 @@ PREFIX = "desk_pipeline.adapters.warehouse."
 # Store class -> (its modules in the warehouse package, the tables it owns).
 OWNERSHIP: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     "TradingBookStore": (
-        ("trading_book", "trade_batches"),
+        ("trading_book", "trade_batches", "id_dictionary"),
         frozenset(
             {
                 "trade_versions",
                 "current_trades",
+                "book_keys",
+                "instrument_keys",
                 "ingested_batches",
                 "source_watermarks",
                 "trading_books",

@@ -4,8 +4,10 @@ One store per aggregate of the domain, each owning its tables (``desk_pipeline.a
 and touching no other; :class:`PositionRepository` joins them and is what callers use:
 
 - ``trading_book``: :class:`TradingBookStore`, trades booked into books. Owns trade_versions,
-  current_trades, ingested_batches, source_watermarks, trading_books and late_changes; its
-  ingestion steps are in ``trade_batches``.
+  current_trades, ingested_batches, source_watermarks, trading_books, late_changes and the id
+  dictionary (book_keys, instrument_keys); its ingestion steps are in ``trade_batches``, the
+  dictionary in ``id_dictionary`` (current_trades stores books and instruments as its keys,
+  and reads return them as categoricals: :func:`trades_from_keys`).
 - ``position_snapshot``: :class:`PositionSnapshotStore`, the intraday snapshots and the opening
   state. Owns intraday_windows and intraday_positions.
 - ``daily_book_position`` and ``keep_last``: :class:`DailyBookPositionStore`, each book's stored
@@ -43,6 +45,7 @@ from desk_pipeline.adapters.warehouse.engine import (
     require_warehouse,
     schema_head,
 )
+from desk_pipeline.adapters.warehouse.id_dictionary import IdDictionary
 from desk_pipeline.adapters.warehouse.keep_last import EodWrite
 from desk_pipeline.adapters.warehouse.outbox import PositionSnapshotCreatedOutbox
 from desk_pipeline.adapters.warehouse.position_snapshot import Opening, PositionSnapshotStore
@@ -51,6 +54,7 @@ from desk_pipeline.adapters.warehouse.position_snapshot import (
 )
 from desk_pipeline.adapters.warehouse.quarantine import QuarantineStore
 from desk_pipeline.adapters.warehouse.reference import ReferenceData, ReferenceStore
+from desk_pipeline.adapters.warehouse.trade_batches import trades_from_keys
 from desk_pipeline.adapters.warehouse.trading_book import IngestResult, TradingBookStore
 
 __all__ = [
@@ -60,6 +64,7 @@ __all__ = [
     "CollateralRankingStore",
     "DailyBookPositionStore",
     "EodWrite",
+    "IdDictionary",
     "IngestResult",
     "NoWarehouseError",
     "Opening",
@@ -79,6 +84,7 @@ __all__ = [
     "require_warehouse",
     "schema_head",
     "to_micros",
+    "trades_from_keys",
 ]
 
 

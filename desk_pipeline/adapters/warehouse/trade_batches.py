@@ -1,10 +1,12 @@
 """The trading book's ingestion steps: one batch's digest, versions, current trades, late changes.
 
 Functions on the caller's connection, called by :class:`TradingBookStore` inside its ingestion
-transaction; they touch only the trading book's tables.
+transaction; they touch only the trading book's tables. Also the frames its reads return
+(:func:`trades_from_keys` for current_trades, whose ids are keys of ``id_dictionary``).
 """
 
 import hashlib
+from collections.abc import Mapping
 
 import pandas as pd
 import sqlalchemy as sa
@@ -15,8 +17,10 @@ from desk_pipeline.adapters.warehouse.bulk import (
     _upsert,
 )
 from desk_pipeline.adapters.warehouse.codec import from_micros
+from desk_pipeline.adapters.warehouse.id_dictionary import IdDictionary
 from desk_pipeline.domain.positions.trades import latest_versions
 from desk_pipeline.domain.schema import (
+    KEYED_TRADE_DTYPES,
     QUARANTINE_DTYPES,
     TRADE_COLUMNS,
     TRADE_DTYPES,
@@ -84,8 +88,9 @@ def _advancing(new: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     """The latest new version of each trade, where newer than its stored one.
 
     Returns:
-        current_trades columns (trade_time as trade_time_us) plus old_version, old_book and
-        old_us, the replaced current_trades row's (NaN for a trade seen for the first time).
+        trade_id, version, status, book_id, instrument_id, quantity, price, trade_time_us,
+        plus old_version, old_book and old_us, the replaced version's (NaN for a trade seen
+        for the first time).
     """
     incoming = _trade_rows(latest_versions(new), source=None, stamp=None)
     current = _trade_rows(latest_versions(stored), source=None, stamp=None)
@@ -99,24 +104,43 @@ def _advancing(new: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     return merged[merged["version"] > merged["old_version"].fillna(0)]
 
 
-def _write_current(conn: sa.Connection, advancing: pd.DataFrame, since_rowid: int | None) -> None:
+def _write_current(
+    conn: sa.Connection,
+    advancing: pd.DataFrame,
+    since_rowid: int | None,
+    dictionaries: tuple[IdDictionary, IdDictionary],
+) -> None:
     """Write the advancing versions (see :func:`_advancing`) to current_trades.
 
-    SQLite copies them from the trade_versions rows just stored (rowid above ``since_rowid``:
-    a rowid table takes max(rowid) + 1, and the batch holds the write lock) in one statement,
-    the newest version of a trade winning, instead of binding 100k rows from Python again.
+    ``dictionaries`` (books, instruments) hold a key for every id of the batch
+    (:func:`id_dictionary._assign_keys`). SQLite copies the versions from the trade_versions rows
+    just stored (rowid above ``since_rowid``: a rowid table takes max(rowid) + 1, and the batch
+    holds the write lock) joined to the dictionary tables, in one statement, the newest version
+    of a trade winning, instead of binding 100k rows from Python again. The joins are outer: an
+    id without a key would be a NULL key, refused by the table, not a trade silently dropped.
     """
-    columns = ", ".join(c.name for c in t.current_trades.columns)
+    columns = [c.name for c in t.current_trades.columns]
     if since_rowid is not None:
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[1:])
+        keys = {"book_key": "b.book_key", "instrument_key": "i.instrument_key"}
+        selected = ", ".join(keys.get(c, f"v.{c}") for c in columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
         conn.exec_driver_sql(
-            f"INSERT INTO current_trades ({columns}) SELECT {columns} FROM trade_versions"
-            f" WHERE rowid > ? ORDER BY rowid ON CONFLICT (trade_id) DO UPDATE SET {updates}"
+            f"INSERT INTO current_trades ({', '.join(columns)}) SELECT {selected}"
+            " FROM trade_versions AS v"
+            " LEFT JOIN book_keys AS b ON b.book_id = v.book_id"
+            " LEFT JOIN instrument_keys AS i ON i.instrument_id = v.instrument_id"
+            f" WHERE v.rowid > ? ORDER BY v.rowid ON CONFLICT (trade_id) DO UPDATE SET {updates}"
             " WHERE excluded.version > current_trades.version",
             (since_rowid,),
         )
         return
-    rows = advancing[[c.name for c in t.current_trades.columns]]
+    books, instruments = dictionaries
+    rows = advancing.assign(
+        book_key=books.keys_of(advancing["book_id"], where="ingest current_trades"),
+        instrument_key=instruments.keys_of(
+            advancing["instrument_id"], where="ingest current_trades"
+        ),
+    )[columns]
     # A trade seen for the first time has no row to conflict with: a plain bulk insert,
     # cheaper than an upsert (on PostgreSQL, no staging table).
     first_seen = advancing["old_version"].isna().to_numpy()
@@ -161,11 +185,42 @@ def _trade_rows(trades: pd.DataFrame, *, source: str | None, stamp: int | None) 
     return frame
 
 
-def _trades_frame(rows: pd.DataFrame) -> pd.DataFrame:
+def trades_from_keys(
+    rows: pd.DataFrame, books: IdDictionary, instruments: IdDictionary
+) -> pd.DataFrame:
+    """A trades frame from current_trades rows, with the ids as categoricals of the dictionary.
+
+    What the warehouse hands the position engine: the codes come from the stored keys by an
+    array lookup, so no id string is hashed or made per trade.
+
+    Args:
+        rows: trade_id, version, status, book_key, instrument_key (ints), quantity, price,
+            trade_time_us (int, µs since the epoch, UTC).
+        books: the book dictionary, holding every book_key of ``rows``.
+        instruments: the instrument dictionary, holding every instrument_key of ``rows``.
+
+    Returns:
+        KEYED_TRADE_DTYPES columns: book_id and instrument_id are categoricals whose categories
+        are the whole dictionary, in key order.
+
+    Raises:
+        WarehouseError: a key is not in its dictionary.
+    """
+    ids = {
+        "book_id": books.categorical(rows["book_key"].to_numpy(), where="book_key"),
+        "instrument_id": instruments.categorical(
+            rows["instrument_key"].to_numpy(), where="instrument_key"
+        ),
+    }
+    return _trades_frame(rows.assign(**ids), KEYED_TRADE_DTYPES)
+
+
+def _trades_frame(rows: pd.DataFrame, dtypes: Mapping[str, str] = TRADE_DTYPES) -> pd.DataFrame:
+    """Stored trade rows (trade_time as trade_time_us) as a frame of ``dtypes``."""
     if rows.empty:
-        return empty_frame(TRADE_DTYPES)
+        return empty_frame(dtypes)
     frame = rows.assign(trade_time=from_micros(rows["trade_time_us"].to_numpy(dtype="int64")))
-    return conform(frame, TRADE_DTYPES)
+    return conform(frame, dtypes)
 
 
 def _conflict_quarantine(conflicts: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -1,11 +1,12 @@
 """The trading book: trades booked into books, as ingested batch by batch.
 
 Owns ``trade_versions``, ``current_trades``, ``ingested_batches``, ``source_watermarks``,
-``trading_books`` (each book's first trade) and ``late_changes`` (what late, amended or
-cancelled trades leave, as ingestion finds them). A batch's rejected rows go to the quarantine
-through ``quarantine._store_quarantine`` in the same transaction. The snapshot stores read the
-late changes and first trades through :func:`_late_changes` and :func:`_first_trades`, in their
-own transactions.
+``trading_books`` (each book's first trade), ``late_changes`` (what late, amended or
+cancelled trades leave, as ingestion finds them) and the id dictionary ``book_keys`` and
+``instrument_keys`` (``id_dictionary``: current_trades stores books and instruments as keys).
+A batch's rejected rows go to the quarantine through ``quarantine._store_quarantine`` in the
+same transaction. The snapshot stores read the late changes and first trades through
+:func:`_late_changes` and :func:`_first_trades`, in their own transactions.
 """
 
 import dataclasses
@@ -25,6 +26,13 @@ from desk_pipeline.adapters.warehouse.bulk import (
 )
 from desk_pipeline.adapters.warehouse.codec import from_micros, now_micros, to_micros
 from desk_pipeline.adapters.warehouse.engine import Store, _serialised
+from desk_pipeline.adapters.warehouse.id_dictionary import (
+    BOOK,
+    INSTRUMENT,
+    IdDictionary,
+    _assign_keys,
+    _dictionary,
+)
 from desk_pipeline.adapters.warehouse.quarantine import _store_quarantine
 from desk_pipeline.adapters.warehouse.trade_batches import (
     _advance_watermark,
@@ -40,10 +48,12 @@ from desk_pipeline.adapters.warehouse.trade_batches import (
     _trade_rows,
     _trades_frame,
     _write_current,
+    trades_from_keys,
 )
 from desk_pipeline.domain.positions.trades import split_conflicting_duplicates
 from desk_pipeline.domain.schema import (
     CANCEL,
+    KEYED_TRADE_DTYPES,
     TRADE_DTYPES,
     empty_frame,
 )
@@ -181,7 +191,12 @@ class TradingBookStore(Store):
         if new.empty:
             return []
         advancing = _advancing(new, stored)
-        _write_current(conn, advancing, since_rowid)
+        # Every new version's ids get keys: SQLite's _write_current copies every one of them.
+        dictionaries = (
+            _assign_keys(conn, BOOK, new["book_id"]),
+            _assign_keys(conn, INSTRUMENT, new["instrument_id"]),
+        )
+        _write_current(conn, advancing, since_rowid, dictionaries)
         touched = _touched(advancing)
         _upsert(
             conn,
@@ -247,30 +262,50 @@ class TradingBookStore(Store):
         raise NotImplementedError("a TradingBookStore needs the snapshot stores' coverage")
 
     def trades_since(self, bounds: pd.Series, end: pd.Timestamp) -> pd.DataFrame:
-        """Effective trades of each book from its bound (µs, inclusive) to ``end`` (exclusive)."""
+        """Effective trades of each book from its bound (µs, inclusive) to ``end`` (exclusive).
+
+        Args:
+            bounds: int64 µs by book_id; a book without a bound has no trades read.
+            end: tz-aware.
+
+        Returns:
+            KEYED_TRADE_DTYPES (see :func:`trade_batches.trades_from_keys`), in stored order.
+        """
         if bounds.empty:
-            return empty_frame(TRADE_DTYPES)
-        c = t.current_trades.c
-        query = sa.select(t.current_trades).where(
-            c.trade_time_us >= int(bounds.min()),
-            c.trade_time_us < to_micros(end),
-            c.status != CANCEL,
+            return empty_frame(KEYED_TRADE_DTYPES)
+        rows, books, instruments = self._current_trades(
+            "trades_since", int(bounds.min()), to_micros(end)
         )
-        with self._transaction("trades_since") as conn:
-            rows = _read(conn, query, raw=True)
-        floor = rows["book_id"].map(bounds).fillna(np.iinfo("int64").max).astype("int64")
-        return _trades_frame(rows[rows["trade_time_us"] >= floor])
+        # Each row's book bound, looked up by key: no id is read per row.
+        floor = books.by_key(bounds, missing=np.iinfo("int64").max)[
+            rows["book_key"].to_numpy(dtype="int64")
+        ]
+        return trades_from_keys(rows[rows["trade_time_us"] >= floor], books, instruments)
 
     def trades_between(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        """Effective trades with ``start <= trade_time < end``."""
+        """Effective trades with ``start <= trade_time < end`` (KEYED_TRADE_DTYPES)."""
+        rows, books, instruments = self._current_trades(
+            "trades_between", to_micros(start), to_micros(end)
+        )
+        return trades_from_keys(rows, books, instruments)
+
+    def _current_trades(
+        self, operation: str, start_us: int, end_us: int
+    ) -> tuple[pd.DataFrame, IdDictionary, IdDictionary]:
+        """current_trades rows not cancelled with start_us <= trade_time_us < end_us.
+
+        Returns:
+            ``(rows, books, instruments)``: the rows as stored (keys, times in µs) and the
+            dictionaries, read after the rows in the same transaction: keys are only ever
+            added, so they hold every key the rows name.
+        """
         c = t.current_trades.c
         query = sa.select(t.current_trades).where(
-            c.trade_time_us >= to_micros(start),
-            c.trade_time_us < to_micros(end),
-            c.status != CANCEL,
+            c.trade_time_us >= start_us, c.trade_time_us < end_us, c.status != CANCEL
         )
-        with self._transaction("trades_between") as conn:
-            return _trades_frame(_read(conn, query, raw=True))
+        with self._transaction(operation) as conn:
+            rows = _read(conn, query, raw=True)
+            return rows, _dictionary(conn, BOOK), _dictionary(conn, INSTRUMENT)
 
     def all_trade_versions(self) -> pd.DataFrame:
         """Every stored version of every trade (checks and reconciliation)."""
