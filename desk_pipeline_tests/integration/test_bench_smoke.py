@@ -43,7 +43,8 @@ def test_the_engine_agrees_with_the_seed_loop_and_reports_both_ratios(smoke):
         run = engine[label]
         assert run["trades"] == bench.SMOKE.engine_trades
         assert sum(run["trade_kinds"].values()) == run["trades"]
-        # Encoded (categorical) ids and object ids: the same answer, each with its own ratios.
+        # Ids read through the warehouse's keys (categoricals) and object ids: the same answer,
+        # each with its own ratios.
         for figures in (run, run["object_ids"]):
             assert figures["engine_matches_seed"] and figures["engine_quantity_matches_groupby"]
             assert figures["keys"] == run["keys"]
