@@ -115,10 +115,15 @@ def synthetic_trades(
     end: pd.Timestamp,
     prefix: str,
 ) -> pd.DataFrame:
-    """Trades (TRADE_DTYPES) on the given keys, times sorted in [start, end), unique ids."""
+    """Trades (TRADE_DTYPES) on the given keys, distinct times sorted in [start, end), unique ids.
+
+    Times are whole microseconds, the warehouse's precision, so trades read back from it (or
+    through ``as_the_warehouse_reads``) keep them; distinct, so that no figure includes the
+    engine's tie-break of equal times by trade_id (sorted draws plus 0, 1, 2, ... µs).
+    """
     n = len(books)
-    span = end.value - start.value
-    times = np.sort(rng.integers(0, span, n)) + start.value
+    span_us = (end.value - start.value) // 1000
+    times = (np.sort(rng.integers(0, span_us - n + 1, n)) + np.arange(n)) * 1000 + start.value
     return conform(
         pd.DataFrame(
             {
