@@ -261,8 +261,8 @@ OBJECT_IDS = "object ids (before)"
 def stored_with_keys(trades: pd.DataFrame) -> tuple[pd.DataFrame, IdDictionary, IdDictionary]:
     """``trades`` as current_trades stores them, and the warehouse's id dictionaries.
 
-    Keys are given in order of first arrival, as ingestion gives them, so the dictionary is
-    not in id order (the engine sorts the ids it meets). Setup, not measured: ingestion does it.
+    Keys are given in order of first arrival, as ingestion gives them; the dictionaries come in
+    id order, as the warehouse reads them. Setup, not measured: ingestion does it.
 
     Returns:
         ``(rows, books, instruments)``: current_trades columns (book_key, instrument_key,
@@ -274,7 +274,7 @@ def stored_with_keys(trades: pd.DataFrame) -> tuple[pd.DataFrame, IdDictionary, 
         codes, ids = pd.factorize(trades[column])
         rows[key] = codes + 1
         keys = np.arange(1, len(ids) + 1, dtype=np.int64)
-        dictionaries.append(IdDictionary(keys, pd.Index(ids, dtype=object)))
+        dictionaries.append(IdDictionary.in_id_order(keys, pd.Index(ids, dtype=object)))
     rows["trade_time_us"] = micros_of(trades["trade_time"])
     return rows, dictionaries[0], dictionaries[1]
 

@@ -27,7 +27,7 @@ TRADE_DTYPES: Mapping[str, str] = {
 }
 TRADE_COLUMNS = tuple(TRADE_DTYPES)
 # The trades the warehouse reads for the position engine: ids as categoricals of its id
-# dictionary (codes from stored integer keys, categories every id it keeps, not sorted), so no
+# dictionary (codes from stored integer keys, categories every id it keeps), so no
 # id string is hashed or made per trade. Sources and trade_versions give ids as objects.
 KEYED_TRADE_DTYPES: Mapping[str, str] = {
     **TRADE_DTYPES,

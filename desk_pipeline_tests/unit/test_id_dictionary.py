@@ -15,14 +15,13 @@ IDS = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00
 
 @st.composite
 def dictionaries(draw) -> tuple[IdDictionary, dict[int, str]]:
-    """A dictionary with distinct ids under distinct keys, with gaps, in key order."""
+    """A dictionary with distinct ids under distinct keys, with gaps."""
     ids = draw(st.lists(IDS, min_size=1, max_size=20, unique=True))
     keys = sorted(
         draw(st.lists(st.integers(1, 10_000), min_size=len(ids), max_size=len(ids), unique=True))
     )
-    return IdDictionary(np.array(keys, dtype=np.int64), pd.Index(ids, dtype=object)), dict(
-        zip(keys, ids, strict=True)
-    )
+    dictionary = IdDictionary.in_id_order(np.array(keys), pd.Index(ids, dtype=object))
+    return dictionary, dict(zip(keys, ids, strict=True))
 
 
 @settings(max_examples=examples(50), deadline=None)
@@ -32,8 +31,8 @@ def test_stored_keys_read_back_as_their_ids_and_ids_map_back_to_their_keys(dicti
     keys = data.draw(st.lists(st.sampled_from(sorted(id_of)), max_size=30))
     read = dictionary.categorical(np.array(keys, dtype=np.int64), where="test")
     assert list(read.astype(object)) == [id_of[k] for k in keys]
-    # Categories are the whole dictionary in key order, so every read shares one category list.
-    assert list(read.categories) == [id_of[k] for k in sorted(id_of)]
+    # Categories are the whole dictionary in id order, so every read shares one category list.
+    assert list(read.categories) == sorted(id_of.values())
     ids = pd.Series([id_of[k] for k in keys], dtype=object)
     assert dictionary.keys_of(ids, where="test").tolist() == keys
     # Values by id become an array by key; an id the dictionary lacks is ignored.
@@ -53,7 +52,7 @@ def test_a_key_missing_from_the_dictionary_is_an_error_not_a_missing_id():
 
 
 def test_stored_rows_become_trades_with_categorical_ids_and_utc_times():
-    books = IdDictionary(np.array([1, 2], dtype=np.int64), pd.Index(["B2", "B1"], dtype=object))
+    books = IdDictionary(np.array([2, 1], dtype=np.int64), pd.Index(["B1", "B2"], dtype=object))
     instruments = IdDictionary(np.array([7], dtype=np.int64), pd.Index(["XS1"], dtype=object))
     rows = pd.DataFrame(
         {
@@ -76,5 +75,7 @@ def test_stored_rows_become_trades_with_categorical_ids_and_utc_times():
         pd.Timestamp(0, tz="UTC"),
         pd.Timestamp("1970-01-01 00:00:01.000001", tz="UTC"),
     ]
-    empty = trades_from_keys(rows.iloc[0:0], books, instruments)
-    assert empty.empty and list(empty.columns) == list(KEYED_TRADE_DTYPES)
+    # No rows, as a read of an empty range gives them: the same columns, dtypes and categories.
+    empty = trades_from_keys(pd.DataFrame(columns=rows.columns), books, instruments)
+    assert empty.empty and empty.dtypes.astype(str).to_dict() == dict(KEYED_TRADE_DTYPES)
+    assert list(empty["book_id"].cat.categories) == ["B1", "B2"]

@@ -2,9 +2,9 @@
 
 Owns ``book_keys`` and ``instrument_keys``. ``current_trades`` stores each trade's book and
 instrument as keys; reads turn the keys into categoricals of the ids
-(``trade_batches.trades_from_keys``), so the position engine takes their codes as they are and no id
-string is hashed, or even made, per trade. A key is given by the ingestion that first stores
-its id (:func:`_assign_keys`) and never changes: the dictionary is append-only.
+(``trade_batches.trades_from_keys``), so the position engine takes their codes as they are and
+no id string is hashed, or even made, per trade. A key is given by the ingestion that first
+stores its id (:func:`_assign_keys`) and never changes: the dictionary is append-only.
 """
 
 import dataclasses
@@ -34,19 +34,28 @@ INSTRUMENT = IdKind(t.instrument_keys, "instrument_key", "instrument_id")
 
 @dataclasses.dataclass(frozen=True)
 class IdDictionary:
-    """One kind's ids by key.
+    """One kind's ids and their keys.
 
     Attributes:
-        keys: int64, ascending, distinct.
-        ids: the id of each key, aligned with ``keys`` (distinct strings).
+        keys: int64, distinct (positive), the key of each id.
+        ids: distinct strings in id order (code point order, as Python compares strings),
+            aligned with ``keys``. Categoricals on them come in the order the position engine
+            numbers keys in, so it need not sort them; it checks, so a dictionary out of
+            order costs a sort, never a wrong answer.
     """
 
     keys: np.ndarray
     ids: pd.Index
 
+    @classmethod
+    def in_id_order(cls, keys: np.ndarray, ids: pd.Index) -> "IdDictionary":
+        """The dictionary of ``keys`` and their ``ids`` (aligned), sorted by id here."""
+        order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+        return cls(np.asarray(keys, dtype=np.int64)[order], pd.Index(ids, dtype=object)[order])
+
     def position_of_key(self) -> np.ndarray:
         """int64 array indexed by key: the key's position in ``ids``, -1 for no such key."""
-        lookup = np.full(int(self.keys[-1]) + 1 if len(self.keys) else 0, -1, dtype=np.int64)
+        lookup = np.full(int(self.keys.max()) + 1 if len(self.keys) else 0, -1, dtype=np.int64)
         lookup[self.keys] = np.arange(len(self.keys))
         return lookup
 
@@ -73,7 +82,7 @@ class IdDictionary:
         return codes
 
     def categorical(self, keys: np.ndarray, *, where: str) -> pd.Categorical:
-        """``keys`` as a categorical of their ids, whose categories are every id by key order."""
+        """``keys`` as a categorical of their ids, whose categories are every id, in id order."""
         categorical = pd.Categorical.from_codes(
             self.codes(keys, where=where), dtype=pd.CategoricalDtype(self.ids)
         )
@@ -94,11 +103,15 @@ class IdDictionary:
 
 
 def _dictionary(conn: sa.Connection, kind: IdKind) -> IdDictionary:
-    """The whole dictionary of ``kind``, read in ``conn``'s transaction (thousands of rows)."""
+    """The whole dictionary of ``kind``, read in ``conn``'s transaction (thousands of rows).
+
+    The database sorts the ids by code point: SQLite's default (BINARY) collation compares
+    UTF-8 bytes, and PostgreSQL's "C" collation too, whatever the database's own collation.
+    """
     table = kind.table
-    rows = conn.execute(
-        sa.select(table.c[kind.key], table.c[kind.id]).order_by(table.c[kind.key])
-    ).all()
+    name = table.c[kind.id]
+    by_code_point = name.collate("C") if conn.dialect.name == "postgresql" else name
+    rows = conn.execute(sa.select(table.c[kind.key], name).order_by(by_code_point)).all()
     keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     return IdDictionary(keys, pd.Index([r[1] for r in rows], dtype=object))
 
@@ -117,7 +130,7 @@ def _assign_keys(conn: sa.Connection, kind: IdKind, ids: pd.Series) -> IdDiction
     new = distinct[stored.ids.get_indexer(distinct) < 0].sort_values()
     if new.empty:
         return stored
-    first = int(stored.keys[-1]) + 1 if len(stored.keys) else 1
+    first = int(stored.keys.max()) + 1 if len(stored.keys) else 1
     keys = np.arange(first, first + len(new), dtype=np.int64)
     _insert(conn, kind.table, pd.DataFrame({kind.key: keys, kind.id: new.to_numpy()}))
-    return IdDictionary(np.concatenate([stored.keys, keys]), stored.ids.append(new))
+    return IdDictionary.in_id_order(np.concatenate([stored.keys, keys]), stored.ids.append(new))

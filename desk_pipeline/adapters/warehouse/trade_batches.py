@@ -25,7 +25,6 @@ from desk_pipeline.domain.schema import (
     TRADE_COLUMNS,
     TRADE_DTYPES,
     conform,
-    empty_frame,
 )
 
 
@@ -201,7 +200,7 @@ def trades_from_keys(
 
     Returns:
         KEYED_TRADE_DTYPES columns: book_id and instrument_id are categoricals whose categories
-        are the whole dictionary, in key order.
+        are the whole dictionary, in id order.
 
     Raises:
         WarehouseError: a key is not in its dictionary.
@@ -217,8 +216,6 @@ def trades_from_keys(
 
 def _trades_frame(rows: pd.DataFrame, dtypes: Mapping[str, str] = TRADE_DTYPES) -> pd.DataFrame:
     """Stored trade rows (trade_time as trade_time_us) as a frame of ``dtypes``."""
-    if rows.empty:
-        return empty_frame(dtypes)
     frame = rows.assign(trade_time=from_micros(rows["trade_time_us"].to_numpy(dtype="int64")))
     return conform(frame, dtypes)
 
