@@ -7,9 +7,10 @@ export DAGSTER_HOME ?= $(CURDIR)/.desk
 HOST ?= 127.0.0.1
 PORT ?= 3000
 # Dagster instance files (in desk_pipeline/instance/), concatenated into $(DAGSTER_HOME)/dagster.yaml
-# by every run: add dagster-postgres.yaml for PostgreSQL storage (reads DAGSTER_PG_URL).
+# by every run: dagster.yaml and one storage overlay, dagster-sqlite.yaml (the embedded default)
+# or dagster-postgres.yaml for PostgreSQL storage (reads DAGSTER_PG_URL).
 INSTANCE_DIR := desk_pipeline/instance
-DAGSTER_YAML ?= dagster.yaml
+DAGSTER_YAML ?= dagster.yaml dagster-sqlite.yaml
 # The demo desk: the last DEMO_DAYS calendar days up to today, in DESK_TIMEZONE, starting on a
 # business day (the Friday before, when the first falls on a weekend: the simulated desk trades
 # on business days, and a book has no EOD before its first trade); weekends carry Friday's

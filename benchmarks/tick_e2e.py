@@ -64,9 +64,10 @@ log = logging.getLogger(__name__)
 
 CODE_LOCATION = "desk_pipeline"
 EOD_REFRESH = ("eod_positions", "eod_valuation", "collateral_ranking")
-# The instance files `make instance` concatenates, per storage (DAGSTER_YAML in the Makefile).
+# The instance files `make instance` concatenates, per storage (DAGSTER_YAML in the Makefile);
+# a tree from before dagster-sqlite.yaml existed has dagster.yaml alone for SQLite.
 INSTANCE_FILES = {
-    "sqlite": ("dagster.yaml",),
+    "sqlite": ("dagster.yaml", "dagster-sqlite.yaml"),
     "postgresql": ("dagster.yaml", "dagster-postgres.yaml"),
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -247,7 +248,11 @@ def open_desk(
             warehouse, pg_url = f"sqlite:///{home / 'warehouse.db'}", None
         instance_dir = tree / "desk_pipeline" / "instance"
         (home / "dagster.yaml").write_text(
-            "".join((instance_dir / name).read_text() for name in INSTANCE_FILES[database])
+            "".join(
+                (instance_dir / name).read_text()
+                for name in INSTANCE_FILES[database]
+                if (instance_dir / name).exists()
+            )
         )
         env = _desk_env(tree, home, warehouse, start, pg_url)
         _backfill(tree, env, start, end)

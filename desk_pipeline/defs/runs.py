@@ -45,9 +45,13 @@ IN_FLIGHT = [
 ]
 # How often a backfill waiting on a pool slot looks for slots held by dead processes.
 WATCH_SECONDS = 10.0
-# The desk's instance settings (run queue, retries, tick retention, telemetry off), the file
-# `make run` writes too: a DAGSTER_HOME without a dagster.yaml gets it when a desk command opens it.
-INSTANCE_YAML = Path(__file__).resolve().parents[1] / "instance" / "dagster.yaml"
+# The desk's instance settings (run queue, retries, tick retention, telemetry off) and its
+# embedded storage, the files `make run` concatenates by default: a DAGSTER_HOME without a
+# dagster.yaml gets them when a desk command opens it.
+INSTANCE_FILES = tuple(
+    Path(__file__).resolve().parents[1] / "instance" / name
+    for name in ("dagster.yaml", "dagster-sqlite.yaml")
+)
 
 
 def process_started(pid: int) -> str | None:
@@ -202,12 +206,18 @@ def instance_exists() -> bool:
     return bool(home) and any((Path(home) / name).exists() for name in ("dagster.yaml", "history"))
 
 
+def default_instance_yaml() -> str:
+    """The dagster.yaml `make run` writes by default: INSTANCE_FILES concatenated."""
+    return "".join(path.read_text(encoding="utf-8") for path in INSTANCE_FILES)
+
+
 def desk_instance() -> dg.DagsterInstance:
     """The instance of DAGSTER_HOME, or an ephemeral one without it.
 
     Created under a file lock: Dagster's SQLite storage creates its tables when the instance is
     first opened, and two processes opening a new DAGSTER_HOME at once raced ("table runs
-    already exists"). A home without a dagster.yaml gets the desk's (INSTANCE_YAML) first.
+    already exists"). A home without a dagster.yaml gets the desk's (:func:`default_instance_yaml`)
+    first.
     """
     home = os.environ.get("DAGSTER_HOME")
     if not home:
@@ -216,7 +226,7 @@ def desk_instance() -> dg.DagsterInstance:
     with FileLock(Path(home) / ".desk-instance.lock"):
         config = Path(home) / "dagster.yaml"
         if not config.exists():
-            config.write_text(INSTANCE_YAML.read_text(encoding="utf-8"), encoding="utf-8")
+            config.write_text(default_instance_yaml(), encoding="utf-8")
         return dg.DagsterInstance.get()
 
 

@@ -23,13 +23,13 @@ from click.testing import CliRunner
 
 from desk_pipeline.adapters.warehouse import PositionRepository, schema_head
 from desk_pipeline.cli import cli
+from desk_pipeline.defs.runs import default_instance_yaml
 from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.driver import DESK
 
 # One worker runs them all (the clean books are computed once); the other runs the rest.
 pytestmark = pytest.mark.slow
 
-INSTANCE_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
 DAY1, DAY2 = "2026-03-02", "2026-03-03"
 EOD_COLUMNS = [
     "book_id",
@@ -47,7 +47,7 @@ TIMEOUT = 600
 def environment(home: Path, url: str) -> dict[str, str]:
     """A desk on its own DAGSTER_HOME (the repository's dagster.yaml, pools of one)."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(INSTANCE_YAML.read_text())
+    (home / "dagster.yaml").write_text(default_instance_yaml())
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
         "DAGSTER_HOME": str(home),

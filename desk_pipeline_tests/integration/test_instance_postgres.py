@@ -28,19 +28,24 @@ def instance_yaml(*names: str) -> dict:
     return yaml.safe_load("".join((INSTANCE / n).read_text(encoding="utf-8") for n in names))
 
 
-def test_the_postgres_file_is_a_storage_overlay_that_keeps_every_default_setting():
+STORAGE_KEYS = {"storage", "run_storage", "event_log_storage", "schedule_storage"}
+
+
+@pytest.mark.parametrize("overlay", ["dagster-sqlite.yaml", "dagster-postgres.yaml"])
+def test_each_storage_file_is_an_overlay_that_keeps_every_default_setting(overlay):
     default = instance_yaml("dagster.yaml")
-    combined = instance_yaml("dagster.yaml", "dagster-postgres.yaml")
-    assert "storage" not in default, "the default must stay embedded (SQLite under DAGSTER_HOME)"
-    assert combined.pop("storage") == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
-    assert combined == default
+    combined = instance_yaml("dagster.yaml", overlay)
+    assert not STORAGE_KEYS & set(default), "dagster.yaml holds the settings, not the storage"
+    assert {k: v for k, v in combined.items() if k not in STORAGE_KEYS} == default
+    assert {"event_log_storage"} <= set(combined) - set(default) <= STORAGE_KEYS
 
 
 def test_the_default_instance_queues_runs_retries_monitors_and_sends_no_telemetry(tmp_path):
-    overrides = instance_yaml("dagster.yaml")
+    overrides = instance_yaml("dagster.yaml", "dagster-sqlite.yaml")
     assert overrides["telemetry"] == {"enabled": False}
     with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert type(instance.event_log_storage).__name__ == "DeskSqliteEventLogStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         # The queue daemon reads the limit from the concurrency config, not the coordinator.
         queue = instance.get_concurrency_config().run_queue_config
@@ -62,7 +67,7 @@ def test_an_eod_materialisation_is_recorded_in_the_postgres_instance(
     overrides = instance_yaml("dagster.yaml", "dagster-postgres.yaml")
     with dg.instance_for_test(overrides=overrides) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.event_log_storage).__name__ == "DeskPostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         result = dg.materialize(
             [eod_positions],

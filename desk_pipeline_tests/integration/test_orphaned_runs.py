@@ -8,21 +8,19 @@ import sys
 import textwrap
 import threading
 import uuid
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from desk_pipeline.defs import runs as desk_runs
 
-INSTANCE_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
 POOL = "desk_eod_positions"
 
 
 @pytest.fixture
 def instance(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML.read_text())
+    (tmp_path / "dagster.yaml").write_text(desk_runs.default_instance_yaml())
     with dg.DagsterInstance.get() as opened:
         yield opened
 

@@ -9,7 +9,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -18,9 +17,8 @@ from dagster._core.launcher import WorkerStatus
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
 from desk_pipeline.defs.launcher import WORKER_PID_TAG, PreloadedRunLauncher, _import_problem
-from desk_pipeline.defs.runs import process_alive
+from desk_pipeline.defs.runs import default_instance_yaml, process_alive
 
-DAGSTER_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
 TIMEOUT_S = 120.0
 
 
@@ -53,7 +51,7 @@ def long_job() -> None:
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
     """A temporary instance with the repository's dagster.yaml, its run launcher included."""
-    with dg.instance_for_test(overrides=yaml.safe_load(DAGSTER_YAML.read_text())) as instance:
+    with dg.instance_for_test(overrides=yaml.safe_load(default_instance_yaml())) as instance:
         assert isinstance(instance.run_launcher, PreloadedRunLauncher)
         yield instance
 

@@ -3,7 +3,6 @@
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import ClassVar
 
 import dagster as dg
@@ -21,6 +20,7 @@ from desk_pipeline.defs.resources import (
     WarehouseResource,
     resources_from,
 )
+from desk_pipeline.defs.runs import default_instance_yaml
 from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline_tests.builders import trade, write_landing_file
 from desk_pipeline_tests.location import desk_assets, desk_definitions
@@ -29,14 +29,13 @@ eod_positions, intraday_positions, trades, collateral_ranking = desk_assets(
     "eod_positions", "intraday_positions", "trades", "collateral_ranking"
 )
 
-DAGSTER_YAML = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance" / "dagster.yaml"
 DESK_ASSETS = (trades, intraday_positions, eod_positions, collateral_ranking)
 
 
 @pytest.fixture(scope="module")
 def configured_instance():
     """An instance with the repository's dagster.yaml (storage left temporary)."""
-    with dg.instance_for_test(overrides=yaml.safe_load(DAGSTER_YAML.read_text())) as instance:
+    with dg.instance_for_test(overrides=yaml.safe_load(default_instance_yaml())) as instance:
         yield instance
 
 
@@ -141,7 +140,7 @@ def tick_desk(sqlite_url, tmp_path, monkeypatch):
     monkeypatch.setenv("DESK_WAREHOUSE_URL", sqlite_url)
     monkeypatch.setenv("DESK_TRADE_SOURCE", f"landing:{tmp_path / 'in'}")
     FlakyWarehouseResource.failures = 0
-    with dg.instance_for_test(overrides=yaml.safe_load(DAGSTER_YAML.read_text())) as instance:
+    with dg.instance_for_test(overrides=yaml.safe_load(default_instance_yaml())) as instance:
         yield instance
 
 

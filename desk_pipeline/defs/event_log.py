@@ -1,0 +1,172 @@
+"""Dagster's event log storages, keeping their connections open between events.
+
+Every Dagster event (a step starting, an asset materialised, a check evaluated) is one write to
+the event log, and a run writes dozens: a 10-minute tick about 40, a backfill run of 31 days
+several hundred. Dagster's SQLite and PostgreSQL event logs open a new connection for each
+write (``NullPool``): SQLite also builds a new engine and commits with an fsync (WAL,
+``synchronous=FULL``), about 20 ms per event on the desk's 2-core machine; PostgreSQL starts a
+new server backend per event. These subclasses keep one pooled connection per database (per
+run shard on SQLite) and, on SQLite, commit as the warehouse does (WAL, ``synchronous=NORMAL``:
+a commit survives the process being killed, the last commits before a power loss may be lost,
+which costs run history, never a trade). Everything else is Dagster's own storage.
+
+Configured in ``desk_pipeline/instance/dagster-sqlite.yaml`` and ``dagster-postgres.yaml``.
+"""
+
+import collections
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Self
+
+import sqlalchemy as sa
+from dagster import Field, StringSource
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
+
+# Run shards whose engine a process keeps: a run writes to its own shard and to the index, and
+# a daemon or webserver touching many runs must not keep a file open for each.
+OPEN_SHARDS = 8
+# Seconds an idle pooled connection is kept before it is replaced (a server-side idle timeout
+# or a restarted server must not hand a run a dead connection).
+POOL_RECYCLE_S = 3600
+
+
+def _fork_safe(engine: sa.Engine) -> sa.Engine:
+    """Make ``engine``'s pool discard connections a parent process opened (SQLAlchemy's recipe).
+
+    A run worker forked from a process that used the pool must not share its sockets or files.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _remember_pid(_dbapi_connection: Any, record: Any) -> None:
+        record.info["pid"] = os.getpid()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _refuse_foreign(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info["pid"] != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise sa.exc.DisconnectionError("connection opened by another process")
+
+    return engine
+
+
+class DeskSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log under ``<dagster_home>/history/runs/``, connections reused.
+
+    The same files as Dagster's default SQLite storage, so an instance keeps its history when
+    it switches to this class. Config: ``dagster_home`` (the instance's directory, usually
+    ``env: DAGSTER_HOME``).
+    """
+
+    def __init__(self, dagster_home: str, inst_data: ConfigurableClassData | None = None):
+        self._engines: collections.OrderedDict[str, sa.Engine] = collections.OrderedDict()
+        super().__init__(os.path.join(dagster_home, "history", "runs"), inst_data)
+
+    @classmethod
+    def config_type(cls) -> dict[str, Field]:
+        """``dagster_home``: the instance's directory."""
+        return {"dagster_home": Field(StringSource)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> Self:
+        """The storage the instance's YAML describes."""
+        return cls(config_value["dagster_home"], inst_data)
+
+    def _engine_for(self, shard: str) -> sa.Engine:
+        """The shard's pooled engine, created on first use; called under ``self._db_lock``.
+
+        The least recently used engine beyond OPEN_SHARDS is closed.
+        """
+        engine = self._engines.get(shard)
+        if engine is None:
+            engine = _fork_safe(
+                sa.create_engine(
+                    self.conn_string_for_shard(shard),
+                    poolclass=sa.pool.QueuePool,
+                    pool_size=1,
+                    pool_recycle=POOL_RECYCLE_S,
+                    connect_args={"timeout": 15},
+                )
+            )
+            sa.event.listen(
+                engine, "connect", lambda conn, _: conn.execute("PRAGMA synchronous=NORMAL")
+            )
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            self._engines[shard] = engine
+            if len(self._engines) > OPEN_SHARDS:
+                self._engines.popitem(last=False)[1].dispose()
+        self._engines.move_to_end(shard)
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[sa.Connection]:
+        # Dagster's lock: the event watcher's threads share the storage.
+        with self._db_lock, self._engine_for(shard).connect() as conn, conn.begin():
+            yield conn
+
+    def _close_engines(self) -> None:
+        with self._db_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    def wipe(self) -> None:
+        """Dagster's wipe, after closing the connections to the files it deletes."""
+        self._close_engines()
+        super().wipe()
+
+    def dispose(self) -> None:
+        """Dagster's dispose, and the pooled connections closed."""
+        super().dispose()
+        self._close_engines()
+
+
+class DeskPostgresEventLogStorage(PostgresEventLogStorage):
+    """Dagster's PostgreSQL event log on one pooled connection per process.
+
+    Config: dagster-postgres's (``postgres_url`` or ``postgres_db``, ``should_autocreate_tables``).
+    """
+
+    def __init__(self, postgres_url: str, *args: Any, **kwargs: Any):
+        super().__init__(postgres_url, *args, **kwargs)
+        # As Dagster's own optimize_for_webserver holds one: AUTOCOMMIT, like the engine it
+        # replaces.
+        self._engine.dispose()
+        self._engine = _fork_safe(
+            create_pg_engine(
+                self.postgres_url,
+                self._token_provider,
+                isolation_level="AUTOCOMMIT",
+                pool_size=1,
+                pool_recycle=POOL_RECYCLE_S,
+                pool_pre_ping=True,
+            )
+        )
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> Self:
+        """The storage the instance's YAML describes (dagster-postgres's config)."""
+        return cls(
+            pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            inst_data=inst_data,
+            token_provider=get_token_provider_from_config(config_value),
+        )
+
+    def dispose(self) -> None:
+        """Dagster's dispose, and the pooled connection closed."""
+        super().dispose()
+        self._engine.dispose()
