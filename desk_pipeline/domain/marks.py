@@ -22,17 +22,37 @@ def marks_on(instrument_ids: pd.Series, days: pd.Series, prices: pd.DataFrame) -
         prices: ``schema.PRICE_DTYPES``; rows with a missing price are ignored.
 
     Returns:
-        ``price`` (NaN when no mark on or before the day), ``price_date`` (NaT then) and
-        ``price_age_days`` (calendar days from the mark to the day, <NA> then), aligned
-        with the inputs' index.
+        ``price`` (NaN when no mark on or before the day), ``price_date`` (NaT then),
+        ``price_age_days`` (calendar days from the mark to the day, <NA> then) and
+        ``stale_price`` (:func:`stale`), aligned with the inputs' index.
     """
     require_columns(prices, PRICE_COLUMNS, where="marks_on prices")
     found = _as_of(instrument_ids, days, prices, "instrument_id", "price_date", "price")
     age = (found["day"] - found["price_date"]).dt.days.astype("Int64")
     return pd.DataFrame(
-        {"price": found["price"], "price_date": found["price_date"], "price_age_days": age},
+        {
+            "price": found["price"].to_numpy(),
+            "price_date": found["price_date"].to_numpy(),
+            "price_age_days": age.array,
+            "stale_price": stale(age),
+        },
         index=instrument_ids.index,
     )
+
+
+def stale(price_age_days: pd.Series) -> np.ndarray:
+    """Whether each mark is stale: older than ``STALE_PRICE_DAYS`` calendar days.
+
+    A stale mark still values a position and keeps collateral eligible; the valuation and the
+    ranking both flag it (``stale_price``). The desk's rule, kept here once for both.
+
+    Args:
+        price_age_days: calendar days from the mark to the day (Int64, <NA> when unmarked).
+
+    Returns:
+        bool array aligned with the input; False where there is no mark.
+    """
+    return (price_age_days > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool)
 
 
 def fx_rates_on(
@@ -76,16 +96,29 @@ def _as_of(
 ) -> pd.DataFrame:
     """Per row, the latest non-missing ``value_column`` of its key dated on or before its day.
 
-    One as-of join over every row and day at once. Returns the key, ``day``, ``date_column``
-    and ``value_column`` (NaT / NaN when nothing matches), one row per input in input order.
+    One as-of join over the distinct (key, day) pairs of every row and day at once, spread back
+    over the rows: a range's holdings repeat each instrument once per book and day, and each
+    currency once per instrument. Returns the key, ``day``, ``date_column`` and
+    ``value_column`` (NaT / NaN when nothing matches), one row per input in input order,
+    index 0..n-1.
     """
-    left = pd.DataFrame(
+    key_values = keys.to_numpy(dtype=object)
+    day = _naive_dates(days)
+    # A row with no key matches nothing (code -1); merge_asof needs non-null "by" values.
+    key_code, key_uniques = pd.factorize(pd.Series(key_values, dtype=object))
+    day_code, day_uniques = pd.factorize(day.view("int64"))
+    known = key_code >= 0
+    pair_of_row = key_code.astype("int64") * len(day_uniques) + day_code
+    distinct, pair = np.unique(pair_of_row[known], return_inverse=True)
+    pairs = pd.DataFrame(
         {
-            key: pd.Series(keys.to_numpy(dtype=object), dtype=object),
-            "day": _naive_dates(days),
-            "_row": np.arange(len(keys)),
+            key: pd.Series(
+                np.asarray(key_uniques, dtype=object)[distinct // len(day_uniques)], dtype=object
+            ),
+            "day": np.asarray(day_uniques)[distinct % len(day_uniques)].view("datetime64[ns]"),
+            "_pair": np.arange(len(distinct)),
         }
-    )
+    ).sort_values(["day", key], kind="stable")
     dates = _naive_dates(table[date_column])
     right = pd.DataFrame(
         {
@@ -96,10 +129,8 @@ def _as_of(
     )
     right = right.loc[right[value_column].notna() & right[key].notna() & right[date_column].notna()]
     right = right.sort_values([date_column, key], kind="stable")
-    # A row with no key matches nothing; merge_asof needs non-null "by" values on the left.
-    left_known = left.loc[left[key].notna()].sort_values(["day", "_row"], kind="stable")
     joined = pd.merge_asof(
-        left_known,
+        pairs,
         right,
         left_on="day",
         right_on=date_column,
@@ -107,10 +138,22 @@ def _as_of(
         direction="backward",
         allow_exact_matches=True,
     )
-    result = left.merge(
-        joined[["_row", date_column, value_column]], on="_row", how="left", validate="one_to_one"
+    found_date = np.full(len(distinct), np.datetime64("NaT"), dtype="datetime64[ns]")
+    found_value = np.full(len(distinct), np.nan)
+    found_date[joined["_pair"].to_numpy()] = joined[date_column].to_numpy(dtype="datetime64[ns]")
+    found_value[joined["_pair"].to_numpy()] = joined[value_column].to_numpy(dtype="float64")
+    row_date = np.full(len(key_values), np.datetime64("NaT"), dtype="datetime64[ns]")
+    row_value = np.full(len(key_values), np.nan)
+    row_date[known] = found_date[pair]
+    row_value[known] = found_value[pair]
+    return pd.DataFrame(
+        {
+            key: pd.Series(key_values, dtype=object),
+            "day": day,
+            date_column: row_date,
+            value_column: row_value,
+        }
     )
-    return result.sort_values("_row", kind="stable").reset_index(drop=True)
 
 
 def _naive_dates(values: pd.Series) -> np.ndarray:

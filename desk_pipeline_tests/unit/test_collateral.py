@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from desk_pipeline.adapters.haircut_schedules import load_schedule
-from desk_pipeline.domain.collateral.ranking import rank_collateral
+from desk_pipeline.domain.collateral.haircuts import haircuts_for, haircuts_on
+from desk_pipeline.domain.collateral.ranking import rank_collateral, rank_collateral_days
 from desk_pipeline.domain.collateral.ratings import rating_notch
 from desk_pipeline.domain.collateral.schedule import HaircutSchedule
 from desk_pipeline.domain.schema import (
@@ -541,3 +542,102 @@ def test_rank_collateral_matches_a_per_row_reference_on_random_desks(
         got.drop(columns="reason"), expected.drop(columns="reason"), rtol=1e-9
     )
     assert reason_codes(got["reason"]) == [i["codes"] for i in reference]
+
+
+# --- property: a range ranked in one pass equals each of its days ranked on its own -------------
+
+# Friday, a weekend, a holiday-like Monday and Tuesday: days without trades repeat the day
+# before's holdings, while their marks age (stale after 5 days) and maturities come closer.
+RANGE_DAYS = [DAY + pd.Timedelta(days=d) for d in range(5)]
+
+
+@st.composite
+def ranges(draw: st.DrawFn) -> tuple[pd.DataFrame, ...]:
+    """A desk over RANGE_DAYS: stored EOD rows per day, reference data and dated marks."""
+    _, inst, _, bk, _ = draw(desks())
+    ids = [*inst["instrument_id"], "GHOST"]
+    # Maturities on and around the range's days, so that "matured" and the bucket boundaries
+    # (1, 3, 5 years) change within the range.
+    boundary = st.sampled_from([0, 1, 2, 3, 365, 366, 367, 1095, 1096, 1097, 1826, 1827])
+    maturities = draw(
+        st.lists(st.one_of(st.none(), boundary), min_size=len(inst), max_size=len(inst))
+    )
+    inst = inst.assign(
+        maturity_date=pd.to_datetime(
+            [None if m is None else DAY + pd.Timedelta(days=m) for m in maturities]
+        ).astype("datetime64[ns]")
+    )
+    rows: list[tuple] = []
+    held: list[tuple[str, str, float]] = []
+    for day in RANGE_DAYS:
+        if not held or draw(st.booleans()):  # a trading day; otherwise the holdings repeat
+            held = draw(
+                st.lists(
+                    st.tuples(
+                        st.sampled_from(["B1", "B2", "B3"]),
+                        st.sampled_from(ids),
+                        st.sampled_from([-5.0, 0.0, 1.0, 2.5, 100.0]),
+                    ),
+                    max_size=10,
+                )
+            )
+        date = day.strftime("%Y-%m-%d")
+        as_of = (day + pd.Timedelta(days=1)).tz_localize("UTC")
+        rows += [(b, i, q, date, f"{b}/{date}", as_of) for b, i, q in held]
+    eod = pd.DataFrame(
+        rows,
+        columns=["book_id", "instrument_id", "quantity", "business_date", "snapshot_id", "as_of"],
+    ).assign(avg_price=1.0, realized_pnl=0.0)
+    offsets = st.integers(min_value=-8, max_value=5).map(lambda d: DAY + pd.Timedelta(days=d))
+    px = prices(
+        draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(ids),
+                    offsets,
+                    st.one_of(st.just(math.nan), st.floats(min_value=0.5, max_value=500)),
+                ),
+                max_size=15,
+            )
+        )
+    )
+    rates = fx(
+        draw(
+            st.lists(
+                st.tuples(st.sampled_from(CURRENCIES), offsets, st.floats(0.5, 2.0)), max_size=8
+            )
+        )
+    )
+    return eod, inst, px, bk, rates
+
+
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ranges())
+def test_ranking_a_range_in_one_pass_equals_ranking_each_day_on_its_own(
+    desk: tuple[pd.DataFrame, ...],
+) -> None:
+    eod, inst, px, bk, rates = desk
+    got = rank_collateral_days(eod, inst, px, bk, rates, BASEL)
+    days = []
+    for date, rows in eod.groupby("business_date", sort=True):
+        ranked = rank_collateral(rows, inst, px, bk, rates, BASEL, pd.Timestamp(date))
+        snapshots = rows.drop_duplicates("book_id")[["book_id", "snapshot_id", "as_of"]]
+        days.append(ranked.merge(snapshots, on="book_id").assign(business_date=date))
+    if not days:
+        assert got.empty
+        return
+    expected = pd.concat(days, ignore_index=True).loc[:, list(got.columns)]
+    expected = expected.astype(got.dtypes.to_dict())
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ranges())
+def test_haircut_cells_of_many_days_at_once_equal_each_day_s_own(
+    desk: tuple[pd.DataFrame, ...],
+) -> None:
+    inst = desk[1]
+    days = np.repeat(np.array(RANGE_DAYS, dtype="datetime64[ns]"), len(inst))
+    got = haircuts_on(pd.concat([inst] * len(RANGE_DAYS), ignore_index=True), days, BASEL)
+    expected = pd.concat([haircuts_for(inst, day, BASEL) for day in RANGE_DAYS], ignore_index=True)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)

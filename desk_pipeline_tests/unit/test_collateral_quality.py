@@ -1,8 +1,13 @@
 """The collateral context's translation function, issuer concentration and ranking quality rules."""
 
+import itertools
+
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from desk_pipeline.defs.resources import DeskSettings, HaircutScheduleResource, resources_from
 from desk_pipeline.domain.collateral.holdings import HOLDING_COLUMNS, holdings_from_positions
@@ -16,6 +21,7 @@ from desk_pipeline.domain.collateral.ranking import issuer_concentration, rank_c
 from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.schema import POSITION_DTYPES, conform
 from desk_pipeline_tests.location import desk_definitions
+from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.unit.test_collateral import BASEL, books, fx, instruments, prices
 
 DAY = "2025-03-14"
@@ -214,3 +220,52 @@ def test_the_code_location_carries_the_four_collateral_ranking_checks() -> None:
         "haircuts_in_range",
         "issuer_concentration_under_limit",
     }
+
+
+def misranked_reference(ranking: pd.DataFrame) -> list[tuple[str, str]]:
+    """The rule one book-day at a time: ranks 1..n in rank order, values never rising."""
+    bad = set()
+    for row in ranking.itertuples():
+        if not row.eligible and not pd.isna(row.rank):
+            bad.add((row.book_id, row.business_date))
+    for key, items in ranking[ranking["eligible"]].groupby(["book_id", "business_date"]):
+        ordered = items.sort_values("rank", kind="stable", na_position="last")
+        ranks = [None if pd.isna(r) else int(r) for r in ordered["rank"]]
+        values = list(ordered["value"])
+        if (
+            ranks != list(range(1, len(ordered) + 1))
+            or any(np.isnan(values))
+            or any(b > a for a, b in itertools.pairwise(values))
+        ):
+            bad.add(key)
+    return sorted(bad)
+
+
+@st.composite
+def rankings(draw: st.DrawFn) -> pd.DataFrame:
+    rows = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["B1", "B2"]),
+                st.sampled_from(["2025-03-14", "2025-03-15"]),
+                st.one_of(st.none(), st.integers(1, 4)),
+                st.one_of(st.just(np.nan), st.sampled_from([10.0, 20.0, 30.0])),
+                st.booleans(),
+            ),
+            max_size=10,
+        )
+    )
+    frame = pd.DataFrame(rows, columns=["book_id", "business_date", "rank", "value", "eligible"])
+    return frame.assign(
+        instrument_id=[f"I{n}" for n in range(len(frame))],
+        rank=pd.array(frame["rank"].tolist(), dtype="Int64"),
+        value=frame["value"].astype("float64"),
+        eligible=frame["eligible"].astype(bool),
+    )
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(rankings())
+def test_misranked_book_days_match_a_book_day_by_book_day_reference(ranking: pd.DataFrame) -> None:
+    got = misranked_book_days(ranking)
+    assert list(got.itertuples(index=False, name=None)) == misranked_reference(ranking)

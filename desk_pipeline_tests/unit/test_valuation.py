@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from desk_pipeline.domain.collateral.ranking import rank_collateral
 from desk_pipeline.domain.errors import MissingColumnsError
+from desk_pipeline.domain.marks import stale
 from desk_pipeline.domain.positions.valuation import EOD_COLUMNS, valuation_summary, value_positions
 from desk_pipeline.domain.schema import (
     BOOK_DTYPES,
@@ -401,3 +402,8 @@ def test_value_positions_matches_a_per_row_reference_on_random_desks(
         got.drop(columns="reason"), expected.drop(columns="reason"), rtol=1e-12
     )
     assert reason_codes(got["reason"]) == [r["codes"] for r in reference]
+
+
+def test_a_mark_is_stale_only_when_older_than_five_calendar_days() -> None:
+    ages = pd.Series([0, 5, 6, 30, pd.NA], dtype="Int64")
+    assert stale(ages).tolist() == [False, False, True, True, False]

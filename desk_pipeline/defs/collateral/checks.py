@@ -170,8 +170,10 @@ def collateral_ranking_checks(
     repo = warehouse.repository()
     days = _days(repo, run_days(context.run.tags))
     ranking = repo.rankings(days)
+    # The instrument master is not dated: one day's reference read carries all of it, without
+    # the marks of every day of the run.
     instruments = (
-        repo.reference_as_of(pd.Timestamp(days[0]), pd.Timestamp(days[-1])).instruments
+        repo.reference_as_of(pd.Timestamp(days[-1]), pd.Timestamp(days[-1])).instruments
         if days
         else empty_frame(INSTRUMENT_DTYPES)
     )

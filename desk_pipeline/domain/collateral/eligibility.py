@@ -3,11 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from desk_pipeline.domain.marks import STALE_PRICE_DAYS
 from desk_pipeline.domain.reasons import Check, join_reasons, text
 
 
-def eligibility(items: pd.DataFrame, day: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+def eligibility(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Whether each holding may be pledged, and why not (or what to watch) in the desk's words.
 
     ARCHITECTURE.md: ineligible collateral is reported with its reason, never silently dropped.
@@ -17,22 +16,22 @@ def eligibility(items: pd.DataFrame, day: pd.Timestamp) -> tuple[np.ndarray, np.
             ``quantity`` (float64, signed units), ``known`` (bool: the instrument is in the
             reference data), ``cell_reason`` (the schedule's reason, None when its cell accepts
             the instrument), ``price`` (float64, NaN when unmarked), ``price_date``,
-            ``price_age_days`` (``marks.marks_on``), ``fx_rate`` (float64, NaN when missing),
-            ``currency`` and ``base_currency``.
-        day: the ranking day (naive midnight), quoted in the messages.
+            ``price_age_days``, ``stale_price`` (``marks.marks_on``), ``fx_rate`` (float64, NaN
+            when missing), ``currency``, ``base_currency`` and ``day`` (the ranking day, naive
+            midnight, quoted in the messages).
 
     Returns:
         ``eligible`` (bool array: no disqualifying check applies) and ``reason`` (object array:
         ``"; "``-joined ``"<code>: <detail>"`` parts in the order of :func:`disqualifying_checks`
         then the ``stale_price`` warning; "" where none applies), both aligned with ``items``.
     """
-    disqualifying = disqualifying_checks(items, day)
-    reason = join_reasons(items, [*disqualifying, stale_price_check(items, day)])
+    disqualifying = disqualifying_checks(items)
+    reason = join_reasons(items, [*disqualifying, stale_price_check(items)])
     eligible = ~np.any([applies for applies, _ in disqualifying], axis=0)
     return eligible, reason
 
 
-def disqualifying_checks(items: pd.DataFrame, day: pd.Timestamp) -> list[Check]:
+def disqualifying_checks(items: pd.DataFrame) -> list[Check]:
     """The checks that make a holding ineligible, the deciding one first.
 
     ``unknown_instrument``, ``short_position`` (a short holding cannot be pledged), the haircut
@@ -42,13 +41,11 @@ def disqualifying_checks(items: pd.DataFrame, day: pd.Timestamp) -> list[Check]:
 
     Args:
         items: as for :func:`eligibility`.
-        day: the ranking day, quoted in the messages.
 
     Returns:
         ``(applies, message)`` pairs: a bool array aligned with ``items`` and the wording of the
         rows it applies to.
     """
-    date = day.strftime("%Y-%m-%d")
     known = items["known"].to_numpy(dtype=bool)
     return [
         (
@@ -65,28 +62,31 @@ def disqualifying_checks(items: pd.DataFrame, day: pd.Timestamp) -> list[Check]:
         (
             np.isnan(items["price"].to_numpy(dtype="float64")),
             lambda rows: "no_price: no price for " + text(rows["instrument_id"])
-            + " on or before " + date,
+            + " on or before " + _date(rows),
         ),
         (
             known & np.isnan(items["fx_rate"].to_numpy(dtype="float64")),
             lambda rows: "no_fx_rate: no " + text(rows["currency"]) + "/"
-            + text(rows["base_currency"]) + " rate on or before " + date,
+            + text(rows["base_currency"]) + " rate on or before " + _date(rows),
         ),
     ]  # fmt: skip
 
 
-def stale_price_check(items: pd.DataFrame, day: pd.Timestamp) -> Check:
-    """A warning, not a disqualification: the mark is older than ``STALE_PRICE_DAYS`` days.
+def stale_price_check(items: pd.DataFrame) -> Check:
+    """A warning, not a disqualification: the mark is stale (``marks.stale``).
 
     Args:
-        items: ``price_date`` and ``price_age_days`` (calendar days, <NA> when unmarked) as
-            ``marks.marks_on`` returns them.
-        day: the ranking day, quoted in the message.
+        items: ``stale_price``, ``price_date`` and ``price_age_days`` (calendar days, <NA> when
+            unmarked) as ``marks.marks_on`` returns them, and ``day``, quoted in the message.
     """
-    date = day.strftime("%Y-%m-%d")
     return (
-        (items["price_age_days"] > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool),
+        items["stale_price"].to_numpy(dtype=bool),
         lambda rows: "stale_price: last price on "
         + text(rows["price_date"].dt.strftime("%Y-%m-%d")) + ", "
-        + text(rows["price_age_days"]) + " days before " + date,
+        + text(rows["price_age_days"]) + " days before " + _date(rows),
     )  # fmt: skip
+
+
+def _date(rows: pd.DataFrame) -> pd.Series:
+    """Each row's ranking day as YYYY-MM-DD text."""
+    return rows["day"].dt.strftime("%Y-%m-%d")

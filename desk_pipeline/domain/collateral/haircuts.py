@@ -51,9 +51,20 @@ def scale_haircut(
     return haircut * np.sqrt(holding_period_days / schedule.reference_holding_period_days)
 
 
-def residual_maturity_years(maturity_date: pd.Series, business_date: pd.Timestamp) -> pd.Series:
-    """Years from ``business_date`` to each maturity (calendar days / 365.25); NaN when undated."""
-    days = (pd.to_datetime(maturity_date) - business_day(business_date)).dt.days
+def residual_maturity_years(
+    maturity_date: pd.Series, business_date: pd.Timestamp | np.ndarray
+) -> pd.Series:
+    """Years from the business day to each maturity (calendar days / 365.25); NaN when undated.
+
+    ``business_date`` is one day for every row, or a ``datetime64`` array of naive days aligned
+    with ``maturity_date``.
+    """
+    day = (
+        business_date
+        if isinstance(business_date, np.ndarray)
+        else np.datetime64(business_day(business_date))
+    )
+    days = (pd.to_datetime(maturity_date) - day).dt.days
     return days.astype("float64") / DAYS_PER_YEAR
 
 
@@ -86,19 +97,38 @@ def haircuts_for(
         ineligible), ``eligible`` (bool), ``reason`` (None when eligible, else
         ``"<code>: <detail>"`` with the codes of the module docstring).
     """
+    day = np.datetime64(business_day(business_date), "ns")
+    return haircuts_on(instruments, np.full(len(instruments), day), schedule)
+
+
+def haircuts_on(
+    instruments: pd.DataFrame, days: np.ndarray, schedule: HaircutSchedule
+) -> pd.DataFrame:
+    """:func:`haircuts_for` with a day per row: each (instrument, day)'s cell, all days at once.
+
+    The day decides the cell only through the residual maturity (its bucket, and ``matured``);
+    a range's (instrument, day) pairs are looked up in one pass rather than one per day.
+
+    Args:
+        instruments: as for :func:`haircuts_for`; an instrument may repeat, once per day.
+        days: ``datetime64[ns]`` naive days (``business_day``), aligned with ``instruments``.
+        schedule: A parsed schedule.
+
+    Returns:
+        As :func:`haircuts_for`, one row per input row in input order.
+    """
     require_columns(
         instruments,
         ("instrument_id", "asset_class", "issuer_type", "rating", "maturity_date"),
         where="haircuts_for",
     )
-    day = business_day(business_date)
-    inst = _instrument_terms(instruments, day)
+    inst = _instrument_terms(instruments, days)
     pairs = _class_pairs(inst, schedule.rules)
     accepted = _accepted(pairs, len(inst))
     floor_notch = _floor_notch(pairs, accepted)
     in_cell = _rating_in_band(pairs) & _maturity_in_bucket(pairs, schedule.maturity_buckets)
     lookup = inst.assign(
-        matured=(inst["maturity_date"] < day).to_numpy(),
+        matured=(inst["maturity_date"].to_numpy() < days),
         accepted=accepted,
         below_floor=accepted & _below_floor(inst["notch"].to_numpy(), floor_notch),
         **_first_cells(pairs.loc[in_cell], inst["row"]),
@@ -106,13 +136,13 @@ def haircuts_for(
     return _haircut_frame(lookup, _lookup_reasons(lookup, schedule.name))
 
 
-def _instrument_terms(instruments: pd.DataFrame, day: pd.Timestamp) -> pd.DataFrame:
+def _instrument_terms(instruments: pd.DataFrame, days: np.ndarray) -> pd.DataFrame:
     """The instrument terms the lookup reads, one row per input row in input order.
 
     Args:
         instruments: ``instrument_id``, ``asset_class``, ``issuer_type``, ``rating`` (object) and
             ``maturity_date`` (datetime64, NaT when undated); not modified.
-        day: The naive business day (``business_day``).
+        days: The naive business day of each row (``datetime64[ns]``, ``business_day``).
 
     Returns:
         Columns ``row`` (int64, 0..n-1), ``instrument_id``, ``asset_class``, ``issuer_type``,
@@ -131,7 +161,7 @@ def _instrument_terms(instruments: pd.DataFrame, day: pd.Timestamp) -> pd.DataFr
             "maturity_date": pd.to_datetime(instruments["maturity_date"]).to_numpy(),
         }
     )
-    years = residual_maturity_years(inst["maturity_date"], day)
+    years = residual_maturity_years(inst["maturity_date"], days)
     # Perpetuals and equities have no maturity: they fall in the longest bucket or a bucketless row.
     inst["years"] = years.fillna(np.inf)
     return inst

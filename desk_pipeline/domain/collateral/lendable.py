@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.collateral.eligibility import eligibility
-from desk_pipeline.domain.collateral.haircuts import fx_addon, haircuts_for, scale_haircut
+from desk_pipeline.domain.collateral.haircuts import fx_addon, haircuts_on, scale_haircut
 from desk_pipeline.domain.collateral.schedule import HaircutSchedule
 from desk_pipeline.domain.marks import fx_rates_on, marks_on
 from desk_pipeline.domain.schema import BOOK_COLUMNS
@@ -18,19 +18,19 @@ from desk_pipeline.domain.schema import BOOK_COLUMNS
 DEFAULT_HOLDING_PERIOD_DAYS = 5
 
 
-def valued_items(items: pd.DataFrame, day: pd.Timestamp, schedule: HaircutSchedule) -> pd.DataFrame:
+def valued_items(items: pd.DataFrame, schedule: HaircutSchedule) -> pd.DataFrame:
     """Each holding's haircut, lendable value and eligibility: the ranking's rows, unranked.
 
     Args:
         items: :func:`priced_holdings` output joined with :func:`schedule_cells` (one row per
-            held book and instrument).
-        day: the ranking day, quoted in the reasons.
+            held book, instrument and ``day``, the ranking day quoted in the reasons).
         schedule: the haircut schedule.
 
     Returns:
-        ``schema.RANKING_DTYPES`` columns but ``rank``, aligned with ``items``: ``haircut`` from
-        :func:`total_haircut`, ``value`` from :func:`lendable_value` (base currency),
-        ``eligible`` and ``reason`` (None when clean) from :func:`eligibility.eligibility`.
+        ``schema.RANKING_DTYPES`` columns but ``rank``, then ``day``, aligned with ``items``:
+        ``haircut`` from :func:`total_haircut`, ``value`` from :func:`lendable_value` (base
+        currency), ``eligible`` and ``reason`` (None when clean) from
+        :func:`eligibility.eligibility`.
     """
     haircut = total_haircut(
         items["base_haircut"].to_numpy(),
@@ -41,7 +41,7 @@ def valued_items(items: pd.DataFrame, day: pd.Timestamp, schedule: HaircutSchedu
     quantity = items["quantity"].to_numpy(dtype="float64")
     price = items["price"].to_numpy(dtype="float64")
     fx_rate = items["fx_rate"].to_numpy(dtype="float64")
-    eligible, reason = eligibility(items, day)
+    eligible, reason = eligibility(items)
     return pd.DataFrame(
         {
             "book_id": items["book_id"].to_numpy(dtype=object),
@@ -53,6 +53,7 @@ def valued_items(items: pd.DataFrame, day: pd.Timestamp, schedule: HaircutSchedu
             "value": lendable_value(quantity, price, fx_rate, haircut),
             "eligible": eligible,
             "reason": pd.Series(reason, dtype="object").replace("", None),
+            "day": items["day"].to_numpy(),
         }
     )
 
@@ -63,7 +64,8 @@ def holding_terms(
     """Each holding with its instrument's reference data and its book's terms.
 
     Args:
-        holdings: ``ranking.net_holdings`` output (``book_id``, ``instrument_id``, ``quantity``).
+        holdings: ``book_id``, ``instrument_id``, ``quantity`` (``ranking.net_holdings``) and
+            any further columns, which are kept.
         master: ``instrument_id``, ``asset_class``, ``issuer_type``, ``rating``,
             ``maturity_date``, ``currency``; one row per instrument id.
         books: ``schema.BOOK_DTYPES``; the last row of a repeated book id wins.
@@ -89,22 +91,23 @@ def holding_terms(
 
 
 def priced_holdings(
-    items: pd.DataFrame, day: pd.Timestamp, prices: pd.DataFrame, fx_rates: pd.DataFrame
+    items: pd.DataFrame, prices: pd.DataFrame, fx_rates: pd.DataFrame
 ) -> pd.DataFrame:
-    """Holdings with the day's mark and the rate that converts it into the book's base currency.
+    """Holdings with their day's mark and the rate that converts it into the book's base currency.
 
     Args:
-        items: :func:`holding_terms` output (``instrument_id``, ``currency``, ``base_currency``).
-        day: the ranking day, a naive midnight.
-        prices: ``schema.PRICE_DTYPES``; the latest price on or before ``day`` is used.
-        fx_rates: ``schema.FX_DTYPES``; the latest rates on or before ``day`` are used.
+        items: :func:`holding_terms` output (``instrument_id``, ``currency``, ``base_currency``)
+            with ``day``, each row's ranking day (naive midnight); several days at once allowed.
+        prices: ``schema.PRICE_DTYPES``; the latest price on or before the row's day is used.
+        fx_rates: ``schema.FX_DTYPES``; the latest rates on or before the row's day are used.
 
     Returns:
         ``items`` plus ``price`` (per unit, instrument currency; NaN when unmarked),
-        ``price_date``, ``price_age_days`` (``marks.marks_on``) and ``fx_rate`` (float64, base
-        currency per unit of the instrument's currency; NaN when a rate is missing).
+        ``price_date``, ``price_age_days``, ``stale_price`` (``marks.marks_on``) and ``fx_rate``
+        (float64, base currency per unit of the instrument's currency; NaN when a rate is
+        missing).
     """
-    days = pd.Series(day, index=items.index)
+    days = items["day"]
     marked = items.join(marks_on(items["instrument_id"], days, prices))
     return marked.assign(
         fx_rate=fx_rates_on(marked["currency"], marked["base_currency"], days, fx_rates)
@@ -112,24 +115,25 @@ def priced_holdings(
 
 
 def schedule_cells(
-    master: pd.DataFrame, holdings: pd.DataFrame, day: pd.Timestamp, schedule: HaircutSchedule
+    master: pd.DataFrame, holdings: pd.DataFrame, schedule: HaircutSchedule
 ) -> pd.DataFrame:
-    """The haircut schedule's cell for every held instrument that has reference data.
+    """The haircut schedule's cell for every held instrument that has reference data, per day.
 
     Args:
         master: as for :func:`holding_terms`.
-        holdings: ``instrument_id`` of every holding.
-        day: the day residual maturities are measured from.
+        holdings: ``instrument_id`` and ``day`` (naive midnight) of every holding.
         schedule: the haircut schedule (``haircuts.load_schedule``).
 
     Returns:
-        :func:`haircuts.haircuts_for` rows with ``eligible`` and ``reason`` renamed
-        ``cell_eligible`` and ``cell_reason``: ``instrument_id``, ``base_haircut`` (fraction at
-        the schedule's reference holding period; NaN when the cell rejects the instrument).
+        One row per distinct held (instrument, day): ``instrument_id``, ``day`` and the
+        :func:`haircuts.haircuts_on` columns with ``eligible`` and ``reason`` renamed
+        ``cell_eligible`` and ``cell_reason``: ``base_haircut`` (fraction at the schedule's
+        reference holding period; NaN when the cell rejects the instrument).
     """
-    cells = haircuts_for(
-        master.loc[master["instrument_id"].isin(holdings["instrument_id"])], day, schedule
-    )
+    held = holdings.loc[:, ["instrument_id", "day"]].drop_duplicates()
+    terms = held.merge(master, on="instrument_id", how="inner", validate="many_to_one")
+    cells = haircuts_on(terms, terms["day"].to_numpy(dtype="datetime64[ns]"), schedule)
+    cells = cells.assign(day=terms["day"].to_numpy())
     return cells.rename(columns={"eligible": "cell_eligible", "reason": "cell_reason"})
 
 

@@ -63,19 +63,25 @@ def inconsistent_values(ranking: pd.DataFrame, rtol: float = VALUE_RTOL) -> pd.D
 def misranked_book_days(ranking: pd.DataFrame) -> pd.DataFrame:
     """(book, day) pairs whose eligible ranks are not 1..n by descending value.
 
-    Ineligible items must carry no rank.
+    Ineligible items must carry no rank. A book-day is misranked when, with its eligible items
+    in rank order, a rank is missing or is not its position, a value is missing, or a value
+    exceeds the one ranked before it. Returns ``book_id`` and ``business_date``, ordered.
     """
     require_columns(ranking, [*_ITEM, "eligible", "rank", "value"], where="misranked_book_days")
     eligible = ranking["eligible"].astype(bool)
-    bad = ranking.loc[~eligible & ranking["rank"].notna(), _BOOK_DAY]
-    judged = ranking.loc[eligible, [*_BOOK_DAY, "rank", "value"]]
-    for key, items in judged.groupby(_BOOK_DAY, sort=False):
-        ordered = items.sort_values("rank", kind="stable", na_position="last")
-        ranks = ordered["rank"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
-        values = ordered["value"].to_numpy(dtype="float64")
-        one_to_n = np.array_equal(ranks, np.arange(1, len(ordered) + 1, dtype="float64"))
-        if not one_to_n or bool((np.diff(values) > 0).any()) or np.isnan(values).any():
-            bad = pd.concat([bad, pd.DataFrame([key], columns=_BOOK_DAY)])
+    unranked = ranking.loc[~eligible & ranking["rank"].notna(), _BOOK_DAY]
+    judged = ranking.loc[eligible, [*_BOOK_DAY, "rank", "value"]].sort_values(
+        [*_BOOK_DAY, "rank"], kind="stable", na_position="last"
+    )
+    in_group = judged.groupby(_BOOK_DAY, sort=False)
+    ranks = judged["rank"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+    values = judged["value"].to_numpy(dtype="float64")
+    wrong = (
+        (ranks != (in_group.cumcount() + 1).to_numpy(dtype="float64"))
+        | (in_group["value"].diff().to_numpy(dtype="float64") > 0)
+        | np.isnan(values)
+    )
+    bad = pd.concat([unranked, judged.loc[wrong, _BOOK_DAY]])
     bad = bad.drop_duplicates().sort_values(_BOOK_DAY, kind="stable")
     return bad.reset_index(drop=True)
 

@@ -1,5 +1,6 @@
 """Collateral ranking: each book's holdings valued after haircuts and ranked by lendable value."""
 
+import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.collateral.haircuts import business_day
@@ -82,15 +83,10 @@ def rank_collateral(
     """
     require_columns(positions, ("book_id", "instrument_id", "quantity"), where="rank_collateral")
     _require_reference(instruments, prices, books, fx_rates)
-    return _rank_held(
-        net_holdings(positions),
-        instruments,
-        prices,
-        books,
-        fx_rates,
-        schedule,
-        business_day(business_date),
-    )
+    day = np.datetime64(business_day(business_date), "ns")
+    holdings = net_holdings(positions).assign(day=day)
+    ranked = _rank_held(holdings, instruments, prices, books, fx_rates, schedule)
+    return ranked.drop(columns="day")
 
 
 def _require_reference(
@@ -110,22 +106,27 @@ def _rank_held(
     books: pd.DataFrame,
     fx_rates: pd.DataFrame,
     schedule: HaircutSchedule,
-    day: pd.Timestamp,
 ) -> pd.DataFrame:
-    """:func:`rank_collateral` of ``holdings`` already netted (:func:`net_holdings`' shape)."""
+    """:func:`rank_collateral` of netted ``holdings`` of one or several days, in one pass.
+
+    ``holdings`` has :func:`net_holdings`' columns plus ``day`` (each row's ranking day, naive
+    midnight). Every step is vectorised over all rows: marks, rates and schedule cells are
+    looked up per (instrument, day) once, and items are ranked within their (day, book).
+    Returns RANKING_DTYPES then ``day``, ordered by day, then as :func:`rank_collateral`.
+    """
     if holdings.empty:
-        return empty_frame(RANKING_DTYPES)
+        return _empty_ranked()
     master = instruments.loc[:, list(_INSTRUMENT_FIELDS)].drop_duplicates(
         "instrument_id", keep="last"
     )
-    items = priced_holdings(holding_terms(holdings, master, books), day, prices, fx_rates)
+    items = priced_holdings(holding_terms(holdings, master, books), prices, fx_rates)
     items = items.merge(
-        schedule_cells(master, holdings, day, schedule),
-        on="instrument_id",
+        schedule_cells(master, holdings, schedule),
+        on=["instrument_id", "day"],
         how="left",
         validate="many_to_one",
     )
-    return _ranked(valued_items(items, day, schedule))
+    return _ranked(valued_items(items, schedule))
 
 
 def net_holdings(positions: pd.DataFrame) -> pd.DataFrame:
@@ -151,13 +152,24 @@ def net_holdings(positions: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ranked(items: pd.DataFrame) -> pd.DataFrame:
-    """Number eligible items per book by value (descending, ties on instrument_id) and order all."""
+    """Number eligible items per day and book by value (descending, ties on instrument_id).
+
+    Orders all items by day, book, eligible ones by rank, then the rest by instrument_id.
+    Returns RANKING_DTYPES then ``day``.
+    """
     eligible = items.loc[items["eligible"]].sort_values(
-        ["book_id", "value", "instrument_id"], ascending=[True, False, True], kind="stable"
+        ["day", "book_id", "value", "instrument_id"],
+        ascending=[True, True, False, True],
+        kind="stable",
     )
     rank = pd.Series(pd.NA, index=items.index, dtype="Int64")
-    rank.loc[eligible.index] = eligible.groupby("book_id", sort=False).cumcount() + 1
-    return conform(in_ranking_order(items.assign(rank=rank)), RANKING_DTYPES)
+    rank.loc[eligible.index] = eligible.groupby(["day", "book_id"], sort=False).cumcount() + 1
+    ordered = items.assign(rank=rank, _ineligible=~items["eligible"]).sort_values(
+        ["day", "book_id", "_ineligible", "rank", "instrument_id"],
+        na_position="last",
+        kind="stable",
+    )
+    return conform(ordered, {**RANKING_DTYPES, "day": "datetime64[ns]"})
 
 
 def in_ranking_order(items: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +197,12 @@ def rank_collateral_days(
     fx_rates: pd.DataFrame,
     schedule: HaircutSchedule,
 ) -> pd.DataFrame:
-    """:func:`rank_collateral` for every business day of stored end-of-day positions.
+    """:func:`rank_collateral` for every business day of stored end-of-day positions at once.
+
+    Each day's rows equal :func:`rank_collateral` of that day's positions on that day: marks,
+    rates, staleness, residual maturities and reasons are the day's own. All days go through
+    one vectorised pass, so a day adds its rows' cost, not a whole ranking's (a weekend repeats
+    Friday's holdings, yet its marks age and its bonds come closer to maturity).
 
     Args:
         eod: POSITION_DTYPES plus ``business_date`` (YYYY-MM-DD), ``snapshot_id`` and ``as_of``.
@@ -196,29 +213,28 @@ def rank_collateral_days(
         schedule: the haircut schedule.
 
     Returns:
-        ``business_date``, ``snapshot_id``, ``as_of`` and RANKING_DTYPES, one row per held
-        instrument per book and day.
+        ``book_id``, ``business_date``, ``snapshot_id``, ``as_of`` and the other RANKING_DTYPES
+        columns, one row per held instrument per book and day, ordered by day, book and as
+        :func:`rank_collateral`.
     """
     holdings = holdings_from_positions(eod)
     _require_reference(instruments, prices, books, fx_rates)
+    holdings = holdings.assign(
+        day=pd.to_datetime(holdings["business_date"]).astype("datetime64[ns]")
+    )
     snapshot_of = holdings.drop_duplicates(["book_id", "business_date"])[
-        ["book_id", "business_date", "snapshot_id", "as_of"]
+        ["book_id", "business_date", "snapshot_id", "as_of", "day"]
     ]
-    # The holdings are netted per day, book and instrument already: each day skips net_holdings.
-    days = [
-        _rank_held(
-            held.loc[:, ["book_id", "instrument_id", "quantity"]].reset_index(drop=True),
-            instruments,
-            prices,
-            books,
-            fx_rates,
-            schedule,
-            business_day(pd.Timestamp(str(day))),
-        ).assign(business_date=day)
-        for day, held in holdings.groupby("business_date", sort=True)
-    ]
-    ranked = pd.concat(days, ignore_index=True) if days else _empty_days()
-    return snapshot_of.merge(ranked, on=["book_id", "business_date"], how="inner")
+    # The holdings are netted per day, book and instrument already: no net_holdings here.
+    ranked = _rank_held(
+        holdings.loc[:, ["book_id", "instrument_id", "quantity", "day"]],
+        instruments,
+        prices,
+        books,
+        fx_rates,
+        schedule,
+    )
+    return snapshot_of.merge(ranked, on=["book_id", "day"], how="inner").drop(columns="day")
 
 
 def lendable_by_currency(
@@ -302,5 +318,5 @@ def issuer_concentration(
     return result.loc[:, list(CONCENTRATION_COLUMNS)].reset_index(drop=True)
 
 
-def _empty_days() -> pd.DataFrame:
-    return empty_frame(RANKING_DTYPES).assign(business_date=pd.Series(dtype="object"))
+def _empty_ranked() -> pd.DataFrame:
+    return empty_frame({**RANKING_DTYPES, "day": "datetime64[ns]"})

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from desk_pipeline.domain.marks import STALE_PRICE_DAYS, fx_rates_on, marks_on
+from desk_pipeline.domain.marks import fx_rates_on, marks_on
 from desk_pipeline.domain.precision import exact_quantities, for_output
 from desk_pipeline.domain.reasons import join_reasons, text
 from desk_pipeline.domain.schema import (
@@ -27,12 +27,12 @@ def value_positions(
     """Value every stored EOD position row at the marks of its business day.
 
     Marks are the collateral ranking's (``domain.marks``): the latest price on or before the day,
-    stale when older than ``STALE_PRICE_DAYS``; FX from USD rates on or before the day. Values
-    (``_values``): market_value = quantity x price and unrealized_pnl = (price - avg_price) x
-    quantity in the instrument's currency, ``*_base`` the same times fx_rate in the book's base
-    currency. A flat row (quantity 0, kept for its realised P&L) is worth exactly 0 with no
-    unrealised P&L, mark or no mark; any other row without a mark keeps its place with NaN values
-    and the reason.
+    stale when older than ``STALE_PRICE_DAYS`` (``marks.stale``); FX from USD rates on or before
+    the day. Values (``_values``): market_value = quantity x price and unrealized_pnl =
+    (price - avg_price) x quantity in the instrument's currency, ``*_base`` the same times
+    fx_rate in the book's base currency. A flat row (quantity 0, kept for its realised P&L) is
+    worth exactly 0 with no unrealised P&L, mark or no mark; any other row without a mark keeps
+    its place with NaN values and the reason.
 
     Args:
         eod: ``EOD_COLUMNS`` (business_date as YYYY-MM-DD), one row per (snapshot, instrument),
@@ -58,7 +58,7 @@ def value_positions(
     rows = _position_rows(eod)
     known, currency, base_currency = _currencies(rows, instruments, books)
     days = pd.to_datetime(rows["business_date"])
-    marks = _marks(rows["instrument_id"], days, prices)
+    marks = marks_on(rows["instrument_id"], days, prices)
     flat = rows["quantity"].to_numpy(dtype="float64") == 0
     valued = rows.assign(
         price=marks["price"].to_numpy(dtype="float64"),
@@ -102,17 +102,6 @@ def _currencies(
     book_terms = books.drop_duplicates("book_id", keep="last").set_index("book_id")
     base_currency = _missing_as_none(rows["book_id"].map(book_terms["base_currency"]))
     return known, currency, base_currency.where(base_currency.notna(), currency)
-
-
-def _marks(instrument_ids: pd.Series, days: pd.Series, prices: pd.DataFrame) -> pd.DataFrame:
-    """``marks.marks_on`` (``price``, ``price_date``, ``price_age_days``) plus ``stale_price``.
-
-    ``stale_price`` (bool) is True when the mark is older than ``STALE_PRICE_DAYS`` calendar
-    days, False when it is fresh or missing.
-    """
-    marks = marks_on(instrument_ids, days, prices)
-    stale = (marks["price_age_days"] > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool)
-    return marks.assign(stale_price=stale)
 
 
 def _values(valued: pd.DataFrame, flat: np.ndarray) -> dict[str, np.ndarray]:
