@@ -35,7 +35,9 @@ def test_make_writes_the_instance_asked_for_on_every_run_and_switches_to_postgre
     home = tmp_path / "home"
     first = make(home, "instance")
     assert first.returncode == 0, first.stderr
-    assert (home / "dagster.yaml").read_text(encoding="utf-8") == shipped("dagster.yaml")
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == shipped(
+        "dagster.yaml", "dagster-sqlite.yaml"
+    )
 
     # The issue: a second `make run` with the PostgreSQL overlay kept the SQLite file.
     postgres = make(
@@ -46,11 +48,14 @@ def test_make_writes_the_instance_asked_for_on_every_run_and_switches_to_postgre
     )
     assert postgres.returncode == 0, postgres.stderr
     written = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
-    assert written["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+    assert written["run_storage"]["class"] == "PostgresRunStorage"
+    assert written["event_log_storage"]["config"] == {"postgres_url": {"env": "DAGSTER_PG_URL"}}
 
     back = make(home, "instance")
     assert back.returncode == 0, back.stderr
-    assert "storage" not in yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
+    back_written = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
+    assert "run_storage" not in back_written
+    assert back_written["event_log_storage"]["class"] == "DeskSqliteEventLogStorage"
     # Unchanged settings are not rewritten (and not announced).
     again = make(home, "instance")
     assert again.returncode == 0 and "written" not in again.stdout
@@ -97,7 +102,9 @@ def test_a_dagster_home_created_by_desk_backfill_gets_the_desks_instance_setting
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert (home / "dagster.yaml").read_text(encoding="utf-8") == shipped("dagster.yaml")
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == shipped(
+        "dagster.yaml", "dagster-sqlite.yaml"
+    )
     # Dagster prints its telemetry banner only when telemetry is on.
     assert "telemetry" not in result.stderr.lower()
     with dg.DagsterInstance.from_config(str(home)) as instance:
