@@ -9,6 +9,7 @@ from desk_pipeline.adapters.haircut_schedules import load_schedule
 from desk_pipeline.domain.collateral.haircuts import (
     fx_addon,
     haircuts_for,
+    haircuts_on,
     residual_maturity_years,
     scale_haircut,
 )
@@ -351,3 +352,30 @@ def test_a_malformed_schedule_is_rejected_with_a_message_naming_the_problem(
     header = ",".join(SCHEDULE_COLUMNS)
     with pytest.raises(HaircutScheduleError, match=message):
         parse_schedule(f"{header}\n{row}\n")
+
+
+def test_cells_shared_across_days_still_quote_each_day_s_own_maturity_and_bucket() -> None:
+    text = """rule,key,value,asset_class,issuer_type,rating_best,rating_worst,maturity_from_years,maturity_to_years,haircut_pct,eligible,note
+setting,name,short,,,,,,,,,
+haircut,,,corporate_bond,,,,,1,2,true,up to a year
+"""  # noqa: E501
+    bond = {"instrument_id": "C", "asset_class": "corporate_bond", "maturity_date": "2026-03-16"}
+    inst = instruments([bond] * 4)
+    # 470, 366 and 365 days before maturity (1.29, 1.002 and 0.999 years), then matured: the
+    # first two share a cell lookup, yet each reason quotes its own day's maturity.
+    days = pd.to_datetime(["2024-12-01", "2025-03-15", "2025-03-16", "2026-03-17"]).to_numpy()
+    got = haircuts_on(inst, days.astype("datetime64[ns]"), parse_schedule(text))
+    assert got["reason"].tolist()[:2] == [
+        "no_schedule_cell: no short cell for C (corporate_bond, unrated, 1.29 years)",
+        "no_schedule_cell: no short cell for C (corporate_bond, unrated, 1.0 years)",
+    ]
+    assert got["base_haircut"].iloc[2] == pytest.approx(0.02)
+    assert got["reason"].iloc[3] == "matured: C matured on 2026-03-16"
+    expected = pd.concat(
+        [
+            haircuts_for(inst.iloc[[n]], pd.Timestamp(day), parse_schedule(text))
+            for n, day in enumerate(days)
+        ],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)

@@ -42,12 +42,14 @@ def collateral_ranking(
     ranked = rank_days(
         warehouse.repository(), days, haircuts.schedule(), haircuts.issuer_concentration_limit
     )
-    eligible, shares = ranked.eligible, ranked.shares
+    # Split by day once: filtering the whole range for each day grows with days squared.
+    eligible = dict(list(ranked.eligible.groupby("business_date", sort=False)))
+    shares = dict(list(ranked.shares.groupby("business_date", sort=False)))
     figures = {
         str(day): ranking_metadata(
             rows,
-            eligible[eligible["business_date"] == day],
-            shares[shares["business_date"] == day],
+            eligible.get(day, ranked.eligible.iloc[:0]),
+            shares.get(day, ranked.shares.iloc[:0]),
         )
         for day, rows in ranked.ranking.groupby("business_date", sort=True)
     }

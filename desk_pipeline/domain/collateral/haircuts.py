@@ -13,6 +13,8 @@ row for that class), ``not_eligible`` (the matching row says so), ``no_schedule_
 matches, e.g. a maturity outside every bucket).
 """
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
@@ -101,13 +103,19 @@ def haircuts_for(
     return haircuts_on(instruments, np.full(len(instruments), day), schedule)
 
 
+_TERMS = ("instrument_id", "asset_class", "issuer_type", "rating", "maturity_date")
+
+
 def haircuts_on(
     instruments: pd.DataFrame, days: np.ndarray, schedule: HaircutSchedule
 ) -> pd.DataFrame:
     """:func:`haircuts_for` with a day per row: each (instrument, day)'s cell, all days at once.
 
-    The day decides the cell only through the residual maturity (its bucket, and ``matured``);
-    a range's (instrument, day) pairs are looked up in one pass rather than one per day.
+    The day decides a cell only through the residual maturity: which of the schedule's bucket
+    bounds it passes (:func:`_maturity_segment`) and whether the instrument has matured. Rows
+    alike in their terms and those two are looked up once, so a range's days cost what the
+    bucket crossings in it cost, not a lookup each; only a ``no_schedule_cell`` reason, which
+    quotes the residual maturity, is worded for each row's own day.
 
     Args:
         instruments: as for :func:`haircuts_for`; an instrument may repeat, once per day.
@@ -117,11 +125,47 @@ def haircuts_on(
     Returns:
         As :func:`haircuts_for`, one row per input row in input order.
     """
-    require_columns(
-        instruments,
-        ("instrument_id", "asset_class", "issuer_type", "rating", "maturity_date"),
-        where="haircuts_for",
+    require_columns(instruments, _TERMS, where="haircuts_for")
+    terms = instruments.loc[:, list(_TERMS)].reset_index(drop=True)
+    maturity = pd.to_datetime(terms["maturity_date"]).to_numpy(dtype="datetime64[ns]")
+    alike = terms.assign(
+        segment=_maturity_segment(residual_maturity_years(terms["maturity_date"], days), schedule),
+        matured=maturity < days,
     )
+    group = alike.groupby(list(alike.columns), sort=False, dropna=False).ngroup().to_numpy()
+    first = ~pd.Series(group).duplicated().to_numpy()
+    shared = _lookup(terms.loc[first], days[first], schedule)
+    cells = shared.iloc[group].reset_index(drop=True)
+    quoted = np.array(
+        [isinstance(r, str) and r.startswith("no_schedule_cell") for r in shared["reason"]],
+        dtype=bool,
+    )[group]
+    if quoted.any():
+        cells.loc[quoted, "reason"] = _lookup(terms.loc[quoted], days[quoted], schedule)[
+            "reason"
+        ].to_numpy()
+    return cells
+
+
+def _maturity_segment(years: pd.Series, schedule: HaircutSchedule) -> np.ndarray:
+    """Per residual maturity (float64 years, NaN when undated), how many bucket bounds it passes.
+
+    Two maturities with the same count compare alike with every bound of the schedule
+    (``_maturity_in_bucket``): ``(from, to]`` counts the bounds strictly below, ``[from, to)``
+    those at or below. Undated instruments pass them all, as in the lookup. Returns int64.
+    """
+    rules = schedule.rules
+    bounds = np.unique(
+        pd.concat([rules["maturity_from"], rules["maturity_to"]]).dropna().to_numpy("float64")
+    )
+    side: Literal["left", "right"] = (
+        "left" if schedule.maturity_buckets == "upper_inclusive" else "right"
+    )
+    return np.searchsorted(bounds, years.fillna(np.inf).to_numpy("float64"), side=side)
+
+
+def _lookup(instruments: pd.DataFrame, days: np.ndarray, schedule: HaircutSchedule) -> pd.DataFrame:
+    """The lookup of :func:`haircuts_on` for every row as given (no rows shared)."""
     inst = _instrument_terms(instruments, days)
     pairs = _class_pairs(inst, schedule.rules)
     accepted = _accepted(pairs, len(inst))
