@@ -1,10 +1,16 @@
 """The average-cost position engine: snapshots of (book, instrument) positions as of given times."""
 
 import math
+from collections.abc import Callable
 
 import numba
 import numpy as np
 import pandas as pd
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.core.base import BaseContext
+from numba.core.typing.templates import Signature
+from numba.extending import intrinsic
 
 from desk_pipeline.domain.positions.trades import application_order
 from desk_pipeline.domain.precision import QUANTITY_SCALE, from_units, to_units
@@ -24,6 +30,41 @@ DENSE_KEY_TABLE_FACTOR = 8
 
 # Columns of the engine's state: one row per key, so that one cache line holds a key's state.
 QUANTITY, AVG_PRICE, REALIZED, BORN = range(4)
+# How many trades ahead the kernel prefetches the state row of: enough to cover a cache miss
+# (sparse bench, 632k keys: 8 ahead 19 ms, 16 ahead 13 ms, 32 and 64 ahead 10 ms, none 30 ms).
+PREFETCH_AHEAD = 32
+
+
+@intrinsic
+def _prefetch_row(
+    typingctx: object, state: types.Array, row: types.Integer
+) -> tuple[Signature, Callable[..., ir.Value]]:
+    """Ask the CPU to load ``state[row, 0]``'s cache line for writing, without waiting for it.
+
+    LLVM's prefetch, which numba does not expose: a plain load of the row would hold the CPU's
+    reorder buffer until it arrives, which is what the prefetch avoids. A hint: no effect on
+    results, and no fault on any address.
+    """
+
+    def codegen(
+        context: BaseContext, builder: ir.IRBuilder, signature: Signature, args: list[ir.Value]
+    ) -> ir.Value:
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        column = context.get_constant(types.intp, 0)
+        pointer = cgutils.get_item_pointer(context, builder, array_type, array, [args[1], column])
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+            "llvm.prefetch.p0",
+        )
+        # (address, write, locality 3: keep in every cache level, data cache)
+        builder.call(prefetch, [builder.bitcast(pointer, byte_pointer), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(state, row), codegen
 
 
 # error_model="numpy": the re-weighted price is computed even for a trade that closes the
@@ -42,7 +83,10 @@ def _apply_trades(
     into the returned array (shape: segments - 1, keys, 3).
 
     A sequential scan, because each trade's effect depends on the position it meets; numba makes
-    it run at vectorised speed while keeping the exact arithmetic of a per-trade loop.
+    it run at vectorised speed while keeping the exact arithmetic of a per-trade loop. With many
+    keys each trade's state row is a cache miss, and the arithmetic waiting on it keeps the CPU
+    from reaching the next trades' rows: the row of the trade ``PREFETCH_AHEAD`` places on is
+    prefetched, so that the misses overlap.
     Every outcome is computed and the rule's one selected, instead of branching on it: on a
     stream where increases and reductions alternate at random, mispredicted branches cost more
     than the arithmetic. ``state[k, BORN]`` is lowered to the first segment in which key k
@@ -55,9 +99,13 @@ def _apply_trades(
     """
     n_boundaries = segment_ends.shape[0]
     earlier = np.empty((n_boundaries - 1, state.shape[0], 3))
+    last_ahead = codes.shape[0] - PREFETCH_AHEAD
     i = 0
     for b in range(n_boundaries):
         while i < segment_ends[b]:
+            if i < last_ahead:
+                # numba passes the typing context itself: the call takes the other two.
+                _prefetch_row(state, codes[i + PREFETCH_AHEAD])  # type: ignore[call-arg]
             k = codes[i]
             dq = quantities[i]
             px = prices[i]
