@@ -269,3 +269,24 @@ def rankings(draw: st.DrawFn) -> pd.DataFrame:
 def test_misranked_book_days_match_a_book_day_by_book_day_reference(ranking: pd.DataFrame) -> None:
     got = misranked_book_days(ranking)
     assert list(got.itertuples(index=False, name=None)) == misranked_reference(ranking)
+
+
+ITEM_KEYS = st.tuples(
+    st.sampled_from(["B1", "B2"]),
+    st.sampled_from(["2025-03-14", "2025-03-15"]),
+    st.sampled_from(["I1", "I2", "I3"]),
+)
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(st.lists(ITEM_KEYS, max_size=8), st.lists(ITEM_KEYS, max_size=8))
+def test_coverage_gaps_match_a_key_by_key_reference(held: list, ranked: list) -> None:
+    columns = ["book_id", "business_date", "instrument_id"]
+    got = coverage_gaps(pd.DataFrame(held, columns=columns), pd.DataFrame(ranked, columns=columns))
+    expected = []
+    for key in sorted(set(held) | set(ranked)):
+        times = ranked.count(key)
+        problem = "not_held" if key not in held else "missing" if times == 0 else "duplicated"
+        if key not in held or times != 1:
+            expected.append((*key, times, problem))
+    assert list(got.itertuples(index=False, name=None)) == expected
