@@ -1,7 +1,7 @@
 """The average-cost position engine: snapshots of (book, instrument) positions as of given times."""
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numba
 import numpy as np
@@ -254,15 +254,17 @@ def _keys(opening: pd.DataFrame, trades: pd.DataFrame) -> tuple[np.ndarray, np.n
     return codes, book_names[book], instrument_names[instrument]
 
 
-def _snapshot_frame(columns: dict[str, np.ndarray | pd.Index]) -> pd.DataFrame:
-    """SNAPSHOT_DTYPES columns side by side (in that order, with those dtypes), without copies.
+def _snapshot_frame(
+    columns: Mapping[str, np.ndarray | pd.Index], dtypes: Mapping[str, str]
+) -> pd.DataFrame:
+    """``dtypes``' columns side by side (in that order, with those dtypes), without copies.
 
     A DataFrame built from a dict copies its columns into blocks, and infers a string dtype for
     the ids only for them to be cast back; for 600k rows that took longer than the scan itself.
     """
     series = [
         pd.Series(columns[name], name=name, dtype=dtype, copy=False)
-        for name, dtype in SNAPSHOT_DTYPES.items()
+        for name, dtype in dtypes.items()
     ]
     return pd.concat(series, axis=1)
 
@@ -292,11 +294,45 @@ def roll_positions(
         sum of the key's quantities (exact while below ``precision.MAX_EXACT_POSITION``): a
         key whose quantities sum to zero in decimal is flat, quantity 0 and avg_price 0.
     """
+    boundaries = _boundaries(as_of)
+    snapshots = _roll(opening, trades, boundaries)
+    if snapshots is None:
+        return empty_frame(SNAPSHOT_DTYPES)
+    b_index, positions = snapshots
+    return _snapshot_frame({"as_of": boundaries[b_index], **positions}, SNAPSHOT_DTYPES)
+
+
+def positions_as_of(
+    opening: pd.DataFrame, trades: pd.DataFrame, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """Positions as of one time: :func:`roll_positions` for a single snapshot, without ``as_of``."""
+    snapshots = _roll(opening, trades, _boundaries([as_of]))
+    # The positions only: building an as_of column to drop it took 1.5 ms of the sparse
+    # benchmark's 35 ms.
+    if snapshots is None:
+        return empty_frame(POSITION_DTYPES)
+    return _snapshot_frame(snapshots[1], POSITION_DTYPES)
+
+
+def _roll(
+    opening: pd.DataFrame, trades: pd.DataFrame, boundaries: pd.DatetimeIndex
+) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """:func:`roll_positions`' rows as columns, in its order.
+
+    Args:
+        opening: as for :func:`roll_positions`.
+        trades: as for :func:`roll_positions`.
+        boundaries: the snapshot times (``_boundaries``).
+
+    Returns:
+        ``(b_index, positions)``: each row's snapshot, as its position in ``boundaries`` (int64),
+        and POSITION_COLUMNS by name (arrays, not yet of POSITION_DTYPES); None when there is no
+        row (no opening row and no trade, or no time).
+    """
     require_columns(opening, POSITION_COLUMNS, where="roll_positions(opening)")
     require_columns(trades, TRADE_COLUMNS, where="roll_positions(trades)")
-    boundaries = _boundaries(as_of)
     if (opening.empty and trades.empty) or boundaries.empty:
-        return empty_frame(SNAPSHOT_DTYPES)
+        return None
 
     key_codes, key_books, key_instruments = _keys(opening, trades)
     n_open = len(opening)
@@ -308,16 +344,13 @@ def roll_positions(
     out = np.concatenate([earlier, last]) if len(earlier) else last
 
     b_index, keys, cells = _present_cells(state[:, BORN], len(boundaries))
-    return _snapshot_frame(
-        {
-            "as_of": boundaries[b_index],
-            "book_id": key_books[keys],
-            "instrument_id": key_instruments[keys],
-            "quantity": from_units(out[(*cells, QUANTITY)]),
-            "avg_price": out[(*cells, AVG_PRICE)],
-            "realized_pnl": out[(*cells, REALIZED)],
-        }
-    )
+    return b_index, {
+        "book_id": key_books[keys],
+        "instrument_id": key_instruments[keys],
+        "quantity": from_units(out[(*cells, QUANTITY)]),
+        "avg_price": out[(*cells, AVG_PRICE)],
+        "realized_pnl": out[(*cells, REALIZED)],
+    }
 
 
 def _boundaries(as_of: list[pd.Timestamp] | pd.DatetimeIndex) -> pd.DatetimeIndex:
@@ -404,10 +437,3 @@ def _present_cells(
     present = born[np.newaxis, :] <= np.arange(n_boundaries)[:, np.newaxis]
     b_index, k_index = np.nonzero(present)
     return b_index, k_index, (b_index, k_index)
-
-
-def positions_as_of(
-    opening: pd.DataFrame, trades: pd.DataFrame, as_of: pd.Timestamp
-) -> pd.DataFrame:
-    """Positions as of one time: :func:`roll_positions` for a single snapshot, without ``as_of``."""
-    return roll_positions(opening, trades, [as_of]).drop(columns="as_of")
