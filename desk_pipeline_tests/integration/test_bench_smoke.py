@@ -59,7 +59,7 @@ def test_the_engine_agrees_with_the_seed_loop_and_reports_both_ratios(smoke):
                 figures["engine_s"] / run["floor_s"]
             )
             profile = figures["engine_profile_s"]
-            assert {"_apply_trades", "roll_positions"} <= set(profile)
+            assert {"_apply_trades", "_keys", "_roll"} <= set(profile)
             assert list(profile.values()) == sorted(profile.values(), reverse=True)
         assert run["floor_matches_groupby"]
     # The dense set exercises every branch of the average-cost rule, many times.
