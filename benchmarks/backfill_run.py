@@ -3,9 +3,9 @@
 The benchmark starts this module in its own process so that wall time and peak RSS belong to
 the backfill alone. It mirrors ``desk backfill``: the project's ``daily_job`` in chunks of
 ``BACKFILL_CHUNK_DAYS`` partitions, each chunk one single-run range backfill, on a
-``DAGSTER_HOME`` instance. The only change to the definitions is the trade source: the
-simulator at the size given on the command line (``DESK_TRADE_SOURCE`` only knows the default
-size).
+``DAGSTER_HOME`` instance with the desk's default dagster.yaml. The only change to the
+definitions is the trade source: the simulator at the size given on the command line
+(``DESK_TRADE_SOURCE`` only knows the default size).
 """
 
 import argparse
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
 
     from desk_pipeline.commands.backfill import backfill_chunks, run_range
+    from desk_pipeline.defs.runs import desk_instance
     from desk_pipeline.domain.calendar import business_dates
 
     defs = sized_definitions(
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     job = defs.resolve_job_def("daily_job")
     dates = business_dates(args.start, args.end)
     chunks = backfill_chunks(dates)
-    instance = dg.DagsterInstance.get()
+    # As `desk backfill` opens it: the desk's dagster.yaml written into a new DAGSTER_HOME.
+    instance = desk_instance()
     for chunk in chunks:
         run_range(job, instance, chunk, trigger="benchmark backfill")
     document = {
