@@ -15,6 +15,7 @@ Configured in ``desk_pipeline/instance/dagster-sqlite.yaml`` and ``dagster-postg
 
 import collections
 import os
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Self
@@ -38,22 +39,27 @@ OPEN_SHARDS = 8
 POOL_RECYCLE_S = 3600
 
 
-def _fork_safe(engine: sa.Engine) -> sa.Engine:
-    """Make ``engine``'s pool discard connections a parent process opened (SQLAlchemy's recipe).
+# Every pooled engine of this module, so that a forked child starts with empty pools.
+_ENGINES: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
 
-    A run worker forked from a process that used the pool must not share its sockets or files.
+
+def _forget_parent_connections() -> None:
+    """In a forked child: give every pooled engine a new, empty pool (SQLAlchemy's recipe).
+
+    ``dispose(close=False)`` drops the parent's connections without closing them, which would
+    end the parent's sessions; an event hook at checkout comes too late, as a pre-ping would
+    already have used the parent's socket.
     """
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
 
-    @sa.event.listens_for(engine, "connect")
-    def _remember_pid(_dbapi_connection: Any, record: Any) -> None:
-        record.info["pid"] = os.getpid()
 
-    @sa.event.listens_for(engine, "checkout")
-    def _refuse_foreign(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if record.info["pid"] != os.getpid():
-            record.dbapi_connection = proxy.dbapi_connection = None
-            raise sa.exc.DisconnectionError("connection opened by another process")
+os.register_at_fork(after_in_child=_forget_parent_connections)
 
+
+def _fork_safe(engine: sa.Engine) -> sa.Engine:
+    """``engine``, registered so that a forked run worker never shares its sockets or files."""
+    _ENGINES.add(engine)
     return engine
 
 
