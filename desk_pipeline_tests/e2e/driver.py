@@ -3,7 +3,12 @@
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
+
+import dagster as dg
 
 DESK = str(Path(sys.executable).parent / "desk")
 
@@ -31,3 +36,14 @@ def run_desk(
     if check:
         assert result.returncode == 0, result.stderr
     return result
+
+
+@contextmanager
+def open_instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """The desk instance of ``home``, opened as Dagster's tools open it: with DAGSTER_HOME set
+    (the desk's dagster-sqlite.yaml reads its directory from it)."""
+    with (
+        mock.patch.dict(os.environ, {"DAGSTER_HOME": str(home)}),
+        dg.DagsterInstance.from_config(str(home)) as instance,
+    ):
+        yield instance

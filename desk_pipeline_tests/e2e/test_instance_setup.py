@@ -3,11 +3,11 @@
 import subprocess
 from pathlib import Path
 
-import dagster as dg
 import pandas as pd
 import yaml
 
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.checkout import user_environment
 from desk_pipeline_tests.e2e.driver import DESK
 
@@ -107,7 +107,7 @@ def test_a_dagster_home_created_by_desk_backfill_gets_the_desks_instance_setting
     )
     # Dagster prints its telemetry banner only when telemetry is on.
     assert "telemetry" not in result.stderr.lower()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with driver.open_instance(home) as instance:
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
         [run] = instance.get_runs()

@@ -109,7 +109,7 @@ def schema_versions(url: str) -> list[str]:
 
 def runs_left_in_flight(home: Path) -> list[str]:
     """Runs still STARTED and runs still holding or waiting for pool slots."""
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with driver.open_instance(home) as instance:
         in_flight = instance.get_runs(
             dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
         )
@@ -124,7 +124,7 @@ def runs_left_in_flight(home: Path) -> list[str]:
 
 def backfill_runs_never_overlapped(home: Path) -> bool:
     """Whether the instance's backfill runs ran one at a time (each ended before the next)."""
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with driver.open_instance(home) as instance:
         records = instance.get_run_records(dg.RunsFilter(tags={"desk/trigger": "desk backfill"}))
     spans = sorted((r.start_time, r.end_time) for r in records)
     assert spans and all(start is not None and end is not None for start, end in spans), spans
