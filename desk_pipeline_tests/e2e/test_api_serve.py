@@ -22,6 +22,7 @@ import pytest
 
 from desk_pipeline_tests.broker import free_port
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.driver import DESK, run_desk
 from desk_pipeline_tests.e2e.test_cli_operator import environment
 
@@ -148,8 +149,8 @@ def test_a_snapshot_requested_over_http_is_read_back_as_desk_positions_prints_it
     assert pd.Timestamp(over_http["as_of"]) >= closed
 
     # Both runs are on the DAGSTER_HOME instance (what the UI shows), tagged with the request.
-    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    runs = [instance.get_run_by_id(run_id) for run_id in (snapshot, refresh)]
+    with driver.open_instance(Path(env["DAGSTER_HOME"])) as instance:
+        runs = [instance.get_run_by_id(run_id) for run_id in (snapshot, refresh)]
     assert [(r.job_name, r.status) for r in runs] == [
         ("intraday_job", dg.DagsterRunStatus.SUCCESS),
         ("daily_job", dg.DagsterRunStatus.SUCCESS),

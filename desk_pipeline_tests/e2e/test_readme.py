@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.checkout import (
     MAKE,
     command_words,
@@ -99,7 +100,7 @@ def test_make_run_stores_the_demo_days_and_starts_green(demo):
     assert "Warning" not in demo.make.stdout + demo.make.stderr
     [window] = re.findall(r"snapshot of the 10-minute window (\S+),", demo.make.stdout)
 
-    with dg.DagsterInstance.from_config(str(demo.checkout / ".desk")) as instance:
+    with driver.open_instance(demo.checkout / ".desk") as instance:
         # The calendar starts with the demo: every daily partition is materialised.
         for asset in DAILY_ASSETS:
             assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(DEMO), asset
@@ -217,7 +218,7 @@ def test_the_readme_postgresql_switch_after_a_sqlite_run_takes_effect(
     demo, pg_url, dagster_pg_url, monkeypatch
 ):
     home = demo.checkout / ".desk"
-    with dg.DagsterInstance.from_config(str(home)) as sqlite_instance:
+    with driver.open_instance(home) as sqlite_instance:
         sqlite_runs = {r.run_id for r in sqlite_instance.get_runs()}
     assert sqlite_runs
 
@@ -234,9 +235,9 @@ def test_the_readme_postgresql_switch_after_a_sqlite_run_takes_effect(
     assert made.returncode == 0, made.stdout + made.stderr
 
     config = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
-    assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
+    assert config["run_storage"]["config"] == {"postgres_url": {"env": "DAGSTER_PG_URL"}}
     monkeypatch.setenv("DAGSTER_PG_URL", dagster_pg_url)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with driver.open_instance(home) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         runs = {r.run_id for r in instance.get_runs()}
         # The UI shows this warehouse's runs only, none of the SQLite run's history.
