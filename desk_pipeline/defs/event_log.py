@@ -10,7 +10,9 @@ run shard on SQLite) and, on SQLite, commit as the warehouse does (WAL, ``synchr
 a commit survives the process being killed, the last commits before a power loss may be lost,
 which costs run history, never a trade). Everything else is Dagster's own storage.
 
-Configured in ``desk_pipeline/instance/dagster-sqlite.yaml`` and ``dagster-postgres.yaml``.
+Configured in ``desk_pipeline/instance/dagster-sqlite.yaml``; the PostgreSQL one is in
+``event_log_postgres.py`` (``dagster-postgres.yaml``), so that a SQLite desk does not import
+dagster-postgres (about 0.3 s per process).
 """
 
 import collections
@@ -24,12 +26,6 @@ import sqlalchemy as sa
 from dagster import Field, StringSource
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
-from dagster_postgres.event_log import PostgresEventLogStorage
-from dagster_postgres.utils import (
-    create_pg_engine,
-    get_token_provider_from_config,
-    pg_url_from_config,
-)
 
 # Run shards whose engine a process keeps: a run writes to its own shard and to the index, and
 # a daemon or webserver touching many runs must not keep a file open for each.
@@ -39,7 +35,7 @@ OPEN_SHARDS = 8
 POOL_RECYCLE_S = 3600
 
 
-# Every pooled engine of this module, so that a forked child starts with empty pools.
+# Every pooled engine of the desk's event logs, so that a forked child starts with empty pools.
 _ENGINES: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
 
 
@@ -57,7 +53,7 @@ def _forget_parent_connections() -> None:
 os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
-def _fork_safe(engine: sa.Engine) -> sa.Engine:
+def fork_safe(engine: sa.Engine) -> sa.Engine:
     """``engine``, registered so that a forked run worker never shares its sockets or files."""
     _ENGINES.add(engine)
     return engine
@@ -94,7 +90,7 @@ class DeskSqliteEventLogStorage(SqliteEventLogStorage):
         """
         engine = self._engines.get(shard)
         if engine is None:
-            engine = _fork_safe(
+            engine = fork_safe(
                 sa.create_engine(
                     self.conn_string_for_shard(shard),
                     poolclass=sa.pool.QueuePool,
@@ -136,43 +132,3 @@ class DeskSqliteEventLogStorage(SqliteEventLogStorage):
         """Dagster's dispose, and the pooled connections closed."""
         super().dispose()
         self._close_engines()
-
-
-class DeskPostgresEventLogStorage(PostgresEventLogStorage):
-    """Dagster's PostgreSQL event log on one pooled connection per process.
-
-    Config: dagster-postgres's (``postgres_url`` or ``postgres_db``, ``should_autocreate_tables``).
-    """
-
-    def __init__(self, postgres_url: str, *args: Any, **kwargs: Any):
-        super().__init__(postgres_url, *args, **kwargs)
-        # As Dagster's own optimize_for_webserver holds one: AUTOCOMMIT, like the engine it
-        # replaces.
-        self._engine.dispose()
-        self._engine = _fork_safe(
-            create_pg_engine(
-                self.postgres_url,
-                self._token_provider,
-                isolation_level="AUTOCOMMIT",
-                pool_size=1,
-                pool_recycle=POOL_RECYCLE_S,
-                pool_pre_ping=True,
-            )
-        )
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> Self:
-        """The storage the instance's YAML describes (dagster-postgres's config)."""
-        return cls(
-            pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            inst_data=inst_data,
-            token_provider=get_token_provider_from_config(config_value),
-        )
-
-    def dispose(self) -> None:
-        """Dagster's dispose, and the pooled connection closed."""
-        super().dispose()
-        self._engine.dispose()

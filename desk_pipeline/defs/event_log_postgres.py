@@ -1,0 +1,58 @@
+"""Dagster's PostgreSQL event log on one pooled connection per process (see event_log.py).
+
+dagster-postgres connects anew for every event (``NullPool``): a new server backend per event.
+Configured in ``desk_pipeline/instance/dagster-postgres.yaml``.
+"""
+
+from collections.abc import Mapping
+from typing import Any, Self
+
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
+
+from desk_pipeline.defs.event_log import POOL_RECYCLE_S, fork_safe
+
+
+class DeskPostgresEventLogStorage(PostgresEventLogStorage):
+    """Dagster's PostgreSQL event log on one pooled connection per process.
+
+    Config: dagster-postgres's (``postgres_url`` or ``postgres_db``, ``should_autocreate_tables``).
+    """
+
+    def __init__(self, postgres_url: str, *args: Any, **kwargs: Any):
+        super().__init__(postgres_url, *args, **kwargs)
+        # As Dagster's own optimize_for_webserver holds one: AUTOCOMMIT, like the engine it
+        # replaces.
+        self._engine.dispose()
+        self._engine = fork_safe(
+            create_pg_engine(
+                self.postgres_url,
+                self._token_provider,
+                isolation_level="AUTOCOMMIT",
+                pool_size=1,
+                pool_recycle=POOL_RECYCLE_S,
+                pool_pre_ping=True,
+            )
+        )
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> Self:
+        """The storage the instance's YAML describes (dagster-postgres's config)."""
+        return cls(
+            pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            inst_data=inst_data,
+            token_provider=get_token_provider_from_config(config_value),
+        )
+
+    def dispose(self) -> None:
+        """Dagster's dispose, and the pooled connection closed."""
+        super().dispose()
+        self._engine.dispose()
