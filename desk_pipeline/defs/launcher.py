@@ -74,6 +74,7 @@ DEFAULT_CODE = (
     "desk_pipeline.defs.launcher",
     "desk_pipeline.defs.event_log",
     "desk_pipeline.defs.event_log_postgres",
+    "desk_pipeline.defs.preload",
 )
 
 
