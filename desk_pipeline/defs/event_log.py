@@ -25,7 +25,13 @@ from typing import Any, Self
 import sqlalchemy as sa
 from dagster import Field, StringSource
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.base import EventHandlerFn
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    SqliteEventLogStorageWatchdog,
+)
 from dagster._serdes import ConfigurableClassData
+from watchdog.events import FileSystemEvent
+from watchdog.observers import Observer
 
 # Run shards whose engine a process keeps: a run writes to its own shard and to the index, and
 # a daemon or webserver touching many runs must not keep a file open for each.
@@ -57,6 +63,24 @@ def fork_safe(engine: sa.Engine) -> sa.Engine:
     """``engine``, registered so that a forked run worker never shares its sockets or files."""
     _ENGINES.add(engine)
     return engine
+
+
+class _RunLogWatchdog(SqliteEventLogStorageWatchdog):
+    """Dagster's watcher of a run's log (the UI's live run page), woken by its WAL file too.
+
+    Dagster's watcher waits for ``<run>.db`` to change, which its storage caused by closing the
+    connection after each event (the last close checkpoints the write-ahead log into the file).
+    With the connection kept open, events are committed to ``<run>.db-wal`` and reach the file
+    only at a checkpoint: the live log stood still until the page was reloaded.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._patterns = [self._log_path, f"{self._log_path}-wal"]
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        """Read the run's new events, whichever of its two files changed."""
+        self._process_log()
 
 
 class DeskSqliteEventLogStorage(SqliteEventLogStorage):
@@ -122,6 +146,20 @@ class DeskSqliteEventLogStorage(SqliteEventLogStorage):
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
+
+    def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
+        """Dagster's watch, with :class:`_RunLogWatchdog`."""
+        observer = self._obs
+        if observer is None:
+            observer = Observer()
+            observer.start()
+            # Dagster annotates the attribute as None (it is set lazily, here too).
+            self._obs = observer  # type: ignore[assignment]
+        watchdog = _RunLogWatchdog(self, run_id, callback, cursor)
+        self._watchers[run_id][callback] = (
+            watchdog,
+            observer.schedule(watchdog, self._base_dir, recursive=True),
+        )
 
     def wipe(self) -> None:
         """Dagster's wipe, after closing the connections to the files it deletes."""

@@ -1,6 +1,9 @@
 """The desk's event log storages (defs/event_log.py) on real SQLite files and a real PostgreSQL."""
 
+import multiprocessing
+import multiprocessing.synchronize
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +96,38 @@ def test_sqlite_keeps_a_bounded_number_of_shards_open(tmp_path):
         assert len(instance.event_log_storage._engines) <= OPEN_SHARDS
         # A shard whose engine was closed is opened again when needed.
         assert messages(instance, run_ids[0]) == [f"event of {run_ids[0]}"]
+
+
+def _write_and_hold(home: str, run_id: str, done: "multiprocessing.synchronize.Event") -> None:
+    """Another process (a run worker): write events, then keep the connection open."""
+    with dg.DagsterInstance.from_config(home) as instance:
+        for i in range(5):
+            instance.report_engine_event(f"event {i}", run_id=run_id, job_name="desk")
+            time.sleep(0.1)
+        done.wait(30)
+
+
+def test_the_live_run_log_sees_events_while_the_writer_keeps_its_connection(tmp_path):
+    """The UI's run page watches a run's log: it must see events as a worker writes them, not
+    when the worker's connection closes (the WAL holds them until a checkpoint)."""
+    overrides = instance_yaml("dagster.yaml", "dagster-sqlite.yaml")
+    with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
+        run_id = str(uuid.uuid4())
+        instance.report_engine_event("before", run_id=run_id, job_name="desk")
+        seen: list[str] = []
+        instance.event_log_storage.watch(run_id, None, lambda event, _: seen.append(event.message))
+        context = multiprocessing.get_context("spawn")
+        done = context.Event()
+        writer = context.Process(target=_write_and_hold, args=(str(tmp_path), run_id, done))
+        writer.start()
+        try:
+            deadline = time.monotonic() + 30
+            written = [f"event {i}" for i in range(5)]
+            while [m for m in seen if m in written] != written and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert writer.is_alive(), "the writer still holds its connection"
+            assert [m for m in seen if m in written] == written
+        finally:
+            done.set()
+            writer.join(30)
+            instance.event_log_storage.end_watch(run_id, seen.append)
