@@ -36,8 +36,8 @@ from watchdog.observers import Observer
 # Run shards whose engine a process keeps: a run writes to its own shard and to the index, and
 # a daemon or webserver touching many runs must not keep a file open for each.
 OPEN_SHARDS = 8
-# Seconds an idle pooled connection is kept before it is replaced (a server-side idle timeout
-# or a restarted server must not hand a run a dead connection).
+# Seconds after which a pooled connection is replaced, so that a server-side idle timeout
+# never hands a run a dead connection (PostgreSQL's is also pinged before each use).
 POOL_RECYCLE_S = 3600
 
 
