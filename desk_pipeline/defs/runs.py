@@ -45,13 +45,12 @@ IN_FLIGHT = [
 ]
 # How often a backfill waiting on a pool slot looks for slots held by dead processes.
 WATCH_SECONDS = 10.0
+# The files of a desk's instance (desk_pipeline/instance/): settings and storage overlays.
+INSTANCE_DIR = Path(__file__).resolve().parents[1] / "instance"
 # The desk's instance settings (run queue, retries, tick retention, telemetry off) and its
 # embedded storage, the files `make run` concatenates by default: a DAGSTER_HOME without a
 # dagster.yaml gets them when a desk command opens it.
-INSTANCE_FILES = tuple(
-    Path(__file__).resolve().parents[1] / "instance" / name
-    for name in ("dagster.yaml", "dagster-sqlite.yaml")
-)
+INSTANCE_FILES = ("dagster.yaml", "dagster-sqlite.yaml")
 
 
 def process_started(pid: int) -> str | None:
@@ -206,9 +205,14 @@ def instance_exists() -> bool:
     return bool(home) and any((Path(home) / name).exists() for name in ("dagster.yaml", "history"))
 
 
+def instance_yaml(*names: str) -> str:
+    """The dagster.yaml `make run DAGSTER_YAML="names…"` writes: those files concatenated."""
+    return "".join((INSTANCE_DIR / name).read_text(encoding="utf-8") for name in names)
+
+
 def default_instance_yaml() -> str:
-    """The dagster.yaml `make run` writes by default: INSTANCE_FILES concatenated."""
-    return "".join(path.read_text(encoding="utf-8") for path in INSTANCE_FILES)
+    """The dagster.yaml `make run` writes by default (INSTANCE_FILES)."""
+    return instance_yaml(*INSTANCE_FILES)
 
 
 def desk_instance() -> dg.DagsterInstance:

@@ -6,13 +6,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from desk_pipeline.defs.runs import instance_yaml
 from desk_pipeline_tests.builders import trade, write_landing_file
 from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.checkout import user_environment
 from desk_pipeline_tests.e2e.driver import DESK
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTANCE = ROOT / "desk_pipeline" / "instance"
 # `-o` keeps make from reinstalling the shared virtualenv when pyproject.toml is newer than it.
 MAKE = ["make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/bin/desk"]
 
@@ -27,15 +27,11 @@ def make(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def shipped(*names: str) -> str:
-    return "".join((INSTANCE / n).read_text(encoding="utf-8") for n in names)
-
-
 def test_make_writes_the_instance_asked_for_on_every_run_and_switches_to_postgres(tmp_path):
     home = tmp_path / "home"
     first = make(home, "instance")
     assert first.returncode == 0, first.stderr
-    assert (home / "dagster.yaml").read_text(encoding="utf-8") == shipped(
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == instance_yaml(
         "dagster.yaml", "dagster-sqlite.yaml"
     )
 
@@ -102,7 +98,7 @@ def test_a_dagster_home_created_by_desk_backfill_gets_the_desks_instance_setting
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    assert (home / "dagster.yaml").read_text(encoding="utf-8") == shipped(
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == instance_yaml(
         "dagster.yaml", "dagster-sqlite.yaml"
     )
     # Dagster prints its telemetry banner only when telemetry is on.

@@ -12,10 +12,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from desk_pipeline.defs import runs
 from desk_pipeline.defs.event_log import OPEN_SHARDS
-from desk_pipeline.defs.runs import INSTANCE_FILES
-
-INSTANCE = INSTANCE_FILES[0].parent
 
 
 @dg.asset
@@ -24,7 +22,7 @@ def answer() -> int:
 
 
 def instance_yaml(*names: str) -> dict:
-    return yaml.safe_load("".join((INSTANCE / n).read_text(encoding="utf-8") for n in names))
+    return yaml.safe_load(runs.instance_yaml(*names))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

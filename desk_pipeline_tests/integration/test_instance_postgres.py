@@ -1,13 +1,12 @@
 """The shipped Dagster instance files: the PostgreSQL one on the real server, both in step."""
 
-from pathlib import Path
-
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 import yaml
 from dagster._core.definitions.run_request import InstigatorType
 
+from desk_pipeline.defs import runs
 from desk_pipeline.defs.resources import (
     CalendarResource,
     HaircutScheduleResource,
@@ -19,13 +18,10 @@ from desk_pipeline_tests.location import desk_assets
 
 [eod_positions] = desk_assets("eod_positions")
 
-# The instance files `make run` concatenates into $DAGSTER_HOME/dagster.yaml.
-INSTANCE = Path(__file__).resolve().parents[2] / "desk_pipeline" / "instance"
-
 
 def instance_yaml(*names: str) -> dict:
     """The instance `make run DAGSTER_YAML="…"` writes: the files concatenated, then parsed."""
-    return yaml.safe_load("".join((INSTANCE / n).read_text(encoding="utf-8") for n in names))
+    return yaml.safe_load(runs.instance_yaml(*names))
 
 
 STORAGE_KEYS = {"storage", "run_storage", "event_log_storage", "schedule_storage"}
