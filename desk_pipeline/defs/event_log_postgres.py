@@ -1,6 +1,8 @@
 """Dagster's PostgreSQL event log on one pooled connection per process (see event_log.py).
 
 dagster-postgres connects anew for every event (``NullPool``): a new server backend per event.
+In the webserver, too, the pooled connection is pinged before use (``storage_postgres.py``: a
+connection PostgreSQL dropped is replaced instead of failing the next launch).
 Configured in ``desk_pipeline/instance/dagster-postgres.yaml``.
 """
 
@@ -16,9 +18,10 @@ from dagster_postgres.utils import (
 )
 
 from desk_pipeline.defs.event_log import POOL_RECYCLE_S, fork_safe
+from desk_pipeline.defs.storage_postgres import PrePingedInWebserver
 
 
-class DeskPostgresEventLogStorage(PostgresEventLogStorage):
+class DeskPostgresEventLogStorage(PrePingedInWebserver, PostgresEventLogStorage):
     """Dagster's PostgreSQL event log on one pooled connection per process.
 
     Config: dagster-postgres's (``postgres_url`` or ``postgres_db``, ``should_autocreate_tables``).

@@ -44,7 +44,7 @@ def test_make_writes_the_instance_asked_for_on_every_run_and_switches_to_postgre
     )
     assert postgres.returncode == 0, postgres.stderr
     written = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
-    assert written["run_storage"]["class"] == "PostgresRunStorage"
+    assert written["run_storage"]["class"] == "DeskPostgresRunStorage"
     assert written["event_log_storage"]["config"] == {"postgres_url": {"env": "DAGSTER_PG_URL"}}
 
     back = make(home, "instance")

@@ -238,7 +238,7 @@ def test_the_readme_postgresql_switch_after_a_sqlite_run_takes_effect(
     assert config["run_storage"]["config"] == {"postgres_url": {"env": "DAGSTER_PG_URL"}}
     monkeypatch.setenv("DAGSTER_PG_URL", dagster_pg_url)
     with driver.open_instance(home) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.run_storage).__name__ == "DeskPostgresRunStorage"
         runs = {r.run_id for r in instance.get_runs()}
         # The UI shows this warehouse's runs only, none of the SQLite run's history.
         assert runs and not runs & sqlite_runs

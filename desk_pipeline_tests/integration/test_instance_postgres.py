@@ -62,9 +62,9 @@ def test_an_eod_materialisation_is_recorded_in_the_postgres_instance(
     write_landing_file(landing, "day.csv", [trade("T-1", 100, 10.0), trade("T-2", -40, 11.0, 30)])
     overrides = instance_yaml("dagster.yaml", "dagster-postgres.yaml")
     with dg.instance_for_test(overrides=overrides) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.run_storage).__name__ == "DeskPostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "DeskPostgresEventLogStorage"
-        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        assert type(instance.schedule_storage).__name__ == "DeskPostgresScheduleStorage"
         result = dg.materialize(
             [eod_positions],
             partition_key="2026-03-02",
