@@ -11,6 +11,7 @@ it.
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -51,6 +52,33 @@ INSTANCE_DIR = Path(__file__).resolve().parents[1] / "instance"
 # embedded storage, the files `make run` concatenates by default: a DAGSTER_HOME without a
 # dagster.yaml gets them when a desk command opens it.
 INSTANCE_FILES = ("dagster.yaml", "dagster-sqlite.yaml")
+POSTGRES_FILES = ("dagster.yaml", "dagster-postgres.yaml")
+# Every $DAGSTER_HOME/dagster.yaml a version of the desk wrote (`make run`, `make instance`, a desk
+# command): the file's sha256, and the files of desk_pipeline/instance/ it stands for today. A
+# desk command replaces a home's dagster.yaml with today's concatenation of those files only when
+# the file is one of these, so a file an operator wrote or edited is never overwritten. When a
+# file of desk_pipeline/instance/ changes, add the new concatenations and keep the old ones
+# (desk_pipeline_tests/unit/test_instance_files.py names what is missing).
+DESK_WRITTEN: dict[str, tuple[str, ...]] = {
+    # dagster.yaml alone, Dagster's SQLite storage: the default before the storage overlays
+    # (f170f22, 2b7c9a1, and 02f3ebf's, the same file until this list existed; `make instance
+    # DAGSTER_YAML=dagster.yaml` chooses Dagster's own SQLite classes again).
+    "84b99222fb03a4b92b48a8834cffccdd5708e9a61e69445b9a7d8667d8d76ce2": INSTANCE_FILES,
+    "962a236a7ac1558e2dd2c1095b64a7a52e8030b6c212b7728b20b666afcdd63e": INSTANCE_FILES,
+    "01b394e75768c0a64499139a19ef134a8f65e49f80211218793bf83da26ef06c": INSTANCE_FILES,
+    # dagster.yaml + dagster-sqlite.yaml (a366299)
+    "b9b48507db340ef78a934153d744ee0e3c2012c4f178b4a93928e4298b952af3": INSTANCE_FILES,
+    # dagster.yaml + dagster-postgres.yaml (fd2827d, 02f3ebf, a366299, 8b671a7, 32676de)
+    "0ca597de3b0860f30d8f485b4e02cce58d9803342c8234c0ed6d3b2cbd3fd6de": POSTGRES_FILES,
+    "84df07ff0521adb7946a59e5df38c5064ae484a6157b54755fccc47376dc0c3e": POSTGRES_FILES,
+    "71aa4162e11ba367c708c98b04b349da23409baa73df90fe0b6c879151765006": POSTGRES_FILES,
+    "2825fbc7a97a7dbac7c1bb21336ae739908f739af5e4110fc5cdc6c145a42dbd": POSTGRES_FILES,
+    "deed9c1fe8db2159331efea035415f30a56ff688c01b7c5e073205d2c6527a08": POSTGRES_FILES,
+    # Today's files (dagster.yaml opens with the comment on this rule).
+    "9e08a66dd39187eab4923708fc00add69ee49411aac632ae0b9f96aab61f0f73": ("dagster.yaml",),
+    "5187ec8ca8732eec934e33982252ed57886e88138c900c2096d3ddb8f42ab406": INSTANCE_FILES,
+    "83b66cfce22f346d8b7d40a1ae988f2bb2eaa2cce0cb0c2b900e41a807196b18": POSTGRES_FILES,
+}
 
 
 def process_started(pid: int) -> str | None:
@@ -215,22 +243,48 @@ def default_instance_yaml() -> str:
     return instance_yaml(*INSTANCE_FILES)
 
 
+def update_instance_file(config: Path) -> tuple[str, ...] | None:
+    """Write the desk's dagster.yaml at ``config``, or bring a desk-written one up to date.
+
+    A missing file gets :func:`default_instance_yaml`. An existing one is replaced by today's
+    concatenation of the files it was written from (``make instance``'s rule: rewrite when they
+    differ) only when it is byte for byte a file the desk wrote (:data:`DESK_WRITTEN`); one an
+    operator wrote or edited is left alone. Returns the names of the files written, else None.
+    """
+    names: tuple[str, ...] = INSTANCE_FILES
+    if config.exists():
+        content = config.read_bytes()
+        known = DESK_WRITTEN.get(hashlib.sha256(content).hexdigest())
+        if known is None or content == instance_yaml(*known).encode("utf-8"):
+            return None
+        names = known
+        log.warning(
+            "%s was written by an earlier version of the desk: brought up to date with %s of "
+            "desk_pipeline/instance/ (`make instance DAGSTER_YAML=...` chooses other files)",
+            config,
+            " + ".join(names),
+        )
+    # Replaced whole: a process opening the instance meanwhile reads the old file or the new.
+    partial = config.with_name(f".{config.name}.{os.getpid()}.tmp")
+    partial.write_text(instance_yaml(*names), encoding="utf-8")
+    partial.replace(config)
+    return names
+
+
 def desk_instance() -> dg.DagsterInstance:
     """The instance of DAGSTER_HOME, or an ephemeral one without it.
 
     Created under a file lock: Dagster's SQLite storage creates its tables when the instance is
     first opened, and two processes opening a new DAGSTER_HOME at once raced ("table runs
     already exists"). A home without a dagster.yaml gets the desk's (:func:`default_instance_yaml`)
-    first.
+    first, and one the desk wrote earlier is brought up to date (:func:`update_instance_file`).
     """
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         return dg.DagsterInstance.ephemeral()
     Path(home).mkdir(parents=True, exist_ok=True)
     with FileLock(Path(home) / ".desk-instance.lock"):
-        config = Path(home) / "dagster.yaml"
-        if not config.exists():
-            config.write_text(default_instance_yaml(), encoding="utf-8")
+        update_instance_file(Path(home) / "dagster.yaml")
         return dg.DagsterInstance.get()
 
 
