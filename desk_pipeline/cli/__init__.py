@@ -4,8 +4,6 @@ import sys
 
 import click
 
-# Importing the command modules adds their commands to the group.
-from desk_pipeline.cli import events, reads, runs  # noqa: F401
 from desk_pipeline.cli.exits import failure
 from desk_pipeline.cli.group import cli
 

@@ -10,12 +10,11 @@ from desk_pipeline.adapters.kafka import KafkaSettings
 from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.publisher import PublishError, amqp_url_from, publisher_from
 from desk_pipeline.adapters.relay import Backoff, relay_forever, relay_once
-from desk_pipeline.cli.group import cli
 from desk_pipeline.cli.terminal import emit, log_to_stderr, notice
 from desk_pipeline.cli.warehouse import open_repository, settings
 
 
-@cli.command()
+@click.command()
 @click.option("--once", is_flag=True, help="One pass over the outbox, then exit.")
 @click.option(
     "--max-backoff",
@@ -61,7 +60,7 @@ def relay(once: bool, max_backoff: float, retry_parked: bool, as_json: bool) -> 
         raise PublishError(f"relay: {result.failed} events wait in the outbox: {result.error}")
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--source",
     default=None,
@@ -134,7 +133,7 @@ def consume(
     emit(stats.as_dict(), as_json, lambda: f"consumer {name} on {where}: {stats.as_dict()}")
 
 
-@cli.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 def serve(host: str, port: int) -> None:

@@ -1,7 +1,8 @@
 """How `desk` ends: its exit codes and the one line that explains a failure."""
 
+import sys
+
 import click
-import dagster as dg
 
 from desk_pipeline.adapters.warehouse import NoWarehouseError
 from desk_pipeline.domain.errors import DeskPipelineError, NoEndOfDayError, SettingsError
@@ -31,12 +32,14 @@ def failure(err: Exception) -> tuple[int, str]:
         return err.exit_code, _first_line(err.format_message())
     if isinstance(err, NoWarehouseError):
         return 2, _first_line(err)
-    if isinstance(err, dg.DagsterExecutionStepExecutionError):
+    # Only a command that loaded Dagster can fail with its errors; a read never imports it.
+    dg = sys.modules.get("dagster")
+    if dg is not None and isinstance(err, dg.DagsterExecutionStepExecutionError):
         return 1, (
             f"run failed in step {err.step_key}: {_first_line(err.user_exception or err)}; "
             "the run is in the Dagster UI, --verbose shows its log and --debug the traceback"
         )
-    if isinstance(err, dg.DagsterError):
+    if dg is not None and isinstance(err, dg.DagsterError):
         # A run failed after its retries: the last attempt's error says why.
         attempts = getattr(err, "user_code_process_error_infos", None) or []
         why = _first_line(attempts[-1].message if attempts else err)

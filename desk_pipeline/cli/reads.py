@@ -3,12 +3,11 @@
 import click
 
 from desk_pipeline import console, queries
-from desk_pipeline.cli.group import cli
 from desk_pipeline.cli.terminal import ISO_DATE, emit
 from desk_pipeline.cli.warehouse import open_reader, settings
 
 
-@cli.command()
+@click.command()
 @click.option("--book", default=None, help="List this book's stored days instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def books(book: str | None, as_json: bool) -> None:
@@ -27,7 +26,7 @@ def books(book: str | None, as_json: bool) -> None:
     emit(days, as_json, lambda: console.days(days))
 
 
-@cli.command()
+@click.command()
 @click.option("--book", required=True, help="Book id.")
 @click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
 @click.option(
@@ -42,7 +41,7 @@ def positions(book: str, business_date: str, marks: bool, as_json: bool) -> None
     emit(document, as_json, lambda: console.positions(document))
 
 
-@cli.command()
+@click.command()
 @click.option("--book", required=True, help="Book id.")
 @click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -57,7 +56,7 @@ def ranking(book: str, business_date: str, as_json: bool) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @click.option("--book", required=True, help="Book id.")
 @click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -78,7 +77,7 @@ def concentration(book: str, business_date: str, as_json: bool) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def quarantine(as_json: bool) -> None:
     """Every rejected input row, with its source and reason."""
@@ -86,7 +85,7 @@ def quarantine(as_json: bool) -> None:
     emit(document, as_json, lambda: console.quarantine(document))
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def status(as_json: bool) -> None:
     """Per book: latest EOD, stale days awaiting restatement, quarantined rows, pending events.

@@ -3,14 +3,15 @@
 import click
 
 from desk_pipeline import queries
-from desk_pipeline.cli.group import cli, repair_orphans
+from desk_pipeline.cli.group import repair_orphans
 from desk_pipeline.cli.terminal import ISO_DATE, emit, log_level, notice
 from desk_pipeline.cli.warehouse import open_repository, settings
 from desk_pipeline.defs import runs as desk_runs
 from desk_pipeline.domain.errors import DeskPipelineError
+from desk_pipeline.queries.doctor import doctor_document
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def migrate(as_json: bool) -> None:
     """Bring the warehouse schema to the latest revision; safe to run from several shells.
@@ -27,7 +28,7 @@ def migrate(as_json: bool) -> None:
     emit(document, as_json, lambda: f"warehouse schema at {schema_head()} ({done})")
 
 
-@cli.command()
+@click.command()
 @click.option("--start", required=True, type=ISO_DATE, help="First business day.")
 @click.option("--end", required=True, type=ISO_DATE, help="Last business day (inclusive).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -66,7 +67,7 @@ def backfill(start: str, end: str, as_json: bool) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def tick(as_json: bool) -> None:
     """Snapshot every book as of the 10-minute window that just closed, as the schedule does.
@@ -86,7 +87,7 @@ def tick(as_json: bool) -> None:
     )
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--repair",
     is_flag=True,
@@ -100,7 +101,7 @@ def doctor(repair: bool, as_json: bool) -> None:
     """
     instance = desk_runs.desk_instance() if desk_runs.instance_exists() else None
     repaired = repair_orphans(instance) if repair and instance is not None else []
-    document = queries.doctor_document(instance, repaired)
+    document = doctor_document(instance, repaired)
     emit(
         document,
         as_json,

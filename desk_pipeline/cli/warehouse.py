@@ -11,6 +11,7 @@ from desk_pipeline.adapters.warehouse import (
     WarehouseUnreachableError,
     require_warehouse,
 )
+from desk_pipeline.adapters.warehouse import open_repository as repository_at
 from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.errors import SettingsError
 
@@ -29,11 +30,9 @@ def open_repository() -> PositionRepository:
         SettingsError: the database does not answer, is no database, or has a schema this
             desk does not know; the line is the one `desk doctor` shows.
     """
-    from desk_pipeline.defs.resources import WarehouseResource
-
     url = settings().warehouse_url
     try:
-        return WarehouseResource(url=url).repository()
+        return repository_at(url)
     except WarehouseError as err:
         raise SettingsError([unreachable_warehouse(url, err)]) from err
 

@@ -1,7 +1,6 @@
 """The resources built from the desk's settings: one class per trade source and publisher kind."""
 
 import abc
-import functools
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,17 +20,9 @@ from desk_pipeline.adapters.trade_sources import (
     TradeSource,
     TradeSourceError,
 )
-from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.adapters.warehouse import PositionRepository, open_repository
 from desk_pipeline.defs.settings import ENVIRONMENT, DeskSettings
 from desk_pipeline.domain.collateral.schedule import HaircutSchedule
-
-
-@functools.cache
-def _repository(url: str) -> PositionRepository:
-    # One engine and one migration check per process, however many assets run in it.
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return PositionRepository(url)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -42,7 +33,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def repository(self) -> PositionRepository:
         """The repository over this warehouse, migrated to the latest schema."""
-        return _repository(self.url)
+        return open_repository(self.url)
 
 
 class TradeSourceResource(dg.ConfigurableResource, abc.ABC):

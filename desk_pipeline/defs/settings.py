@@ -6,7 +6,6 @@ from typing import Any
 
 import pydantic
 import pydantic_settings
-from dagster._utils.schedules import is_valid_cron_string
 
 from desk_pipeline.adapters import configuration
 from desk_pipeline.domain.errors import SettingsError
@@ -16,6 +15,8 @@ DEFAULT_START_DATE = "2026-01-01"
 # that the purge's cutoff, a pandas Timedelta, overflows and every tick fails).
 MAX_FRESHNESS_MINUTES = 7 * 24 * 60
 MAX_RETENTION_DAYS = 3650
+# Every hour of the day: the intraday freshness policy's default window.
+DEFAULT_DESK_HOURS = "0-23"
 NUMBER_PROBLEMS = {"int_parsing": "not a whole number", "float_parsing": "not a number"}
 
 
@@ -30,6 +31,12 @@ def desk_hours_problem(hours: str) -> str | None:
     Checked by Dagster's own cron validation: the one the freshness policy applies when the
     definitions are built, so a value that passes here never fails the code location's load.
     """
+    if hours == DEFAULT_DESK_HOURS:
+        # Valid (a unit test checks it): a read command that never builds the definitions
+        # does not pay for importing Dagster, over a second, to check it again.
+        return None
+    from dagster._utils.schedules import is_valid_cron_string
+
     # The hour field's validity does not depend on the minute field the policy puts before it.
     if is_valid_cron_string(intraday_deadline_cron("0", hours)):
         return None
@@ -79,7 +86,7 @@ class DeskSettings(pydantic_settings.BaseSettings):
     haircut_schedule: str = pydantic.Field("", validation_alias="DESK_HAIRCUT_SCHEDULE")
     # Freshness policy of intraday_positions: hours (cron hour field) and maximum snapshot age,
     # at most a week (a policy's window beyond that means no policy, and overflows Dagster's).
-    desk_hours: str = pydantic.Field("0-23", validation_alias="DESK_HOURS")
+    desk_hours: str = pydantic.Field(DEFAULT_DESK_HOURS, validation_alias="DESK_HOURS")
     intraday_freshness_minutes: int = pydantic.Field(
         20, gt=0, le=MAX_FRESHNESS_MINUTES, validation_alias="DESK_FRESHNESS_MINUTES"
     )

@@ -1,7 +1,8 @@
 """The desk's read side: every JSON document `desk` prints and the HTTP API serves, built once.
 
 One module per group of documents; the CLI, the API and the console name them as
-``queries.<name>``, so the package lists them all here.
+``queries.<name>``, so the package lists them all here, but for ``queries.doctor``: its checks
+of Dagster's runs import Dagster, which the read commands never load.
 """
 
 from desk_pipeline.queries.books import (
@@ -24,7 +25,6 @@ from desk_pipeline.queries.collateral import (
     concentration_document,
     ranking_document,
 )
-from desk_pipeline.queries.doctor import Check, DoctorDocument, doctor_document
 from desk_pipeline.queries.status import (
     BookStatus,
     ParkedEvent,
@@ -39,10 +39,8 @@ __all__ = [
     "Book",
     "BookStatus",
     "BooksDocument",
-    "Check",
     "ConcentrationDocument",
     "DaysDocument",
-    "DoctorDocument",
     "IssuerShare",
     "ParkedEvent",
     "Position",
@@ -57,7 +55,6 @@ __all__ = [
     "business_day",
     "concentration_document",
     "days_document",
-    "doctor_document",
     "positions_document",
     "quarantine_document",
     "ranking_document",

@@ -4,11 +4,14 @@ import dataclasses
 
 import pydantic
 import pytest
+from dagster._utils.schedules import is_valid_cron_string
 
 from desk_pipeline.defs.settings import (
+    DEFAULT_DESK_HOURS,
     ENVIRONMENT,
     DeskSettings,
     environment_values,
+    intraday_deadline_cron,
     setting_problems,
 )
 from desk_pipeline.domain.errors import SettingsError
@@ -210,3 +213,9 @@ def test_environment_values_are_the_raw_values_with_defaults_for_doctor(monkeypa
     assert values["trade_source"] == "ftp:x"  # unvalidated: doctor probes each on its own
     assert values["event_publisher"] == "log"
     assert values["warehouse_url"] == f"sqlite:///{tmp_path}/home/warehouse.db"
+
+
+def test_default_desk_hours_pass_dagsters_cron_check():
+    # desk_hours_problem trusts the default without importing Dagster (read commands): this
+    # is the check it skips.
+    assert is_valid_cron_string(intraday_deadline_cron("0", DEFAULT_DESK_HOURS))

@@ -30,6 +30,9 @@ holds the map and fails when a store references a table it does not own. Shared 
 - ``codec``: timestamps to and from stored microseconds, frames to rows.
 """
 
+import functools
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from desk_pipeline.adapters.warehouse.bulk import ANALYZE_GROWTH, CHUNK
@@ -81,6 +84,7 @@ __all__ = [
     "from_micros",
     "micros_of",
     "now_micros",
+    "open_repository",
     "require_warehouse",
     "schema_head",
     "to_micros",
@@ -103,3 +107,18 @@ class PositionRepository(
         # Ingestion (the trading book) asks how far stored snapshots reach; the snapshot
         # stores answer, and they import the trading book, so the answer is wired here.
         return _snapshots_cover_until(conn)
+
+
+@functools.cache
+def open_repository(url: str) -> PositionRepository:
+    """The repository over the warehouse at ``url``, migrated; one per URL and process.
+
+    One engine and one migration check per process, however many assets or requests use it.
+    A SQLite file's folder is created; the file itself by the migration.
+
+    Raises:
+        WarehouseError: the database cannot be reached or migrated.
+    """
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return PositionRepository(url)
