@@ -283,10 +283,105 @@ ITEM_KEYS = st.tuples(
 def test_coverage_gaps_match_a_key_by_key_reference(held: list, ranked: list) -> None:
     columns = ["book_id", "business_date", "instrument_id"]
     got = coverage_gaps(pd.DataFrame(held, columns=columns), pd.DataFrame(ranked, columns=columns))
+    assert list(got.itertuples(index=False, name=None)) == coverage_reference(held, ranked)
+
+
+def coverage_reference(held: list, ranked: list) -> list[tuple]:
+    """The coverage rule key by key: (book, day, instrument, times ranked, problem), sorted."""
     expected = []
     for key in sorted(set(held) | set(ranked)):
         times = ranked.count(key)
         problem = "not_held" if key not in held else "missing" if times == 0 else "duplicated"
         if key not in held or times != 1:
             expected.append((*key, times, problem))
-    assert list(got.itertuples(index=False, name=None)) == expected
+    return expected
+
+
+ITEM_COLUMNS = ["book_id", "business_date", "instrument_id"]
+
+
+def as_categoricals(frame: pd.DataFrame, categories: dict[str, list[str]] | None) -> pd.DataFrame:
+    """``frame``'s key columns as categoricals of ``categories`` (each column's own if None)."""
+    return frame.assign(
+        **{
+            c: pd.Categorical(frame[c], categories=None if categories is None else categories[c])
+            for c in ITEM_COLUMNS
+        }
+    )
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(
+    st.lists(ITEM_KEYS, max_size=8),
+    st.lists(ITEM_KEYS, max_size=8),
+    st.sampled_from(["shared", "shared_unsorted", "crossed", "own", "held_only", "ranking_only"]),
+)
+def test_coverage_gaps_of_categorical_keys_match_the_reference(
+    held: list, ranked: list, representation: str
+) -> None:
+    """As the warehouse reads them (categoricals both sides share) or any other way."""
+    holdings_frame = pd.DataFrame(held, columns=ITEM_COLUMNS)
+    ranking_frame = pd.DataFrame(ranked, columns=ITEM_COLUMNS)
+    union = {c: sorted(set(holdings_frame[c]) | set(ranking_frame[c])) for c in ITEM_COLUMNS}
+    if representation in ("shared", "shared_unsorted"):
+        if representation == "shared_unsorted":
+            union = {c: values[::-1] for c, values in union.items()}
+        holdings_frame = as_categoricals(holdings_frame, union)
+        ranking_frame = as_categoricals(ranking_frame, union)
+    if representation == "crossed":  # equal as dtypes (same ids), codes numbered differently
+        holdings_frame = as_categoricals(holdings_frame, union)
+        ranking_frame = as_categoricals(ranking_frame, {c: v[::-1] for c, v in union.items()})
+    if representation in ("own", "held_only"):
+        holdings_frame = as_categoricals(holdings_frame, None)
+    if representation in ("own", "ranking_only"):
+        ranking_frame = as_categoricals(ranking_frame, None)
+    got = coverage_gaps(holdings_frame, ranking_frame)
+    assert list(got.itertuples(index=False, name=None)) == coverage_reference(held, ranked)
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(rankings())
+def test_misranked_book_days_of_categorical_ids_match_the_reference(ranking: pd.DataFrame) -> None:
+    """Ids as the warehouse reads them for the checks: categoricals of the sorted ids."""
+    categorical = ranking.assign(
+        **{c: pd.Categorical(ranking[c]) for c in ["book_id", "business_date", "instrument_id"]}
+    )
+    got = misranked_book_days(categorical)
+    assert list(got.itertuples(index=False, name=None)) == misranked_reference(ranking)
+
+
+@st.composite
+def valued_items(draw: st.DrawFn) -> pd.DataFrame:
+    """Ranked items in any order: values right, off, or with an input missing."""
+    keys = draw(st.lists(ITEM_KEYS, max_size=10, unique=True))
+    number = st.sampled_from([np.nan, 0.0, 0.5, 1.0, 1.0, 2.0, 2.0, -3.0])
+    rows = [
+        (*key, draw(number), draw(number), draw(number), draw(number), draw(st.booleans()))
+        for key in keys
+    ]
+    frame = pd.DataFrame(
+        rows, columns=[*ITEM_COLUMNS, "quantity", "price", "fx_rate", "haircut", "eligible"]
+    )
+    value = frame["quantity"] * frame["price"] * frame["fx_rate"] * (1.0 - frame["haircut"])
+    tamper = draw(st.lists(st.sampled_from([1.0, 1.0 + 1e-12, 1.001, 1.001]), min_size=len(frame)))
+    return frame.assign(value=value * np.array(tamper[: len(frame)]))
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(valued_items(), st.booleans())
+def test_inconsistent_values_and_bad_haircuts_match_an_item_by_item_reference(
+    ranking: pd.DataFrame, categorical: bool
+) -> None:
+    inconsistent, bad_haircut = [], []
+    for row in ranking.itertuples(index=False):
+        inputs = [row.quantity, row.price, row.fx_rate, row.haircut, row.value]
+        expected = row.quantity * row.price * row.fx_rate * (1.0 - row.haircut)
+        if not any(np.isnan(inputs)) and abs(row.value - expected) > 1e-9 * abs(expected):
+            inconsistent.append((row.book_id, row.business_date, row.instrument_id))
+        if row.eligible and not (0.0 <= row.haircut < 1.0):
+            bad_haircut.append((row.book_id, row.business_date, row.instrument_id))
+    given_frame = as_categoricals(ranking, None) if categorical else ranking
+    got = inconsistent_values(given_frame).loc[:, ITEM_COLUMNS]
+    assert list(got.itertuples(index=False, name=None)) == sorted(inconsistent)
+    got = haircuts_out_of_range(given_frame).loc[:, ITEM_COLUMNS]
+    assert list(got.itertuples(index=False, name=None)) == sorted(bad_haircut)

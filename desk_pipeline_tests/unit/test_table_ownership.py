@@ -91,6 +91,9 @@ CROSS_STORE_CALLS: dict[tuple[str, str, str], str] = {
     ("collateral_ranking", "daily_book_position", "_one_eod"): (
         "valued_eod joins one EOD and its valuation in one statement, never a mix"
     ),
+    ("collateral_ranking", "daily_book_position", "_eod_rows_of_day"): (
+        "the ranking checks read the EOD rows and the rankings of their days in one transaction"
+    ),
 }
 
 # Raw SQL naming a table (keywords in capitals, as the package writes SQL; prose is lower case).

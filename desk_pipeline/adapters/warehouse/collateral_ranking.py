@@ -9,20 +9,38 @@ to one EOD through ``daily_book_position._one_eod``, each in this store's transa
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _read
 from desk_pipeline.adapters.warehouse.codec import _nulls_as_none, from_micros, micros_of
-from desk_pipeline.adapters.warehouse.daily_book_position import _lock_current_eods, _one_eod
-from desk_pipeline.adapters.warehouse.engine import Store
+from desk_pipeline.adapters.warehouse.daily_book_position import (
+    _eod_rows_of_day,
+    _lock_current_eods,
+    _one_eod,
+)
+from desk_pipeline.adapters.warehouse.engine import Store, WarehouseError
 from desk_pipeline.domain.collateral.ranking import in_ranking_order
 from desk_pipeline.domain.schema import (
     POSITION_DTYPES,
     RANKING_DTYPES,
     VALUATION_DTYPES,
     conform,
+)
+
+# The ranking columns the ranking checks read (rankings_and_eod_rows).
+_CHECKED_RANKING = (
+    "book_id",
+    "instrument_id",
+    "rank",
+    "quantity",
+    "price",
+    "fx_rate",
+    "haircut",
+    "value",
+    "eligible",
 )
 
 
@@ -70,6 +88,70 @@ class CollateralRankingStore(Store):
         rows = rows.astype({"rank": RANKING_DTYPES["rank"]})
         rows["eligible"] = rows["eligible"].astype(bool)
         return in_ranking_order(rows)
+
+    def rankings_and_eod_rows(
+        self, business_dates: Sequence[str]
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The stored EOD rows and rankings of the given days, with what the ranking checks use.
+
+        One transaction, so both are of one moment: a restatement committed between two reads
+        would show a ranking beside the EOD that replaced its snapshot. Only the columns the
+        checks use are read, one day per statement (an index serves each), in no particular
+        order. Days and ids come as categoricals whose categories (sorted) both frames share,
+        so the checks compare integer codes, never the id strings, and each id column is
+        hashed once, here.
+
+        Returns:
+            ``positions``: business_date, snapshot_id, as_of, book_id, instrument_id and
+            quantity of each row :meth:`DailyBookPositionStore.eod_positions` returns.
+            ``ranking``: business_date, book_id, instrument_id, rank, quantity, price, fx_rate,
+            haircut, value and eligible of each row :meth:`rankings` returns (typed alike).
+        """
+        days = sorted(set(business_dates))
+        r = t.collateral_rankings
+        ranked = sa.select(*(r.c[name] for name in _CHECKED_RANKING))
+        with self._transaction("rankings_and_eod_rows") as conn:
+            held_read = [_eod_rows_of_day(conn, day) for day in days]
+            items = [
+                conn.execute(ranked.where(r.c.business_date == day)).cursor.fetchall()
+                for day in days
+            ]
+        on_day = pd.CategoricalDtype(days)
+        held_columns = ["book_id", "instrument_id", "snapshot_id", "as_of_us", "quantity"]
+        if any(names != held_columns for names, _ in held_read):
+            raise WarehouseError(f"rankings_and_eod_rows: EOD rows other than {held_columns}")
+        held_rows, held_days = _by_column(
+            [rows for _, rows in held_read], len(held_columns), on_day
+        )
+        ranked_rows, ranked_days = _by_column(items, len(_CHECKED_RANKING), on_day)
+        positions = dict(zip(held_columns, held_rows.T, strict=True))
+        ranking = dict(zip(_CHECKED_RANKING, ranked_rows.T, strict=True))
+        for name in ("book_id", "instrument_id"):
+            positions[name], ranking[name] = _shared_categoricals(positions[name], ranking[name])
+        eod = pd.DataFrame(
+            {
+                "business_date": held_days,
+                "snapshot_id": positions["snapshot_id"],
+                "as_of": from_micros(positions["as_of_us"].astype(np.int64)),
+                "book_id": positions["book_id"],
+                "instrument_id": positions["instrument_id"],
+                "quantity": positions["quantity"].astype(np.float64),
+            }
+        )
+        numbers = ("quantity", "price", "fx_rate", "haircut", "value")
+        items_frame = pd.DataFrame(
+            {
+                "business_date": ranked_days,
+                "book_id": ranking["book_id"],
+                "instrument_id": ranking["instrument_id"],
+                # Integers and NULLs: through float (exact below 2**53) to nullable Int64.
+                "rank": pd.array(ranking["rank"].astype(np.float64), dtype="Int64"),
+                **{name: ranking[name].astype(np.float64) for name in numbers},
+                # SQLite hands eligible over as 0/1.
+                "eligible": ranking["eligible"].astype(bool),
+            }
+        )
+        return eod, items_frame
 
     def replace_valuations(self, business_dates: Sequence[str], valuation: pd.DataFrame) -> int:
         """Replace every stored valuation of ``business_dates`` with ``valuation``, atomically.
@@ -158,3 +240,40 @@ def _replace_for_current_eods(
         conn.execute(replaced.where(table.c.snapshot_id.not_in(list(kept))))
     _insert(conn, table, rows[is_current])
     return int(is_current.sum())
+
+
+def _by_column(
+    days: Sequence[Sequence[Any]], width: int, on_day: pd.CategoricalDtype
+) -> tuple[np.ndarray, pd.Categorical]:
+    """Driver rows read one day (of ``on_day``, in order) at a time, as one 2-D object array.
+
+    Returns the array (one row per row read, ``width`` columns) and each row's day: a
+    categorical of ``on_day``. One array, sliced by column, costs a fraction of a frame built
+    from the tuples, which infers every column's type.
+    """
+    rows = [row for day in days for row in day]
+    array = np.empty((len(rows), width), dtype=object)
+    if rows:
+        array[:] = rows
+    codes = np.repeat(np.arange(len(days), dtype=np.int64), [len(day) for day in days])
+    return array, pd.Categorical.from_codes(codes, dtype=on_day)
+
+
+def _shared_categoricals(
+    left: np.ndarray, right: np.ndarray
+) -> tuple[pd.Categorical, pd.Categorical]:
+    """Two text columns as categoricals of one dtype: every id of either, sorted by code point.
+
+    One hash of both columns; the sorted categories keep the ids' order (as Python compares
+    strings), so sorting by the column sorts by id.
+    """
+    codes, distinct = pd.factorize(np.concatenate([left, right]))
+    order = np.argsort(np.asarray(distinct, dtype=object), kind="stable")
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    dtype = pd.CategoricalDtype(pd.Index(np.asarray(distinct, dtype=object)[order], dtype=object))
+    both = position[codes] if len(codes) else codes.astype(np.int64)
+    return (
+        pd.Categorical.from_codes(both[: len(left)], dtype=dtype),
+        pd.Categorical.from_codes(both[len(left) :], dtype=dtype),
+    )

@@ -269,3 +269,24 @@ def _lock_current_eods(conn: sa.Connection, business_dates: Sequence[str]) -> pd
     return pd.concat(
         [_read(conn, heads.where(e.c.business_date.in_(d))) for d in _chunks(list(business_dates))]
     )
+
+
+def _eod_rows_of_day(conn: sa.Connection, business_date: str) -> tuple[list[str], list[Any]]:
+    """The stored EOD rows of one day, each with its header's ``as_of_us``: the driver's tuples.
+
+    The rows :meth:`DailyBookPositionStore.eod_positions` reads (a row whose snapshot has no
+    header is not read), with only what the ranking's coverage check needs, in no particular
+    order. Tuples, not a frame: the caller builds one frame of many days.
+
+    Returns:
+        The column names (book_id, instrument_id, snapshot_id, as_of_us, quantity) and the
+        rows, each a tuple of those columns' values.
+    """
+    e, p = t.eod_snapshots, t.eod_positions
+    query = (
+        sa.select(p.c.book_id, p.c.instrument_id, p.c.snapshot_id, e.c.as_of_us, p.c.quantity)
+        .select_from(p.join(e, e.c.snapshot_id == p.c.snapshot_id))
+        .where(p.c.business_date == business_date)
+    )
+    result = conn.execute(query)
+    return list(result.keys()), list(result.cursor.fetchall())

@@ -165,11 +165,13 @@ def collateral_ranking_checks(
     """The four ranking rules over one read of the run's days, rankings and EOD positions.
 
     One op rather than four so a long backfill reads its rankings (~25k rows a day) once, not
-    once per rule. The blocking coverage rule still stops downstream assets when it fails.
+    once per rule; the read takes only the columns the rules use, ids as categoricals the two
+    frames share (``rankings_and_eod_rows``). The blocking coverage rule still stops
+    downstream assets when it fails.
     """
     repo = warehouse.repository()
     days = _days(repo, run_days(context.run.tags))
-    ranking = repo.rankings(days)
+    positions, ranking = repo.rankings_and_eod_rows(days)
     # The instrument master is not dated: one day's reference read carries all of it, without
     # the marks of every day of the run.
     instruments = (
@@ -177,7 +179,7 @@ def collateral_ranking_checks(
         if days
         else empty_frame(INSTRUMENT_DTYPES)
     )
-    yield check_every_holding_ranked_once(repo.eod_positions(days), ranking)
+    yield check_every_holding_ranked_once(positions, ranking)
     yield check_values_consistent(ranking)
     yield check_haircuts_in_range(ranking)
     yield check_issuer_concentration(ranking, instruments, haircuts.issuer_concentration_limit)

@@ -30,9 +30,8 @@ def coverage_gaps(holdings: pd.DataFrame, ranking: pd.DataFrame) -> pd.DataFrame
     require_columns(holdings, _ITEM, where="coverage_gaps holdings")
     require_columns(ranking, _ITEM, where="coverage_gaps ranking")
     # One pass over both sides' keys (a range is ~25k items a day): each key gets a code, and
-    # holdings and rankings are counted per code.
-    keys = pd.concat([holdings.loc[:, _ITEM], ranking.loc[:, _ITEM]], ignore_index=True)
-    code = keys.groupby(_ITEM, sort=False, dropna=False).ngroup().to_numpy()
+    # holdings and rankings are counted per code. Codes come in order of first appearance.
+    code = _item_codes(holdings, ranking)
     n_held = len(holdings)
     held = np.bincount(code[:n_held], minlength=code.max(initial=-1) + 1) > 0
     times_ranked = np.bincount(code[n_held:], minlength=len(held))
@@ -40,17 +39,57 @@ def coverage_gaps(holdings: pd.DataFrame, ranking: pd.DataFrame) -> pd.DataFrame
         [~held, times_ranked == 0, times_ranked > 1], ["not_held", "missing", "duplicated"], ""
     )
     bad = np.flatnonzero(problem != "")
-    first_row = pd.Series(np.arange(len(code))).groupby(code).first().to_numpy()
-    gaps = keys.iloc[first_row[bad]].assign(
-        times_ranked=times_ranked[bad].astype("int64"), problem=problem[bad]
+    # The first row of each code, in code order.
+    first = np.ones(len(code), dtype=bool)
+    first[1:] = code[1:] > np.maximum.accumulate(code)[:-1]
+    rows = np.flatnonzero(first)[bad]
+    of_holdings = rows < n_held
+    keys = pd.concat(
+        [
+            holdings.iloc[rows[of_holdings]].loc[:, _ITEM].astype(object),
+            ranking.iloc[rows[~of_holdings] - n_held].loc[:, _ITEM].astype(object),
+        ],
+        ignore_index=True,
     )
+    at = np.concatenate([bad[of_holdings], bad[~of_holdings]])
+    gaps = keys.assign(times_ranked=times_ranked[at].astype("int64"), problem=problem[at])
     return gaps.sort_values(_ITEM, kind="stable").reset_index(drop=True)
+
+
+def _item_codes(holdings: pd.DataFrame, ranking: pd.DataFrame) -> np.ndarray:
+    """One int64 code per row of ``holdings`` then of ``ranking``: equal codes, equal keys.
+
+    Key columns that are categoricals of the same categories on both sides (as the warehouse
+    reads them) are compared by their integer codes; others are hashed, missing values as one
+    value. Codes are numbered from 0 in order of first appearance.
+    """
+    code = np.zeros(len(holdings) + len(ranking), dtype=np.int64)
+    for column in _ITEM:
+        values, distinct = _column_codes(holdings[column], ranking[column])
+        code = pd.factorize(code * distinct + values)[0].astype(np.int64)
+    return code
+
+
+def _column_codes(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, int]:
+    """Codes of ``left`` then ``right``'s values (equal values, equal codes) and how many."""
+    if (
+        isinstance(left.dtype, pd.CategoricalDtype)
+        and isinstance(right.dtype, pd.CategoricalDtype)
+        and left.cat.categories.equals(right.cat.categories)
+    ):
+        missing = len(left.cat.categories)
+        codes = np.concatenate([left.cat.codes.to_numpy(), right.cat.codes.to_numpy()])
+        return np.where(codes < 0, missing, codes).astype(np.int64), missing + 1
+    both = pd.concat([left.astype(object), right.astype(object)], ignore_index=True)
+    codes, distinct = pd.factorize(both, use_na_sentinel=False)
+    return codes.astype(np.int64), len(distinct)
 
 
 def inconsistent_values(ranking: pd.DataFrame, rtol: float = VALUE_RTOL) -> pd.DataFrame:
     """Items whose value is not quantity x price x fx_rate x (1 - haircut) within ``rtol``.
 
     Items with any of those five missing are not judged (e.g. no price: nothing to recompute).
+    Offenders are ordered by (book, day, instrument).
     """
     inputs = ["quantity", "price", "fx_rate", "haircut", "value"]
     require_columns(ranking, [*_ITEM, *inputs], where="inconsistent_values")
@@ -60,7 +99,7 @@ def inconsistent_values(ranking: pd.DataFrame, rtol: float = VALUE_RTOL) -> pd.D
         numbers["quantity"] * numbers["price"] * numbers["fx_rate"] * (1.0 - numbers["haircut"])
     ).to_numpy()
     close = np.isclose(numbers["value"].to_numpy(), expected, rtol=rtol, atol=0.0)
-    return ranking.loc[present & ~close].reset_index(drop=True)
+    return _by_item(ranking.loc[present & ~close])
 
 
 def misranked_book_days(ranking: pd.DataFrame) -> pd.DataFrame:
@@ -90,8 +129,13 @@ def misranked_book_days(ranking: pd.DataFrame) -> pd.DataFrame:
 
 
 def haircuts_out_of_range(ranking: pd.DataFrame) -> pd.DataFrame:
-    """Eligible items whose haircut is missing or outside [0, 1)."""
+    """Eligible items whose haircut is missing or outside [0, 1), by (book, day, instrument)."""
     require_columns(ranking, [*_ITEM, "eligible", "haircut"], where="haircuts_out_of_range")
     haircut = ranking["haircut"].astype("float64")
     ok = (haircut >= 0.0) & (haircut < 1.0)
-    return ranking.loc[ranking["eligible"].astype(bool) & ~ok].reset_index(drop=True)
+    return _by_item(ranking.loc[ranking["eligible"].astype(bool) & ~ok])
+
+
+def _by_item(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` ordered by (book, day, instrument): offenders listed alike however read."""
+    return rows.sort_values(_ITEM, kind="stable").reset_index(drop=True)
