@@ -8,6 +8,7 @@ transaction; they touch only the trading book's tables. Also the frames its read
 import hashlib
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -92,6 +93,16 @@ def _advancing(new: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
         for the first time).
     """
     incoming = _trade_rows(latest_versions(new), source=None, stamp=None)
+    if stored.empty:
+        # Every trade is seen for the first time, as a new day's are: no join (it hashed every
+        # id of the batch to find nothing), and each version is newer than none.
+        first_seen = incoming.assign(
+            old_version=np.nan,
+            old_book=pd.Series(np.nan, index=incoming.index, dtype=object),
+            old_us=np.nan,
+        )
+        newer = first_seen["version"].to_numpy() > 0
+        return first_seen if newer.all() else first_seen[newer]
     current = _trade_rows(latest_versions(stored), source=None, stamp=None)
     merged = incoming.merge(
         current[["trade_id", "version", "book_id", "trade_time_us"]].rename(
@@ -152,24 +163,24 @@ def _touched(advancing: pd.DataFrame) -> pd.DataFrame:
 
     Both the new version's book and time and the replaced version's are affected.
     """
-    touched = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "book_id": advancing["book_id"],
-                    "time_us": advancing["trade_time_us"].to_numpy(),
-                    "trade_id": advancing["trade_id"],
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "book_id": advancing["old_book"],
-                    "time_us": advancing["old_us"],
-                    "trade_id": advancing["trade_id"],
-                }
-            ).dropna(),
-        ]
+    touched = pd.DataFrame(
+        {
+            "book_id": advancing["book_id"],
+            "time_us": advancing["trade_time_us"].to_numpy(dtype="int64"),
+            "trade_id": advancing["trade_id"],
+        }
     )
+    replaced = advancing["old_version"].notna().to_numpy()
+    if not replaced.any():
+        return touched  # trades seen for the first time replace nothing
+    old = pd.DataFrame(
+        {
+            "book_id": advancing["old_book"],
+            "time_us": advancing["old_us"],
+            "trade_id": advancing["trade_id"],
+        }
+    ).dropna()
+    touched = pd.concat([touched, old])
     touched["time_us"] = touched["time_us"].astype("int64")
     return touched
 

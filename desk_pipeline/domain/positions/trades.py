@@ -151,8 +151,40 @@ def _same_content(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
 def latest_versions(trades: pd.DataFrame) -> pd.DataFrame:
     """The highest version of each trade_id, cancels included (they decide that a trade is gone)."""
     require_columns(trades, TRADE_COLUMNS, where="latest_versions")
+    last = _last_of_sorted_runs(trades)
+    if last is not None:
+        # Rows already in (trade_id, version) order, as a source's day or a read by key
+        # delivers them: the stable sort would keep them where they are, so only the last row
+        # of each trade_id is taken (sorting 100k string ids was most of this rule's cost).
+        return trades.iloc[np.flatnonzero(last)].reset_index(drop=True)
     ordered = trades.sort_values(["trade_id", "version"], kind="stable")
     return ordered.drop_duplicates("trade_id", keep="last").reset_index(drop=True)
+
+
+def _last_of_sorted_runs(trades: pd.DataFrame) -> np.ndarray | None:
+    """Whether each row is the last of its trade_id, when rows are in (trade_id, version) order.
+
+    Returns:
+        None when they are not in that order, or when ids or versions are missing or not
+        comparable: NaN compares false and None or pd.NA raise, so the sort decides those.
+    """
+    ids = trades["trade_id"].to_numpy()
+    versions = trades["version"].to_numpy()
+    if ids.dtype != object or not np.issubdtype(versions.dtype, np.integer):
+        return None
+    if len(ids) == 0:
+        return np.zeros(0, dtype=bool)
+    try:
+        # Missing ids are not strings: comparisons with NaN are False, with None raise.
+        same = np.asarray(ids[1:] == ids[:-1], dtype=bool)
+        ordered = np.asarray(ids[1:] > ids[:-1], dtype=bool) | (
+            same & (versions[1:] >= versions[:-1])
+        )
+    except TypeError:
+        return None
+    if not ordered.all():
+        return None
+    return np.append(~same, True)
 
 
 def effective_trades(trades: pd.DataFrame) -> pd.DataFrame:
