@@ -164,3 +164,55 @@ def test_a_run_naming_no_day_checks_every_stored_day_and_a_missing_holding_block
     assert consistency.metadata["values_inconsistent"].value == 0
     assert evaluations["haircuts_in_range"].passed
     assert evaluations["issuer_concentration_under_limit"].passed
+
+
+def test_the_checks_op_reading_only_what_it_checks_still_fails_on_each_defect(repo):
+    """The op's own read (rankings_and_eod_rows), not the full reads the tests above use."""
+    ranking = repo.rankings([DAY])
+    eligible = ranking[ranking["eligible"]]
+    books = list(dict.fromkeys(eligible["book_id"]))
+    r, p = t.collateral_rankings, t.eod_positions
+    on = {b: eligible[eligible["book_id"] == b].iloc[0]["instrument_id"] for b in books[:4]}
+    with repo.engine.begin() as conn:
+        tampered_value, high_haircut, not_held, not_ranked = books[:4]
+        conn.execute(
+            r.update()
+            .where(only(repo, tampered_value, on[tampered_value]))
+            .values(value=r.c.value * 1.001)
+        )
+        conn.execute(
+            r.update().where(only(repo, high_haircut, on[high_haircut])).values(haircut=1.0)
+        )
+        conn.execute(
+            p.update()
+            .where(p.c.book_id == not_held, p.c.instrument_id == on[not_held])
+            .where(p.c.business_date == DAY)
+            .values(quantity=0.0)
+        )
+        conn.execute(r.delete().where(only(repo, not_ranked, on[not_ranked])))
+    resources = {
+        "warehouse": WarehouseResource(url=str(repo.engine.url)),
+        "haircuts": HaircutScheduleResource(issuer_concentration_limit=0.0),
+    }
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [collateral_ranking, *COLLATERAL_CHECKS],
+            selection=dg.AssetSelection.checks_for_assets(collateral_ranking),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    coverage = evaluations["every_holding_ranked_once"].metadata
+    assert not evaluations["every_holding_ranked_once"].passed
+    assert (coverage["missing"].value, coverage["not_held"].value) == (1, 1)
+    assert coverage["duplicated"].value == 0
+    consistency = evaluations["ranking_values_consistent"]
+    # The tampered value and the high haircut's value no longer match; the deleted rank 1
+    # leaves its book misranked.
+    assert not consistency.passed and consistency.metadata["values_inconsistent"].value == 2
+    assert consistency.metadata["book_days_misranked"].value >= 1
+    haircut = evaluations["haircuts_in_range"]
+    assert not haircut.passed and haircut.metadata["haircuts_out_of_range"].value == 1
+    assert haircut.metadata["examples"].value == f"{high_haircut} {DAY} {on[high_haircut]} 1.0"
+    assert not evaluations["issuer_concentration_under_limit"].passed
