@@ -113,8 +113,11 @@ def consume(
     spec = source or settings().event_publisher
 
     def inbox() -> event_consumer.InboxConsumer:
+        from desk_pipeline.defs.runs import desk_instance
+
         repository = open_repository()
-        rank = functools.partial(commands.rank_snapshot, settings())
+        definitions = commands.definitions_for(settings())
+        rank = functools.partial(commands.rank_snapshot, definitions, desk_instance())
         handler = event_consumer.EodRankingHandler(repository, rank)
         return event_consumer.InboxConsumer(repository, name, handler, max_attempts=max_attempts)
 

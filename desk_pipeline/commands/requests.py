@@ -106,19 +106,21 @@ def ranking_run(book: str, business_date: str, tags: Mapping[str, str]) -> RunSp
     )
 
 
-def rank_snapshot(settings: DeskSettings, book: str, business_date: str) -> None:
-    """Rank ``business_date`` now, in this process on the desk's instance (seen in the UI).
+def rank_snapshot(
+    definitions: dg.Definitions, instance: dg.DagsterInstance, book: str, business_date: str
+) -> None:
+    """Rank ``business_date`` now, in this process on ``instance`` (seen in the UI).
 
     What `desk consume` does for each new PositionSnapshotCreated of ``book``: collateral_ranking
-    ranks every book of the day in one run, so the day's other events find it fresh.
+    ranks every book of the day in one run, so the day's other events find it fresh. The
+    consumer builds ``definitions`` (:func:`definitions_for`) and opens the desk's instance
+    once, not per event.
 
     Raises:
         dagster.DagsterError: the run failed (the consumer retries, then dead-letters).
     """
     trigger = {TRIGGER_TAG: f"desk consume: PositionSnapshotCreated {book}"}
-    ranking_run(book, business_date, trigger).execute(
-        definitions_for(settings), desk_runs.desk_instance()
-    )
+    ranking_run(book, business_date, trigger).execute(definitions, instance)
 
 
 class RunDocument(TypedDict):
