@@ -17,11 +17,14 @@ QUANTITY_SCALE = 10**QUANTITY_DECIMALS
 # Largest |quantity| of one trade, in units (nominal or shares). Micro-units of positions up to
 # 2**53 / QUANTITY_SCALE (about 9.0e9 units) add exactly in float64.
 MAX_ABS_QUANTITY = 1e9
-# Largest |quantity| of a position that is exact to the micro-unit end to end: below 2**33 units
-# a float64 is finer than 10**-6 (its spacing is at most 2**-20), so a stored quantity converts
-# back to the same micro-units. Above it whole units stay exact (up to about 5.7e11), micro-units
+# Largest |quantity| of a position that is exact to the micro-unit end to end. Below 2**32 units
+# the stored float64 is within half its spacing (2**-22) of the decimal, 0.24 micro-units, and
+# multiplying by 10**6 rounds by at most 0.25 more (the product is below 2**52): under half a
+# micro-unit, so rounding gives back the same micro-units. Between 2**32 and 2**33 the two
+# errors reach 0.48 + 0.25 and about one quantity in 90 came back one micro-unit off (e.g.
+# 4456946523.790561). Above the bound whole units stay exact (up to about 5.7e11), micro-units
 # do not.
-MAX_EXACT_POSITION = 2**33
+MAX_EXACT_POSITION = 2**32
 # Prices are per unit of quantity, in the instrument's currency: 0 < price <= MAX_PRICE.
 MAX_PRICE = 1e9
 # Significant digits of every number the desk prints (see for_output).
