@@ -19,6 +19,7 @@ from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.positions.trades import validate_trades
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, TRADE_DTYPES, empty_frame
 from desk_pipeline.domain.validation.quarantine import quarantine_whole_source, unreadable_rows
+from desk_pipeline.domain.validation.rules import repeated_names, repeated_names_problem
 
 log = logging.getLogger(__name__)
 
@@ -353,14 +354,11 @@ def _parse_csv(data: bytes, size: int) -> tuple[pd.DataFrame | None, str]:
         )
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as err:
         return None, f"not a readable CSV file: {err}"
-    # Blank names are not compared: pandas names each apart ("Unnamed: 3") and no rule reads
-    # them; the names pandas gave are compared too (a blank one named like a written one).
-    written = pd.Index([str(c).strip().lower() for c in header.iloc[0]])
+    # The names pandas gave are compared too: a blank one named like a written one.
     raw.columns = [str(c).strip().lower() for c in raw.columns]
-    repeated = set(written[written.duplicated() & (written != "")])
-    repeated |= set(raw.columns[raw.columns.duplicated()])
+    repeated = {*repeated_names(header.iloc[0]), *repeated_names(raw.columns)}
     if repeated:
-        return None, f"column names repeat (case-insensitive): {sorted(repeated)}"
+        return None, repeated_names_problem(sorted(repeated))
     raw.index = pd.RangeIndex(1, len(raw) + 1)
     return raw, ""
 

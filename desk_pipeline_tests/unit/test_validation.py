@@ -7,6 +7,7 @@ row-by-row reading of the documented rule gives.
 """
 
 import calendar
+import collections
 import json
 import math
 import re
@@ -26,6 +27,7 @@ from desk_pipeline.domain.reference.validation import (
     validate_instruments,
     validate_prices,
 )
+from desk_pipeline.domain.validation.rules import repeated_names
 from desk_pipeline.domain.validation.text import MAX_ID_LENGTH
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import any_cell, dates_as_text, numbers_as_text
@@ -222,3 +224,9 @@ def test_headers_are_read_case_blind_and_a_repeated_one_quarantines_every_row():
     assert trades.empty and list(quarantine["reason_code"]) == ["repeated_columns"]
     assert json.loads(quarantine["raw"].iloc[0])[" Price"] == "99.5"
     assert json.loads(quarantine["raw"].iloc[0])["PRICE"] == "1"
+
+
+@given(st.lists(st.sampled_from(["trade_id", "Trade_ID ", " book_id", "", "  ", "x", "X"])))
+def test_repeated_names_are_the_names_counted_twice_case_and_spaces_aside(names):
+    counts = collections.Counter(n.strip().lower() for n in names if n.strip())
+    assert repeated_names(names) == sorted(n for n, count in counts.items() if count > 1)

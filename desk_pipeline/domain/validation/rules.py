@@ -1,7 +1,7 @@
 """The framework core: a kind of input's rule set, and ``validate``, which applies it to rows."""
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,21 @@ def validate(
     return valid.loc[~dropped].reset_index(drop=True), conform(quarantine, QUARANTINE_DTYPES)
 
 
+def repeated_names(names: Iterable[object]) -> list[str]:
+    """The column names given more than once, compared stripped and in lower case, sorted.
+
+    Blank names are not compared: no rule reads a column without a name, and a file may well
+    leave several blank.
+    """
+    named = pd.Index([str(n).strip().lower() for n in names])
+    return sorted(set(named[named.duplicated() & (named != "")]))
+
+
+def repeated_names_problem(repeated: Sequence[str]) -> str:
+    """The reason an input with repeated column names (:func:`repeated_names`) is refused."""
+    return f"column names repeat (case-insensitive): {list(repeated)}"
+
+
 def _rejected_whole(
     received: pd.DataFrame, named: pd.DataFrame, rules: RuleSet, source: str
 ) -> pd.DataFrame | None:
@@ -109,9 +124,9 @@ def _rejected_whole(
     if UNREADABLE_COLUMN in received.columns:
         problem = str(received[UNREADABLE_COLUMN].iloc[0])
         return quarantine_whole_source(source, "unreadable_file", problem)
-    if named.columns.duplicated().any():
-        names = sorted(set(named.columns[named.columns.duplicated()]))
-        problem = f"column names repeat (case-insensitive): {names}"
+    repeated = repeated_names(named.columns)
+    if repeated:
+        problem = repeated_names_problem(repeated)
         rows = quarantine_rows(received, source, "repeated_columns", problem)
         return conform(rows, QUARANTINE_DTYPES)
     missing = [c for c in rules.required if c not in named.columns]
