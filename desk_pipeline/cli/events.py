@@ -10,6 +10,7 @@ from desk_pipeline.adapters.kafka import KafkaSettings
 from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.publisher import PublishError, amqp_url_from, publisher_from
 from desk_pipeline.adapters.relay import Backoff, relay_forever, relay_once
+from desk_pipeline.cli.group import repair_orphans_first
 from desk_pipeline.cli.terminal import emit, log_to_stderr, notice
 from desk_pipeline.cli.warehouse import open_repository, settings
 
@@ -110,6 +111,7 @@ def consume(
     from desk_pipeline import commands
 
     log_to_stderr()
+    repair_orphans_first()
     spec = source or settings().event_publisher
 
     def inbox() -> event_consumer.InboxConsumer:
@@ -152,6 +154,7 @@ def serve(host: str, port: int) -> None:
     from desk_pipeline.defs.runs import desk_instance
 
     log_to_stderr()
+    repair_orphans_first()
     token = os.environ.get("DESK_API_TOKEN") or None
     app = create_app(settings(), token=token, instance=desk_instance())
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -28,9 +28,6 @@ COMMANDS = {
     **dict.fromkeys(("migrate", "backfill", "tick", "doctor"), "desk_pipeline.cli.runs"),
     **dict.fromkeys(("relay", "consume", "serve"), "desk_pipeline.cli.events"),
 }
-# The commands that start Dagster runs: runs left by a killed desk process hold pool slots that
-# would block them, so these fail such runs first (doctor only reports them unless --repair).
-STARTS_RUNS = frozenset({"backfill", "tick", "consume", "serve"})
 
 
 class _Desk(click.Group):
@@ -41,6 +38,17 @@ class _Desk(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as unknown:
+            # Click suggests from the commands already loaded, which lazy loading leaves empty.
+            raise click.exceptions.NoSuchCommand(
+                unknown.command_name, possibilities=COMMANDS, ctx=ctx
+            ) from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = COMMANDS.get(cmd_name)
@@ -68,12 +76,19 @@ def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
     if not (verbose or debug):
         # Dagster's beta and supersession notices are for the desk's developers.
         warnings.simplefilter("ignore")
-    if ctx.invoked_subcommand in STARTS_RUNS:
-        from desk_pipeline.defs import runs as desk_runs
 
-        if desk_runs.instance_exists():
-            for line in repair_orphans(desk_runs.desk_instance()):
-                notice(f"repaired {line}")
+
+def repair_orphans_first() -> None:
+    """Fail the runs of dead desk processes before a command starts runs of its own.
+
+    Such runs hold pool slots that would block the command's runs; `desk doctor` only reports
+    them (unless --repair), and the read commands never open the Dagster instance.
+    """
+    from desk_pipeline.defs import runs as desk_runs
+
+    if desk_runs.instance_exists():
+        for line in repair_orphans(desk_runs.desk_instance()):
+            notice(f"repaired {line}")
 
 
 def repair_orphans(instance: "dg.DagsterInstance") -> list[str]:

@@ -3,7 +3,7 @@
 import click
 
 from desk_pipeline import queries
-from desk_pipeline.cli.group import repair_orphans
+from desk_pipeline.cli.group import repair_orphans, repair_orphans_first
 from desk_pipeline.cli.terminal import ISO_DATE, emit, log_level, notice
 from desk_pipeline.cli.warehouse import open_repository, settings
 from desk_pipeline.defs import runs as desk_runs
@@ -45,6 +45,7 @@ def backfill(start: str, end: str, as_json: bool) -> None:
     from desk_pipeline.commands import backfill as own_runs
 
     first, last = queries.business_day(start, "--start"), queries.business_day(end, "--end")
+    repair_orphans_first()
     done = own_runs.backfill(
         settings(), first, last, warehouse=open_repository, on_wait=notice, log_level=log_level()
     )
@@ -78,6 +79,7 @@ def tick(as_json: bool) -> None:
     """
     from desk_pipeline.commands import backfill as own_runs  # late, as in `backfill`
 
+    repair_orphans_first()
     done = own_runs.tick(settings(), warehouse=open_repository, log_level=log_level())
     document = {"window": done.window, "run_id": done.run_id}
     emit(

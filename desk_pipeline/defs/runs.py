@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -248,27 +249,56 @@ def update_instance_file(config: Path) -> tuple[str, ...] | None:
 
     A missing file gets :func:`default_instance_yaml`. An existing one is replaced by today's
     concatenation of the files it was written from (``make instance``'s rule: rewrite when they
-    differ) only when it is byte for byte a file the desk wrote (:data:`DESK_WRITTEN`); one an
-    operator wrote or edited is left alone. Returns the names of the files written, else None.
+    differ) only when it is byte for byte a file the desk wrote (:data:`DESK_WRITTEN`), a
+    regular file that is not read-only: one an operator wrote, edited, linked (a shared file)
+    or made read-only is left alone, and one that cannot be replaced (a file mounted on its own,
+    a read-only folder) is used as it is, with a warning. The new file keeps the old one's
+    permissions. Returns the names of the files written, else None.
+
+    Raises:
+        OSError: a missing file could not be written.
     """
-    names: tuple[str, ...] = INSTANCE_FILES
-    if config.exists():
-        content = config.read_bytes()
-        known = DESK_WRITTEN.get(hashlib.sha256(content).hexdigest())
-        if known is None or content == instance_yaml(*known).encode("utf-8"):
-            return None
-        names = known
+    if not config.exists() and not config.is_symlink():
+        _write_whole(config, instance_yaml(*INSTANCE_FILES))
+        return INSTANCE_FILES
+    if config.is_symlink() or not config.is_file() or not config.stat().st_mode & 0o222:
+        return None
+    content = config.read_bytes()
+    names = DESK_WRITTEN.get(hashlib.sha256(content).hexdigest())
+    if names is None or content == instance_yaml(*names).encode("utf-8"):
+        return None
+    try:
+        _write_whole(config, instance_yaml(*names))
+    except OSError as err:
         log.warning(
-            "%s was written by an earlier version of the desk: brought up to date with %s of "
-            "desk_pipeline/instance/ (`make instance DAGSTER_YAML=...` chooses other files)",
+            "%s was written by an earlier version of the desk and cannot be brought up to date "
+            "(%s); used as it is (`make instance` rewrites it)",
             config,
-            " + ".join(names),
+            err,
         )
-    # Replaced whole: a process opening the instance meanwhile reads the old file or the new.
-    partial = config.with_name(f".{config.name}.{os.getpid()}.tmp")
-    partial.write_text(instance_yaml(*names), encoding="utf-8")
-    partial.replace(config)
+        return None
+    log.warning(
+        "%s was written by an earlier version of the desk: brought up to date with %s of "
+        "desk_pipeline/instance/ (`make instance DAGSTER_YAML=...` chooses other files)",
+        config,
+        " + ".join(names),
+    )
     return names
+
+
+def _write_whole(config: Path, text: str) -> None:
+    """Write ``config`` whole, with an existing file's permissions; a failed write leaves none.
+
+    Replaced whole: a process opening the instance meanwhile reads the old file or the new.
+    """
+    partial = config.with_name(f".{config.name}.{os.getpid()}.tmp")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        if config.exists():
+            shutil.copymode(config, partial)
+        partial.replace(config)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def desk_instance() -> dg.DagsterInstance:

@@ -42,7 +42,7 @@ def doctor_document(instance: dg.DagsterInstance | None, repaired: list[str]) ->
         orphans = [run.run_id for run in desk_runs.orphaned_runs(instance)]
         detail = (
             f"{len(orphans)} run(s) whose desk process is gone ({', '.join(orphans)}); "
-            "run `desk doctor --repair` (any other desk command repairs them too)"
+            "run `desk doctor --repair` (desk backfill, tick, consume and serve repair them too)"
             if orphans
             else "no run is held by a dead desk process"
         )

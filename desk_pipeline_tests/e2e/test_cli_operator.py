@@ -45,6 +45,23 @@ def healthy(tmp_path) -> dict:
     return environment(tmp_path, DESK_WAREHOUSE_URL=url, DESK_TRADE_SOURCE=f"landing:{landing}")
 
 
+def test_a_mistyped_command_gets_a_suggestion_and_help_opens_no_instance(tmp_path, monkeypatch):
+    # Commands load when invoked: click's suggestions come from the desk's list of them.
+    runner = CliRunner()
+    typo = runner.invoke(cli, ["posiitons", "--book", "B1"])
+    assert typo.exit_code == 2 and "Did you mean 'positions'?" in typo.output
+    # --help and usage errors of a command that starts runs neither repair runs nor touch the
+    # instance: its dagster.yaml (one an earlier desk wrote) is left as it is.
+    home = tmp_path / "home"
+    home.mkdir()
+    earlier = Path(__file__).parents[1] / "integration/earlier_instances/dagster-02f3ebf.yaml"
+    (home / "dagster.yaml").write_bytes(earlier.read_bytes())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert runner.invoke(cli, ["tick", "--help"]).exit_code == 0
+    assert runner.invoke(cli, ["backfill", "--start", "nope", "--end", "nope"]).exit_code == 2
+    assert (home / "dagster.yaml").read_bytes() == earlier.read_bytes()
+
+
 def checks(result: subprocess.CompletedProcess) -> dict[str, dict]:
     return {c["check"]: c for c in json.loads(result.stdout)["checks"]}
 

@@ -83,3 +83,42 @@ def test_a_file_the_operator_wrote_or_edited_is_left_alone(home, operator_file):
     config.write_text(operator_file, encoding="utf-8")
     assert runs.update_instance_file(config) is None
     assert config.read_text(encoding="utf-8") == operator_file
+
+
+def test_a_linked_or_read_only_desk_file_is_left_alone(home, tmp_path):
+    shared = tmp_path / "shared.yaml"
+    shared.write_bytes(BEFORE_OVERLAYS.read_bytes())
+    linked = home / "dagster.yaml"
+    linked.symlink_to(shared)
+    assert runs.update_instance_file(linked) is None
+    assert linked.is_symlink() and shared.read_bytes() == BEFORE_OVERLAYS.read_bytes()
+
+    frozen = tmp_path / "frozen.yaml"
+    frozen.write_bytes(BEFORE_OVERLAYS.read_bytes())
+    frozen.chmod(0o444)
+    assert runs.update_instance_file(frozen) is None
+    assert frozen.read_bytes() == BEFORE_OVERLAYS.read_bytes()
+
+
+def test_a_desk_file_that_cannot_be_replaced_is_used_as_it_is(home, monkeypatch, caplog):
+    # As a file mounted on its own (a ConfigMap's subPath): renaming onto it fails with EBUSY.
+    config = home / "dagster.yaml"
+    config.write_bytes(BEFORE_OVERLAYS.read_bytes())
+
+    def busy(self, target):
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(Path, "replace", busy)
+    with runs.desk_instance() as instance:
+        assert type(instance.event_log_storage).__name__ == "SqliteEventLogStorage"
+    assert config.read_bytes() == BEFORE_OVERLAYS.read_bytes()
+    assert not [p.name for p in home.iterdir() if p.name.endswith(".tmp")]
+    assert "cannot be brought up to date" in caplog.text
+
+
+def test_a_rewritten_desk_file_keeps_its_permissions(home):
+    config = home / "dagster.yaml"
+    config.write_bytes(BEFORE_OVERLAYS.read_bytes())
+    config.chmod(0o640)
+    assert runs.update_instance_file(config) == runs.INSTANCE_FILES
+    assert config.stat().st_mode & 0o777 == 0o640
