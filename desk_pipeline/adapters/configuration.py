@@ -25,15 +25,23 @@ WAREHOUSE_EXAMPLE = "sqlite:////srv/desk/warehouse.db or postgresql+psycopg://de
 
 
 def shown(value: str) -> str:
-    """A value as it may be printed: a database or broker URL loses its password."""
+    """A value as it may be printed, on one line.
+
+    A database or broker URL loses its password; a character that is not printable (a newline,
+    a tab) is shown as its escape.
+    """
     for prefix in ("sql:", "rabbitmq:", ""):
         if value.startswith(prefix) and "://" in value:
             try:
                 url = sa.make_url(value.removeprefix(prefix))
             except sa.exc.ArgumentError:
-                return value
-            return prefix + url.render_as_string(hide_password=True)
-    return value
+                break
+            return _printable(prefix + url.render_as_string(hide_password=True))
+    return _printable(value)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _database_url_problem(url: str) -> str | None:

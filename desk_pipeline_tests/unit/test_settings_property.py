@@ -47,6 +47,7 @@ NUMBERS = st.one_of(
 @example(hours="0-23", start="0001-01-01", minutes="20", retention="7")
 @example(hours="0-23", start="2026-01-01", minutes="20", retention="99999999999")
 @example(hours="7-18", start="1970-01-01", minutes="10080", retention="3650")
+@example(hours="0-23", start="\n", minutes="0", retention="0")
 def test_settings_are_refused_by_name_or_the_definitions_load_and_run(
     hours, start, minutes, retention
 ):
