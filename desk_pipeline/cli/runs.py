@@ -117,6 +117,7 @@ def doctor(repair: bool, as_json: bool) -> None:
             ]
         ),
     )
-    failed = [c["check"] for c in document["checks"] if not c["ok"]]
+    # One check may fail on several lines (a line per bad DESK_* variable): named once.
+    failed = list(dict.fromkeys(c["check"] for c in document["checks"] if not c["ok"]))
     if failed:
         raise DeskPipelineError(f"doctor: {', '.join(failed)} failed")

@@ -109,6 +109,14 @@ def test_doctor_names_every_broken_part_and_exits_non_zero(tmp_path):
     ]
 
 
+def test_doctor_names_a_failed_check_once_however_many_lines_it_has(healthy):
+    env = {**healthy, "DESK_TIMEZONE": "Nowhere/City", "DESK_START_DATE": "yesterday"}
+    result = run_desk(env, "doctor", check=False)
+    assert result.returncode == 1
+    assert sum(line.startswith("FAIL settings") for line in result.stdout.splitlines()) == 2
+    assert result.stderr.strip().splitlines() == ["desk: doctor: settings failed"]
+
+
 def test_doctor_reports_a_warehouse_behind_the_latest_migration(healthy, tmp_path):
     url = f"sqlite:///{tmp_path}/old.db"
     engine = sa.create_engine(url)
