@@ -27,7 +27,7 @@ def business_day(value: str, option: str) -> str:
     dates, problems = parse_dates(pd.Series([value.strip()]), *_DATE_BOUNDS)
     if problems.iloc[0]:
         raise InvalidRangeError(
-            f"{option} {value!r} is not a date written YYYY-MM-DD, e.g. 2026-03-06"
+            f"{option} {value!r} is not a calendar date written YYYY-MM-DD, e.g. 2026-03-06"
         )
     return str(dates.iloc[0].strftime("%Y-%m-%d"))
 
