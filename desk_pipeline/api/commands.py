@@ -7,7 +7,6 @@ from typing_extensions import TypedDict
 from desk_pipeline import commands, queries
 from desk_pipeline.api.dependencies import BookPath, DayPath, Runs, Warehouse, authorised
 from desk_pipeline.api.problems import problem_responses
-from desk_pipeline.domain.errors import NoEndOfDayError
 
 
 class CommandAccepted(TypedDict):
@@ -55,9 +54,10 @@ def request_ranking(
 ) -> JSONResponse:
     """Rank the collateral of a stored day again (every book of that day, one run)."""
     day = queries.business_day(date, "date")
-    stored = queries.days_document(warehouse.repository(), book)["days"]
+    repository = warehouse.repository()
+    stored = queries.days_document(repository, book)["days"]
     if day not in [d["business_date"] for d in stored]:
-        raise NoEndOfDayError(f"no end-of-day positions for book {book} on {day}")
+        raise queries.nothing_stored(repository, book, day)
     trigger = {commands.TRIGGER_TAG: f"desk serve: POST {request.url.path}"}
     spec = commands.ranking_run(book, day, trigger)
     return accepted(runs, f"POST /books/{book}/rankings/{day}", [spec])

@@ -45,8 +45,8 @@ def failure(err: Exception) -> tuple[int, str]:
         why = _first_line(attempts[-1].message if attempts else err)
         return 1, f"a run failed: {why}; the run is in the Dagster UI, --verbose shows its log"
     if isinstance(err, NoEndOfDayError):
-        # The same answer for an unknown book, a mistyped one and a day not stored: say where
-        # the stored books and days are listed.
+        # The message says what is stored for the book (queries.nothing_stored); the whole
+        # list is one command away.
         return 1, f"{_first_line(err)}; `desk books` lists the stored books and days"
     if isinstance(err, DeskPipelineError):
         return 1, _first_line(err)

@@ -14,6 +14,7 @@ from desk_pipeline.queries.books import (
     StoredDay,
     books_document,
     days_document,
+    nothing_stored,
     positions_document,
 )
 from desk_pipeline.queries.collateral import (
@@ -55,6 +56,7 @@ __all__ = [
     "business_day",
     "concentration_document",
     "days_document",
+    "nothing_stored",
     "positions_document",
     "quarantine_document",
     "ranking_document",

@@ -1,5 +1,6 @@
 """The books and their stored end-of-day positions: `desk books` and `desk positions`."""
 
+import difflib
 from typing import Any, NotRequired
 
 import pandas as pd
@@ -70,6 +71,37 @@ class DaysDocument(TypedDict):
     days: list[StoredDay]
 
 
+def nothing_stored(
+    repo: PositionRepository, book: str, business_date: str, what: str = "end-of-day positions"
+) -> NoEndOfDayError:
+    """The error for a book-day with no ``what`` stored, saying what is stored for the book.
+
+    ``what`` is "end-of-day positions" or "collateral ranking". An unknown book is told apart
+    from a day outside (or missing from) the book's stored days, and gets the stored book id it
+    was most likely meant to be (ids are case-sensitive).
+    Reads every EOD header: only a failed read calls it.
+    """
+    headers = repo.eod_headers()
+    days = headers.loc[headers["book_id"] == book, "business_date"]
+    missing = f"no {what} for book {book} on {business_date}"
+    if days.empty:
+        books = sorted(headers["book_id"].unique())
+        by_case = {b.casefold(): b for b in books}
+        close = difflib.get_close_matches(book.casefold(), list(by_case), n=1)
+        hint = f" (did you mean {by_case[close[0]]}?)" if close else ""
+        return NoEndOfDayError(f"{missing}: no day of book {book} is stored{hint}")
+    first, last = days.min(), days.max()
+    if (days == business_date).any():
+        where = "the day's end-of-day positions are stored, not ranked yet"
+    elif business_date > last:
+        where = f"its latest stored day is {last}"
+    elif business_date < first:
+        where = f"its first stored day is {first}"
+    else:
+        where = f"its days {first}..{last} are stored, but not this one"
+    return NoEndOfDayError(f"{missing}: {where}")
+
+
 def positions_document(
     repo: PositionRepository, book: str, business_date: str, *, marks: bool = False
 ) -> PositionsDocument:
@@ -85,7 +117,7 @@ def positions_document(
     """
     stored = repo.valued_eod(book, business_date) if marks else repo.eod(book, business_date)
     if stored is None:
-        raise NoEndOfDayError(f"no end-of-day positions for book {book} on {business_date}")
+        raise nothing_stored(repo, book, business_date)
     header, rows = stored
     rows = rows[exact_quantities(rows["quantity"]) != 0]
     if marks and not rows["valued"].all():

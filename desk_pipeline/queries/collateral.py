@@ -7,8 +7,8 @@ from typing_extensions import TypedDict
 
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.collateral.ranking import issuer_concentration
-from desk_pipeline.domain.errors import NoEndOfDayError
 from desk_pipeline.domain.precision import for_output
+from desk_pipeline.queries.books import nothing_stored
 from desk_pipeline.queries.values import number, quantity, text
 
 
@@ -68,7 +68,7 @@ def _stored_ranking(
     stored = repo.eod(book, business_date)
     if stored is not None and not (stored[1]["quantity"] != 0).any():
         return stored[0]["as_of"], rows
-    raise NoEndOfDayError(f"no collateral ranking for book {book} on {business_date}")
+    raise nothing_stored(repo, book, business_date, "collateral ranking")
 
 
 def ranking_document(repo: PositionRepository, book: str, business_date: str) -> RankingDocument:

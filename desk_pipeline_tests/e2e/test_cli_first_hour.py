@@ -195,7 +195,8 @@ def test_books_lists_the_stored_books_and_their_days(landed):
     not_stored = run_desk(env, "positions", "--book", "REPO-1", "--date", "2026-03-09")
     assert not_stored.returncode == 1
     assert one_line(not_stored) == (
-        "desk: no end-of-day positions for book REPO-1 on 2026-03-09; "
+        f"desk: no end-of-day positions for book REPO-1 on 2026-03-09: its latest stored day "
+        f"is {DAYS[-1]}; "
         "`desk books` lists the stored books and days"
     )
 

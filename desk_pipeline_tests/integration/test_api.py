@@ -219,23 +219,38 @@ def test_quarantine_is_served_a_page_at_a_time(client, repo):
 
 
 def test_unknown_book_or_day_is_a_404_problem_with_the_cli_message(client):
+    # The detail says what is stored instead: an unknown book (with the stored id it most
+    # likely meant), or the book's stored days.
     assert_problem(
-        client.get(f"/books/NOPE/eod/{D2}"), 404, f"no end-of-day positions for book NOPE on {D2}"
+        client.get(f"/books/NOPE/eod/{D2}"),
+        404,
+        f"no end-of-day positions for book NOPE on {D2}: no day of book NOPE is stored",
+    )
+    assert_problem(
+        client.get(f"/books/repo-1/eod/{D2}"),
+        404,
+        f"no end-of-day positions for book repo-1 on {D2}: no day of book repo-1 is stored "
+        "(did you mean REPO-1?)",
     )
     assert_problem(
         client.get("/books/REPO-1/eod/2026-03-09"),
         404,
-        "no end-of-day positions for book REPO-1 on 2026-03-09",
+        f"no end-of-day positions for book REPO-1 on 2026-03-09: its latest stored day is {D2}",
+    )
+    assert_problem(
+        client.get("/books/REPO-1/eod/2026-02-27"),
+        404,
+        f"no end-of-day positions for book REPO-1 on 2026-02-27: its first stored day is {D1}",
     )
     assert_problem(
         client.get("/books/REPO-1/ranking/2026-03-09"),
         404,
-        "no collateral ranking for book REPO-1 on 2026-03-09",
+        f"no collateral ranking for book REPO-1 on 2026-03-09: its latest stored day is {D2}",
     )
     assert_problem(
         client.get(f"/books/NOPE/concentration/{D2}"),
         404,
-        f"no collateral ranking for book NOPE on {D2}",
+        f"no collateral ranking for book NOPE on {D2}: no day of book NOPE is stored",
     )
     assert_problem(
         client.get("/books/NOPE/days"), 404, "no end-of-day positions for book NOPE on any day"
@@ -307,7 +322,7 @@ def test_a_command_for_an_unknown_book_or_day_is_a_404_problem(client):
     assert_problem(
         client.post("/books/REPO-1/rankings/2026-03-09", headers=AUTH),
         404,
-        "no end-of-day positions for book REPO-1 on 2026-03-09",
+        f"no end-of-day positions for book REPO-1 on 2026-03-09: its latest stored day is {D2}",
     )
 
 
