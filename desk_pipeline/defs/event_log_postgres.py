@@ -6,15 +6,11 @@ connection PostgreSQL dropped is replaced instead of failing the next launch).
 Configured in ``desk_pipeline/instance/dagster-postgres.yaml``.
 """
 
-from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
-from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import (
     create_pg_engine,
-    get_token_provider_from_config,
-    pg_url_from_config,
 )
 
 from desk_pipeline.defs.event_log import POOL_RECYCLE_S, fork_safe
@@ -41,18 +37,6 @@ class DeskPostgresEventLogStorage(PrePingedInWebserver, PostgresEventLogStorage)
                 pool_recycle=POOL_RECYCLE_S,
                 pool_pre_ping=True,
             )
-        )
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> Self:
-        """The storage the instance's YAML describes (dagster-postgres's config)."""
-        return cls(
-            pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            inst_data=inst_data,
-            token_provider=get_token_provider_from_config(config_value),
         )
 
     def dispose(self) -> None:

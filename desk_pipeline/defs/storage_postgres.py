@@ -65,11 +65,28 @@ def webserver_engine(
 
 
 class PrePingedInWebserver:
-    """Mixin for a dagster-postgres storage: its webserver pool pings before each use."""
+    """Mixin for a dagster-postgres storage: its webserver pool pings before each use.
+
+    Configured as dagster-postgres's storages are (``postgres_url`` or ``postgres_db``,
+    ``should_autocreate_tables``).
+    """
 
     _engine: sa.Engine
     postgres_url: str
     _token_provider: "PgTokenProvider | None"
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> Self:
+        """The storage the instance's YAML describes (dagster-postgres's config)."""
+        arguments: dict[str, Any] = {
+            "postgres_url": pg_url_from_config(config_value),
+            "should_autocreate_tables": config_value.get("should_autocreate_tables", True),
+            "inst_data": inst_data,
+            "token_provider": get_token_provider_from_config(config_value),
+        }
+        return cls(**arguments)
 
     def optimize_for_webserver(
         self, statement_timeout: int, pool_recycle: int, max_overflow: int
@@ -87,35 +104,9 @@ class PrePingedInWebserver:
         previous.dispose()
 
 
-def _storage_args(
-    inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-) -> dict[str, Any]:
-    """dagster-postgres's storage config (``postgres_url`` or ``postgres_db``, …) as arguments."""
-    return {
-        "postgres_url": pg_url_from_config(config_value),
-        "should_autocreate_tables": config_value.get("should_autocreate_tables", True),
-        "inst_data": inst_data,
-        "token_provider": get_token_provider_from_config(config_value),
-    }
-
-
 class DeskPostgresRunStorage(PrePingedInWebserver, PostgresRunStorage):
     """Dagster's PostgreSQL run storage; in the webserver, dropped connections are replaced."""
-
-    @classmethod
-    def from_config_value(  # type: ignore[override]
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> Self:
-        """The storage the instance's YAML describes (dagster-postgres's config)."""
-        return cls(**_storage_args(inst_data, config_value))
 
 
 class DeskPostgresScheduleStorage(PrePingedInWebserver, PostgresScheduleStorage):
     """Dagster's PostgreSQL schedule storage; in the webserver, dropped connections are replaced."""
-
-    @classmethod
-    def from_config_value(  # type: ignore[override]
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> Self:
-        """The storage the instance's YAML describes (dagster-postgres's config)."""
-        return cls(**_storage_args(inst_data, config_value))

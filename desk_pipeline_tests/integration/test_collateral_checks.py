@@ -67,6 +67,22 @@ def repo(materialised, tmp_path) -> PositionRepository:
     repository.engine.dispose()
 
 
+def run_checks_alone(repo: PositionRepository, issuer_limit: float) -> dg.ExecuteInProcessResult:
+    """The collateral checks alone on ``repo``, in a run that names no day (every stored day)."""
+    resources = {
+        "warehouse": WarehouseResource(url=str(repo.engine.url)),
+        "haircuts": HaircutScheduleResource(issuer_concentration_limit=issuer_limit),
+    }
+    with dg.instance_for_test() as instance:
+        return dg.materialize(
+            [collateral_ranking, *COLLATERAL_CHECKS],
+            selection=dg.AssetSelection.checks_for_assets(collateral_ranking),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+
+
 def test_a_fresh_ranking_passes_its_checks_and_reports_issuer_concentration(materialised):
     url, result = materialised
     assert result.success
@@ -141,18 +157,7 @@ def test_a_run_naming_no_day_checks_every_stored_day_and_a_missing_holding_block
     book, instrument = first_eligible(repo)
     with repo.engine.begin() as conn:
         conn.execute(t.collateral_rankings.delete().where(only(repo, book, instrument)))
-    resources = {
-        "warehouse": WarehouseResource(url=str(repo.engine.url)),
-        "haircuts": HaircutScheduleResource(issuer_concentration_limit=1.0),
-    }
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [collateral_ranking, *COLLATERAL_CHECKS],
-            selection=dg.AssetSelection.checks_for_assets(collateral_ranking),
-            resources=resources,
-            instance=instance,
-            raise_on_error=False,
-        )
+    result = run_checks_alone(repo, issuer_limit=1.0)
     assert not result.success
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     coverage = evaluations.pop("every_holding_ranked_once")
@@ -190,18 +195,7 @@ def test_the_checks_op_reading_only_what_it_checks_still_fails_on_each_defect(re
             .values(quantity=0.0)
         )
         conn.execute(r.delete().where(only(repo, not_ranked, on[not_ranked])))
-    resources = {
-        "warehouse": WarehouseResource(url=str(repo.engine.url)),
-        "haircuts": HaircutScheduleResource(issuer_concentration_limit=0.0),
-    }
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [collateral_ranking, *COLLATERAL_CHECKS],
-            selection=dg.AssetSelection.checks_for_assets(collateral_ranking),
-            resources=resources,
-            instance=instance,
-            raise_on_error=False,
-        )
+    result = run_checks_alone(repo, issuer_limit=0.0)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     coverage = evaluations["every_holding_ranked_once"].metadata
     assert not evaluations["every_holding_ranked_once"].passed
