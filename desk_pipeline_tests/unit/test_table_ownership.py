@@ -91,7 +91,7 @@ CROSS_STORE_CALLS: dict[tuple[str, str, str], str] = {
     ("collateral_ranking", "daily_book_position", "_one_eod"): (
         "valued_eod joins one EOD and its valuation in one statement, never a mix"
     ),
-    ("collateral_ranking", "daily_book_position", "_eod_rows_of_day"): (
+    ("collateral_ranking", "daily_book_position", "_eod_rows_of_days"): (
         "the ranking checks read the EOD rows and the rankings of their days in one transaction"
     ),
 }

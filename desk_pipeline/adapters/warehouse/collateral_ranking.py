@@ -17,11 +17,11 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _read
 from desk_pipeline.adapters.warehouse.codec import _nulls_as_none, from_micros, micros_of
 from desk_pipeline.adapters.warehouse.daily_book_position import (
-    _eod_rows_of_day,
+    _eod_rows_of_days,
     _lock_current_eods,
     _one_eod,
 )
-from desk_pipeline.adapters.warehouse.engine import Store, WarehouseError
+from desk_pipeline.adapters.warehouse.engine import Store
 from desk_pipeline.domain.collateral.ranking import in_ranking_order
 from desk_pipeline.domain.schema import (
     POSITION_DTYPES,
@@ -111,18 +111,13 @@ class CollateralRankingStore(Store):
         r = t.collateral_rankings
         ranked = sa.select(*(r.c[name] for name in _CHECKED_RANKING))
         with self._transaction("rankings_and_eod_rows") as conn:
-            held_read = [_eod_rows_of_day(conn, day) for day in days]
+            held_columns, held = _eod_rows_of_days(conn, days)
             items = [
                 conn.execute(ranked.where(r.c.business_date == day)).cursor.fetchall()
                 for day in days
             ]
         on_day = pd.CategoricalDtype(days)
-        held_columns = ["book_id", "instrument_id", "snapshot_id", "as_of_us", "quantity"]
-        if any(names != held_columns for names, _ in held_read):
-            raise WarehouseError(f"rankings_and_eod_rows: EOD rows other than {held_columns}")
-        held_rows, held_days = _by_column(
-            [rows for _, rows in held_read], len(held_columns), on_day
-        )
+        held_rows, held_days = _by_column(held, len(held_columns), on_day)
         ranked_rows, ranked_days = _by_column(items, len(_CHECKED_RANKING), on_day)
         positions = dict(zip(held_columns, held_rows.T, strict=True))
         ranking = dict(zip(_CHECKED_RANKING, ranked_rows.T, strict=True))

@@ -271,22 +271,26 @@ def _lock_current_eods(conn: sa.Connection, business_dates: Sequence[str]) -> pd
     )
 
 
-def _eod_rows_of_day(conn: sa.Connection, business_date: str) -> tuple[list[str], list[Any]]:
-    """The stored EOD rows of one day, each with its header's ``as_of_us``: the driver's tuples.
+def _eod_rows_of_days(
+    conn: sa.Connection, business_dates: Sequence[str]
+) -> tuple[list[str], list[list[Any]]]:
+    """The stored EOD rows of each day, each with its header's ``as_of_us``: driver tuples.
 
     The rows :meth:`DailyBookPositionStore.eod_positions` reads (a row whose snapshot has no
     header is not read), with only what the ranking's coverage check needs, in no particular
-    order. Tuples, not a frame: the caller builds one frame of many days.
+    order; one statement per day (an index serves each). Tuples, not a frame: the caller
+    builds one frame of all the days.
 
     Returns:
-        The column names (book_id, instrument_id, snapshot_id, as_of_us, quantity) and the
-        rows, each a tuple of those columns' values.
+        The column names (book_id, instrument_id, snapshot_id, as_of_us, quantity) and, per
+        day of ``business_dates`` in order, its rows as tuples of those columns' values.
     """
     e, p = t.eod_snapshots, t.eod_positions
-    query = (
-        sa.select(p.c.book_id, p.c.instrument_id, p.c.snapshot_id, e.c.as_of_us, p.c.quantity)
-        .select_from(p.join(e, e.c.snapshot_id == p.c.snapshot_id))
-        .where(p.c.business_date == business_date)
-    )
-    result = conn.execute(query)
-    return list(result.keys()), list(result.cursor.fetchall())
+    query = sa.select(
+        p.c.book_id, p.c.instrument_id, p.c.snapshot_id, e.c.as_of_us, p.c.quantity
+    ).select_from(p.join(e, e.c.snapshot_id == p.c.snapshot_id))
+    days = [
+        list(conn.execute(query.where(p.c.business_date == day)).cursor.fetchall())
+        for day in business_dates
+    ]
+    return [c.name for c in query.selected_columns], days
