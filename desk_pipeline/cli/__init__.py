@@ -14,7 +14,8 @@ def main() -> None:
     """Entry point: a failure is one line on stderr, `desk: <what failed>; <what to check>`.
 
     The exit code says which kind of failure (EXIT_CODES); with --debug the error is raised
-    instead, traceback and all.
+    instead, traceback and all. A command given no arguments where it needs some (`desk` alone)
+    is the exception: its whole help goes to stderr, as a usage error (2).
     """
     debug = False
     try:
@@ -23,6 +24,9 @@ def main() -> None:
             cli.invoke(ctx)
     except click.exceptions.Exit as done:  # --help
         sys.exit(done.exit_code)
+    except click.exceptions.NoArgsIsHelpError as bare:
+        bare.show()
+        sys.exit(bare.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("desk: interrupted", err=True)
         sys.exit(130)

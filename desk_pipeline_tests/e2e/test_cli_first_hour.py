@@ -154,6 +154,19 @@ def test_exit_codes_are_listed_in_the_help():
     assert "--verbose" in help_text and "--debug" in help_text
 
 
+def test_desk_alone_shows_the_help_and_exits_as_a_usage_error():
+    # Like git or docker: the commands and the exit codes, not a one-line usage error. No
+    # command is a usage error (exit 2); the help goes to stderr, click's no_args_is_help way.
+    result = run_desk(user_environment())
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    help_text = result.stderr
+    assert help_text.startswith("Usage: desk [OPTIONS] COMMAND [ARGS]...")
+    for command in ["backfill", "positions", "ranking", "quarantine", "status", "doctor"]:
+        assert any(line.split()[:1] == [command] for line in help_text.splitlines()), command
+    assert "Exit codes:" in help_text and "see `desk --help`" not in help_text
+
+
 def test_a_backfill_is_quiet_a_progress_line_and_one_summary(landed):
     stderr, stdout = landed.backfill.stderr, landed.backfill.stdout
     assert stdout.strip() == (
