@@ -1,6 +1,11 @@
-"""Reasons attached to rows: ``"<code>: <detail>"`` messages, worded only where they apply."""
+"""Reasons attached to rows: ``"<code>: <detail>"`` messages, worded only where they apply.
+
+Every value a reason quotes goes through :func:`text` (ids, codes, dates) or :func:`number_text`
+(numbers), so that no message carries a float's repr (``-200000.0``, ``1e-06``, ``1.0``).
+"""
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,8 +46,38 @@ def first_reasons(frame: pd.DataFrame, checks: Iterable[Check]) -> np.ndarray:
 def text(values: pd.Series) -> pd.Series:
     """Values as Python strings in an object series, ``none`` for missing ones.
 
-    pandas' ``astype(str)`` keeps missing values missing, and a missing piece would turn a whole
-    reason into NaN, i.e. silently into "no reason".
+    For ids, codes and dates; numbers go through :func:`number_text`. pandas' ``astype(str)``
+    keeps missing values missing, and a missing piece would turn a whole reason into NaN, i.e.
+    silently into "no reason".
     """
     texts = ["none" if pd.isna(v) else str(v) for v in values.to_numpy(dtype=object)]
     return pd.Series(texts, index=values.index, dtype="object")
+
+
+def number_text(values: pd.Series, decimals: int, *, trim: bool = False) -> pd.Series:
+    """Numbers as a trader reads them, in an object series: ``-1,234,567.89``, never ``1e-05``.
+
+    Each value is rounded to ``decimals`` places (half to even, on its exact binary value) and
+    written with thousands separators, never in exponent notation, so float noise beyond
+    ``decimals`` never shows. With ``trim``, trailing zeros and a bare point are dropped: exact
+    decimals such as quantities read ``-200,000`` or ``0.000001``. A value that rounds to zero
+    reads without a sign. Missing values read ``none``, as in :func:`text`; infinities ``inf``.
+
+    Args:
+        values: numbers (float, int or nullable int); not modified.
+        decimals: places after the point, 0 or more.
+        trim: drop trailing zeros after the point.
+    """
+    texts = [_number(v, decimals, trim) for v in values.to_numpy(dtype=object)]
+    return pd.Series(texts, index=values.index, dtype="object")
+
+
+def _number(value: Any, decimals: int, trim: bool) -> str:
+    """One value of :func:`number_text`."""
+    if pd.isna(value):
+        return "none"
+    worded = f"{value:,.{decimals}f}"
+    if trim and "." in worded:
+        worded = worded.rstrip("0").rstrip(".")
+    # "-0.00" (a tiny negative, or -0.0) says a sign of nothing.
+    return worded[1:] if worded.startswith("-") and worded.strip("-0.,") == "" else worded

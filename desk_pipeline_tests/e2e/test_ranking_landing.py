@@ -140,7 +140,7 @@ def expected_items() -> list[dict]:
             0.04 * S,
             -200_173.4401,
             False,
-            "short_position: REPO-EUR holds -200000.0 of FR-OAT-10Y",
+            "short_position: REPO-EUR holds -200,000 of FR-OAT-10Y",
         ),
         item(None, "XS-CORP-BB", 250_000.0, 0.97, 1.0, None, None, False, "rating_below_floor"),
         item(None, "ZZ-UNKNOWN", 1_000.0, None, None, None, None, False, "unknown_instrument"),

@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from desk_pipeline.adapters.haircut_schedules import load_schedule
 from desk_pipeline.domain.collateral.haircuts import haircuts_for, haircuts_on
 from desk_pipeline.domain.collateral.ranking import rank_collateral, rank_collateral_days
 from desk_pipeline.domain.collateral.ratings import rating_notch
-from desk_pipeline.domain.collateral.schedule import HaircutSchedule
+from desk_pipeline.domain.collateral.schedule import HaircutSchedule, parse_schedule
 from desk_pipeline.domain.schema import (
     BOOK_DTYPES,
     FX_DTYPES,
@@ -155,7 +156,7 @@ def test_a_mixed_book_is_ranked_by_lendable_value_with_reasons_for_the_ineligibl
              "no_price: no price for UNKNOWN on or before 2025-03-14"),
             # A short is never collateral; its value is still shown: -100 x 98 x 0.971716
             ("B1", "UST5Y", pd.NA, -100.0, 98.0, 1.0, 0.04 * s, -9_800 * (1 - 0.04 * s), False,
-             "short_position: B1 holds -100.0 of UST5Y"),
+             "short_position: B1 holds -100 of UST5Y"),
         ]
     )  # fmt: skip
     pd.testing.assert_frame_equal(got, expected, rtol=1e-12)
@@ -641,3 +642,59 @@ def test_haircut_cells_of_many_days_at_once_equal_each_day_s_own(
     got = haircuts_on(pd.concat([inst] * len(RANGE_DAYS), ignore_index=True), days, BASEL)
     expected = pd.concat([haircuts_for(inst, day, BASEL) for day in RANGE_DAYS], ignore_index=True)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+# --- property: no reason quotes a float's repr, whatever the numbers -----------------------------
+
+# One cell for any class, (0.5, 2] years: every other maturity, and any undated instrument, gets
+# a no_schedule_cell reason quoting its residual maturity.
+GAPPY = parse_schedule(
+    "rule,key,value,asset_class,issuer_type,rating_best,rating_worst,maturity_from_years,"
+    "maturity_to_years,haircut_pct,eligible,note\n"
+    "setting,name,gappy,,,,,,,,,\n"
+    "haircut,,,,,,,0.5,2,3,true,half a year to two\n"
+)
+FLOAT_NOISE = [
+    re.compile(r"\.\d{7,}"),  # more places than a quantity has (QUANTITY_DECIMALS)
+    re.compile(r"\d[eE][-+]?\d"),  # exponent notation: 1e-05
+    # A whole part of four digits or more without thousands separators (dates removed first).
+    re.compile(r"(?<![.\d])\d{4,}"),
+    re.compile(r"\b(?:nan|inf)\b"),
+]
+
+
+@st.composite
+def desks_with_any_quantities(draw: st.DrawFn) -> tuple[pd.DataFrame, ...]:
+    """``desks()`` whose positions hold any finite quantity up to 1e12 units in absolute value.
+
+    1e12 is far beyond any position the desk stores (a trade is at most 1e9 units, a position
+    exact up to 2**32): larger floats overflow the micro-units every quantity is summed in.
+    """
+    pos, *rest = draw(desks())
+    quantities = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False)
+    drawn = draw(st.lists(quantities, min_size=len(pos), max_size=len(pos)))
+    return (pos.assign(quantity=np.array(drawn, dtype="float64")), *rest)
+
+
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(desks_with_any_quantities(), st.sampled_from([BASEL, GAPPY]))
+def test_no_ranking_reason_quotes_a_float_repr_whatever_the_numbers(
+    desk: tuple[pd.DataFrame, ...], schedule: HaircutSchedule
+) -> None:
+    got = rank_collateral(*desk, schedule, DAY)
+    for reason in got["reason"].dropna():
+        numbers = re.sub(r"\d{4}-\d{2}-\d{2}", "<date>", reason)
+        assert not any(noise.search(numbers) for noise in FLOAT_NOISE), reason
+
+
+def test_a_short_position_quotes_its_quantity_exactly_with_thousands_separators() -> None:
+    shorts = positions(
+        [("B1", "UST5Y", -1e-06), ("B2", "UST5Y", -1_234_567.891234), ("B3", "UST5Y", -200_000)]
+    )
+    got = rank_collateral(shorts, MIXED_INSTRUMENTS, MIXED_PRICES, books([]), MIXED_FX, BASEL, DAY)
+    # Before: "-1e-06", "-1234567.891234" and "-200000.0".
+    assert got["reason"].tolist() == [
+        "short_position: B1 holds -0.000001 of UST5Y",
+        "short_position: B2 holds -1,234,567.891234 of UST5Y",
+        "short_position: B3 holds -200,000 of UST5Y",
+    ]

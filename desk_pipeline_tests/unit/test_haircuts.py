@@ -367,7 +367,7 @@ haircut,,,corporate_bond,,,,,1,2,true,up to a year
     got = haircuts_on(inst, days.astype("datetime64[ns]"), parse_schedule(text))
     assert got["reason"].tolist()[:2] == [
         "no_schedule_cell: no short cell for C (corporate_bond, unrated, 1.29 years)",
-        "no_schedule_cell: no short cell for C (corporate_bond, unrated, 1.0 years)",
+        "no_schedule_cell: no short cell for C (corporate_bond, unrated, 1.00 years)",
     ]
     assert got["base_haircut"].iloc[2] == pytest.approx(0.02)
     assert got["reason"].iloc[3] == "matured: C matured on 2026-03-16"
@@ -379,3 +379,22 @@ haircut,,,corporate_bond,,,,,1,2,true,up to a year
         ignore_index=True,
     )
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_a_residual_maturity_is_quoted_with_two_decimals_and_an_undated_one_in_words() -> None:
+    text = """rule,key,value,asset_class,issuer_type,rating_best,rating_worst,maturity_from_years,maturity_to_years,haircut_pct,eligible,note
+setting,name,short,,,,,,,,,
+haircut,,,,,,,,1,2,true,up to a year
+"""  # noqa: E501
+    inst = instruments(
+        [
+            {"instrument_id": "C", "asset_class": "corporate_bond", "maturity_date": "2027-03-16"},
+            {"instrument_id": "E", "asset_class": "equity_main_index"},
+        ]
+    )
+    got = haircuts_for(inst, pd.Timestamp("2025-03-15"), parse_schedule(text))
+    # 731 days are 2.0014 years (read "2.0 years" before); an undated one read "inf years".
+    assert got["reason"].tolist() == [
+        "no_schedule_cell: no short cell for C (corporate_bond, unrated, 2.00 years)",
+        "no_schedule_cell: no short cell for E (equity_main_index, unrated, no maturity date)",
+    ]

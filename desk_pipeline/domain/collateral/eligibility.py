@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from desk_pipeline.domain.reasons import Check, join_reasons, text
+from desk_pipeline.domain.precision import QUANTITY_DECIMALS
+from desk_pipeline.domain.reasons import Check, join_reasons, number_text, text
 
 
 def eligibility(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +57,8 @@ def disqualifying_checks(items: pd.DataFrame) -> list[Check]:
         (
             items["quantity"].to_numpy(dtype="float64") < 0,
             lambda rows: "short_position: " + text(rows["book_id"]) + " holds "
-            + text(rows["quantity"]) + " of " + text(rows["instrument_id"]),
+            + number_text(rows["quantity"], QUANTITY_DECIMALS, trim=True) + " of "
+            + text(rows["instrument_id"]),
         ),
         (known & items["cell_reason"].notna().to_numpy(), lambda rows: text(rows["cell_reason"])),
         (
@@ -83,7 +85,7 @@ def stale_price_check(items: pd.DataFrame) -> Check:
         items["stale_price"].to_numpy(dtype=bool),
         lambda rows: "stale_price: last price on "
         + text(rows["price_date"].dt.strftime("%Y-%m-%d")) + ", "
-        + text(rows["price_age_days"]) + " days before " + _date(rows),
+        + number_text(rows["price_age_days"], 0) + " days before " + _date(rows),
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from desk_pipeline.domain.collateral.ratings import rating_notch
 from desk_pipeline.domain.collateral.schedule import HaircutSchedule, MaturityBuckets
-from desk_pipeline.domain.reasons import first_reasons, text
+from desk_pipeline.domain.reasons import first_reasons, number_text, text
 from desk_pipeline.domain.schema import require_columns
 
 HAIRCUT_DTYPES = {
@@ -356,7 +356,7 @@ def _lookup_reasons(lookup: pd.DataFrame, name: str) -> np.ndarray:
                 ~flag["has_cell"],
                 lambda r: "no_schedule_cell: no " + name + " cell for " + text(r["instrument_id"])
                 + " (" + text(r["asset_class"]) + ", " + _rating_text(r) + ", "
-                + text(r["years"].round(2)) + " years)",
+                + _residual_maturity_text(r) + ")",
             ),
         ],
     )  # fmt: skip
@@ -365,6 +365,14 @@ def _lookup_reasons(lookup: pd.DataFrame, name: str) -> np.ndarray:
 def _rating_text(rows: pd.DataFrame) -> pd.Series:
     """Each row's ``rating`` as text for a reason, ``unrated`` where it has no notch."""
     return text(rows["rating"].where(rows["notch"].notna(), "unrated"))
+
+
+def _residual_maturity_text(rows: pd.DataFrame) -> pd.Series:
+    """Each row's residual maturity for a reason: ``1.29 years``, or ``no maturity date``."""
+    years = rows["years"]
+    dated = np.isfinite(years.to_numpy(dtype="float64"))
+    worded = number_text(years.where(dated), 2) + " years"
+    return worded.where(dated, "no maturity date")
 
 
 def _haircut_frame(lookup: pd.DataFrame, reason: np.ndarray) -> pd.DataFrame:
