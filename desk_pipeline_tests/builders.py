@@ -1,6 +1,7 @@
 """Builders of domain frames and landing files for tests."""
 
 import csv
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -79,6 +80,12 @@ def reason_codes(reasons: pd.Series) -> list[list[str]]:
         [] if reason is None else [part.split(":")[0] for part in reason.split("; ")]
         for reason in reasons
     ]
+
+
+def unique_books(*desks: str) -> list[str]:
+    """Book ids ``<desk>-<6 hex>`` of one fresh tag: tests sharing a broker keep apart by book."""
+    tag = uuid.uuid4().hex[:6]
+    return [f"{desk}-{tag}" for desk in desks]
 
 
 def store_eods(repo: PositionRepository, books: list[str], days: list[str]) -> list:

@@ -1,14 +1,21 @@
-"""Fixtures: Dagster instance, warehouses on SQLite and the real PostgreSQL, landing folders."""
+"""Fixtures: Dagster instance, warehouses on SQLite and the real PostgreSQL, a Kafka broker."""
 
+import contextlib
 import os
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+
+from desk_pipeline_tests.builders import unique_books
+
+if TYPE_CHECKING:
+    from desk_pipeline_tests.kafka_broker import Tansu
 
 PG_ADMIN_URL = os.environ.get(
     "DESK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -42,15 +49,29 @@ def pg_engine() -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+def schema_url(schema: str) -> str:
+    """PG_ADMIN_URL with ``schema`` as the search path: where unqualified tables go."""
+    return f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+
+
+@contextlib.contextmanager
+def pg_schema(engine: sa.Engine, prefix: str = "t") -> Iterator[str]:
+    """A new PostgreSQL schema ``<prefix>_<8 hex>``, dropped with all it holds afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield schema
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+
+
 @pytest.fixture
 def pg_url(pg_engine: sa.Engine) -> Iterator[str]:
     """A warehouse URL on its own PostgreSQL schema, dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:8]}"
-    with pg_engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    with pg_engine.connect() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    with pg_schema(pg_engine) as schema:
+        yield schema_url(schema)
 
 
 @pytest.fixture
@@ -92,3 +113,19 @@ def chromium() -> Path:
 def dagster_instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as instance:
         yield instance
+
+
+@pytest.fixture
+def books() -> list[str]:
+    """Three book ids of the test's own: tests sharing a broker keep apart by book."""
+    return unique_books("REPO", "SECLEND", "TRIPARTY")
+
+
+@pytest.fixture(scope="module")
+def tansu() -> Iterator["Tansu"]:
+    """A Kafka-protocol broker (Tansu) per test module: its tests keep apart by topic and book."""
+    # Imported here: kafka_broker imports this module, and only Kafka tests need confluent_kafka.
+    from desk_pipeline_tests.kafka_broker import running_tansu
+
+    with running_tansu() as broker:
+        yield broker

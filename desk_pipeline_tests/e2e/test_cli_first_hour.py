@@ -5,13 +5,13 @@ import functools
 import json
 import re
 import subprocess
-import uuid
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.conftest import pg_schema, schema_url
 from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.checkout import user_environment
 
@@ -110,12 +110,8 @@ def test_a_read_command_outside_the_project_creates_nothing_and_says_where_it_lo
 
 
 def test_a_read_command_leaves_an_empty_postgresql_database_empty(pg_engine):
-    schema = f"t_{uuid.uuid4().hex[:8]}"
-    with pg_engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    try:
-        url = pg_engine.url.set(query={"options": f"-csearch_path={schema}"})
-        env = user_environment(DESK_WAREHOUSE_URL=url.render_as_string(hide_password=False))
+    with pg_schema(pg_engine) as schema:
+        env = user_environment(DESK_WAREHOUSE_URL=schema_url(schema))
         result = run_desk(env, "status")
         assert result.returncode == 2
         assert "no desk tables" in one_line(result)
@@ -125,9 +121,6 @@ def test_a_read_command_leaves_an_empty_postgresql_database_empty(pg_engine):
                 {"s": schema},
             ).scalar_one()
         assert tables == 0
-    finally:
-        with pg_engine.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 def test_an_unreachable_warehouse_is_one_line_and_debug_shows_the_traceback(tmp_path):

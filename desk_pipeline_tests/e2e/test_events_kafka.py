@@ -23,12 +23,6 @@ def desk_env(tmp_path) -> dict:
     return landing_desk(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def tansu():
-    with running_tansu() as broker:
-        yield broker
-
-
 def events_by_book(records) -> dict[str, list[str]]:
     """Business dates per book in offset order, checking each message against its headers."""
     order: dict[str, list[str]] = {}

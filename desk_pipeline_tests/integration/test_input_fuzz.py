@@ -10,7 +10,6 @@ import itertools
 import json
 import math
 import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +26,7 @@ from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.positions.trades import EARLIEST_TRADE_TIME, LATEST_TRADE_TIME
 from desk_pipeline.domain.reference.validation import validate_reference
 from desk_pipeline_tests.builders import no_positions, quarantined_from
-from desk_pipeline_tests.conftest import PG_ADMIN_URL
+from desk_pipeline_tests.conftest import pg_schema, schema_url
 from desk_pipeline_tests.strategies import REFERENCE_KINDS, TRADE_CELLS, rows_like, trade_rows
 
 EXAMPLES = int(os.environ.get("FUZZ_N", "15"))
@@ -187,13 +186,8 @@ def upstream_url(warehouse_url, tmp_path, request):
     if warehouse_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path}/upstream.db"
         return
-    admin = request.getfixturevalue("pg_engine")
-    schema = f"up_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    with pg_schema(request.getfixturevalue("pg_engine"), prefix="up") as schema:
+        yield schema_url(schema)
 
 
 def upstream_table(url: str, types: dict[str, sa.types.TypeEngine]) -> sa.Table:

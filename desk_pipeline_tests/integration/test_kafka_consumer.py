@@ -3,7 +3,6 @@
 import signal
 import subprocess
 import sys
-import uuid
 
 import confluent_kafka
 import pytest
@@ -14,23 +13,11 @@ from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.builders import store_eods
-from desk_pipeline_tests.kafka_broker import committed, new_topic, read_topic, running_tansu
+from desk_pipeline_tests.kafka_broker import committed, new_topic, read_topic
 
 pytestmark = pytest.mark.kafka
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
-
-
-@pytest.fixture(scope="module")
-def tansu():
-    with running_tansu() as broker:
-        yield broker
-
-
-@pytest.fixture
-def books() -> list[str]:
-    tag = uuid.uuid4().hex[:6]
-    return [f"REPO-{tag}", f"SECLEND-{tag}", f"TRIPARTY-{tag}"]
 
 
 @pytest.fixture

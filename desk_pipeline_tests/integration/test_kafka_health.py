@@ -7,15 +7,9 @@ from confluent_kafka.admin import AdminClient
 
 from desk_pipeline.adapters.health import broker_finding
 from desk_pipeline_tests.broker import free_port
-from desk_pipeline_tests.kafka_broker import new_topic, running_tansu
+from desk_pipeline_tests.kafka_broker import new_topic
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture(scope="module")
-def tansu():
-    with running_tansu() as broker:
-        yield broker
 
 
 def test_the_probe_names_the_broker_and_the_topic_layout(tansu):

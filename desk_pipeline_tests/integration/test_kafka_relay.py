@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import dagster as dg
 import pytest
@@ -20,24 +19,12 @@ from desk_pipeline.defs import automation
 from desk_pipeline.defs.resources import KafkaEventPublisher, WarehouseResource
 from desk_pipeline_tests.broker import free_port
 from desk_pipeline_tests.builders import store_eods
-from desk_pipeline_tests.kafka_broker import new_topic, read_topic, running_tansu
+from desk_pipeline_tests.kafka_broker import new_topic, read_topic
 from desk_pipeline_tests.relay_runs import run_relay
 
 pytestmark = pytest.mark.kafka
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
-
-
-@pytest.fixture(scope="module")
-def tansu():
-    with running_tansu() as broker:
-        yield broker
-
-
-@pytest.fixture
-def books() -> list[str]:
-    tag = uuid.uuid4().hex[:6]
-    return [f"REPO-{tag}", f"SECLEND-{tag}", f"TRIPARTY-{tag}"]
 
 
 @pytest.fixture

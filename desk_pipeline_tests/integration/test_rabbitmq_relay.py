@@ -26,7 +26,7 @@ from desk_pipeline.defs.resources import (
     WarehouseResource,
 )
 from desk_pipeline_tests.broker import amqp_url, channel_on, drain, free_port, temporary_vhost
-from desk_pipeline_tests.builders import store_eods
+from desk_pipeline_tests.builders import store_eods, unique_books
 from desk_pipeline_tests.relay_runs import run_relay
 
 pytestmark = pytest.mark.rabbitmq
@@ -44,8 +44,7 @@ def vhost():
 
 @pytest.fixture
 def books() -> list[str]:
-    tag = uuid.uuid4().hex[:6]
-    return [f"REPO-{tag}", f"SECLEND-{tag}"]
+    return unique_books("REPO", "SECLEND")
 
 
 @pytest.fixture

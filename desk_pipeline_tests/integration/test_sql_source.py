@@ -1,7 +1,5 @@
 """The sql:<url> trade source against a real upstream table on PostgreSQL and SQLite."""
 
-import uuid
-
 import dagster as dg
 import pandas as pd
 import pytest
@@ -17,7 +15,7 @@ from desk_pipeline.defs.resources import (
     SqlTradeSource,
     WarehouseResource,
 )
-from desk_pipeline_tests.conftest import PG_ADMIN_URL
+from desk_pipeline_tests.conftest import pg_schema, schema_url
 from desk_pipeline_tests.location import desk_assets
 
 [trades_asset] = desk_assets("trades")
@@ -52,17 +50,12 @@ def upstream_url(request, tmp_path):
         engine.dispose()
         yield url
         return
-    admin = request.getfixturevalue("pg_engine")
-    schema = f"up_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    engine = sa.create_engine(url)
-    upstream_meta.create_all(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    with pg_schema(request.getfixturevalue("pg_engine"), prefix="up") as schema:
+        url = schema_url(schema)
+        engine = sa.create_engine(url)
+        upstream_meta.create_all(engine)
+        engine.dispose()
+        yield url
 
 
 @pytest.fixture
@@ -171,28 +164,24 @@ def test_an_upstream_without_the_sequence_column_is_refused_with_a_clear_error(t
 
 def test_an_upstream_with_a_column_named_twice_apart_from_case_is_refused(pg_engine, repo):
     # PostgreSQL keeps "trade_id" and "TRADE_ID" apart; the contract reads names in any case.
-    schema = f"up_{uuid.uuid4().hex[:8]}"
     columns = 'seq BIGINT, trade_id TEXT, "TRADE_ID" TEXT, book_id TEXT, instrument_id TEXT'
-    with pg_engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        conn.execute(
-            sa.text(
-                f"CREATE TABLE {schema}.trades ({columns}, quantity TEXT, price TEXT, "
-                "trade_time TEXT)"
+    with pg_schema(pg_engine, prefix="up") as schema:
+        with pg_engine.connect() as conn:
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE {schema}.trades ({columns}, quantity TEXT, price TEXT, "
+                    "trade_time TEXT)"
+                )
             )
-        )
-        conn.execute(
-            sa.text(f"INSERT INTO {schema}.trades VALUES (1, 'T3', 'T3b', 'B', 'I', '1', '1', '')")
-        )
-    url = f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    try:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {schema}.trades VALUES (1, 'T3', 'T3b', 'B', 'I', '1', '1', '')"
+                )
+            )
         with pytest.raises(
             TradeSourceError, match=r"named alike \(case-insensitive\): \['trade_id'\]"
         ):
-            ingest_window(trade_source_from(f"sql:{url}"), repo, T0, END)
-    finally:
-        with pg_engine.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+            ingest_window(trade_source_from(f"sql:{schema_url(schema)}"), repo, T0, END)
 
 
 def test_the_trades_asset_ingests_from_an_sql_source_once_per_row(

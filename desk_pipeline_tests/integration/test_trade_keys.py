@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ from desk_pipeline.adapters.warehouse import PositionRepository, to_micros
 from desk_pipeline.domain.positions.trades import effective_trades
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, TRADE_COLUMNS, empty_frame
 from desk_pipeline_tests.builders import T0, make_trades, trade
-from desk_pipeline_tests.conftest import PG_ADMIN_URL
+from desk_pipeline_tests.conftest import pg_schema, schema_url
 from desk_pipeline_tests.sizes import examples
 
 # Ids as they may arrive: any text a VARCHAR(64) holds on both databases, alike-looking ones too.
@@ -32,23 +32,16 @@ NO_REJECTS = empty_frame(QUARANTINE_DTYPES)
 @contextmanager
 def fresh_warehouse(database: str, tmp_path, pg_engine) -> Iterator[PositionRepository]:
     """A new, empty warehouse per hypothesis example: a SQLite file or a PostgreSQL schema."""
-    if database == "sqlite":
-        repo = PositionRepository(f"sqlite:///{tmp_path}/{uuid.uuid4().hex[:8]}.db")
+    with ExitStack() as cleanup:
+        if database == "sqlite":
+            url = f"sqlite:///{tmp_path}/{uuid.uuid4().hex[:8]}.db"
+        else:
+            url = schema_url(cleanup.enter_context(pg_schema(pg_engine)))
+        repo = PositionRepository(url)
         try:
             yield repo
         finally:
             repo.engine.dispose()
-        return
-    schema = f"t_{uuid.uuid4().hex[:8]}"
-    with pg_engine.connect() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    repo = PositionRepository(f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}")
-    try:
-        yield repo
-    finally:
-        repo.engine.dispose()
-        with pg_engine.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -46,6 +46,18 @@ def materialised(instance: dg.DagsterInstance, asset: str, partition: str) -> No
     instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
 
 
+def evaluate(
+    instance: dg.DagsterInstance,
+    now: dt.datetime,
+    after: dg.EvaluateAutomationConditionsResult | None = None,
+) -> dg.EvaluateAutomationConditionsResult:
+    """The desk's automation conditions evaluated at ``now``, going on from ``after``'s cursor."""
+    cursor = after.cursor if after is not None else None
+    return dg.evaluate_automation_conditions(
+        code_location(), instance, evaluation_time=now, cursor=cursor
+    )
+
+
 def test_the_schedule_tick_at_10_20_05_requests_the_10_10_window(dagster_instance):
     context = dg.build_schedule_context(
         instance=dagster_instance, scheduled_execution_time=utc("2026-03-03 10:20:05")
@@ -66,21 +78,15 @@ def test_the_schedule_tick_just_after_midnight_requests_the_previous_days_last_w
 
 def test_after_an_intraday_window_materialises_todays_eod_is_requested(dagster_instance):
     now = utc("2026-03-03 10:20:30")
-    first = dg.evaluate_automation_conditions(
-        code_location(), dagster_instance, evaluation_time=now
-    )
+    first = evaluate(dagster_instance, now)
     assert requested(first, "eod_positions") == set()
 
     materialised(dagster_instance, "intraday_positions", "2026-03-03-10:10")
-    second = dg.evaluate_automation_conditions(
-        code_location(), dagster_instance, evaluation_time=now, cursor=first.cursor
-    )
+    second = evaluate(dagster_instance, now, after=first)
     assert requested(second, "eod_positions") == {"2026-03-03"}
 
     # Handled once: without a new window nothing more is requested.
-    third = dg.evaluate_automation_conditions(
-        code_location(), dagster_instance, evaluation_time=now, cursor=second.cursor
-    )
+    third = evaluate(dagster_instance, now, after=second)
     assert requested(third, "eod_positions") == set()
 
 
@@ -88,25 +94,17 @@ def test_the_last_window_of_the_day_still_refreshes_that_days_eod_after_midnight
     dagster_instance,
 ):
     now = utc("2026-03-04 00:00:30")
-    first = dg.evaluate_automation_conditions(
-        code_location(), dagster_instance, evaluation_time=now
-    )
+    first = evaluate(dagster_instance, now)
     materialised(dagster_instance, "intraday_positions", "2026-03-03-23:50")
-    second = dg.evaluate_automation_conditions(
-        code_location(), dagster_instance, evaluation_time=now, cursor=first.cursor
-    )
+    second = evaluate(dagster_instance, now, after=first)
     assert requested(second, "eod_positions") == {"2026-03-03"}
 
 
 def test_a_new_eod_requests_the_ranking_and_the_valuation_of_the_same_day(dagster_instance):
     now = utc("2026-03-03 10:21:00")
-    first = dg.evaluate_automation_conditions(
-        code_location(), dagster_instance, evaluation_time=now
-    )
+    first = evaluate(dagster_instance, now)
     materialised(dagster_instance, "eod_positions", "2026-03-03")
-    second = dg.evaluate_automation_conditions(
-        code_location(), dagster_instance, evaluation_time=now, cursor=first.cursor
-    )
+    second = evaluate(dagster_instance, now, after=first)
     assert requested(second, "collateral_ranking") == {"2026-03-03"}
     assert requested(second, "eod_valuation") == {"2026-03-03"}
 
