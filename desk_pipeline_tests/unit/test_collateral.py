@@ -123,16 +123,15 @@ MIXED_POSITIONS = positions(
 )
 
 
+def rank_mixed(
+    held: pd.DataFrame, terms: pd.DataFrame, marks: pd.DataFrame = MIXED_PRICES
+) -> pd.DataFrame:
+    """rank_collateral of ``held`` on the mixed instruments, ``marks`` and FX; Basel, on DAY."""
+    return rank_collateral(held, MIXED_INSTRUMENTS, marks, terms, MIXED_FX, BASEL, DAY)
+
+
 def test_a_mixed_book_is_ranked_by_lendable_value_with_reasons_for_the_ineligible_items() -> None:
-    got = rank_collateral(
-        MIXED_POSITIONS,
-        MIXED_INSTRUMENTS,
-        MIXED_PRICES,
-        books([("B1", "USD", 5)]),
-        MIXED_FX,
-        BASEL,
-        DAY,
-    )
+    got = rank_mixed(MIXED_POSITIONS, books([("B1", "USD", 5)]))
     s = SQRT_HALF
     expected = ranking(
         [
@@ -178,15 +177,7 @@ def test_rank_collateral_does_not_modify_its_inputs() -> None:
 
 
 def test_a_book_missing_from_books_holds_each_instrument_in_its_own_currency_for_5_days() -> None:
-    got = rank_collateral(
-        positions([("NOBOOK", "BUND5", 100)]),
-        MIXED_INSTRUMENTS,
-        MIXED_PRICES,
-        books([]),
-        MIXED_FX,
-        BASEL,
-        DAY,
-    )
+    got = rank_mixed(positions([("NOBOOK", "BUND5", 100)]), books([]))
     # No FX conversion and no FX add-on: 100 x 101 x (1 - 0.02 x 0.7071) = 9,957.17
     assert got["fx_rate"].iloc[0] == 1.0
     assert got["haircut"].iloc[0] == pytest.approx(0.02 * SQRT_HALF)
@@ -194,15 +185,7 @@ def test_a_book_missing_from_books_holds_each_instrument_in_its_own_currency_for
 
 
 def test_a_eur_book_converts_a_usd_bond_at_the_cross_rate_and_adds_the_fx_haircut() -> None:
-    got = rank_collateral(
-        positions([("EURBOOK", "UST2Y", 1000)]),
-        MIXED_INSTRUMENTS,
-        MIXED_PRICES,
-        books([("EURBOOK", "EUR", 10)]),
-        MIXED_FX,
-        BASEL,
-        DAY,
-    )
+    got = rank_mixed(positions([("EURBOOK", "UST2Y", 1000)]), books([("EURBOOK", "EUR", 10)]))
     # fx = 1.0 USD / 1.08 USD per EUR = 0.925926 EUR per USD; 10 days: 2 % + 8 % unscaled.
     assert got["fx_rate"].iloc[0] == pytest.approx(1 / 1.08)
     assert got["haircut"].iloc[0] == pytest.approx(0.10)
@@ -210,15 +193,7 @@ def test_a_eur_book_converts_a_usd_bond_at_the_cross_rate_and_adds_the_fx_haircu
 
 
 def test_a_missing_fx_rate_makes_an_item_ineligible() -> None:
-    got = rank_collateral(
-        positions([("GBPBOOK", "UST2Y", 1000)]),
-        MIXED_INSTRUMENTS,
-        MIXED_PRICES,
-        books([("GBPBOOK", "GBP", 5)]),
-        MIXED_FX,
-        BASEL,
-        DAY,
-    )
+    got = rank_mixed(positions([("GBPBOOK", "UST2Y", 1000)]), books([("GBPBOOK", "GBP", 5)]))
     assert not got["eligible"].iloc[0]
     assert got["rank"].isna().iloc[0]
     assert got["reason"].iloc[0] == "no_fx_rate: no USD/GBP rate on or before 2025-03-14"
@@ -226,14 +201,10 @@ def test_a_missing_fx_rate_makes_an_item_ineligible() -> None:
 
 
 def test_an_item_without_a_price_on_or_before_the_day_is_ineligible_with_nan_price() -> None:
-    got = rank_collateral(
+    got = rank_mixed(
         positions([("B1", "UST2Y", 1000)]),
-        MIXED_INSTRUMENTS,
-        prices([("UST2Y", "2025-03-17", 99.0)]),
         books([("B1", "USD", 5)]),
-        MIXED_FX,
-        BASEL,
-        DAY,
+        marks=prices([("UST2Y", "2025-03-17", 99.0)]),
     )
     assert got["reason"].iloc[0] == "no_price: no price for UST2Y on or before 2025-03-14"
     assert math.isnan(got["price"].iloc[0])
@@ -261,14 +232,9 @@ def test_equal_values_are_ranked_by_instrument_id() -> None:
 
 
 def test_each_book_is_ranked_separately_and_books_come_in_id_order() -> None:
-    got = rank_collateral(
+    got = rank_mixed(
         positions([("B2", "UST2Y", 1), ("B1", "UST30", 1), ("B1", "UST2Y", 1)]),
-        MIXED_INSTRUMENTS,
-        MIXED_PRICES,
         books([("B1", "USD", 5), ("B2", "USD", 5)]),
-        MIXED_FX,
-        BASEL,
-        DAY,
     )
     assert got[["book_id", "instrument_id"]].to_numpy().tolist() == [
         ["B1", "UST2Y"],
@@ -292,15 +258,7 @@ def test_no_positions_give_an_empty_frame_with_the_ranking_columns() -> None:
 
 
 def test_only_flat_positions_give_an_empty_frame() -> None:
-    got = rank_collateral(
-        positions([("B1", "FLAT", 0)]),
-        MIXED_INSTRUMENTS,
-        MIXED_PRICES,
-        books([]),
-        MIXED_FX,
-        BASEL,
-        DAY,
-    )
+    got = rank_mixed(positions([("B1", "FLAT", 0)]), books([]))
     pd.testing.assert_frame_equal(got, empty_frame(RANKING_DTYPES))
 
 
@@ -691,7 +649,7 @@ def test_a_short_position_quotes_its_quantity_exactly_with_thousands_separators(
     shorts = positions(
         [("B1", "UST5Y", -1e-06), ("B2", "UST5Y", -1_234_567.891234), ("B3", "UST5Y", -200_000)]
     )
-    got = rank_collateral(shorts, MIXED_INSTRUMENTS, MIXED_PRICES, books([]), MIXED_FX, BASEL, DAY)
+    got = rank_mixed(shorts, books([]))
     # Before: "-1e-06", "-1234567.891234" and "-200000.0".
     assert got["reason"].tolist() == [
         "short_position: B1 holds -0.000001 of UST5Y",
