@@ -64,6 +64,12 @@ demo-backfill: install instance
 	@# materialised and pass their freshness policy before the daemon's first tick.
 	$(BIN)/desk tick
 
+# `dagster dev` says on each start that it is superseded by `dg dev` (dagster-dg, not a desk
+# dependency): a notice for the desk's developers, ignored by its text (a category would make
+# every Python process the UI starts import Dagster to resolve it). The code location's own
+# Dagster notices are ignored where it loads (desk_pipeline/defs/__init__.py).
+comma := ,
+dev: export PYTHONWARNINGS := $(if $(PYTHONWARNINGS),$(PYTHONWARNINGS)$(comma))ignore:Function `dev_command` is superseded
 dev: install instance
 	@echo "Lineage with both asset groups open: http://$(HOST):$(PORT)/asset-groups?expanded=global@global:positions,global@global:collateral"
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)

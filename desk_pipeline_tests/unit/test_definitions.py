@@ -115,6 +115,26 @@ def test_the_daily_partitions_follow_desk_timezone(monkeypatch, tmp_path):
     assert out.stdout.split() == ["Europe/London", "138"]
 
 
+def test_loading_the_code_location_hides_dagsters_beta_notices_and_shows_other_warnings(
+    tmp_path,
+):
+    # As `dagster dev`'s webserver, daemon and code server load it: a fresh interpreter. Dagster's
+    # beta, preview and supersession notices are for the desk's developers; any other warning, a
+    # DeprecationWarning of our own here, still reaches stderr.
+    code = (
+        "import warnings;"
+        "from desk_pipeline.definitions import defs;"
+        "warnings.warn('ours, still shown', DeprecationWarning)"
+    )
+    env = {"DAGSTER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    for notice in ("BetaWarning", "PreviewWarning", "SupersessionWarning"):
+        assert notice not in result.stderr, result.stderr
+    assert "DeprecationWarning: ours, still shown" in result.stderr
+
+
 def test_importing_the_code_location_reads_no_setting_and_loading_it_names_the_bad_one(
     monkeypatch,
 ):
