@@ -33,6 +33,8 @@ install: $(BIN)/desk
 
 ## instance: write $(DAGSTER_HOME)/dagster.yaml from DAGSTER_YAML on every call (never a stale
 ## one: a file target would keep the storage of the first run), or refuse with the reason
+## (compared by digest: `cat | cmp -s -` stopped reading at the first difference or at a missing
+## file, on a fresh machine, and cat printed "write error: Broken pipe")
 instance:
 	@set -euo pipefail; files=""; \
 	for name in $(DAGSTER_YAML); do \
@@ -43,7 +45,7 @@ instance:
 	if grep -q "env: DAGSTER_PG_URL" $$files && [ -z "$${DAGSTER_PG_URL:-}" ]; then \
 	  echo "make: DAGSTER_YAML=\"$(DAGSTER_YAML)\" keeps Dagster's runs in PostgreSQL but DAGSTER_PG_URL is not set (e.g. postgresql://dagster@db.example:5432/dagster)" >&2; exit 2; fi; \
 	mkdir -p "$(DAGSTER_HOME)"; \
-	if ! cat $$files | cmp -s - "$(DAGSTER_HOME)/dagster.yaml"; then \
+	if [ "$$(cat $$files | sha256sum)" != "$$(sha256sum 2>/dev/null < "$(DAGSTER_HOME)/dagster.yaml")" ]; then \
 	  cat $$files > "$(DAGSTER_HOME)/dagster.yaml"; \
 	  echo "instance: $(DAGSTER_HOME)/dagster.yaml written from$$files"; fi
 
