@@ -12,19 +12,32 @@ out.
 
 It also measures, per group, what one business day and one weekend day (no trades) add to a
 run, from three short backfills on fresh warehouses (the probe): Monday to Friday, Monday to
-Sunday, and Monday to the next Friday, each one run (chunks are longer than 12 days)::
+Sunday, and Monday to the next Friday, each a single Dagster run (chunks are longer than 12
+days)::
 
     weekend day  = (Mon..Sun - Mon..Fri) / 2
     business day = (Mon..next Fri - Mon..Sun) / 5
     per run      = Mon..Fri - 5 business days   (start-up, instance, step overhead)
 
-Each figure is a difference of two runs, so it carries the noise of both.
+A difference of two single runs carries every one-off cost of either run: numba compiling a
+kernel signature its disk cache lacks (about 5 s, in the first run of a fresh checkout that
+meets it), the first call of anything. So the probe first makes one run it discards
+(WARM_UP_RANGE: it rolls business days' trades and, in its asset checks, an empty Sunday, so
+every kernel signature a probe run meets is compiled and cached before any run is measured),
+then runs each range ``repeats`` times, interleaved (PROBE_ORDER, rotated each round, so a
+change of load over the probe touches every range alike), each on a fresh warehouse. The
+figures are differences of each range's median run, per group; each carries its noise, the
+spread (max - min) of the runs differenced divided like the figure. A figure within its noise,
+or negative, is marked as noise: no day costs less than nothing. At the default 3 repeats the
+probe makes 10 backfills: 6.3 min on the 2-core EPYC at load 3.5-5.7, about 4 min idle (from
+its CPU seconds); ``--probe-repeats 2`` makes 7.
 """
 
 import collections
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -192,27 +205,59 @@ def probe_ranges(today: pd.Timestamp) -> dict[str, tuple[str, str]]:
     }
 
 
-def per_day(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+# The probe's ranges in the order of its first round (later rounds rotate it), the range of the
+# run it discards first, and how the figures difference the ranges.
+PROBE_ORDER = ("mon_fri", "mon_sun", "mon_next_fri")
+WARM_UP_RANGE = "mon_sun"
+PROBE_LABELS = {
+    "mon_fri": "Mon-Fri",
+    "mon_sun": "Mon-Sun",
+    "mon_next_fri": "Mon-next Fri",
+}
+# figure -> (range, minus range, days between them)
+DIFFERENCES = {
+    "business_day": ("mon_next_fri", "mon_sun", 5),
+    "weekend_day": ("mon_sun", "mon_fri", 2),
+}
+
+
+def probe_order(repeats: int) -> list[str]:
+    """The ranges in the order the probe runs them: PROBE_ORDER, rotated by one each round."""
+    n = len(PROBE_ORDER)
+    return [PROBE_ORDER[(r + i) % n] for r in range(repeats) for i in range(n)]
+
+
+def per_day(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
     """CPU seconds per business day, per weekend day and per run, per group and in total.
 
-    ``runs`` are the profiles of the ranges of :func:`probe_ranges`; ``waited`` is wall minus
-    CPU (I/O, and the CPU when the machine is loaded).
+    ``runs`` are, per range of :func:`probe_ranges`, the profiles of its repeated runs (at least
+    one); ``waited`` is wall minus CPU (I/O, and the CPU when the machine is loaded). Each figure
+    is a difference of the ranges' median runs (DIFFERENCES); ``<figure>_noise_s`` is the same
+    combination of the ranges' spreads (max - min of their runs): how far the figure could move
+    with the run-to-run noise seen (0 with one run per range: unknown, not none).
+
+    Returns:
+        group -> ``business_day_s``, ``weekend_day_s``, ``per_run_s`` (Mon..Fri minus five
+        business days) and ``<each>_noise_s``.
     """
     table = {}
     for group in (*ORDER, "total", "waited"):
 
-        def spent(label: str, group: str = group) -> float:
-            run = runs[label]
+        def spent(run: dict[str, Any], group: str = group) -> float:
             if group == "waited":
                 return float(run["waited_s"])
             return float(sum(run["groups"].values()) if group == "total" else run["groups"][group])
 
-        business = (spent("mon_next_fri") - spent("mon_sun")) / 5
-        table[group] = {
-            "business_day_s": business,
-            "weekend_day_s": (spent("mon_sun") - spent("mon_fri")) / 2,
-            "per_run_s": spent("mon_fri") - 5 * business,
-        }
+        values = {label: [spent(run) for run in profiles] for label, profiles in runs.items()}
+        median = {label: statistics.median(v) for label, v in values.items()}
+        spread = {label: max(v) - min(v) for label, v in values.items()}
+        figures: dict[str, float] = {}
+        for figure, (longer, shorter, days) in DIFFERENCES.items():
+            figures[f"{figure}_s"] = (median[longer] - median[shorter]) / days
+            figures[f"{figure}_noise_s"] = (spread[longer] + spread[shorter]) / days
+        figures["per_run_s"] = median["mon_fri"] - 5 * figures["business_day_s"]
+        figures["per_run_noise_s"] = spread["mon_fri"] + 5 * figures["business_day_noise_s"]
+        table[group] = figures
     return table
 
 
@@ -225,13 +270,46 @@ def table_rows(profile: dict[str, Any], calendar_days: int) -> list[tuple[str, s
     return rows
 
 
-def probe_rows(probe: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(label, value)`` rows of the probe: business day / weekend day / per run, by group."""
-    return [
-        (
-            f"  {group}",
-            f"{f['business_day_s']:.2f} / {f['weekend_day_s']:.2f} / {f['per_run_s']:.1f}",
-        )
-        for group, f in probe["per_day"].items()
-        if group in ("total", "waited") or any(abs(v) >= 0.005 for v in f.values())
+def is_noise(value: float, noise: float) -> bool:
+    """A probe figure that says nothing: within its noise, or negative (no day costs < 0)."""
+    return value < 0 or abs(value) <= noise
+
+
+def probe_lines(probe: dict[str, Any]) -> list[str]:
+    """The probe as text: each range's runs, then per group a business day, a weekend day and
+    the per-run remainder with their noise; a figure that is noise (:func:`is_noise`) says so."""
+    runs = probe["runs"]
+    lines = [
+        f"  {len(PROBE_ORDER)} ranges x {probe['repeats']} runs on fresh warehouses after 1 "
+        f"warm-up run ({PROBE_LABELS[probe['warm_up']['range']]}, discarded): "
+        f"{probe['wall_s'] / 60:.1f} min, load 1m {probe['load_1m'][0]:.1f}-"
+        f"{probe['load_1m'][1]:.1f}",
+        f"  warm-up: {probe['warm_up']['cpu_s']:.1f} CPU s, against "
+        f"{statistics.median(r['cpu_s'] for r in runs[probe['warm_up']['range']]):.1f} "
+        "for the median run of its range",
     ]
+    for label, profiles in runs.items():
+        first, last = probe["ranges"][label]
+        lines.append(
+            f"  {PROBE_LABELS[label]} ({first}..{last}), CPU s per run (load 1m): "
+            + ", ".join(f"{r['cpu_s']:.1f} ({r['load_1m_at_start']:.1f})" for r in profiles)
+        )
+    lines += [
+        "  CPU s by group, from the median run of each range; ± the runs' spread (max - min)",
+        f"  {'':<46}{'business day':>18}{'weekend day':>18}{'per run':>18}",
+    ]
+    noise_seen = False
+    for group, f in probe["per_day"].items():
+        figures = ("business_day", "weekend_day", "per_run")
+        if group not in ("total", "waited") and all(abs(f[f"{k}_s"]) < 0.005 for k in figures):
+            continue
+        cells = []
+        for key in figures:
+            value, noise = f[f"{key}_s"], f[f"{key}_noise_s"]
+            flag = "?" if is_noise(value, noise) else " "
+            noise_seen |= flag == "?"
+            cells.append(f"{value:.2f} ±{noise:.2f}{flag}")
+        lines.append((f"  {group:<46}" + "".join(f"{cell:>18}" for cell in cells)).rstrip())
+    if noise_seen:
+        lines.append("  ? within its noise or negative: noise, not a cost")
+    return lines

@@ -79,6 +79,8 @@ class Size:
     days: tuple[int, ...] = (250, 500)
     databases: tuple[str, ...] = ("sqlite", "postgresql")
     read_calls: int = 1_000
+    # --profile: runs of each range of the weekday probe (backfill_profile), at least 2
+    probe_repeats: int = 3
 
 
 SMOKE = Size(
@@ -100,6 +102,7 @@ SMOKE = Size(
     trades_per_day=500,
     days=(3,),
     read_calls=20,
+    probe_repeats=2,
 )
 
 
@@ -695,17 +698,38 @@ def run_backfill(
 
 
 def weekday_probe(size: Size, database: str, workdir: Path) -> dict[str, Any]:
-    """What one business day and one weekend day add to a run, per group (backfill_profile)."""
-    runs: dict[str, dict[str, Any]] = {}
+    """What one business day and one weekend day add to a run, per group (backfill_profile).
+
+    One warm-up run first, discarded; then ``size.probe_repeats`` rounds of the three ranges,
+    interleaved, each run on a fresh warehouse and Dagster instance.
+    """
+    started = time.perf_counter()
     ranges = backfill_profile.probe_ranges(pd.Timestamp.now(tz="UTC").tz_localize(None))
-    for label, (start, end) in ranges.items():
+
+    def profiled_run(label: str) -> dict[str, Any]:
+        start, end = ranges[label]
         with warehouse_url(database, workdir, f"probe-{label}") as url:
             _, _, profiled = backfill_child(size, url, start, end, workdir, profile=True)
         assert profiled is not None  # asked for
-        runs[label] = profiled
+        return profiled
+
+    warm_up = {"range": backfill_profile.WARM_UP_RANGE}
+    warm_up.update(profiled_run(backfill_profile.WARM_UP_RANGE))
+    order = backfill_profile.probe_order(size.probe_repeats)
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in backfill_profile.PROBE_ORDER}
+    for label in order:
+        runs[label].append(profiled_run(label))
+    loads = [
+        r[key] for rs in runs.values() for r in rs for key in ("load_1m_at_start", "load_1m_at_end")
+    ]
     return {
         "ranges": ranges,
+        "repeats": size.probe_repeats,
+        "order": order,
+        "warm_up": warm_up,
         "runs": runs,
+        "wall_s": time.perf_counter() - started,
+        "load_1m": [min(loads), max(loads)],
         "per_day": backfill_profile.per_day(runs),
     }
 
@@ -906,14 +930,8 @@ def table(results: dict[str, Any]) -> str:
                 for label, value in backfill_profile.table_rows(p, run["calendar_days"]):
                     add(label, value)
     for database, probe in results.get("backfill_probe", {}).items():
-        runs = probe["runs"].values()
-        add(
-            f"backfill {database} probe, CPU s (load): Mon-Fri, Mon-Sun, 2 weeks",
-            ", ".join(f"{r['cpu_s']:.0f} ({r['load_1m_at_start']:.0f})" for r in runs),
-        )
-        add("  CPU s by group: per business day / weekend day / run", "")
-        for label, value in backfill_profile.probe_rows(probe):
-            add(label, value)
+        add(f"backfill {database} probe: what a business day and a weekend day add to a run", "")
+        lines += backfill_profile.probe_lines(probe)
     for database, read in results.get("read", {}).items():
         for label, r in read.items():
             add(
@@ -951,6 +969,11 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
         "functions, and what a business day and a weekend day cost",
     )
     parser.add_argument(
+        "--probe-repeats",
+        type=int,
+        help="--profile: runs of each range of the weekday probe (at least 2; default 3)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         action="append",
@@ -970,9 +993,12 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Size]:
         "tick_booked": args.tick_booked,
         "read_calls": args.read_calls,
         "tick_e2e_repeats": args.tick_e2e_repeats,
+        "probe_repeats": args.probe_repeats,
         "databases": tuple(args.databases.split(",")) if args.databases else None,
     }
     size = dataclasses.replace(size, **{k: v for k, v in overrides.items() if v is not None})
+    if size.probe_repeats < 2:
+        parser.error("--probe-repeats: at least 2 (one run per range shows no noise)")
     unknown = set(args.sections.split(",")) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")

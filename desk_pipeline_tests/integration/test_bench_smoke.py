@@ -184,7 +184,7 @@ def test_latest_eods_returns_each_books_most_recent_stored_day(warehouse_url):
 
 
 def test_a_profiled_backfill_charges_its_cpu_time_to_groups_and_prices_each_kind_of_day(
-    tmp_path,
+    tmp_path, capsys
 ):
     argv = ["--smoke", "--sections", "backfill", "--databases", "sqlite", "--profile"]
     results = bench.main([*argv, "--out-dir", str(tmp_path), "--name", "profile"])
@@ -199,8 +199,19 @@ def test_a_profiled_backfill_charges_its_cpu_time_to_groups_and_prices_each_kind
     assert groups["ingest (source -> trade tables)"] > 0
     probe = json.loads((tmp_path / "profile.json").read_text())["backfill_probe"]["sqlite"]
     assert list(probe["ranges"]) == ["mon_fri", "mon_sun", "mon_next_fri"]
-    for label, run_profile in probe["runs"].items():
+    # A discarded warm-up run, then every range repeated, interleaved, each run profiled.
+    assert probe["warm_up"]["range"] == backfill_profile.WARM_UP_RANGE
+    assert probe["order"] == backfill_profile.probe_order(bench.SMOKE.probe_repeats)
+    for label, profiles in probe["runs"].items():
         first, last = (pd.Timestamp(d) for d in probe["ranges"][label])
         assert first.day_name() == "Monday" and last.day_name() in {"Friday", "Sunday"}
-        assert sum(run_profile["groups"].values()) == pytest.approx(run_profile["cpu_s"])
+        assert len(profiles) == bench.SMOKE.probe_repeats
+        for run_profile in (*profiles, probe["warm_up"]):
+            assert sum(run_profile["groups"].values()) == pytest.approx(run_profile["cpu_s"])
     assert set(probe["per_day"]) == {*backfill_profile.ORDER, "total", "waited"}
+    for figures in probe["per_day"].values():
+        assert all(figures[f"{k}_noise_s"] >= 0 for k in ("business_day", "weekend_day", "per_run"))
+    assert probe["wall_s"] > sum(r["wall_s"] for rs in probe["runs"].values() for r in rs)
+    # The table prints each figure with its noise.
+    printed = capsys.readouterr().out
+    assert all(line in printed for line in backfill_profile.probe_lines(probe))

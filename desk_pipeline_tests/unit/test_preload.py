@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 # In a fresh interpreter: import the preload, then run the engine as a tick and an EOD do (the
-# warehouse's categorical trades of 50 books and 5,000 instruments, string-id opening rows).
+# warehouse's categorical trades of 50 books and 5,000 instruments, string-id opening rows, trades
+# with distinct times and trades sharing a time).
 SCRIPT = """
 import numpy as np, pandas as pd
 import desk_pipeline.defs.preload
@@ -25,6 +26,9 @@ as_of = [pd.Timestamp("2026-01-03", tz="UTC")]
 opening = conform(engine.positions_as_of(empty_frame(POSITION_DTYPES), trades, as_of[0]),
                   POSITION_DTYPES)
 engine.roll_positions(opening, trades, as_of)
+# At desk scale trades share a millisecond: the engine reorders them, into writable copies.
+tied = trades.assign(trade_time=trades["trade_time"].dt.floor("min"))
+engine.roll_positions(opening, tied, as_of)
 print([f.__name__ for f in kernels if len(f.signatures) != loaded[f]])
 """
 
