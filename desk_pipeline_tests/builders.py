@@ -2,14 +2,17 @@
 
 import csv
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
+from desk_pipeline.adapters.simulator import DeskSimulator
+from desk_pipeline.adapters.trade_sources import TradeSource
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline.domain.reference.validation import ValidatedReference, validate_reference
 from desk_pipeline.domain.schema import (
     POSITION_DTYPES,
     TRADE_COLUMNS,
@@ -19,6 +22,33 @@ from desk_pipeline.domain.schema import (
 )
 
 T0 = pd.Timestamp("2026-03-02 09:00", tz="UTC")
+# One defect per quarantine reason: the cells that make a good trade row get that reason code.
+DEFECTS: dict[str, dict[str, str]] = {
+    "quantity_not_numeric": {"quantity": "abc"},
+    "price_not_numeric": {"price": "NaN"},
+    "price_not_positive": {"price": "-1"},
+    "empty_book_id": {"book_id": ""},
+    "bad_trade_time": {"trade_time": "yesterday"},
+    "unknown_status": {"status": "MAYBE"},
+    "zero_quantity": {"quantity": "0"},
+    "bad_version": {"version": "1.5"},
+    "quantity_not_finite": {"quantity": "inf"},
+    "instrument_id_too_long": {"instrument_id": "X" * 65},
+}
+# The header line of each reference landing file: the contract's columns.
+REFERENCE_HEADERS = {
+    "instruments": (
+        "instrument_id,name,asset_class,issuer_type,issuer,rating,maturity_date,currency"
+    ),
+    "prices": "instrument_id,price_date,price",
+    "books": "book_id,base_currency,holding_period_days",
+    "fx_rates": "currency,rate_date,usd_per_unit",
+}
+
+
+def at(day: str, hhmm: str) -> pd.Timestamp:
+    """``hhmm`` on ``day`` (YYYY-MM-DD), UTC."""
+    return pd.Timestamp(f"{day} {hhmm}", tz="UTC")
 
 
 def trade(
@@ -56,6 +86,33 @@ def no_positions() -> pd.DataFrame:
     return empty_frame(POSITION_DTYPES)
 
 
+def defective_rows(good: dict) -> list[dict]:
+    """One copy of ``good`` per DEFECTS entry, its trade_id the reason code it must get."""
+    return [dict(good, trade_id=code, **cells) for code, cells in DEFECTS.items()]
+
+
+def as_received(
+    rows: Iterable, columns: Sequence[str] | None = None, dtype: object = None
+) -> pd.DataFrame:
+    """Rows as a source hands them over: the index is the 1-based row number."""
+    frame = pd.DataFrame(list(rows), columns=columns, dtype=dtype)
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
+    return frame
+
+
+def validated_reference(
+    kind: str, source: TradeSource | DeskSimulator, day: pd.Timestamp
+) -> ValidatedReference:
+    """``validate_reference`` of all the reference data and marks ``source`` has for ``day``."""
+    return validate_reference(
+        kind,
+        instruments=source.instruments(),
+        books=source.books(),
+        prices=source.prices(day, day),
+        fx_rates=source.fx_rates(day, day),
+    )
+
+
 def write_landing_file(
     folder: Path, name: str, rows: list[dict], columns: list[str] | None = None
 ) -> Path:
@@ -72,6 +129,14 @@ def write_landing_file(
                 out["trade_time"] = out["trade_time"].isoformat()
             writer.writerow(out)
     return path
+
+
+def write_reference_files(folder: Path, **lines: list[str]) -> None:
+    """Reference landing files (``instruments=`` is instruments.csv): the header, then ``lines``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in lines.items():
+        text = "".join(f"{line}\n" for line in [REFERENCE_HEADERS[name], *rows])
+        (folder / f"{name}.csv").write_text(text, encoding="utf-8")
 
 
 def reason_codes(reasons: pd.Series) -> list[list[str]]:

@@ -10,6 +10,7 @@ from desk_pipeline.defs.partitions import desk_partitions
 from desk_pipeline.defs.positions.assets import position_assets
 from desk_pipeline.defs.positions.valuation import valuation_asset
 from desk_pipeline.defs.reference.assets import reference_assets
+from desk_pipeline.defs.resources import resources_from
 from desk_pipeline.defs.settings import DeskSettings
 
 
@@ -34,6 +35,11 @@ def _definitions(settings: DeskSettings) -> dg.Definitions:
 def desk_definitions(**changes: object) -> dg.Definitions:
     """The code location for ``desk_settings(**changes)``, built once per settings."""
     return _definitions(desk_settings(**changes))
+
+
+def desk_resources(**changes: object) -> dict[str, dg.ConfigurableResource]:
+    """The resources of ``desk_settings(**changes)``, bound as the code location binds them."""
+    return resources_from(desk_settings(**changes))
 
 
 @functools.cache

@@ -1,20 +1,15 @@
 """`desk backfill` over a landing folder, checked per book and day against the reference."""
 
 import json
-import os
 
 import pandas as pd
 import pytest
 
-from desk_pipeline_tests.builders import trade, write_landing_file
-from desk_pipeline_tests.e2e.driver import run_desk
+from desk_pipeline_tests.builders import DEFECTS, at, defective_rows, trade, write_landing_file
+from desk_pipeline_tests.e2e.driver import desk_env, run_desk
 from desk_pipeline_tests.reference import reference_positions
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
-
-
-def at(day: str, hhmm: str) -> pd.Timestamp:
-    return pd.Timestamp(f"{day} {hhmm}", tz="UTC")
 
 
 def desk_trades() -> list[dict]:
@@ -62,16 +57,9 @@ def desk_trades() -> list[dict]:
 
 
 def bad_rows() -> list[dict]:
+    """One row per defect, each named after the reason code it must get."""
     good = trade("X", 1, 1.0, book="REPO-1", instrument="DE0001", at=at(DAYS[0], "12:00"))
-    return [
-        dict(good, trade_id="BAD-QTY", quantity="lots"),
-        dict(good, trade_id="BAD-NAN", price="NaN"),
-        dict(good, trade_id="BAD-NEG", price="-3"),
-        dict(good, trade_id="BAD-BOOK", book_id=""),
-        dict(good, trade_id="BAD-TIME", trade_time="next tuesday"),
-        dict(good, trade_id="BAD-STATUS", status="PENDING"),
-        dict(good, trade_id="BAD-ZERO", quantity="0"),
-    ]
+    return defective_rows(good)
 
 
 @pytest.fixture
@@ -83,12 +71,7 @@ def landing_env(tmp_path) -> dict:
     (folder / "garbage.csv").write_bytes(b"\xff\xfe\x00\x01 not a csv \x80\x81")
     home = tmp_path / "home"
     home.mkdir()
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
-        "DAGSTER_HOME": str(home),
-        "DESK_TRADE_SOURCE": f"landing:{folder}",
-        "DESK_START_DATE": "2026-03-01",
-    }
+    return desk_env(home, DESK_TRADE_SOURCE=f"landing:{folder}", DESK_START_DATE="2026-03-01")
 
 
 def stored_positions(env: dict) -> dict:
@@ -135,15 +118,7 @@ def test_bad_rows_are_quarantined_with_reasons_while_good_rows_of_the_same_file_
     run_desk(landing_env, "backfill", "--start", DAYS[0], "--end", DAYS[0])
     quarantine = json.loads(run_desk(landing_env, "quarantine", "--json").stdout)
     by_id = {q["trade_id"]: q for q in quarantine if q["trade_id"]}
-    assert {k: v["reason_code"] for k, v in by_id.items()} == {
-        "BAD-QTY": "quantity_not_numeric",
-        "BAD-NAN": "price_not_numeric",
-        "BAD-NEG": "price_not_positive",
-        "BAD-BOOK": "empty_book_id",
-        "BAD-TIME": "bad_trade_time",
-        "BAD-STATUS": "unknown_status",
-        "BAD-ZERO": "zero_quantity",
-    }
+    assert {k: v["reason_code"] for k, v in by_id.items()} == {code: code for code in DEFECTS}
     assert all(q["source"].startswith("landing:day1.csv") and q["reason"] for q in by_id.values())
     unreadable = [q for q in quarantine if q["source"].startswith("landing:garbage.csv")]
     assert len(unreadable) == 1 and "UTF-8" in unreadable[0]["reason"]

@@ -1,7 +1,6 @@
 """Late trades are restated by the invocation that ingests them: EOD, valuation and ranking."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -10,8 +9,8 @@ import pytest
 
 from desk_pipeline import queries
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline_tests.builders import trade, write_landing_file
-from desk_pipeline_tests.e2e.driver import run_desk
+from desk_pipeline_tests.builders import at, trade, write_landing_file, write_reference_files
+from desk_pipeline_tests.e2e.driver import desk_env, run_desk
 from desk_pipeline_tests.reference import reference_positions
 
 DAYS = [f"2026-03-0{d}" for d in range(2, 7)]
@@ -22,29 +21,19 @@ def landing_desk(tmp_path: Path, name: str = "home") -> tuple[dict, Path]:
     """A DAGSTER_HOME and a landing folder with reference data for ISIN-1/ISIN-2 and two books."""
     folder = tmp_path / "landing"
     if not folder.exists():
-        folder.mkdir()
-        (folder / "instruments.csv").write_text(
-            "instrument_id,name,asset_class,issuer_type,issuer,rating,maturity_date,currency\n"
-            "ISIN-1,Bund 2031,government_bond,sovereign,DE,AAA,2031-02-15,EUR\n"
-            "ISIN-2,OAT 2032,government_bond,sovereign,FR,AA,2032-05-25,EUR\n"
-        )
-        (folder / "prices.csv").write_text(
-            "instrument_id,price_date,price\nISIN-1,2026-03-02,10.5\nISIN-2,2026-03-02,20.0\n"
-        )
-        (folder / "books.csv").write_text(
-            "book_id,base_currency,holding_period_days\nBOOK-A,EUR,5\nBOOK-B,EUR,5\n"
-        )
-        (folder / "fx_rates.csv").write_text(
-            "currency,rate_date,usd_per_unit\nEUR,2026-03-02,1.1\n"
+        write_reference_files(
+            folder,
+            instruments=[
+                "ISIN-1,Bund 2031,government_bond,sovereign,DE,AAA,2031-02-15,EUR",
+                "ISIN-2,OAT 2032,government_bond,sovereign,FR,AA,2032-05-25,EUR",
+            ],
+            prices=["ISIN-1,2026-03-02,10.5", "ISIN-2,2026-03-02,20.0"],
+            books=["BOOK-A,EUR,5", "BOOK-B,EUR,5"],
+            fx_rates=["EUR,2026-03-02,1.1"],
         )
     home = tmp_path / name
     home.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
-        "DAGSTER_HOME": str(home),
-        "DESK_TRADE_SOURCE": f"landing:{folder}",
-        "DESK_START_DATE": "2026-03-01",
-    }
+    env = desk_env(home, DESK_TRADE_SOURCE=f"landing:{folder}", DESK_START_DATE="2026-03-01")
     return env, folder
 
 
@@ -113,7 +102,6 @@ def stored_state(home: Path) -> dict[str, pd.DataFrame]:
 
 def test_a_backfill_of_the_latest_day_restates_every_earlier_day_like_a_recomputation(tmp_path):
     env, folder = landing_desk(tmp_path)
-    at = lambda d, hhmm: pd.Timestamp(f"{d} {hhmm}", tz="UTC")  # noqa: E731
     write_landing_file(
         folder,
         "week.csv",

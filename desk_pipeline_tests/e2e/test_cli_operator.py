@@ -13,16 +13,12 @@ from click.testing import CliRunner
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.cli import cli
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
-from desk_pipeline_tests.builders import make_trades, trade, write_landing_file
+from desk_pipeline_tests.builders import at, make_trades, trade, write_landing_file
 from desk_pipeline_tests.e2e.driver import run_desk
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 # Nothing listens here: connections are refused at once.
 CLOSED_PORT = 9
-
-
-def at(day: str, hhmm: str) -> pd.Timestamp:
-    return pd.Timestamp(f"{day} {hhmm}", tz="UTC")
 
 
 def environment(tmp_path: Path, **desk: str) -> dict:

@@ -8,9 +8,8 @@ import json
 import subprocess
 import sys
 
-from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.builders import at, trade, write_landing_file
 from desk_pipeline_tests.e2e.driver import desk_env, run_desk
-from desk_pipeline_tests.e2e.test_cli_operator import at
 
 DAY = "2026-03-02"
 READS = [

@@ -1,7 +1,6 @@
 """`desk backfill` restates stale days outside its range; business days follow DESK_TIMEZONE."""
 
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -10,36 +9,28 @@ import pytest
 
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.builders import at, trade, write_landing_file, write_reference_files
+from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.driver import run_desk
 
 D1, D2, D3 = "2026-03-02", "2026-03-03", "2026-03-04"
 LONDON = "Europe/London"
 
 
-def write_reference_files(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "instruments.csv").write_text(
-        "instrument_id,name,asset_class,issuer_type,issuer,rating,maturity_date,currency\n"
-        "XS0001,Bund 2030,government_bond,sovereign,DE,AAA,2030-02-15,EUR\n"
-    )
-    (folder / "prices.csv").write_text("instrument_id,price_date,price\nXS0001,2026-01-02,10.0\n")
-    (folder / "books.csv").write_text("book_id,base_currency,holding_period_days\nB1,EUR,5\n")
-    (folder / "fx_rates.csv").write_text("currency,rate_date,usd_per_unit\nEUR,2026-01-02,1.1\n")
-
-
 def desk_env(tmp_path: Path, **extra: str) -> tuple[dict, Path]:
     folder = tmp_path / "landing"
-    write_reference_files(folder)
+    write_reference_files(
+        folder,
+        instruments=["XS0001,Bund 2030,government_bond,sovereign,DE,AAA,2030-02-15,EUR"],
+        prices=["XS0001,2026-01-02,10.0"],
+        books=["B1,EUR,5"],
+        fx_rates=["EUR,2026-01-02,1.1"],
+    )
     home = tmp_path / "home"
     home.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
-        "DAGSTER_HOME": str(home),
-        "DESK_TRADE_SOURCE": f"landing:{folder}",
-        "DESK_START_DATE": "2026-03-01",
-        **extra,
-    }
+    env = driver.desk_env(
+        home, DESK_TRADE_SOURCE=f"landing:{folder}", DESK_START_DATE="2026-03-01", **extra
+    )
     return env, folder
 
 
@@ -50,7 +41,6 @@ def positions(env: dict, day: str) -> dict:
 
 def test_a_backfill_of_a_later_day_restates_the_stale_days_before_it(tmp_path):
     env, folder = desk_env(tmp_path)
-    at = lambda day, hhmm: pd.Timestamp(f"{day} {hhmm}", tz="UTC")  # noqa: E731
     write_landing_file(
         folder,
         "days.csv",

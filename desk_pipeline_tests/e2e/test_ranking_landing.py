@@ -45,15 +45,14 @@ The Bund's average cost is (600,000 x 0.97 + 400,000 x 0.98) / 1,000,000 = 0.974
 """
 
 import json
-import os
 import subprocess
 
 import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
-from desk_pipeline_tests.builders import trade, write_landing_file
-from desk_pipeline_tests.e2e.driver import DESK, run_desk
+from desk_pipeline_tests.builders import at, trade, write_landing_file
+from desk_pipeline_tests.e2e.driver import DESK, desk_env, run_desk
 
 DAY = "2026-03-04"
 BOOK = "REPO-EUR"
@@ -147,10 +146,6 @@ def expected_items() -> list[dict]:
     ]
 
 
-def at(day: str, hhmm: str) -> pd.Timestamp:
-    return pd.Timestamp(f"{day} {hhmm}", tz="UTC")
-
-
 def book_trades() -> list[dict]:
     d1, d2 = "2026-03-03", DAY
     rows = [
@@ -194,12 +189,7 @@ def backfilled(tmp_path_factory) -> dict:
         (folder / name).write_text(text, encoding="utf-8")
     home = tmp_path / "home"
     home.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
-        "DAGSTER_HOME": str(home),
-        "DESK_TRADE_SOURCE": f"landing:{folder}",
-        "DESK_START_DATE": "2026-03-01",
-    }
+    env = desk_env(home, DESK_TRADE_SOURCE=f"landing:{folder}", DESK_START_DATE="2026-03-01")
     run_desk(env, "backfill", "--start", "2026-03-03", "--end", DAY)
     return env
 
@@ -332,11 +322,7 @@ def test_positions_with_marks_refuse_an_eod_that_is_not_valued_yet(tmp_path):
     )
     assert repo.keep_last_eod(eod, now_micros())
     repo.engine.dispose()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DESK_")},
-        "DAGSTER_HOME": str(tmp_path),
-        "DESK_WAREHOUSE_URL": url,
-    }
+    env = desk_env(tmp_path, DESK_WAREHOUSE_URL=url)
 
     run_desk(env, "positions", "--book", BOOK, "--date", DAY, "--json")
     marked = subprocess.run(

@@ -24,7 +24,7 @@ from desk_pipeline.api import create_app
 from desk_pipeline.defs.partitions import desk_partitions
 from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.errors import InvalidRangeError
-from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.builders import at, trade, write_landing_file
 
 # One worker runs the module: its tests share one computed desk.
 
@@ -44,10 +44,6 @@ DE-BUND-7Y,2026-03-03,0.98
 DE-BUND-2Y,2026-03-03,1.00
 IT-BTP-2Y,2026-03-03,1.01
 """
-
-
-def at(day: str, hhmm: str) -> pd.Timestamp:
-    return pd.Timestamp(f"{day} {hhmm}", tz="UTC")
 
 
 def landing(folder: Path) -> None:

@@ -4,14 +4,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from desk_pipeline.defs.resources import (
-    CalendarResource,
-    HaircutScheduleResource,
-    LogEventPublisher,
-    SimulatorTradeSource,
-    WarehouseResource,
-)
-from desk_pipeline_tests.location import desk_assets
+from desk_pipeline_tests.location import desk_assets, desk_resources
 from desk_pipeline_tests.reference import reference_positions
 
 eod_positions, intraday_positions, trades, collateral_ranking = desk_assets(
@@ -39,13 +32,7 @@ def as_tuples(reference: dict) -> dict:
 
 @pytest.fixture
 def resources(sqlite_url) -> dict:
-    return {
-        "warehouse": WarehouseResource(url=sqlite_url),
-        "trade_source": SimulatorTradeSource(),
-        "publisher": LogEventPublisher(),
-        "calendar": CalendarResource(timezone="UTC"),
-        "haircuts": HaircutScheduleResource(path=""),
-    }
+    return desk_resources(warehouse_url=sqlite_url)
 
 
 def test_a_day_materialises_windows_then_eod_then_ranking(resources, dagster_instance):

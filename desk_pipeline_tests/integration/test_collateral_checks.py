@@ -17,14 +17,9 @@ from desk_pipeline.defs.collateral.checks import (
     check_issuer_concentration,
     check_values_consistent,
 )
-from desk_pipeline.defs.resources import (
-    CalendarResource,
-    HaircutScheduleResource,
-    SimulatorTradeSource,
-    WarehouseResource,
-)
+from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
 from desk_pipeline.domain.collateral.ranking import issuer_concentration
-from desk_pipeline_tests.location import desk_assets
+from desk_pipeline_tests.location import desk_assets, desk_resources
 
 eod_positions, collateral_ranking, instruments, prices = desk_assets(
     "eod_positions", "collateral_ranking", "instruments", "prices"
@@ -37,12 +32,7 @@ DAY = "2026-03-04"
 def materialised(tmp_path_factory) -> tuple[str, dg.ExecuteInProcessResult]:
     """One simulator day ranked with the checks attached, run once for the module (it is slow)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('warehouse')}/warehouse.db"
-    resources = {
-        "warehouse": WarehouseResource(url=url),
-        "trade_source": SimulatorTradeSource(),
-        "calendar": CalendarResource(),
-        "haircuts": HaircutScheduleResource(issuer_concentration_limit=0.25),
-    }
+    resources = desk_resources(warehouse_url=url, issuer_concentration_limit=0.25)
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [instruments, prices, eod_positions, collateral_ranking, *COLLATERAL_CHECKS],

@@ -24,8 +24,7 @@ from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.ingestion import ingest_window
 from desk_pipeline.domain.positions.engine import roll_positions
 from desk_pipeline.domain.positions.trades import EARLIEST_TRADE_TIME, LATEST_TRADE_TIME
-from desk_pipeline.domain.reference.validation import validate_reference
-from desk_pipeline_tests.builders import no_positions, quarantined_from
+from desk_pipeline_tests.builders import no_positions, quarantined_from, validated_reference
 from desk_pipeline_tests.conftest import pg_schema, schema_url
 from desk_pipeline_tests.strategies import REFERENCE_KINDS, TRADE_CELLS, rows_like, trade_rows
 
@@ -152,15 +151,8 @@ def test_any_reference_rows_are_stored_or_quarantined_and_nothing_raises(repo, t
         for name, rows in files.items():
             write_csv(folder / name, rows)
         source = LandingFolderSource(folder)
-        day = pd.Timestamp("2026-03-04")
 
-        received = validate_reference(
-            "landing",
-            instruments=source.instruments(),
-            books=source.books(),
-            prices=source.prices(day, day),
-            fx_rates=source.fx_rates(day, day),
-        )
+        received = validated_reference("landing", source, pd.Timestamp("2026-03-04"))
         written = repo.replace_reference(
             instruments=received.instruments,
             books=received.books,

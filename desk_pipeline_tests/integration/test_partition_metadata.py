@@ -6,14 +6,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from desk_pipeline.defs.resources import (
-    CalendarResource,
-    HaircutScheduleResource,
-    LandingFolderTradeSource,
-    WarehouseResource,
-)
-from desk_pipeline_tests.builders import trade, write_landing_file
-from desk_pipeline_tests.location import desk_assets
+from desk_pipeline_tests.builders import at, trade, write_landing_file, write_reference_files
+from desk_pipeline_tests.location import desk_assets, desk_resources
 
 (
     eod_positions,
@@ -37,27 +31,18 @@ DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
 DAILY_CHAIN = [instruments, prices, eod_positions, eod_valuation, collateral_ranking]
 
 
-def at(day: str, hhmm: str) -> pd.Timestamp:
-    return pd.Timestamp(f"{day} {hhmm}", tz="UTC")
-
-
 @pytest.fixture
 def landing(tmp_path: Path) -> Path:
     folder = tmp_path / "landing"
-    folder.mkdir()
-    (folder / "instruments.csv").write_text(
-        "instrument_id,name,asset_class,issuer_type,issuer,rating,maturity_date,currency\n"
-        "DE01,Bund 2031,government_bond,sovereign,DE,AAA,2031-02-15,EUR\n"
-        "US01,UST 2031,government_bond,sovereign,US,AA+,2031-02-15,USD\n"
-    )
-    (folder / "prices.csv").write_text(
-        "instrument_id,price_date,price\nDE01,2026-03-02,100.0\nUS01,2026-03-02,50.0\n"
-    )
-    (folder / "books.csv").write_text(
-        "book_id,base_currency,holding_period_days\nEUR-BOOK,EUR,5\nUSD-BOOK,USD,5\n"
-    )
-    (folder / "fx_rates.csv").write_text(
-        "currency,rate_date,usd_per_unit\nEUR,2026-03-02,1.1\nUSD,2026-03-02,1.0\n"
+    write_reference_files(
+        folder,
+        instruments=[
+            "DE01,Bund 2031,government_bond,sovereign,DE,AAA,2031-02-15,EUR",
+            "US01,UST 2031,government_bond,sovereign,US,AA+,2031-02-15,USD",
+        ],
+        prices=["DE01,2026-03-02,100.0", "US01,2026-03-02,50.0"],
+        books=["EUR-BOOK,EUR,5", "USD-BOOK,USD,5"],
+        fx_rates=["EUR,2026-03-02,1.1", "USD,2026-03-02,1.0"],
     )
     write_landing_file(
         folder,
@@ -73,12 +58,7 @@ def landing(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def resources(sqlite_url: str, landing: Path) -> dict:
-    return {
-        "warehouse": WarehouseResource(url=sqlite_url),
-        "trade_source": LandingFolderTradeSource(folder=str(landing)),
-        "calendar": CalendarResource(timezone="UTC"),
-        "haircuts": HaircutScheduleResource(),
-    }
+    return desk_resources(warehouse_url=sqlite_url, trade_source=f"landing:{landing}")
 
 
 def range_run(resources: dict, instance: dg.DagsterInstance, first: str, last: str) -> None:

@@ -7,16 +7,11 @@ from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.reference.assets import PRICE_LOOKBACK
-from desk_pipeline.defs.resources import (
-    CalendarResource,
-    HaircutScheduleResource,
-    SimulatorTradeSource,
-    WarehouseResource,
-)
 from desk_pipeline.domain.reference.validation import validate_reference
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline.domain.validation.quarantine import UNREADABLE_COLUMN
-from desk_pipeline_tests.location import desk_assets
+from desk_pipeline_tests.builders import as_received, validated_reference
+from desk_pipeline_tests.location import desk_assets, desk_resources
 
 eod_positions, collateral_ranking, instruments, prices = desk_assets(
     "eod_positions", "collateral_ranking", "instruments", "prices"
@@ -50,9 +45,7 @@ def instrument_rows(**changes: str) -> pd.DataFrame:
 
 
 def marks(*rows: tuple[str, str, float]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["instrument_id", "price_date", "price"])
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
-    return frame
+    return as_received(rows, ["instrument_id", "price_date", "price"])
 
 
 def test_reference_rows_round_trip_through_the_warehouse_with_their_types(warehouse_url):
@@ -162,13 +155,7 @@ def test_a_reference_file_naming_a_column_twice_is_quarantined_whole(tmp_path):
         (tmp_path / name).write_text("a, b ,B,a\n1,2,3,4\n", encoding="utf-8")
     source = LandingFolderSource(tmp_path)
 
-    checked = validate_reference(
-        "landing",
-        instruments=source.instruments(),
-        books=source.books(),
-        prices=source.prices(DAY, DAY),
-        fx_rates=source.fx_rates(DAY, DAY),
-    )
+    checked = validated_reference("landing", source, DAY)
     assert checked.prices.empty
     assert checked.quarantine["reason_code"].tolist() == ["unreadable_file"] * 4
     files = checked.quarantine["source"].str.split("#").str[0]
@@ -180,16 +167,10 @@ def test_a_reference_file_naming_a_column_twice_is_quarantined_whole(tmp_path):
 def test_the_reference_assets_store_the_simulator_marks_the_ranking_then_uses(
     sqlite_url, dagster_instance
 ):
-    resources = {
-        "warehouse": WarehouseResource(url=sqlite_url),
-        "trade_source": SimulatorTradeSource(),
-        "calendar": CalendarResource(),
-        "haircuts": HaircutScheduleResource(),
-    }
     result = dg.materialize(
         [instruments, prices, eod_positions, collateral_ranking],
         partition_key="2026-03-04",
-        resources=resources,
+        resources=desk_resources(warehouse_url=sqlite_url),
         instance=dagster_instance,
     )
     assert result.success

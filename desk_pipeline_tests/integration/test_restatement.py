@@ -19,17 +19,13 @@ from desk_pipeline.defs.resources import (
     WarehouseResource,
     resources_from,
 )
-from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.builders import at, trade, write_landing_file, write_reference_files
 from desk_pipeline_tests.location import desk_assets, desk_settings
 from desk_pipeline_tests.reference import reference_positions
 
 [eod_positions] = desk_assets("eod_positions")
 
 D1, D2, D3 = "2026-03-02", "2026-03-03", "2026-03-04"
-
-
-def at(day: str, hhmm: str) -> pd.Timestamp:
-    return pd.Timestamp(f"{day} {hhmm}", tz="UTC")
 
 
 def desk_defs(url: str, landing, retention_days: int = 7) -> dg.Definitions:
@@ -106,27 +102,20 @@ def assert_eods_match_reference(repo: PositionRepository, rows: list[dict]) -> N
             assert stored.loc[instrument, "realized_pnl"] == pytest.approx(ref.realized_pnl)
 
 
-def write_reference_files(folder) -> None:
-    """Two government bonds in EUR, marked daily: enough for collateral_ranking to run."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "instruments.csv").write_text(
-        "instrument_id,name,asset_class,issuer_type,issuer,rating,maturity_date,currency\n"
-        "XS0001,Bund 2030,government_bond,sovereign,DE,AAA,2030-02-15,EUR\n"
-        "XS0002,OAT 2031,government_bond,sovereign,FR,AA,2031-05-25,EUR\n"
-    )
-    (folder / "prices.csv").write_text(
-        "instrument_id,price_date,price\nXS0001,2026-01-02,10.0\nXS0002,2026-01-02,50.0\n"
-    )
-    (folder / "books.csv").write_text(
-        "book_id,base_currency,holding_period_days\nB1,EUR,5\nB2,EUR,5\n"
-    )
-    (folder / "fx_rates.csv").write_text("currency,rate_date,usd_per_unit\nEUR,2026-01-02,1.1\n")
-
-
 @pytest.fixture
 def landing(tmp_path):
     folder = tmp_path / "landing"
-    write_reference_files(folder)
+    # Two government bonds in EUR, marked daily: enough for collateral_ranking to run.
+    write_reference_files(
+        folder,
+        instruments=[
+            "XS0001,Bund 2030,government_bond,sovereign,DE,AAA,2030-02-15,EUR",
+            "XS0002,OAT 2031,government_bond,sovereign,FR,AA,2031-05-25,EUR",
+        ],
+        prices=["XS0001,2026-01-02,10.0", "XS0002,2026-01-02,50.0"],
+        books=["B1,EUR,5", "B2,EUR,5"],
+        fx_rates=["EUR,2026-01-02,1.1"],
+    )
     rows = [
         trade("T1", 100, 10.0, book="B1", at=at(D1, "09:00")),
         trade("T2", -40, 12.0, book="B1", at=at(D2, "09:00")),

@@ -5,13 +5,7 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.simulator import DeskSimulator
-from desk_pipeline.defs.resources import (
-    CalendarResource,
-    HaircutScheduleResource,
-    SimulatorTradeSource,
-    WarehouseResource,
-)
-from desk_pipeline_tests.location import desk_assets
+from desk_pipeline_tests.location import desk_assets, desk_resources
 
 eod_positions, instruments, prices, eod_valuation = desk_assets(
     "eod_positions", "instruments", "prices", "eod_valuation"
@@ -23,12 +17,7 @@ DAY = "2026-03-04"
 def test_a_day_of_the_simulator_desk_is_valued_and_its_totals_are_reported(
     sqlite_url, dagster_instance
 ):
-    resources = {
-        "warehouse": WarehouseResource(url=sqlite_url),
-        "trade_source": SimulatorTradeSource(),
-        "calendar": CalendarResource(),
-        "haircuts": HaircutScheduleResource(),
-    }
+    resources = desk_resources(warehouse_url=sqlite_url)
     result = dg.materialize(
         [instruments, prices, eod_positions, eod_valuation],
         partition_key=DAY,

@@ -15,6 +15,7 @@ from desk_pipeline.domain.positions.trades import (
 )
 from desk_pipeline.domain.precision import MAX_ABS_QUANTITY, MAX_PRICE, QUANTITY_SCALE
 from desk_pipeline.domain.validation.cells import CONTROL_CHARACTERS
+from desk_pipeline_tests.builders import as_received
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import trade_rows
 
@@ -31,9 +32,7 @@ GOOD = {
 
 
 def raw(*rows: dict) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), dtype=object)
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
-    return frame
+    return as_received(rows, dtype=object)
 
 
 @pytest.mark.parametrize(

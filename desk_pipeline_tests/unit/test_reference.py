@@ -32,6 +32,7 @@ from desk_pipeline.domain.schema import (
     QUARANTINE_DTYPES,
 )
 from desk_pipeline.domain.validation.quarantine import unreadable_rows
+from desk_pipeline_tests.builders import as_received, validated_reference
 from desk_pipeline_tests.sizes import examples
 from desk_pipeline_tests.strategies import REFERENCE_KINDS, rows_like
 
@@ -48,10 +49,8 @@ INSTRUMENT_HEADER = [
 
 
 def received(rows: list[list[str]], columns: list[str]) -> pd.DataFrame:
-    """Rows as a landing file hands them over: strings, index = 1-based row number."""
-    frame = pd.DataFrame(rows, columns=columns, dtype="str")
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
-    return frame
+    """Rows as a landing file hands them over: strings."""
+    return as_received(rows, columns, dtype="str")
 
 
 def dtypes(frame: pd.DataFrame) -> dict[str, str]:
@@ -221,13 +220,7 @@ def test_an_unreadable_file_becomes_one_whole_file_quarantine_row():
 def test_typed_simulator_frames_pass_validation_unchanged():
     desk = DeskSimulator(n_instruments=50, n_books=4)
     day = pd.Timestamp("2026-03-04")
-    result = validate_reference(
-        "simulator",
-        instruments=desk.instruments(),
-        books=desk.books(),
-        prices=desk.prices(day, day),
-        fx_rates=desk.fx_rates(day, day),
-    )
+    result = validated_reference("simulator", desk, day)
     assert result.quarantine.empty
     assert result.received == 50 + 4 + 50 + 4
     for got, want in [

@@ -9,7 +9,7 @@ from desk_pipeline.domain.positions.trades import (
     split_conflicting_duplicates,
     validate_trades,
 )
-from desk_pipeline_tests.builders import make_trades, trade
+from desk_pipeline_tests.builders import DEFECTS, as_received, defective_rows, make_trades, trade
 
 GOOD = {
     "trade_id": "T1",
@@ -22,9 +22,7 @@ GOOD = {
 
 
 def raw(*rows: dict) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), dtype=str)
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
-    return frame
+    return as_received(rows, dtype=str)
 
 
 def reasons(quarantine: pd.DataFrame) -> dict[str, str]:
@@ -32,33 +30,11 @@ def reasons(quarantine: pd.DataFrame) -> dict[str, str]:
 
 
 def test_each_bad_row_is_quarantined_with_its_reason_while_good_rows_pass():
-    rows = raw(
-        GOOD,
-        dict(GOOD, trade_id="Q1", quantity="abc"),
-        dict(GOOD, trade_id="Q2", price="NaN"),
-        dict(GOOD, trade_id="Q3", price="-1"),
-        dict(GOOD, trade_id="Q4", book_id=""),
-        dict(GOOD, trade_id="Q5", trade_time="yesterday"),
-        dict(GOOD, trade_id="Q6", status="MAYBE"),
-        dict(GOOD, trade_id="Q7", quantity="0"),
-        dict(GOOD, trade_id="Q8", version="1.5"),
-        dict(GOOD, trade_id="Q9", quantity="inf"),
-        dict(GOOD, trade_id="Q10", instrument_id="X" * 65),
-    )
+    rows = raw(GOOD, *defective_rows(GOOD))
     trades, quarantine = validate_trades(rows, source="landing:f.csv")
     assert list(trades["trade_id"]) == ["T1"]
-    assert reasons(quarantine) == {
-        "Q1": "quantity_not_numeric",
-        "Q2": "price_not_numeric",
-        "Q3": "price_not_positive",
-        "Q4": "empty_book_id",
-        "Q5": "bad_trade_time",
-        "Q6": "unknown_status",
-        "Q7": "zero_quantity",
-        "Q8": "bad_version",
-        "Q9": "quantity_not_finite",
-        "Q10": "instrument_id_too_long",
-    }
+    # Each bad row is named after the reason code it must get.
+    assert reasons(quarantine) == {code: code for code in DEFECTS}
     assert len(trades) + len(quarantine) == len(rows)
     assert set(quarantine["source"]) == {"landing:f.csv"}
     assert json.loads(quarantine["raw"].iloc[0])["quantity"] == "abc"
