@@ -3,12 +3,16 @@
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+import urllib.error
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import dagster as dg
+import pytest
 
 DESK = str(Path(sys.executable).parent / "desk")
 
@@ -36,6 +40,31 @@ def run_desk(
     if check:
         assert result.returncode == 0, result.stderr
     return result
+
+
+def wait_until(what: str, seconds: float, probe: Callable[[], Any]) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` at the deadline.
+
+    A server that is not up yet (refused, reset or timed-out connections) counts as not yet.
+    """
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+            last = err
+        time.sleep(0.5)
+    pytest.fail(f"{what} not reached in {seconds}s (last: {last})")
+
+
+def wait_for_line(log: Path, text: str, seconds: float) -> None:
+    """Wait until ``text`` is in ``log``, for ``seconds`` at most (the caller asserts after)."""
+    deadline = time.monotonic() + seconds
+    while text not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 @contextmanager

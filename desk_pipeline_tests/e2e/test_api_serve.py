@@ -8,7 +8,6 @@ it with what `desk positions --json` prints for the same book and day.
 import json
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 from desk_pipeline_tests.broker import free_port
 from desk_pipeline_tests.builders import trade, write_landing_file
 from desk_pipeline_tests.e2e import driver
-from desk_pipeline_tests.e2e.driver import DESK, run_desk
+from desk_pipeline_tests.e2e.driver import DESK, run_desk, wait_until
 from desk_pipeline_tests.e2e.test_cli_operator import environment
 
 pytestmark = pytest.mark.slow  # a real web server
@@ -44,21 +43,6 @@ def call(url: str, method: str = "GET", token: str | None = None) -> tuple[int, 
         return err.code, json.load(err)
 
 
-def poll(what: str, seconds: float, probe: Any) -> Any:
-    """Call ``probe`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except (urllib.error.URLError, ConnectionError) as err:
-            last = err
-        time.sleep(0.5)
-    pytest.fail(f"{what} not reached in {seconds}s (last: {last})")
-
-
 @contextmanager
 def serving(env: dict, log: Path) -> Iterator[str]:
     """`desk serve` on a free port until the block ends; yields its base URL."""
@@ -69,7 +53,7 @@ def serving(env: dict, log: Path) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            poll("desk serve answering", 120, lambda: call(f"{base}/health")[0] == 200)
+            wait_until("desk serve answering", 120, lambda: call(f"{base}/health")[0] == 200)
             yield base
         finally:
             server.terminate()  # uvicorn shuts down gracefully on SIGTERM
@@ -127,7 +111,7 @@ def test_a_snapshot_requested_over_http_is_read_back_as_desk_positions_prints_it
         assert status == 202, accepted
         snapshot, refresh = accepted["runs"]
         assert accepted["run_id"] == refresh
-        done = poll(
+        done = wait_until(
             "the snapshot request's runs succeeding",
             300,
             lambda: (state := call(f"{base}/runs/{refresh}")[1])["status"] in FINAL and state,

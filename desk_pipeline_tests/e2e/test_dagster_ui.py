@@ -5,15 +5,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,7 +21,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.runs import default_instance_yaml
+from desk_pipeline_tests.broker import free_port
 from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.e2e.driver import wait_until
 
 # One worker runs the module: its tests share one `dagster dev`.
 pytestmark = pytest.mark.slow
@@ -38,27 +39,6 @@ LAUNCHER = (
     "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
     "os.execv(sys.argv[1], sys.argv[1:])"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what: str, seconds: float, probe: Callable[[], Any]) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-            last = err
-        time.sleep(1)
-    pytest.fail(f"{what} not reached in {seconds}s (last: {last})")
 
 
 def stop_process_group(process: subprocess.Popen, grace: float) -> None:
@@ -90,6 +70,53 @@ class Dagster:
         return document["data"]
 
 
+@contextmanager
+def dagster_dev(
+    command: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    port: int,
+    what: str,
+    seconds: float,
+    grace: float,
+    ready: Callable[[], bool] = lambda: True,
+) -> Iterator[Dagster]:
+    """``command``, which serves `dagster dev` on ``port``, running until the block ends.
+
+    The command runs in a session of its own, its output in ``log``. The block starts once
+    ``ready()`` holds and the code location is loaded (within ``seconds``, else the test fails
+    naming ``what``); afterwards the process group gets Ctrl-C, and SIGKILL after ``grace``.
+    """
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, *command],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Dagster(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_until(
+            what,
+            seconds,
+            lambda: (
+                process.poll() is None
+                and ready()
+                and server.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"][0][
+                    "loadStatus"
+                ]
+                == "LOADED"
+            ),
+        )
+        yield server
+    finally:
+        stop_process_group(process, grace=grace)
+
+
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory) -> Iterator[tuple[Dagster, str]]:
     """`dagster dev` on a free port over a temporary instance, landing folder and warehouse."""
@@ -119,31 +146,19 @@ def desk(tmp_path_factory) -> Iterator[tuple[Dagster, str]]:
     }
     log = tmp / "dagster_dev.log"
     command = [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, *command],
+    try:
+        with dagster_dev(
+            command,
             cwd=ROOT,
             env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Dagster(f"http://127.0.0.1:{port}", process, log)
-    try:
-        wait_until(
-            "the webserver with the code location loaded",
-            120,
-            lambda: (
-                process.poll() is None
-                and server.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"][0][
-                    "loadStatus"
-                ]
-                == "LOADED"
-            ),
-        )
-        yield server, warehouse
+            log=log,
+            port=port,
+            what="the webserver with the code location loaded",
+            seconds=120,
+            grace=30,
+        ) as server:
+            yield server, warehouse
     finally:
-        stop_process_group(process, grace=30)
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(log, ARTIFACTS / "dagster_dev.log")
 

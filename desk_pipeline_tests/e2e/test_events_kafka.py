@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -11,8 +10,8 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.consumer import parse_event
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.broker import TcpProxy, free_port
-from desk_pipeline_tests.e2e.driver import DESK
-from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, landing_desk, run_desk
+from desk_pipeline_tests.e2e.driver import DESK, wait_for_line
+from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, landing_desk, relay_running, run_desk
 from desk_pipeline_tests.kafka_broker import new_topic, read_topic, running_tansu
 
 pytestmark = pytest.mark.kafka
@@ -81,29 +80,16 @@ def test_with_the_broker_down_during_the_relay_events_wait_and_all_arrive_when_i
         env = {**desk_env, "DESK_EVENT_PUBLISHER": f"kafka:{broker.bootstrap}?topic={topic}"}
         first = run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[0], "--json")
         assert (first["events_published"], first["events_pending"]) == (2, 0)
-        log = tmp_path / "relay.log"
-        with log.open("w") as stderr:
-            relay = subprocess.Popen(
-                [DESK, "relay", "--max-backoff", "2"], env=env, stderr=stderr, text=True
-            )
         repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
-        try:
+        with relay_running(env, tmp_path / "relay.log", repo, drain_seconds=60) as log:
             proxy.stop()  # the broker goes away while the relay runs
             rest = run_desk(env, "backfill", "--start", DAYS[1], "--end", DAYS[-1], "--json")
             assert (rest["events_published"], rest["events_pending"]) == (0, 4)
             assert all(repo.eod(book, day) is not None for book in BOOKS for day in DAYS)
-            deadline = time.monotonic() + 90
-            while "retrying in 2.0s" not in log.read_text() and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_for_line(log, "retrying in 2.0s", 90)
             assert "retrying in 1.0s" in log.read_text()  # exponential: 1 s, then 2 s (the cap)
             assert repo.outbox_backlog() == 4
             proxy.start()
-            deadline = time.monotonic() + 60
-            while repo.outbox_backlog() and time.monotonic() < deadline:
-                time.sleep(0.1)
-        finally:
-            relay.terminate()
-            relay.wait(timeout=30)
         records = read_topic(broker.bootstrap, topic, expect=6)
         proxy.stop()
     assert repo.outbox_backlog() == 0

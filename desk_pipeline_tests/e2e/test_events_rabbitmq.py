@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import time
 import uuid
 
 import pandas as pd
@@ -21,8 +20,8 @@ from desk_pipeline_tests.broker import (
     free_port,
     temporary_vhost,
 )
-from desk_pipeline_tests.e2e.driver import DESK
-from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, landing_desk, run_desk
+from desk_pipeline_tests.e2e.driver import DESK, wait_for_line
+from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, landing_desk, relay_running, run_desk
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -94,26 +93,14 @@ def test_with_the_broker_unreachable_eods_are_written_and_events_wait_then_all_a
     assert (backfill["events_published"], backfill["events_pending"]) == (0, 6)
     repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
     assert all(repo.eod(book, day) is not None for book in BOOKS for day in DAYS)
-    log = tmp_path / "relay.log"
-    with log.open("w") as stderr:
-        relay = subprocess.Popen(
-            [DESK, "relay", "--max-backoff", "2"], env=env, stderr=stderr, text=True
-        )
     try:
-        deadline = time.monotonic() + 60
-        while "retrying in 2.0s" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert "retrying in 1.0s" in log.read_text()  # exponential: 1 s, then 2 s (the cap)
-        assert repo.outbox_backlog() == 6
-        proxy.start()
-        messages = drain(url, "q.audit", expect=6, deadline_s=60)
-        # The relay marks rows only after the broker confirmed them: wait for it before stopping.
-        deadline = time.monotonic() + 30
-        while repo.outbox_backlog() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with relay_running(env, tmp_path / "relay.log", repo, drain_seconds=30) as log:
+            wait_for_line(log, "retrying in 2.0s", 60)
+            assert "retrying in 1.0s" in log.read_text()  # exponential: 1 s, then 2 s (the cap)
+            assert repo.outbox_backlog() == 6
+            proxy.start()
+            messages = drain(url, "q.audit", expect=6, deadline_s=60)
     finally:
-        relay.terminate()
-        relay.wait(timeout=30)
         proxy.stop()
     ids = {parse_event(body)["event_id"] for _, _, body in messages}
     assert ids == set(repo.outbox_events()["event_id"]) and len(messages) == 6

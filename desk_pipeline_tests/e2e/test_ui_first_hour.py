@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,16 +20,10 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from desk_pipeline_tests.broker import free_port
 from desk_pipeline_tests.e2e.checkout import MAKE, ROOT, fresh_checkout, user_environment
-from desk_pipeline_tests.e2e.test_dagster_ui import (
-    LAUNCHER,
-    LOCATION_STATUS,
-    Dagster,
-    dismiss_community_dialog,
-    free_port,
-    stop_process_group,
-    wait_until,
-)
+from desk_pipeline_tests.e2e.driver import wait_until
+from desk_pipeline_tests.e2e.test_dagster_ui import Dagster, dagster_dev, dismiss_community_dialog
 
 pytestmark = pytest.mark.slow
 
@@ -79,9 +72,8 @@ PARTITION_STATS = """
 class MadeRun:
     """`make run` running in the background: its output so far and its UI."""
 
-    def __init__(self, checkout: Path, process: subprocess.Popen, log: Path) -> None:
+    def __init__(self, checkout: Path, log: Path) -> None:
         self.checkout = checkout
-        self.process = process
         self.log = log
 
     def output(self) -> str:
@@ -111,33 +103,21 @@ def made(tmp_path_factory) -> Iterator[tuple[MadeRun, Dagster]]:
         f"DESK_START_DATE={CALENDAR_FIRST:%Y-%m-%d}",
         f"PORT={port}",
     ]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, shutil.which("make") or "make", *command[1:]],
+    run = MadeRun(checkout, log)
+    try:
+        with dagster_dev(
+            [shutil.which("make") or "make", *command[1:]],
             cwd=checkout,
             env=user_environment(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    run = MadeRun(checkout, process, log)
-    server = Dagster(f"http://127.0.0.1:{port}", process, log)
-    try:
-        wait_until(
-            "make run's UI with the code location loaded",
-            900,
-            lambda: (
-                process.poll() is None
-                and "dagster dev" in run.output()
-                and server.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"][0][
-                    "loadStatus"
-                ]
-                == "LOADED"
-            ),
-        )
-        yield run, server
+            log=log,
+            port=port,
+            what="make run's UI with the code location loaded",
+            seconds=900,
+            grace=60,
+            ready=lambda: "dagster dev" in run.output(),
+        ) as server:
+            yield run, server
     finally:
-        stop_process_group(process, grace=60)
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "make_run.log").write_text(run.output(), encoding="utf-8")
 
