@@ -128,6 +128,18 @@ def run_checks(instance: dg.DagsterInstance, **changes: object) -> dict[str, boo
     return outcome
 
 
+def materialised_at(when: str, instance: dg.DagsterInstance, asset: str, partition: str) -> None:
+    """``materialised``, with the clock at ``when`` (UTC)."""
+    with freeze_time(utc(when)):
+        materialised(instance, asset, partition)
+
+
+def checks_at(when: str, instance: dg.DagsterInstance, **changes: object) -> dict[str, bool]:
+    """``run_checks``, with the clock at ``when`` (UTC)."""
+    with freeze_time(utc(when)):
+        return run_checks(instance, **changes)
+
+
 @pytest.mark.parametrize(
     ("last_snapshot", "now", "fresh"),
     [
@@ -139,46 +151,39 @@ def run_checks(instance: dg.DagsterInstance, **changes: object) -> dict[str, boo
 def test_intraday_positions_is_stale_when_its_newest_snapshot_is_over_20_minutes_old(
     dagster_instance, last_snapshot, now, fresh
 ):
-    with freeze_time(utc(last_snapshot)):
-        materialised(dagster_instance, "intraday_positions", "2026-03-03-10:00")
-    with freeze_time(utc(now)):
-        outcome = run_checks(dagster_instance)
-    assert outcome["intraday_positions"] is fresh
+    materialised_at(last_snapshot, dagster_instance, "intraday_positions", "2026-03-03-10:00")
+    assert checks_at(now, dagster_instance)["intraday_positions"] is fresh
 
 
 def test_outside_desk_hours_an_old_intraday_snapshot_is_not_an_alert(dagster_instance):
-    with freeze_time(utc("2026-03-03 18:45:00")):
-        materialised(dagster_instance, "intraday_positions", "2026-03-03-18:30")
-    with freeze_time(utc("2026-03-03 22:00:00")):
-        outcome = run_checks(dagster_instance, desk_hours="7-18")
+    materialised_at(
+        "2026-03-03 18:45:00", dagster_instance, "intraday_positions", "2026-03-03-18:30"
+    )
+    outcome = checks_at("2026-03-03 22:00:00", dagster_instance, desk_hours="7-18")
     assert outcome["intraday_positions"] is True
-    with freeze_time(utc("2026-03-03 22:00:00")):
-        outcome = run_checks(dagster_instance)
+    outcome = checks_at("2026-03-03 22:00:00", dagster_instance)
     assert outcome["intraday_positions"] is False
 
 
 def test_the_intraday_freshness_limit_is_configurable(dagster_instance):
-    with freeze_time(utc("2026-03-03 09:50:10")):
-        materialised(dagster_instance, "intraday_positions", "2026-03-03-09:40")
-    with freeze_time(utc("2026-03-03 10:25:00")):
-        outcome = run_checks(dagster_instance, intraday_freshness_minutes=45)
+    materialised_at(
+        "2026-03-03 09:50:10", dagster_instance, "intraday_positions", "2026-03-03-09:40"
+    )
+    outcome = checks_at("2026-03-03 10:25:00", dagster_instance, intraday_freshness_minutes=45)
     assert outcome["intraday_positions"] is True
 
 
 def test_eod_positions_is_overdue_when_the_new_day_has_no_eod_by_00_30(dagster_instance):
-    with freeze_time(utc("2026-03-03 23:55:00")):
-        materialised(dagster_instance, "eod_positions", "2026-03-03")
-    with freeze_time(utc("2026-03-04 00:40:00")):
-        assert run_checks(dagster_instance)["eod_positions"] is False
-        materialised(dagster_instance, "eod_positions", "2026-03-04")
-        assert run_checks(dagster_instance)["eod_positions"] is True
+    materialised_at("2026-03-03 23:55:00", dagster_instance, "eod_positions", "2026-03-03")
+    assert checks_at("2026-03-04 00:40:00", dagster_instance)["eod_positions"] is False
+    materialised_at("2026-03-04 00:40:00", dagster_instance, "eod_positions", "2026-03-04")
+    assert checks_at("2026-03-04 00:40:00", dagster_instance)["eod_positions"] is True
 
 
 def test_yesterdays_last_refresh_after_midnight_is_not_the_new_days_eod(dagster_instance):
-    with freeze_time(utc("2026-03-04 00:01:30")):  # after the 23:50 window's tick
-        materialised(dagster_instance, "eod_positions", "2026-03-03")
-    with freeze_time(utc("2026-03-04 00:40:00")):
-        assert run_checks(dagster_instance)["eod_positions"] is False
+    # At 00:01:30: after the 23:50 window's tick.
+    materialised_at("2026-03-04 00:01:30", dagster_instance, "eod_positions", "2026-03-03")
+    assert checks_at("2026-03-04 00:40:00", dagster_instance)["eod_positions"] is False
 
 
 def test_the_freshness_policies_take_their_parameters_from_the_settings():
