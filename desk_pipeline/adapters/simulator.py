@@ -25,10 +25,7 @@ _BOOKS, _INSTRUMENTS, _TRADES, _PRICES, _FX = range(5)
 _HOUR_NS = 3_600 * 10**9
 _DAY_NS = 24 * _HOUR_NS
 _EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal(): seeds must be non-negative
-# DESK_START_DATE's default: the first day of the desk's calendar, which maturities count from.
-_FIRST_DAY = pd.Timestamp("2026-01-01")
-# Shortest residual maturity of a bond on the desk's first day (73 days).
-MIN_RESIDUAL_YEARS = 0.2
+_MATURITY_ORIGIN = pd.Timestamp("2026-01-01")
 
 # Book type, holding period (CRE22.56-22.59: 5 days repo-style, 10 days securities lending), buy
 # probability. A small buy bias keeps each book's inventory mostly long (financing books hold
@@ -165,11 +162,6 @@ class DeskSimulator:
     requested window, so ``trades(a, c)`` equals ``trades(a, b)`` followed by ``trades(b, c)``
     for any ``b``. Amendments and cancels keep the original trade_time, so the demo never
     produces late trades.
-
-    Bonds mature ``MIN_RESIDUAL_YEARS`` to 30 years after ``first_day``, the first day of the
-    desk's calendar (DESK_START_DATE): whatever day the demo starts, its bonds are all live over
-    its first weeks, and a few mature as the calendar runs on (within its first year), so the
-    ranking's ``matured`` reason appears the way it does on a real desk.
     """
 
     seed: int = 7
@@ -177,7 +169,6 @@ class DeskSimulator:
     n_instruments: int = 2000
     trades_per_day: int = 3000
     instruments_per_book: int | None = None  # None: min(n_instruments, 300)
-    first_day: pd.Timestamp = _FIRST_DAY  # naive midnight
 
     def books(self) -> pd.DataFrame:
         """One row per book (BOOK_DTYPES), e.g. ``REPO-EUR-01`` or ``SECLEND-USD-02``."""
@@ -361,9 +352,9 @@ class DeskSimulator:
         n = self.n_instruments
         kind = rng.choice(len(_CLASSES), n, p=[c[2] for c in _CLASSES])
         uniforms, serial = rng.random((n, 3)), rng.choice(10**8, n, replace=False)
-        # Skewed short: a few bonds mature within the desk's first year, none in its first weeks.
-        years = MIN_RESIDUAL_YEARS + (30 - MIN_RESIDUAL_YEARS) * rng.random(n) ** 1.3
-        maturity = (self.first_day + pd.to_timedelta(years * 365.25, unit="D")).floor("D")
+        # A few bonds mature within 2026, so some collateral has matured by late 2026.
+        years = 0.2 + 29.8 * rng.random(n) ** 1.3
+        maturity = (_MATURITY_ORIGIN + pd.to_timedelta(years * 365.25, unit="D")).floor("D")
         coupon = np.round(rng.uniform(0.0, 6.0, n) * 8) / 8
         equity = kind >= _N_BOND_CLASSES
         described = zip(kind.tolist(), uniforms, serial.tolist(), maturity, coupon, strict=True)

@@ -14,7 +14,6 @@ from desk_pipeline.adapters.publisher import (
     PublishError,
     RabbitMQPublisher,
 )
-from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.trade_sources import (
     LandingFolderSource,
     SimulatorSource,
@@ -22,7 +21,7 @@ from desk_pipeline.adapters.trade_sources import (
     TradeSourceError,
 )
 from desk_pipeline.adapters.warehouse import PositionRepository, open_repository
-from desk_pipeline.defs.settings import DEFAULT_START_DATE, ENVIRONMENT, DeskSettings
+from desk_pipeline.defs.settings import ENVIRONMENT, DeskSettings
 from desk_pipeline.domain.collateral.schedule import HaircutSchedule
 
 
@@ -49,18 +48,13 @@ class TradeSourceResource(dg.ConfigurableResource, abc.ABC):
 
 
 class SimulatorTradeSource(TradeSourceResource):
-    """The deterministic demo desk (DESK_TRADE_SOURCE=simulator).
-
-    ``start_date`` is the desk's first day (DESK_START_DATE): the demo's bonds mature from a few
-    weeks after it, so whichever days a demo covers, its collateral is live at first.
-    """
+    """The deterministic demo desk (DESK_TRADE_SOURCE=simulator)."""
 
     kind: ClassVar[str] = "simulator"
-    start_date: str = DEFAULT_START_DATE
 
     def source(self) -> TradeSource:
-        """The simulator, its maturities counted from ``start_date``."""
-        return SimulatorSource(DeskSimulator(first_day=pd.Timestamp(self.start_date)))
+        """The simulator."""
+        return SimulatorSource()
 
 
 class LandingFolderTradeSource(TradeSourceResource):
@@ -188,7 +182,7 @@ def trade_source_resource(settings: DeskSettings) -> TradeSourceResource:
     """The trade source resource DESK_TRADE_SOURCE names (validated by DeskSettings)."""
     kind, _, argument = settings.trade_source.partition(":")
     if kind == "simulator":
-        return SimulatorTradeSource(start_date=settings.start_date)
+        return SimulatorTradeSource()
     if kind == "landing":
         return LandingFolderTradeSource(folder=argument)
     if kind == "sql":

@@ -1,7 +1,6 @@
 """The trade source and the publisher: one resource class per kind, selected from the settings."""
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.publisher import LogPublisher
@@ -54,14 +53,6 @@ def test_the_resources_build_the_adapters_they_name(tmp_path):
     assert isinstance(SimulatorTradeSource().source(), SimulatorSource)
     assert isinstance(LandingFolderTradeSource(folder=str(tmp_path)).source(), LandingFolderSource)
     assert isinstance(LogEventPublisher().publisher(), LogPublisher)
-
-
-def test_the_demo_desk_counts_its_maturities_from_the_desk_s_first_day():
-    resource = trade_source_resource(desk_settings(start_date="2026-11-18"))
-    assert resource == SimulatorTradeSource(start_date="2026-11-18")
-    source = resource.source()
-    assert isinstance(source, SimulatorSource)
-    assert source.simulator.first_day == pd.Timestamp("2026-11-18")
 
 
 def test_settings_read_from_the_environment_reach_dagster_as_env_vars_so_the_ui_hides_them(

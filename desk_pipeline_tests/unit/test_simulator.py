@@ -226,29 +226,6 @@ def test_instruments_are_a_realistic_deterministic_mix() -> None:
     assert maturity.lt(pd.Timestamp("2026-11-01")).sum() > 0
 
 
-@settings(max_examples=examples(10), deadline=None)
-@given(st.integers(min_value=-5_000, max_value=5_000))
-def test_bonds_mature_from_weeks_after_the_desk_s_first_day_whatever_day_that_is(
-    shift: int,
-) -> None:
-    # make run starts the calendar (DESK_START_DATE) on the demo's first day, 14 days ago: its
-    # bonds must all be live then, today or in years (a fixed origin matured more every month).
-    default = DeskSimulator(n_instruments=300)
-    first_day = default.first_day + pd.Timedelta(days=shift)
-    base = default.instruments()
-    moved = DeskSimulator(n_instruments=300, first_day=first_day).instruments()
-    # Only the maturities move, by exactly the shift (and the names, which quote them).
-    pd.testing.assert_series_equal(
-        moved["maturity_date"], base["maturity_date"] + pd.Timedelta(days=shift)
-    )
-    pd.testing.assert_frame_equal(
-        moved.drop(columns=["name", "maturity_date"]), base.drop(columns=["name", "maturity_date"])
-    )
-    bonds = moved["maturity_date"].dropna()
-    assert bonds.min() >= first_day + pd.Timedelta(days=73)
-    assert 0 < bonds.lt(first_day + pd.Timedelta(days=365)).sum() < 0.15 * len(bonds)
-
-
 def test_each_book_trades_its_own_subset_of_instruments() -> None:
     desk = DeskSimulator(n_books=4, n_instruments=500, instruments_per_book=50)
     trades = desk.trades(MONDAY, MONDAY + WEEK)
