@@ -37,6 +37,16 @@ def test_each_trade_source_kind_is_its_own_resource(setting, kind, resource):
     assert selected == resource and selected.kind == kind
 
 
+@pytest.mark.parametrize("setting", ["simulator", "landing:/tmp", SQL])
+def test_what_a_trade_source_delivers_does_not_depend_on_the_calendar(setting):
+    # Reference data is not dated: every process (UI, daemon, a desk command in a shell) must
+    # read the same master whatever DESK_START_DATE or DESK_TIMEZONE it was started with, or
+    # each instruments run rewrites the stored one (maturities once followed the start date).
+    calendars = [{}, {"start_date": "2026-11-23"}, {"timezone": "Asia/Tokyo"}]
+    sources = {trade_source_resource(desk_settings(trade_source=setting, **c)) for c in calendars}
+    assert len(sources) == 1
+
+
 @pytest.mark.parametrize(
     ("setting", "resource"),
     [
