@@ -5,6 +5,7 @@ Every value a reason quotes goes through :func:`text` (ids, codes, dates) or :fu
 """
 
 from collections.abc import Callable, Iterable
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
 import numpy as np
@@ -57,11 +58,14 @@ def text(values: pd.Series) -> pd.Series:
 def number_text(values: pd.Series, decimals: int, *, trim: bool = False) -> pd.Series:
     """Numbers as a trader reads them, in an object series: ``-1,234,567.89``, never ``1e-05``.
 
-    Each value is rounded to ``decimals`` places (half to even, on its exact binary value) and
-    written with thousands separators, never in exponent notation, so float noise beyond
-    ``decimals`` never shows. With ``trim``, trailing zeros and a bare point are dropped: exact
-    decimals such as quantities read ``-200,000`` or ``0.000001``. A value that rounds to zero
-    reads without a sign. Missing values read ``none``, as in :func:`text`; infinities ``inf``.
+    Each value is rounded to ``decimals`` places (half to even) from the shortest digits that
+    read back as it (Python's ``repr``, what ``--json`` and the API write) and written with
+    thousands separators, never in exponent notation: float noise beyond ``decimals`` never
+    shows, and no digit the float does not carry is made up (six places of a quantity above
+    2**32 units, where micro-units stop being exact, did). With ``trim``, trailing zeros and a
+    bare point are dropped: exact decimals such as quantities read ``-200,000`` or
+    ``0.000001``. A value that rounds to zero reads without a sign. Missing values read
+    ``none``, as in :func:`text`; infinities ``inf``.
 
     Args:
         values: numbers (float, int or nullable int); not modified.
@@ -76,7 +80,13 @@ def _number(value: Any, decimals: int, trim: bool) -> str:
     """One value of :func:`number_text`."""
     if pd.isna(value):
         return "none"
-    worded = f"{value:,.{decimals}f}"
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    digits = Decimal(repr(float(value))) if isinstance(value, float) else Decimal(int(value))
+    with localcontext() as context:
+        context.prec = 400  # every digit of the largest float, and the places after it
+        rounded = digits.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+    worded = f"{rounded:,f}"
     if trim and "." in worded:
         worded = worded.rstrip("0").rstrip(".")
     # "-0.00" (a tiny negative, or -0.0) says a sign of nothing.

@@ -50,10 +50,10 @@ def test_the_first_applying_check_decides_and_rows_without_one_get_none():
 
 
 def reference_number(value: float, decimals: int, trim: bool) -> str:
-    """The exact binary value rounded half to even by Decimal, grouped by thousands."""
+    """The float's shortest round-trip digits (str) rounded half to even by Decimal, grouped."""
     with localcontext() as context:
         context.prec = 1_000  # enough for every digit of the largest float
-        exact = Decimal(value).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+        exact = Decimal(str(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
         worded = f"{abs(exact) if exact == 0 else exact:,f}"
     return worded.rstrip("0").rstrip(".") if trim and "." in worded else worded
 
@@ -68,6 +68,8 @@ def reference_number(value: float, decimals: int, trim: bool) -> str:
 @example(1.0041, 2, False)  # residual years: "1.0" before
 @example(-0.001, 2, False)  # rounds to zero: no sign
 @example(0.30000000000000004, 6, True)  # 0.1 + 0.2: no float noise
+@example(-99_999_999_999.99998, 6, True)  # 100 x -999999999.999999: "-...999985" made up
+@example(2.675, 2, False)  # reads 2.68, as written; its binary value is 2.67499...
 def test_a_number_in_a_reason_is_the_value_rounded_to_its_places_and_grouped_by_thousands(
     value: float, decimals: int, trim: bool
 ) -> None:
@@ -82,6 +84,9 @@ def test_a_number_in_a_reason_is_the_value_rounded_to_its_places_and_grouped_by_
     [
         ([-200_000.0, -1e-06, 1_234_567.891234, 0.1 + 0.2], 6, True,
          ["-200,000", "-0.000001", "1,234,567.891234", "0.3"]),
+        # As --json writes them: no digit beyond what the float carries.
+        ([-99_999_999_999.99998, -11_999_999_999.999989], 6, True,
+         ["-99,999,999,999.99998", "-11,999,999,999.999989"]),
         ([1.0041, 1.29, 1234.5], 2, False, ["1.00", "1.29", "1,234.50"]),
         ([np.nan, np.inf, -np.inf], 2, False, ["none", "inf", "-inf"]),
     ],
