@@ -14,8 +14,9 @@ def main() -> None:
     """Entry point: a failure is one line on stderr, `desk: <what failed>; <what to check>`.
 
     The exit code says which kind of failure (EXIT_CODES); with --debug the error is raised
-    instead, traceback and all. A command given no arguments where it needs some (`desk` alone)
-    is the exception: its whole help goes to stderr, as a usage error (2).
+    instead, traceback and all (a usage error stays one line, 2). A command given no arguments
+    where it needs some (`desk` alone, or with only -v / --debug) is the exception: its whole help
+    goes to stderr, as a usage error (2).
     """
     debug = False
     try:
@@ -31,7 +32,9 @@ def main() -> None:
         click.echo("desk: interrupted", err=True)
         sys.exit(130)
     except Exception as err:
-        if debug:
+        # A usage error is the user's line, not the desk's: no traceback, even with --debug,
+        # and its exit code stays the contract's 2.
+        if debug and not isinstance(err, click.UsageError):
             raise
         code, line = failure(err)
         click.echo(f"desk: {line}", err=True)

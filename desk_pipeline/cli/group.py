@@ -34,6 +34,9 @@ class _Desk(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # `desk backfill … --verbose` means `desk --verbose backfill …`.
         ordered = [a for a in args if a in _ANYWHERE] + [a for a in args if a not in _ANYWHERE]
+        if ordered and set(ordered) <= {*_ANYWHERE, "--"} and not ctx.resilient_parsing:
+            # `desk -v` alone asks what `desk` alone asks: the help, not "Missing command."
+            raise click.exceptions.NoArgsIsHelpError(ctx)
         return super().parse_args(ctx, ordered)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -147,10 +147,12 @@ def test_exit_codes_are_listed_in_the_help():
     assert "--verbose" in help_text and "--debug" in help_text
 
 
-def test_desk_alone_shows_the_help_and_exits_as_a_usage_error():
+@pytest.mark.parametrize("flags", [[], ["-v"], ["--debug"], ["--"]])
+def test_desk_alone_shows_the_help_and_exits_as_a_usage_error(flags):
     # Like git or docker: the commands and the exit codes, not a one-line usage error. No
     # command is a usage error (exit 2); the help goes to stderr, click's no_args_is_help way.
-    result = run_desk(user_environment())
+    # Only global flags is no command too (it said "Missing command.", or with --debug raised).
+    result = run_desk(user_environment(), *flags)
     assert result.returncode == 2, result.stderr
     assert result.stdout == "" and "Traceback" not in result.stderr
     help_text = result.stderr
@@ -158,6 +160,19 @@ def test_desk_alone_shows_the_help_and_exits_as_a_usage_error():
     for command in ["backfill", "positions", "ranking", "quarantine", "status", "doctor"]:
         assert any(line.split()[:1] == [command] for line in help_text.splitlines()), command
     assert "Exit codes:" in help_text and "see `desk --help`" not in help_text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["bogus"], ["positions", "--date", "11/12/2026", "--book", "X"], ["--bogus"]],
+)
+def test_a_usage_error_is_one_line_and_exit_2_even_with_debug(command):
+    # --debug shows the desk's tracebacks; a mistyped command line has none worth showing, and
+    # scripts tell usage errors (2) from failures (1) by the code (it exited 1 with --debug).
+    result = run_desk(user_environment(), "--debug", *command)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert one_line(result).startswith("desk: ")
 
 
 def test_a_backfill_is_quiet_a_progress_line_and_one_summary(landed):
