@@ -1,10 +1,11 @@
 """The `desk` command: backfill; positions, rankings, concentration, quarantine; events."""
 
+import os
 import sys
 
 import click
 
-from desk_pipeline.cli.exits import failure
+from desk_pipeline.cli.exits import EXIT_PIPE, failure
 from desk_pipeline.cli.group import cli
 
 __all__ = ["cli", "main"]
@@ -28,6 +29,11 @@ def main() -> None:
     except click.exceptions.NoArgsIsHelpError as bare:
         bare.show()
         sys.exit(bare.exit_code)
+    except BrokenPipeError:
+        # The reader went away (`desk ranking --json | head`): it had all it wanted. stdout is
+        # pointed at /dev/null so that the interpreter's own flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_PIPE)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("desk: interrupted", err=True)
         sys.exit(130)

@@ -13,7 +13,10 @@ EXIT_CODES = {
     1: "no answer: nothing stored for that book and day, a check, run or relay failed",
     2: "usage or configuration: a bad option or date, a DESK_* setting, no warehouse there",
     130: "interrupted",
+    141: "the output's reader went away (as `| head` does); nothing printed",
 }
+# 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped.
+EXIT_PIPE = 141
 
 
 def _first_line(text: object) -> str:

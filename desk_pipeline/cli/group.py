@@ -69,7 +69,10 @@ class _Desk(click.Group):
     + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()),
 )
 @click.option(
-    "-v", "--verbose", is_flag=True, help="Details on stderr: Dagster's run log and warnings."
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Details on stderr: Dagster's run log, warnings but Dagster's beta notices.",
 )
 @click.option("--debug", is_flag=True, help="On an error, the traceback; Dagster's debug log.")
 @click.pass_context

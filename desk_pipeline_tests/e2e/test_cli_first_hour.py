@@ -175,6 +175,20 @@ def test_a_usage_error_is_one_line_and_exit_2_even_with_debug(command):
     assert one_line(result).startswith("desk: ")
 
 
+def test_a_reader_that_goes_away_stops_desk_quietly():
+    # `desk ranking --json | head`: the rest of the output is not wanted; no error line.
+    desk = subprocess.Popen(
+        [driver.DESK, "--help"],
+        env=user_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    desk.stdout.close()  # before desk has written anything
+    stderr = desk.stderr.read().decode()
+    assert desk.wait(timeout=60) == 141, stderr
+    assert stderr == ""
+
+
 def test_a_backfill_is_quiet_a_progress_line_and_one_summary(landed):
     stderr, stdout = landed.backfill.stderr, landed.backfill.stdout
     assert stdout.strip() == (
