@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 
+from desk_pipeline.domain.reasons import number_text, text
 from desk_pipeline.domain.schema import FX_COLUMNS, PRICE_COLUMNS, require_columns
 
 # A mark older than this many calendar days still values a position but is flagged stale.
@@ -53,6 +54,19 @@ def stale(price_age_days: pd.Series) -> np.ndarray:
         bool array aligned with the input; False where there is no mark.
     """
     return (price_age_days > STALE_PRICE_DAYS).fillna(False).to_numpy(dtype=bool)
+
+
+def stale_price_reason(rows: pd.DataFrame, day: pd.Series) -> pd.Series:
+    """``stale_price: last price on <price_date>, <n> days before <day>`` for each row.
+
+    Args:
+        rows: ``price_date`` (datetime64) and ``price_age_days`` (int) of marks_on's frame.
+        day: each row's business day, as the reason quotes it.
+    """
+    return (
+        "stale_price: last price on " + text(rows["price_date"].dt.strftime("%Y-%m-%d")) + ", "
+        + number_text(rows["price_age_days"], 0) + " days before " + text(day)
+    )  # fmt: skip
 
 
 def fx_rates_on(

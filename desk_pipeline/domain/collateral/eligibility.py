@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 
+from desk_pipeline.domain.marks import stale_price_reason
 from desk_pipeline.domain.precision import QUANTITY_DECIMALS
 from desk_pipeline.domain.reasons import Check, join_reasons, number_text, text
 
@@ -83,9 +84,7 @@ def stale_price_check(items: pd.DataFrame) -> Check:
     """
     return (
         items["stale_price"].to_numpy(dtype=bool),
-        lambda rows: "stale_price: last price on "
-        + text(rows["price_date"].dt.strftime("%Y-%m-%d")) + ", "
-        + number_text(rows["price_age_days"], 0) + " days before " + _date(rows),
+        lambda rows: stale_price_reason(rows, _date(rows)),
     )  # fmt: skip
 
 

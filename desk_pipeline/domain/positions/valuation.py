@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from desk_pipeline.domain.marks import fx_rates_on, marks_on
+from desk_pipeline.domain.marks import fx_rates_on, marks_on, stale_price_reason
 from desk_pipeline.domain.precision import exact_quantities, for_output
-from desk_pipeline.domain.reasons import join_reasons, number_text, text
+from desk_pipeline.domain.reasons import join_reasons, text
 from desk_pipeline.domain.schema import (
     BOOK_COLUMNS,
     VALUATION_DTYPES,
@@ -158,10 +158,7 @@ def _valuation_reasons(valued: pd.DataFrame, known: np.ndarray, flat: np.ndarray
             ),
             (
                 valued["stale_price"].to_numpy(dtype=bool),
-                lambda r: "stale_price: last price on "
-                + text(r["price_date"].dt.strftime("%Y-%m-%d")) + ", "
-                + number_text(r["price_age_days"], 0) + " days before "
-                + text(r["business_date"]),
+                lambda r: stale_price_reason(r, r["business_date"]),
             ),
         ],
     )  # fmt: skip
