@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from desk_pipeline import queries
-from desk_pipeline.api.dependencies import BookPath, DayPath, Settings, Warehouse
+from desk_pipeline.api.dependencies import BookPath, Settings, StoredDay, Warehouse
 from desk_pipeline.api.problems import problem_responses
 
 book_routes = APIRouter()
@@ -30,23 +30,21 @@ def days(book: BookPath, warehouse: Warehouse) -> JSONResponse:
 )
 def eod(
     book: BookPath,
-    date: DayPath,
+    day: StoredDay,
     warehouse: Warehouse,
     marks: Annotated[
         bool, Query(description="Add each position's valuation, as `--marks`.")
     ] = False,
 ) -> JSONResponse:
     """`desk positions --json` (with ``marks=true``, `--marks`): the stored EOD."""
-    day = queries.business_day(date, "date")
     return JSONResponse(queries.positions_document(warehouse.repository(), book, day, marks=marks))
 
 
 @book_routes.get(
     "/books/{book}/ranking/{date}", response_model=queries.RankingDocument, responses=BOOK_ERRORS
 )
-def ranking(book: BookPath, date: DayPath, warehouse: Warehouse) -> JSONResponse:
+def ranking(book: BookPath, day: StoredDay, warehouse: Warehouse) -> JSONResponse:
     """`desk ranking --json`: eligible items by lendable value, then the rest."""
-    day = queries.business_day(date, "date")
     return JSONResponse(queries.ranking_document(warehouse.repository(), book, day))
 
 
@@ -56,9 +54,8 @@ def ranking(book: BookPath, date: DayPath, warehouse: Warehouse) -> JSONResponse
     responses=BOOK_ERRORS,
 )
 def concentration(
-    book: BookPath, date: DayPath, settings: Settings, warehouse: Warehouse
+    book: BookPath, day: StoredDay, settings: Settings, warehouse: Warehouse
 ) -> JSONResponse:
     """`desk concentration --json`: each issuer's share of the book's eligible value."""
-    day = queries.business_day(date, "date")
     limit = settings.issuer_concentration_limit
     return JSONResponse(queries.concentration_document(warehouse.repository(), book, day, limit))

@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse
 from typing_extensions import TypedDict
 
 from desk_pipeline import commands, queries
-from desk_pipeline.api.dependencies import BookPath, DayPath, Runs, Warehouse, authorised
+from desk_pipeline.api.dependencies import BookPath, CalendarDay, Runs, Warehouse, authorised
 from desk_pipeline.api.problems import problem_responses
 
 
@@ -50,10 +50,9 @@ def request_snapshot(
     "/books/{book}/rankings/{date}", status_code=202, response_model=CommandAccepted
 )
 def request_ranking(
-    request: Request, book: BookPath, date: DayPath, warehouse: Warehouse, runs: Runs
+    request: Request, book: BookPath, day: CalendarDay, warehouse: Warehouse, runs: Runs
 ) -> JSONResponse:
     """Rank the collateral of a stored day again (every book of that day, one run)."""
-    day = queries.business_day(date, "date")
     repository = warehouse.repository()
     stored = queries.days_document(repository, book)["days"]
     if day not in [d["business_date"] for d in stored]:

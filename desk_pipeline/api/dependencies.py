@@ -7,7 +7,7 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from desk_pipeline import commands
+from desk_pipeline import commands, queries
 from desk_pipeline.defs.resources import WarehouseResource
 from desk_pipeline.defs.settings import DeskSettings
 
@@ -35,6 +35,27 @@ def run_queue(request: Request) -> commands.RunQueue:
 
 
 Settings = Annotated[DeskSettings, Depends(desk_settings)]
+
+
+def stored_day(date: DayPath, settings: Settings) -> str:
+    """A read's day: YYYY-MM-DD and not after today in DESK_TIMEZONE, else a 422 problem.
+
+    As `desk positions --date`: a past day with nothing stored is a 404, not a 422.
+    """
+    return settings.stored_day(queries.business_day(date, "date"))
+
+
+def calendar_day(date: DayPath, settings: Settings) -> str:
+    """A run's day: YYYY-MM-DD, from DESK_START_DATE to today, else a 422 problem.
+
+    As `desk backfill`: a day outside the calendar has no daily partition to run.
+    """
+    day = queries.business_day(date, "date")
+    return settings.calendar_days(day, day)[0]
+
+
+StoredDay = Annotated[str, Depends(stored_day)]
+CalendarDay = Annotated[str, Depends(calendar_day)]
 Warehouse = Annotated[WarehouseResource, Depends(desk_warehouse)]
 Runs = Annotated[commands.RunQueue, Depends(run_queue)]
 bearer = HTTPBearer(auto_error=False, description="DESK_API_TOKEN")

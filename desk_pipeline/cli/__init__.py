@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from desk_pipeline.cli.exits import EXIT_PIPE, failure
+from desk_pipeline.cli.exits import EXIT_PIPE, failure, usage_error
 from desk_pipeline.cli.group import cli
 
 __all__ = ["cli", "main"]
@@ -15,9 +15,9 @@ def main() -> None:
     """Entry point: a failure is one line on stderr, `desk: <what failed>; <what to check>`.
 
     The exit code says which kind of failure (EXIT_CODES); with --debug the error is raised
-    instead, traceback and all (a usage error stays one line, 2). A command given no arguments
-    where it needs some (`desk` alone, or with only -v / --debug) is the exception: its whole help
-    goes to stderr, as a usage error (2).
+    instead, traceback and all (a usage error, a date outside the calendar included, stays one
+    line, 2). A command given no arguments where it needs some (`desk` alone, or with only -v /
+    --debug) is the exception: its whole help goes to stderr, as a usage error (2).
     """
     debug = False
     try:
@@ -40,7 +40,7 @@ def main() -> None:
     except Exception as err:
         # A usage error is the user's line, not the desk's: no traceback, even with --debug,
         # and its exit code stays the contract's 2.
-        if debug and not isinstance(err, click.UsageError):
+        if debug and not usage_error(err):
             raise
         code, line = failure(err)
         click.echo(f"desk: {line}", err=True)

@@ -5,7 +5,12 @@ import sys
 import click
 
 from desk_pipeline.adapters.warehouse import NoWarehouseError
-from desk_pipeline.domain.errors import DeskPipelineError, NoEndOfDayError, SettingsError
+from desk_pipeline.domain.errors import (
+    DeskPipelineError,
+    InvalidRangeError,
+    NoEndOfDayError,
+    SettingsError,
+)
 
 # What `desk` exits with; `desk --help` and the README list them.
 EXIT_CODES = {
@@ -24,6 +29,14 @@ def _first_line(text: object) -> str:
     return lines[0] if lines else ""
 
 
+def usage_error(err: Exception) -> bool:
+    """A mistake on the command line: a bad option, or a date the desk calendar does not hold.
+
+    Exit 2 and one line, even with --debug: the line is the user's, not the desk's.
+    """
+    return isinstance(err, click.UsageError | InvalidRangeError)
+
+
 def failure(err: Exception) -> tuple[int, str]:
     """The exit code (EXIT_CODES) and the one line that explain ``err``."""
     if isinstance(err, SettingsError):  # one line per bad DESK_* variable
@@ -33,7 +46,8 @@ def failure(err: Exception) -> tuple[int, str]:
         return 2, f"{_first_line(err.format_message())} (see `{command} --help`)"
     if isinstance(err, click.ClickException):
         return err.exit_code, _first_line(err.format_message())
-    if isinstance(err, NoWarehouseError):
+    if isinstance(err, NoWarehouseError | InvalidRangeError):
+        # InvalidRangeError: a reversed range, a day before DESK_START_DATE or after today.
         return 2, _first_line(err)
     # Only a command that loaded Dagster can fail with its errors; a read never imports it.
     dg = sys.modules.get("dagster")

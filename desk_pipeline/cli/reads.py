@@ -37,6 +37,7 @@ def books(book: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def positions(book: str, business_date: str, marks: bool, as_json: bool) -> None:
     """The stored end-of-day positions of BOOK on DATE (flat positions omitted)."""
+    business_date = settings().stored_day(business_date)  # after today: exit 2
     document = queries.positions_document(open_reader(), book, business_date, marks=marks)
     emit(document, as_json, lambda: console.positions(document))
 
@@ -47,6 +48,7 @@ def positions(book: str, business_date: str, marks: bool, as_json: bool) -> None
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def ranking(book: str, business_date: str, as_json: bool) -> None:
     """The collateral ranking of BOOK on DATE: eligible items by lendable value, then the rest."""
+    business_date = settings().stored_day(business_date)  # after today: exit 2
     repo = open_reader()
     document = queries.ranking_document(repo, book, business_date)
     emit(
@@ -66,6 +68,7 @@ def concentration(book: str, business_date: str, as_json: bool) -> None:
     The limit is DESK_ISSUER_CONCENTRATION_LIMIT (default 0.25); shares come from the stored
     ranking, issuers from the stored instrument reference data.
     """
+    business_date = settings().stored_day(business_date)  # after today: exit 2
     repo = open_reader()
     document = queries.concentration_document(
         repo, book, business_date, settings().issuer_concentration_limit

@@ -2,7 +2,6 @@
 
 import click
 
-from desk_pipeline import queries
 from desk_pipeline.cli.group import repair_orphans, repair_orphans_first
 from desk_pipeline.cli.terminal import ISO_DATE, emit, log_level, notice
 from desk_pipeline.cli.warehouse import open_repository, settings
@@ -44,10 +43,12 @@ def backfill(start: str, end: str, as_json: bool) -> None:
     # Imported late: the commands load every asset module, which most `desk` commands never use.
     from desk_pipeline.commands import backfill as own_runs
 
-    first, last = queries.business_day(start, "--start"), queries.business_day(end, "--end")
+    desk = settings()
+    # A day outside the calendar is a bad date (exit 2), refused before anything is repaired.
+    dates = desk.calendar_days(start, end)
     repair_orphans_first()
     done = own_runs.backfill(
-        settings(), first, last, warehouse=open_repository, on_wait=notice, log_level=log_level()
+        desk, dates, warehouse=open_repository, on_wait=notice, log_level=log_level()
     )
     days = done.days
     document = {

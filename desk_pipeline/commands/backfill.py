@@ -16,12 +16,10 @@ import dagster as dg
 from desk_pipeline.adapters.publisher import publisher_from
 from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.commands.requests import TRIGGER_TAG, definitions_for
+from desk_pipeline.commands.requests import TRIGGER_TAG, definitions_for, last_closed_window
 from desk_pipeline.defs import runs as desk_runs
 from desk_pipeline.defs.partitions import desk_partitions
 from desk_pipeline.defs.settings import DeskSettings
-from desk_pipeline.domain.calendar import business_dates
-from desk_pipeline.domain.errors import InvalidRangeError
 from desk_pipeline.progress import RunProgress
 
 # Days per Dagster run in a backfill: bounds memory and gives the progress bar steps.
@@ -72,53 +70,32 @@ class BackfillResult:
     events_pending: int
 
 
-def _calendar_days(settings: DeskSettings, first: str, last: str) -> list[str]:
-    """The business days ``first``..``last`` (YYYY-MM-DD strings), all in the desk calendar.
-
-    Raises:
-        InvalidRangeError: ``first`` is after ``last``, or some days fall before
-            DESK_START_DATE or after today.
-    """
-    dates = business_dates(first, last)
-    known = set(desk_partitions(settings).daily.get_partition_keys())
-    outside = [d for d in dates if d not in known]
-    if outside:
-        raise InvalidRangeError(
-            f"days {outside[0]}..{outside[-1]} are outside the desk calendar "
-            f"({settings.start_date} to today); set DESK_START_DATE earlier or pick other days"
-        )
-    return dates
-
-
 def backfill(
     settings: DeskSettings,
-    first: str,
-    last: str,
+    dates: list[str],
     *,
     warehouse: Callable[[], PositionRepository],
     on_wait: Callable[[str], None],
     log_level: str | None,
 ) -> BackfillResult:
-    """Bring the warehouse up to date for business days ``first``..``last``, then relay events.
+    """Bring the warehouse up to date for business days ``dates``, then relay events.
 
     Days made stale by late trades, before or after the range, are restated by the runs
     themselves (defs/end_of_day.py), whichever run ingests the late trade.
 
     Args:
         settings: the desk's settings; the runs use the definitions bound to them.
-        first: first business day, YYYY-MM-DD.
-        last: last business day (inclusive), YYYY-MM-DD.
+        dates: the business days, consecutive, all in the calendar of ``settings``
+            (``settings.calendar_days``: checked before anything is opened or repaired).
         warehouse: opens the warehouse, migrated; called before the first run (an unusable
             warehouse fails before any run starts) and again for the relay.
         on_wait: told, one line at a time, why the backfill waits for an overlapping one.
         log_level: Dagster's run log on stderr at that level, or None for the progress bar only.
 
     Raises:
-        InvalidRangeError: the range is reversed or leaves the desk calendar.
         dagster.DagsterError: a run failed (it is in the Dagster UI).
     """
     defs = definitions_for(settings)
-    dates = _calendar_days(settings, first, last)
     warehouse()  # connects and migrates: an unusable warehouse fails here, before any run
     instance = desk_runs.desk_instance()
     progress = RunProgress(
@@ -149,7 +126,7 @@ def backfill(
 class TickResult:
     """A tick's 10-minute window (partition key) and the id of the run that snapshotted it."""
 
-    window: str | None
+    window: str
     run_id: str
 
 
@@ -168,11 +145,12 @@ def tick(
         log_level: Dagster's run log on stderr at that level, or None for none.
 
     Raises:
+        InvalidRangeError: no window has closed since DESK_START_DATE.
         dagster.DagsterError: the run failed (it is in the Dagster UI).
     """
+    window = last_closed_window(desk_partitions(settings).intraday)
     defs = definitions_for(settings)
     warehouse()
-    window = desk_partitions(settings).intraday.get_last_partition_key()
     run = defs.resolve_job_def("intraday_job").execute_in_process(
         instance=desk_runs.desk_instance(),
         partition_key=window,

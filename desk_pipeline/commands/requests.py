@@ -90,13 +90,27 @@ def snapshot_runs(
     Raises:
         InvalidRangeError: no 10-minute window has closed since DESK_START_DATE.
     """
-    window = intraday.get_last_partition_key()
-    if window is None:
-        raise InvalidRangeError("no 10-minute window has closed since DESK_START_DATE")
+    window = last_closed_window(intraday)
     start = intraday.time_window_for_partition_key(window).start
     day = start.strftime("%Y-%m-%d")
     tags = {**tags, BOOK_TAG: book}
     return [RunSpec("intraday_job", window, tags=tags), RunSpec("daily_job", day, tags=tags)]
+
+
+def last_closed_window(intraday: dg.TimeWindowPartitionsDefinition) -> str:
+    """The partition key of the 10-minute window that closed last (``intraday``: the desk's).
+
+    Raises:
+        InvalidRangeError: none has closed since DESK_START_DATE (one today or in the future: a
+            bad date, as a backfill's day after today is); the message names it and the fix.
+    """
+    window = intraday.get_last_partition_key()
+    if window is None:
+        raise InvalidRangeError(
+            f"no 10-minute window has closed since DESK_START_DATE={intraday.start:%Y-%m-%d} "
+            f"(00:00 in DESK_TIMEZONE={intraday.timezone}); set DESK_START_DATE earlier"
+        )
+    return window
 
 
 def ranking_run(book: str, business_date: str, tags: Mapping[str, str]) -> RunSpec:

@@ -4,10 +4,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pydantic
 import pydantic_settings
 
 from desk_pipeline.adapters import configuration
+from desk_pipeline.domain import calendar
 from desk_pipeline.domain.errors import SettingsError
 
 DEFAULT_START_DATE = "2026-01-01"
@@ -142,6 +144,33 @@ class DeskSettings(pydantic_settings.BaseSettings):
             raise SettingsError([_line(error) for error in err.errors()]) from None
         settings._from_environment = True
         return settings
+
+    def today(self) -> str:
+        """Today's date in DESK_TIMEZONE, YYYY-MM-DD: the last day of the desk calendar."""
+        return calendar.business_day_of(pd.Timestamp.now(tz="UTC"), self.timezone)
+
+    def calendar_days(self, first: str, last: str) -> list[str]:
+        """The days ``first``..``last`` (YYYY-MM-DD): DESK_START_DATE to today, or refused.
+
+        What a run needs of its days (`desk backfill`, a ranking request): daily partitions.
+
+        Raises:
+            InvalidRangeError: a reversed range, days before DESK_START_DATE or after today;
+                the message names the fix (desk_pipeline.domain.calendar.calendar_days).
+        """
+        return calendar.calendar_days(
+            first, last, start_date=self.start_date, today=self.today(), timezone=self.timezone
+        )
+
+    def stored_day(self, day: str) -> str:
+        """``day`` (YYYY-MM-DD), a day that can have an EOD: not after today, else refused.
+
+        What a read needs of its day; one before DESK_START_DATE may be stored and is read.
+
+        Raises:
+            InvalidRangeError: ``day`` is after today in DESK_TIMEZONE; the message names today.
+        """
+        return calendar.up_to_today(day, today=self.today(), timezone=self.timezone)
 
     @property
     def set_variables(self) -> frozenset[str]:

@@ -85,6 +85,84 @@ def test_backfill_refuses_a_loose_date_before_running_anything(tmp_path):
     assert not (tmp_path / "home").exists()
 
 
+def today_in(zone: str) -> str:
+    return pd.Timestamp.now(tz=zone).strftime("%Y-%m-%d")
+
+
+def after_today(env: dict[str, str], late: str, *args: str) -> str:
+    """`desk ARGS`'s line, checked: days ``late`` are after today in DESK_TIMEZONE, the fix."""
+    zone = env["DESK_TIMEZONE"]
+    # Today as desk saw it: the day before or after the command ran (midnight may pass).
+    before = today_in(zone)
+    result = run_desk(env, *args)
+    assert result.returncode == 2, result.stderr
+    line = one_line(result)
+    assert line in {
+        f"desk: {late} after today: the desk's last business day is today, {today} in "
+        f"DESK_TIMEZONE={zone}; pick days up to {today}"
+        for today in (before, today_in(zone))
+    }, line
+    return line
+
+
+# Kiritimati is UTC+14: for 14 hours of each UTC day, its today is UTC's tomorrow.
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati"])
+def test_backfill_of_days_after_today_names_today_in_desk_timezone_exit_2(zone, tmp_path):
+    env = user_environment(
+        DAGSTER_HOME=str(tmp_path / "home"), DESK_TIMEZONE=zone, DESK_START_DATE="2026-03-01"
+    )
+    days = ["backfill", "--start", "2199-12-30", "--end", "2199-12-31"]
+    line = after_today(env, "days 2199-12-30..2199-12-31 are", *days)
+    assert "DESK_START_DATE" not in line  # it advised setting DESK_START_DATE earlier
+    after_today(
+        env, "day 2199-12-31 is", "backfill", "--start", "2199-12-31", "--end", "2199-12-31"
+    )
+    assert not (tmp_path / "home").exists()  # refused before any run or repair
+
+
+def test_backfill_of_days_before_desk_start_date_names_its_value_and_exits_2(tmp_path):
+    env = user_environment(DAGSTER_HOME=str(tmp_path / "home"), DESK_START_DATE="2026-03-01")
+    result = run_desk(env, "backfill", "--start", "2026-02-27", "--end", "2026-03-02")
+    assert result.returncode == 2, result.stderr
+    assert one_line(result) == (
+        "desk: days 2026-02-27..2026-02-28 are before DESK_START_DATE=2026-03-01, the desk's "
+        "first business day: set DESK_START_DATE to 2026-02-27 or earlier"
+    )
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_reversed_backfill_range_says_so_and_exits_2_even_with_debug(tmp_path):
+    env = user_environment(DAGSTER_HOME=str(tmp_path / "home"), DESK_START_DATE="2026-03-01")
+    for flags in ([], ["--debug"]):
+        result = run_desk(env, *flags, "backfill", "--start", DAYS[2], "--end", DAYS[0])
+        assert result.returncode == 2, result.stderr
+        assert one_line(result) == (
+            f"desk: date range {DAYS[2]}..{DAYS[0]} is reversed: its start is after its end; "
+            "give the earlier day first"
+        )
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("command", ["positions", "ranking", "concentration"])
+@pytest.mark.parametrize("flags", [[], ["--debug"]])
+def test_a_read_of_a_day_after_today_is_a_bad_date_before_any_warehouse(command, flags, tmp_path):
+    env = user_environment(
+        DESK_WAREHOUSE_URL=f"sqlite:///{tmp_path}/none.db", DESK_TIMEZONE="Pacific/Kiritimati"
+    )
+    after_today(env, "day 2199-12-31 is", *flags, command, "--book", "B", "--date", "2199-12-31")
+    assert list(tmp_path.iterdir()) == []  # refused before looking for a warehouse
+
+
+def test_tick_with_desk_start_date_in_the_future_names_it_and_exits_2(tmp_path):
+    env = user_environment(DAGSTER_HOME=str(tmp_path / "home"), DESK_START_DATE="2199-01-01")
+    result = run_desk(env, "tick")
+    assert result.returncode == 2, result.stderr
+    assert one_line(result) == (
+        "desk: no 10-minute window has closed since DESK_START_DATE=2199-01-01 (00:00 in "
+        "DESK_TIMEZONE=UTC); set DESK_START_DATE earlier"
+    )
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -234,6 +312,22 @@ def test_books_lists_the_stored_books_and_their_days(landed):
         f"is {DAYS[-1]}; "
         "`desk books` lists the stored books and days"
     )
+
+
+def test_a_past_day_is_read_whatever_desk_start_date_and_one_not_stored_is_exit_1(landed):
+    # Only a day after today is a bad date for a read (exit 2): a day before DESK_START_DATE
+    # may be stored by a desk whose calendar started earlier, or has nothing stored (exit 1).
+    before_start = run_desk(landed.env, "positions", "--book", "REPO-1", "--date", "2026-02-27")
+    assert before_start.returncode == 1
+    assert one_line(before_start) == (
+        f"desk: no end-of-day positions for book REPO-1 on 2026-02-27: its first stored day is "
+        f"{DAYS[0]}; `desk books` lists the stored books and days"
+    )
+    later_start = {**landed.env, "DESK_START_DATE": DAYS[-1]}
+    for command in ("positions", "ranking"):
+        stored = run_desk(later_start, command, "--book", "REPO-1", "--date", DAYS[0], "--json")
+        assert stored.returncode == 0, stored.stderr
+        assert json.loads(stored.stdout)["business_date"] == DAYS[0]
 
 
 def test_positions_text_is_a_table_of_formatted_numbers_with_its_header(landed):

@@ -143,4 +143,9 @@ def test_user_errors_print_one_line_and_exit_non_zero(landing_env):
     reversed_range = run_desk(
         landing_env, "backfill", "--start", DAYS[2], "--end", DAYS[0], check=False
     )
-    assert reversed_range.returncode == 1 and "reversed" in reversed_range.stderr
+    # A bad date (EXIT_CODES 2), not a failure (1).
+    assert reversed_range.returncode == 2 and reversed_range.stdout == ""
+    assert reversed_range.stderr.strip() == (
+        f"desk: date range {DAYS[2]}..{DAYS[0]} is reversed: its start is after its end; give "
+        "the earlier day first"
+    )

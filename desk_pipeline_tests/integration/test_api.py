@@ -276,6 +276,52 @@ def test_a_bad_date_or_parameter_is_a_422_problem(client):
     assert_problem(ranking, 422, date_error("31.02.2026"))
 
 
+def utc_today() -> str:
+    return pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
+
+
+def after_today(client: TestClient, day: str, method: str, path: str, **kwargs) -> None:
+    """``method path`` is the 422 of a ``day`` after today (UTC), naming today as desk saw it."""
+    before = utc_today()  # midnight may pass during the request
+    response = client.request(method, path, **kwargs)
+    details = {
+        f"day {day} is after today: the desk's last business day is today, {today} in "
+        f"DESK_TIMEZONE=UTC; pick days up to {today}"
+        for today in (before, utc_today())
+    }
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] in details
+    assert_problem(response, 422, response.json()["detail"])
+
+
+def test_a_day_after_today_is_a_422_problem_as_the_cli_says_it(client, instance):
+    # The day is a bad one (`desk positions` exits 2), not one with nothing stored (404).
+    runs = instance.get_runs_count()
+    for route in ("eod", "ranking", "concentration"):
+        after_today(client, "2199-12-31", "GET", f"/books/REPO-1/{route}/2199-12-31")
+    after_today(client, "2199-12-31", "POST", "/books/REPO-1/rankings/2199-12-31", headers=AUTH)
+    assert instance.get_runs_count() == runs
+
+
+def test_a_ranking_request_for_a_day_before_desk_start_date_is_a_422_but_the_day_is_read(
+    desk, instance
+):
+    # D1 is stored, by a desk whose calendar started earlier: it is read, but no run can rank
+    # it (there is no daily partition before DESK_START_DATE).
+    runs = instance.get_runs_count()
+    later = desk.model_copy(update={"start_date": D2})
+    with TestClient(create_app(later, token=TOKEN, instance=instance)) as late_start:
+        assert_problem(
+            late_start.post(f"/books/REPO-1/rankings/{D1}", headers=AUTH),
+            422,
+            f"day {D1} is before DESK_START_DATE={D2}, the desk's first business day: set "
+            f"DESK_START_DATE to {D1} or earlier",
+        )
+        assert late_start.get(f"/books/REPO-1/eod/{D1}").status_code == 200
+        assert late_start.get(f"/books/REPO-1/ranking/{D1}").status_code == 200
+    assert instance.get_runs_count() == runs
+
+
 def test_commands_need_the_bearer_token(client):
     for post in (f"/books/REPO-1/rankings/{D2}", "/books/REPO-1/snapshots"):
         missing = assert_problem(
