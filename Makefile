@@ -34,7 +34,11 @@ install: $(BIN)/desk
 ## instance: write $(DAGSTER_HOME)/dagster.yaml from DAGSTER_YAML on every call (never a stale
 ## one: a file target would keep the storage of the first run), or refuse with the reason
 ## (compared by digest: `cat | cmp -s -` stopped reading at the first difference or at a missing
-## file, on a fresh machine, and cat printed "write error: Broken pipe")
+## file, on a fresh machine, and cat printed "write error: Broken pipe"). Written whole to a
+## temporary file beside it (through a link: beside the linked file), with the old file's mode,
+## then renamed over it: a Dagster webserver or daemon starting meanwhile reads the old file or
+## the new, never an empty or partial one (`cat > dagster.yaml` truncated it in place); a failed
+## write leaves the old file and no temporary one.
 instance:
 	@set -euo pipefail; files=""; \
 	for name in $(DAGSTER_YAML); do \
@@ -46,7 +50,13 @@ instance:
 	  echo "make: DAGSTER_YAML=\"$(DAGSTER_YAML)\" keeps Dagster's runs in PostgreSQL but DAGSTER_PG_URL is not set (e.g. postgresql://dagster@db.example:5432/dagster)" >&2; exit 2; fi; \
 	mkdir -p "$(DAGSTER_HOME)"; \
 	if [ "$$(cat $$files | sha256sum)" != "$$(sha256sum 2>/dev/null < "$(DAGSTER_HOME)/dagster.yaml")" ]; then \
-	  cat $$files > "$(DAGSTER_HOME)/dagster.yaml"; \
+	  target=$$(readlink -f "$(DAGSTER_HOME)/dagster.yaml"); \
+	  partial=$$(mktemp "$$(dirname "$$target")/.dagster.yaml.XXXXXX"); \
+	  trap 'rm -f "$$partial"' EXIT; \
+	  cat $$files > "$$partial"; \
+	  if [ -e "$$target" ]; then chmod --reference="$$target" "$$partial"; \
+	  else chmod "$$(printf %o $$(( 0666 & ~0$$(umask) )))" "$$partial"; fi; \
+	  mv -fT "$$partial" "$$target"; \
 	  echo "instance: $(DAGSTER_HOME)/dagster.yaml written from$$files"; fi
 
 # `make run`'s calendar starts where the demo's data starts (no months of empty partitions);

@@ -1,5 +1,6 @@
 """The Dagster instance a user gets: from `make` on every run, and from `desk` in a new home."""
 
+import stat
 import subprocess
 from pathlib import Path
 
@@ -30,10 +31,20 @@ def make(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+def inode(home: Path) -> int:
+    return (home / "dagster.yaml").stat().st_ino
+
+
+def files_in(folder: Path) -> list[str]:
+    """Every name in ``folder``, hidden ones included (the temporary file is hidden)."""
+    return sorted(path.name for path in folder.iterdir())
+
+
 def test_make_writes_the_instance_asked_for_on_every_run_and_switches_to_postgres(tmp_path):
     home = tmp_path / "home"
     first = make(home, "instance")
     assert first.returncode == 0, first.stderr
+    first_inode = inode(home)
     # Nothing on stderr: comparing with a missing file printed "cat: write error: Broken pipe".
     assert all(make(tmp_path / f"new-{i}", "instance").stderr == "" for i in range(10))
     assert (home / "dagster.yaml").read_text(encoding="utf-8") == instance_yaml(
@@ -49,6 +60,11 @@ def test_make_writes_the_instance_asked_for_on_every_run_and_switches_to_postgre
     )
     assert postgres.returncode == 0, postgres.stderr
     assert postgres.stderr == ""
+    # Replaced by a rename, not rewritten in place: a Dagster process opening the file meanwhile
+    # reads the old one or the new one, never a truncated one.
+    postgres_inode = inode(home)
+    assert postgres_inode != first_inode
+    assert files_in(home) == ["dagster.yaml"]  # no temporary file left behind
     written = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
     assert written["run_storage"]["class"] == "DeskPostgresRunStorage"
     assert written["event_log_storage"]["config"] == {"postgres_url": {"env": "DAGSTER_PG_URL"}}
@@ -58,9 +74,46 @@ def test_make_writes_the_instance_asked_for_on_every_run_and_switches_to_postgre
     back_written = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
     assert "run_storage" not in back_written
     assert back_written["event_log_storage"]["class"] == "DeskSqliteEventLogStorage"
+    # (Compared with the file it replaced: a freed inode number may be given out again.)
+    back_inode = inode(home)
+    assert back_inode != postgres_inode
     # Unchanged settings are not rewritten (and not announced).
     again = make(home, "instance")
     assert again.returncode == 0 and "written" not in again.stdout
+    assert inode(home) == back_inode
+    assert files_in(home) == ["dagster.yaml"]
+
+
+def test_make_replaces_the_instance_with_its_mode_and_through_a_link(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    # An operator's mode and a dagster.yaml linked to a shared file are kept, as `cat >` kept them.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "dagster.yaml").write_text("old: settings\n", encoding="utf-8")
+    (shared / "dagster.yaml").chmod(0o640)
+    (home / "dagster.yaml").symlink_to(shared / "dagster.yaml")
+    before = (shared / "dagster.yaml").stat().st_ino
+
+    written = make(home, "instance")
+    assert written.returncode == 0, written.stderr
+    assert (home / "dagster.yaml").is_symlink()
+    assert (shared / "dagster.yaml").read_text(encoding="utf-8") == instance_yaml(
+        "dagster.yaml", "dagster-sqlite.yaml"
+    )
+    assert (shared / "dagster.yaml").stat().st_ino != before
+    assert stat.S_IMODE((shared / "dagster.yaml").stat().st_mode) == 0o640
+    assert files_in(home) == ["dagster.yaml"] and files_in(shared) == ["dagster.yaml"]
+
+
+def test_make_leaves_no_temporary_file_when_the_instance_cannot_be_replaced(tmp_path):
+    home = tmp_path / "home"
+    (home / "dagster.yaml").mkdir(parents=True)  # a rename cannot replace a folder
+    refused = make(home, "instance")
+    assert refused.returncode != 0
+    assert "cannot overwrite directory" in refused.stderr
+    assert files_in(home) == ["dagster.yaml"] and (home / "dagster.yaml").is_dir()
+    assert files_in(home / "dagster.yaml") == []
 
 
 def test_make_refuses_the_postgres_instance_without_its_url_and_an_unknown_file(tmp_path):
