@@ -11,6 +11,7 @@ from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.publisher import PublishError, amqp_url_from, publisher_from
 from desk_pipeline.adapters.relay import Backoff, relay_forever, relay_once
 from desk_pipeline.cli.group import repair_orphans_first
+from desk_pipeline.cli.signals import stops_on_signals
 from desk_pipeline.cli.terminal import emit, log_to_stderr, notice
 from desk_pipeline.cli.warehouse import open_repository, settings
 
@@ -29,13 +30,15 @@ from desk_pipeline.cli.warehouse import open_repository, settings
     help="First put parked events back in the queue (once what made them unpublishable is fixed).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@stops_on_signals("events the broker has not confirmed wait in the outbox")
 def relay(once: bool, max_backoff: float, retry_parked: bool, as_json: bool) -> None:
     """Publish pending events from the outbox to DESK_EVENT_PUBLISHER, in order, at least once.
 
-    Without --once it runs until interrupted, backing off exponentially while the broker is
-    unreachable. With --once it exits 1 when events are left waiting. An event the broker can
-    never take (e.g. a routing key over AMQP's 255 bytes) is parked with its reason (`desk
-    status`); its book's later events wait behind it while other books' events flow.
+    Without --once it runs until SIGTERM or Ctrl-C (exit 143 or 130), backing off exponentially
+    while the broker is unreachable. With --once it exits 1 when events are left waiting. An
+    event the broker can never take (e.g. a routing key over AMQP's 255 bytes) is parked with
+    its reason (`desk status`); its book's later events wait behind it while other books'
+    events flow.
     """
     log_to_stderr()
     repository = open_repository()
@@ -93,6 +96,7 @@ def relay(once: bool, max_backoff: float, retry_parked: bool, as_json: bool) -> 
     help="Exit after this many seconds without a message (default: run until interrupted).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@stops_on_signals("messages not yet acknowledged are delivered again")
 def consume(
     source: str | None,
     queue: str | None,
@@ -105,7 +109,8 @@ def consume(
     """Consume PositionSnapshotCreated events: record each new EOD, rank it unless fresh.
 
     From a RabbitMQ queue, or from the Kafka event topic in the consumer group --consumer
-    (offsets committed after the inbox write; poison messages go to <topic>.dlq).
+    (offsets committed after the inbox write; poison messages go to <topic>.dlq). Without
+    --idle-exit it runs until SIGTERM or Ctrl-C (exit 143 or 130).
     """
     # Imported late: the commands load every asset module, which most `desk` commands never use.
     from desk_pipeline import commands
