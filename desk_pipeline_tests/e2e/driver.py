@@ -1,6 +1,7 @@
 """How end-to-end tests run the `desk` command: a real process with the test's environment."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,8 @@ import dagster as dg
 import pytest
 
 DESK = str(Path(sys.executable).parent / "desk")
+# How long a `desk` command may take to stop after SIGTERM before a test calls it hung.
+STOP_SECONDS = 20.0
 
 
 def desk_env(home: Path, **desk_vars: str) -> dict[str, str]:
@@ -40,6 +43,50 @@ def run_desk(
     if check:
         assert result.returncode == 0, result.stderr
     return result
+
+
+@contextmanager
+def desk_running(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """``desk ARGS`` in the background, stderr (and stdout) in ``log``; stopped at the end.
+
+    It starts with SIGINT and SIGTERM ignored, as a background job of a non-interactive shell
+    that ran an in-process Dagster run hands them down (Dagster maps SIGTERM onto SIGINT's
+    handler): the worst start a desk command gets, whatever this test worker's own state.
+    """
+
+    def inherit_ignored_stop_signals() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [DESK, *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=inherit_ignored_stop_signals,
+        )
+    try:
+        yield process
+    finally:
+        stop(process, f"desk {args[0]}")
+
+
+def stop(process: subprocess.Popen, what: str, seconds: float = STOP_SECONDS) -> int:
+    """SIGTERM ``process`` unless it has exited; its exit code.
+
+    A process still running ``seconds`` later is killed (SIGKILL), and the test fails saying
+    so: it never leaks, and the failure names the hang instead of a TimeoutExpired.
+    """
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"{what} ignored SIGTERM for {seconds:.0f} s; killed it (SIGKILL)")
+    return process.returncode
 
 
 def wait_until(what: str, seconds: float, probe: Callable[[], Any]) -> Any:

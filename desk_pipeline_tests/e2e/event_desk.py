@@ -2,8 +2,8 @@
 
 import contextlib
 import json
-import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +46,26 @@ def landing_desk(folder: Path) -> dict:
     )
 
 
+def pending_events(env: dict, count: int) -> PositionRepository:
+    """A fresh warehouse at ``env``'s DESK_WAREHOUSE_URL with ``count`` EODs whose events wait.
+
+    Each EOD is one day of one new book, so its event waits in the outbox for the relay.
+    """
+    repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
+    for _ in range(count):
+        eod = {
+            "book_id": f"B-{uuid.uuid4().hex[:4]}",
+            "instrument_id": "DE0001",
+            "quantity": 1.0,
+            "avg_price": 1.0,
+            "realized_pnl": 0.0,
+            "business_date": DAYS[0],
+            "as_of": pd.Timestamp(DAYS[1], tz="UTC"),
+        }
+        repo.keep_last_eod(pd.DataFrame([eod]), 1)
+    return repo
+
+
 def run_desk(env: dict, *args: str) -> dict:
     """Run `desk ... --json`, expect exit 0, return its JSON document."""
     return json.loads(driver.run_desk(env, *args).stdout)
@@ -58,17 +78,24 @@ def relay_running(
     """`desk relay --max-backoff 2` in the background, its stderr in ``log``; stopped afterwards.
 
     The relay marks rows only after the broker confirmed them: when the block ends normally it
-    is stopped once ``repo``'s outbox is empty, or after ``drain_seconds`` (the caller asserts).
+    is stopped (SIGTERM) once ``repo``'s outbox is empty, or after ``drain_seconds`` (the caller
+    asserts), and must end as an operator's stop ends it: exit 143 and its one last line.
     """
-    with log.open("w") as stderr:
-        relay = subprocess.Popen(
-            [driver.DESK, "relay", "--max-backoff", "2"], env=env, stderr=stderr, text=True
-        )
-    try:
+    with driver.desk_running(env, log, "relay", "--max-backoff", "2") as relay:
         yield log
         deadline = time.monotonic() + drain_seconds
         while repo.outbox_backlog() and time.monotonic() < deadline:
             time.sleep(0.1)
-    finally:
-        relay.terminate()
-        relay.wait(timeout=30)
+        code = driver.stop(relay, "desk relay")
+    assert (code, last_line(log)) == (143, RELAY_STOPPED), log.read_text()[-3000:]
+
+
+RELAY_STOPPED = (
+    "desk: relay stopped by SIGTERM; events the broker has not confirmed wait in the outbox"
+)
+
+
+def last_line(log: Path) -> str:
+    """The last line a `desk` command wrote to ``log``."""
+    lines = log.read_text().strip().splitlines()
+    return lines[-1] if lines else ""

@@ -56,14 +56,10 @@ def serving(env: dict, log: Path) -> Iterator[str]:
             wait_until("desk serve answering", 120, lambda: call(f"{base}/health")[0] == 200)
             yield base
         finally:
-            server.terminate()  # uvicorn shuts down gracefully on SIGTERM
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-    # uvicorn finishes the shutdown (the run in progress included), then exits by the signal.
-    assert server.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]
+            # uvicorn shuts down gracefully on SIGTERM, the run in progress included.
+            code = driver.stop(server, "desk serve", seconds=60)
+    # uvicorn finishes the shutdown, then exits by the signal.
+    assert code in (0, -signal.SIGTERM), log.read_text()[-3000:]
     assert "Application shutdown complete." in log.read_text()
 
 

@@ -10,8 +10,18 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.consumer import parse_event
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.broker import TcpProxy, free_port
+from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.driver import DESK, wait_for_line
-from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, landing_desk, relay_running, run_desk
+from desk_pipeline_tests.e2e.event_desk import (
+    BOOKS,
+    DAYS,
+    RELAY_STOPPED,
+    landing_desk,
+    last_line,
+    pending_events,
+    relay_running,
+    run_desk,
+)
 from desk_pipeline_tests.kafka_broker import new_topic, read_topic, running_tansu
 
 pytestmark = pytest.mark.kafka
@@ -101,6 +111,27 @@ def test_with_the_broker_down_during_the_relay_events_wait_and_all_arrive_when_i
     with repo.engine.begin() as conn:
         attempts = conn.execute(sa.select(sa.func.max(t.outbox.c.attempts))).scalar()
     assert attempts >= 2
+    repo.engine.dispose()
+
+
+def test_sigterm_stops_the_relay_while_the_kafka_broker_is_down_and_every_event_stays_waiting(
+    tmp_path,
+):
+    env = driver.desk_env(tmp_path, DESK_WAREHOUSE_URL=f"sqlite:///{tmp_path}/warehouse.db")
+    with running_tansu() as broker:
+        topic = new_topic(broker.bootstrap)
+        env["DESK_EVENT_PUBLISHER"] = f"kafka:{broker.bootstrap}?topic={topic}"
+    # The broker is gone: the relay fails, backs off, tries again.
+    repo = pending_events(env, 3)
+    log = tmp_path / "relay.log"
+    # Started with SIGTERM ignored, as a parent that ran Dagster hands it down.
+    with driver.desk_running(env, log, "relay", "--max-backoff", "2") as relay:
+        wait_for_line(log, "retrying in 2.0s", 90)
+        assert "retrying in 2.0s" in log.read_text()
+        code = driver.stop(relay, "desk relay")  # fails the test if it hangs
+
+    assert (code, last_line(log)) == (143, RELAY_STOPPED)
+    assert len(repo.outbox_events()) == 3 and repo.outbox_backlog() == 3  # none lost or marked
     repo.engine.dispose()
 
 

@@ -1,11 +1,11 @@
 """`desk backfill`, `desk relay` and `desk consume` against the real RabbitMQ, end to end."""
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
-import uuid
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -20,8 +20,18 @@ from desk_pipeline_tests.broker import (
     free_port,
     temporary_vhost,
 )
+from desk_pipeline_tests.e2e import driver
 from desk_pipeline_tests.e2e.driver import DESK, wait_for_line
-from desk_pipeline_tests.e2e.event_desk import BOOKS, DAYS, landing_desk, relay_running, run_desk
+from desk_pipeline_tests.e2e.event_desk import (
+    BOOKS,
+    DAYS,
+    RELAY_STOPPED,
+    landing_desk,
+    last_line,
+    pending_events,
+    relay_running,
+    run_desk,
+)
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -120,27 +130,73 @@ def test_relay_once_reports_waiting_events_and_exits_non_zero_while_the_broker_i
         "DESK_WAREHOUSE_URL": f"sqlite:///{tmp_path}/warehouse.db",
         "DESK_EVENT_PUBLISHER": closed,
     }
-    repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
-    repo.keep_last_eod(
-        pd.DataFrame(
-            [
-                {
-                    "book_id": f"B-{uuid.uuid4().hex[:4]}",
-                    "instrument_id": "DE0001",
-                    "quantity": 1.0,
-                    "avg_price": 1.0,
-                    "realized_pnl": 0.0,
-                    "business_date": DAYS[0],
-                    "as_of": pd.Timestamp(DAYS[1], tz="UTC"),
-                }
-            ]
-        ),
-        1,
-    )
+    repo = pending_events(env, 1)
     result = subprocess.run(
         [DESK, "relay", "--once", "--json"], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"published": 0, "failed": 1, "parked": 0, "backlog": 1}
     assert result.stderr.strip().splitlines()[-1].startswith("desk: relay: 1 events wait")
+    repo.engine.dispose()
+
+
+@contextlib.contextmanager
+def unreachable_broker(kind: str):
+    """An AMQP URL nobody answers at, and the log line that shows the relay reached that state.
+
+    ``closed``: nothing listens (the relay fails at once and backs off). ``silent``: a listener
+    that accepts the connection and never speaks (the relay waits in the AMQP handshake).
+    """
+    if kind == "closed":
+        yield amqp_url("/", port=free_port()), "retrying in 2.0s"
+        return
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        yield amqp_url("/", port=silent.getsockname()[1]), "Streaming transport linked up"
+
+
+@pytest.mark.parametrize("kind", ["closed", "silent"])
+def test_sigterm_stops_the_relay_while_the_broker_is_unreachable_and_every_event_stays_waiting(
+    kind, tmp_path
+):
+    env = driver.desk_env(tmp_path, DESK_WAREHOUSE_URL=f"sqlite:///{tmp_path}/warehouse.db")
+    repo = pending_events(env, 3)
+    with unreachable_broker(kind) as (url, state):
+        env["DESK_EVENT_PUBLISHER"] = f"rabbitmq:{url}"
+        log = tmp_path / "relay.log"
+        # Started with SIGTERM ignored, as a parent that ran Dagster hands it down.
+        with driver.desk_running(env, log, "relay", "--max-backoff", "2") as relay:
+            wait_for_line(log, state, 60)
+            assert state in log.read_text()
+            code = driver.stop(relay, "desk relay")  # fails the test if it hangs
+
+    assert (code, last_line(log)) == (143, RELAY_STOPPED)
+    events = repo.outbox_events()
+    assert len(events) == 3 and repo.outbox_backlog() == 3  # none lost, none marked published
+    repo.engine.dispose()
+
+
+def test_sigterm_stops_desk_consume_after_it_ran_a_ranking_in_process(desk_env, vhost, tmp_path):
+    # Dagster maps SIGTERM onto SIGINT's handler after each in-process run: with SIGINT ignored
+    # (a background job) that made `desk consume` ignore SIGTERM after its first ranking.
+    url = amqp_url(vhost)
+    declare(url, "q.ranking")
+    env = {**desk_env, "DESK_EVENT_PUBLISHER": f"rabbitmq:{url}"}
+    run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[-1], "--json")
+    repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
+    with repo.engine.begin() as conn:
+        r = t.collateral_rankings
+        conn.execute(r.delete().where(r.c.book_id == BOOKS[0], r.c.business_date == DAYS[1]))
+    log = tmp_path / "consume.log"
+
+    with driver.desk_running(env, log, "consume", "--queue", "q.ranking") as consume:
+        driver.wait_until("6 events applied", 120, lambda: repo.inbox_count("eod-ranking") == 6)
+        code = driver.stop(consume, "desk consume")
+
+    assert set(repo.ranking(BOOKS[0], DAYS[1])["snapshot_id"]) == {
+        repo.eod(BOOKS[0], DAYS[1])[0]["snapshot_id"]
+    }  # the ranking ran in this process
+    assert (code, last_line(log)) == (
+        143,
+        "desk: consume stopped by SIGTERM; messages not yet acknowledged are delivered again",
+    )
     repo.engine.dispose()
