@@ -7,6 +7,7 @@ every missing value, and a header naming the book, the day and the snapshot.
 
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from desk_pipeline.domain.collateral.brief import REASON_CODES, brief_reason, reason_code
 from desk_pipeline.queries import (
     BooksDocument,
     ConcentrationDocument,
@@ -23,6 +25,7 @@ from desk_pipeline.queries import (
     PositionsDocument,
     QuarantinedRow,
     RankingDocument,
+    RankingItem,
     StatusDocument,
 )
 
@@ -221,25 +224,76 @@ def ranking(document: RankingDocument, base_currency: str | None = None) -> Rend
         ),
     ]
     if ineligible:
-        refused = [
-            (
-                i["instrument_id"],
-                quantity(i["quantity"]),
-                price(i["price"]),
-                money(i["value"]),
-                text(i["reason"]),
-            )
-            for i in ineligible
-        ]
-        columns = [
-            ("instrument", "left"),
-            ("quantity", "right"),
-            ("price", "right"),
-            (f"value {currency}", "right"),
-            ("reason", "wrap"),
-        ]
-        parts.append(_table(f"Not eligible · {len(ineligible)}", columns, refused))
+        parts.extend(_ineligible(document["book_id"], ineligible, currency))
     return Group(*parts)
+
+
+def _ineligible(book_id: str, items: list[RankingItem], currency: str) -> list[RenderableType]:
+    """The ineligible items by deciding reason (:data:`_REASON_ORDER`), the largest first.
+
+    An ineligible item lends nothing, so its row shows what it is worth before any haircut
+    (the size a trader weighs; the JSON ``value`` applies the haircut the schedule would give)
+    and its reason in brief: the book, instrument, quantity and day are on the row already.
+    """
+    valued = sorted(
+        ((i, _market_value(i)) for i in items),
+        key=lambda pair: (
+            _code_order(pair[0]["reason"]),
+            pair[1] is None,
+            -abs(pair[1] or 0.0),
+            pair[0]["instrument_id"],
+        ),
+    )
+    rows = [
+        (
+            i["instrument_id"],
+            quantity(i["quantity"]),
+            price(i["price"]),
+            price(i["fx_rate"]),
+            money(worth),
+            text(brief_reason(i["reason"], book_id, i["instrument_id"])),
+        )
+        for i, worth in valued
+    ]
+    columns = [
+        ("instrument", "left"),
+        ("quantity", "right"),
+        ("price", "right"),
+        (f"fx→{currency}", "right"),
+        (f"market {currency}", "right"),
+        ("reason", "wrap"),
+    ]
+    codes = Counter(reason_code(i["reason"]) for i, _ in valued)
+    title = f"Not eligible · {len(items)} · " + ", ".join(
+        f"{_words(code)} {count:,}" for code, count in codes.items()
+    )
+    legend = (
+        f"Market value in {currency} = quantity x price x fx, before haircut: an ineligible "
+        "item lends nothing. Reasons in brief; --json gives each in full."
+    )
+    return [_table(title, columns, rows), Text(legend)]
+
+
+def _market_value(item: RankingItem) -> float | None:
+    """The market value quantity x price x fx_rate in base currency; None without price or rate."""
+    if item["price"] is None or item["fx_rate"] is None:
+        return None
+    return item["quantity"] * item["price"] * item["fx_rate"]
+
+
+# Ineligible items by deciding reason, in the checks' order, but short positions last: a short
+# is no inventory to pledge, while a long holding that cannot be pledged (matured, below the
+# floor, unpriced) is what a trader acts on. A code this desk does not know comes after them.
+_REASON_ORDER = (*(c for c in REASON_CODES if c != "short_position"), "short_position")
+
+
+def _code_order(reason: str | None) -> int:
+    code = reason_code(reason)
+    return _REASON_ORDER.index(code) if code in _REASON_ORDER else len(_REASON_ORDER)
+
+
+def _words(code: str | None) -> str:
+    return MISSING if code is None else code.replace("_", " ")
 
 
 def concentration(

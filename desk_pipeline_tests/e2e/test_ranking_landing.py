@@ -357,3 +357,28 @@ def test_issuer_concentration_flags_the_issuers_above_the_limit(backfilled):
         assert shares[issuer] == (pytest.approx(value / total, abs=1e-8), over)
     # The short OAT, the ineligible BB bond and the unknown instrument carry no share.
     assert "France" not in shares and "Junk" not in shares
+
+
+def test_ranking_text_shows_ineligible_items_at_market_value_with_their_reason_in_brief(
+    backfilled,
+):
+    text = run_desk(backfilled, "ranking", "--book", BOOK, "--date", DAY).stdout
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    start = lines.index(
+        "Not eligible · 3 · unknown instrument 1, rating below floor 1, short position 1"
+    )
+    # The short's market value -200,000 x 1.03 = -206,000 EUR (its JSON value -200,173.44 is after
+    # a haircut); the BB bond is worth 250,000 x 0.97 = 242,500 EUR; the unknown one has no mark.
+    assert [line.split(maxsplit=5) for line in lines[start + 4 : start + 7]] == [
+        ["ZZ-UNKNOWN", "1,000", "-", "-", "-", "not in the instrument reference data; no price"],
+        ["XS-CORP-BB", "250,000", "0.97", "1", "242,500",
+         "rating BB below basel_cre22 floor for corporate_bond"],
+        ["FR-OAT-10Y", "-200,000", "1.03", "1", "-206,000", "short position"],
+    ]  # fmt: skip
+    assert lines[start + 2].split() == [
+        "instrument", "quantity", "price", "fx→EUR", "market", "EUR", "reason",
+    ]  # fmt: skip
+    assert lines[start + 8].startswith(
+        "Market value in EUR = quantity x price x fx, before haircut"
+    )

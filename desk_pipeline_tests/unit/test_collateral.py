@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from desk_pipeline.adapters.haircut_schedules import load_schedule
+from desk_pipeline.domain.collateral.brief import brief_reason
 from desk_pipeline.domain.collateral.haircuts import haircuts_for, haircuts_on
 from desk_pipeline.domain.collateral.ranking import rank_collateral, rank_collateral_days
 from desk_pipeline.domain.collateral.ratings import rating_notch
@@ -656,3 +657,107 @@ def test_a_short_position_quotes_its_quantity_exactly_with_thousands_separators(
         "short_position: B2 holds -1,234,567.891234 of UST5Y",
         "short_position: B3 holds -200,000 of UST5Y",
     ]
+
+
+# --- reasons in brief: a ranking row's reason without what the row already shows ----------------
+
+
+def test_a_reason_in_brief_drops_the_book_instrument_quantity_and_day_the_row_shows() -> None:
+    held = positions(
+        [
+            ("B1", "CORP_BB", 1000),
+            ("B1", "EQ_MAIN", 2000),
+            ("B1", "UNKNOWN", 10),
+            ("B1", "UST5Y", -100),
+            ("B1", "BUND5", 600),
+            ("B1", "OLD", 5),
+        ]
+    )
+    old = instruments([("OLD", "government_bond", "sovereign", "AAA", "2025-03-13", "USD")])
+    terms = pd.concat([MIXED_INSTRUMENTS, old], ignore_index=True)
+    marks = pd.concat([MIXED_PRICES, prices([("OLD", "2025-03-14", 100.0)])], ignore_index=True)
+    # A GBP book without a GBP rate: every known instrument also lacks its rate.
+    got = rank_collateral(held, terms, marks, books([("B1", "GBP", 5)]), MIXED_FX, BASEL, DAY)
+    briefs = {
+        r.instrument_id: brief_reason(r.reason, r.book_id, r.instrument_id)
+        for r in got.itertuples()
+    }
+    assert briefs == {
+        "CORP_BB": "rating BB below basel_cre22 floor for corporate_bond; no USD/GBP rate",
+        "EQ_MAIN": "no USD/GBP rate; stale price of 2025-03-07 (7 days old)",
+        "UNKNOWN": "not in the instrument reference data; no price",
+        "UST5Y": "short position; no USD/GBP rate",
+        "BUND5": "no EUR/GBP rate",
+        "OLD": "matured 2025-03-13; no USD/GBP rate",
+    }
+
+
+@pytest.mark.parametrize(
+    ("reason", "brief"),
+    [
+        (
+            "not_eligible: tiny lists AAA corporates; repo only as not eligible",
+            "tiny lists AAA corporates; repo only as not eligible",
+        ),
+        (
+            "asset_class_not_accepted: basel_cre22 accepts no fund issued by none issuers",
+            "basel_cre22 accepts no fund issued by none issuers",
+        ),
+        (
+            "no_schedule_cell: no short cell for C (corporate_bond, unrated, 1.29 years)",
+            "no short cell (corporate_bond, unrated, 1.29 years)",
+        ),
+        # Wording this desk does not know, or naming another instrument: kept whole.
+        ("new_code: something new", "new_code: something new"),
+        ("matured: D matured on 2026-04-28", "matured: D matured on 2026-04-28"),
+        ("short_position: B2 holds -5 of C", "short_position: B2 holds -5 of C"),
+        (None, None),
+    ],
+)
+def test_a_reason_in_brief_keeps_what_the_row_does_not_show(
+    reason: str | None, brief: str | None
+) -> None:
+    assert brief_reason(reason, "B1", "C") == brief
+
+
+# What each code's brief starts with (the schedule's name varies).
+BRIEF_WORDS = {
+    "unknown_instrument": "not in the instrument reference data",
+    "short_position": "short position",
+    "matured": r"matured \d{4}-\d{2}-\d{2}",
+    "asset_class_not_accepted": r"\S+ accepts no ",
+    "rating_below_floor": r"rating \S+ below \S+ floor for ",
+    "not_eligible": r"\S+ lists ",
+    "no_schedule_cell": r"no \S+ cell \(",
+    "no_price": "no price",
+    "no_fx_rate": r"no [A-Z]{3}/[A-Z]{3} rate",
+    "stale_price": r"stale price of \d{4}-\d{2}-\d{2} \(\d+ days old\)",
+}
+TINY = parse_schedule(
+    "rule,key,value,asset_class,issuer_type,rating_best,rating_worst,maturity_from_years,"
+    "maturity_to_years,haircut_pct,eligible,note\n"
+    "setting,name,tiny,,,,,,,,,\n"
+    "haircut,,,corporate_bond,,AAA,A-,,,,false,corporates A- and better\n"
+    "haircut,,,corporate_bond|government_bond,,,,,,5,true,the rest\n"
+)
+
+
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(desks_with_any_quantities(), st.sampled_from([BASEL, GAPPY, TINY]))
+def test_every_reason_of_a_random_ranking_has_a_brief_for_each_of_its_codes(
+    desk: tuple[pd.DataFrame, ...], schedule: HaircutSchedule
+) -> None:
+    got = rank_collateral(*desk, schedule, DAY)
+    for row, codes in zip(got.itertuples(), reason_codes(got["reason"]), strict=True):
+        brief = brief_reason(row.reason, row.book_id, row.instrument_id)
+        if row.reason is None:
+            assert brief is None
+            continue
+        parts = brief.split("; ")
+        assert len(parts) == len(codes), (row.reason, brief)
+        for code, part in zip(codes, parts, strict=True):
+            assert re.match(BRIEF_WORDS[code], part), (row.reason, brief)
+        # The row's book and instrument are in their own columns; the day in the header.
+        words = re.split(r"[\s();,]+", brief)
+        assert row.instrument_id not in words and row.book_id not in words, brief
+        assert DAY.strftime("%Y-%m-%d") not in brief, brief

@@ -1,0 +1,137 @@
+"""The text of `desk ranking`: what each table shows, in order."""
+
+import re
+
+from desk_pipeline import console
+from desk_pipeline.queries import RankingItem
+
+AS_OF = "2026-11-28T00:00:00+00:00"
+
+
+def item(
+    instrument: str,
+    quantity: float,
+    price: float | None,
+    fx_rate: float | None,
+    haircut: float | None,
+    value: float | None,
+    reason: str | None,
+    rank: int | None = None,
+) -> RankingItem:
+    return {
+        "rank": rank,
+        "instrument_id": instrument,
+        "quantity": quantity,
+        "price": price,
+        "fx_rate": fx_rate,
+        "haircut": haircut,
+        "value": value,
+        "eligible": rank is not None,
+        "reason": reason,
+    }
+
+
+def ranking_text(items: list[RankingItem]) -> list[str]:
+    document = {
+        "book_id": "REPO-EUR-01",
+        "business_date": "2026-11-27",
+        "as_of": AS_OF,
+        "items": items,
+    }
+    return console.render(console.ranking(document, "EUR")).splitlines()
+
+
+def table(lines: list[str], title: str) -> list[str]:
+    """The lines of the table under the line starting with ``title``, up to its first blank."""
+    start = next(n for n, line in enumerate(lines) if line.startswith(title))
+    body = lines[start + 4 :]  # title, blank, header, rule
+    return body[: body.index("")] if "" in body else body
+
+
+ELIGIBLE = item("DE0001102580", 1_000_000, 0.98, 1.0, 0.028, 952_560.0, None, rank=1)
+# The demo's REPO-EUR-01 on 2026-11-27: value -300,158 is after the 2.8 % haircut a long would
+# take; the market value is -300,000 x 1.02965 = -308,895.
+SHORT = item(
+    "DE0284176772", -300_000, 1.02965, 1.0, 0.02824, -300_158.0,
+    "short_position: REPO-EUR-01 holds -300,000 of DE0284176772",
+)  # fmt: skip
+BIG_SHORT = item(
+    "JP1994101077", -630_000_000, 1.02957, 0.00612448, 0.099, -3_579_034.0,
+    "short_position: REPO-EUR-01 holds -630,000,000 of JP1994101077",
+)  # fmt: skip
+MATURED = item(
+    "DE0172424789", 200_000, 1.04098, 1.0, None, None,
+    "matured: DE0172424789 matured on 2026-04-28",
+)  # fmt: skip
+BELOW_FLOOR = item(
+    "XS2904143000", 3_600_000, 1.05352, 1.0, None, None,
+    "rating_below_floor: XS2904143000 (BB-) is below the basel_cre22 floor for corporate_bond",
+)  # fmt: skip
+SHORT_MATURED = item(
+    "GB0398932870", -100_000, 1.022641, 1.1823976307, None, None,
+    "short_position: REPO-EUR-01 holds -100,000 of GB0398932870; "
+    "matured: GB0398932870 matured on 2026-04-22",
+)  # fmt: skip
+UNKNOWN = item(
+    "ZZ-UNKNOWN", 1_000, None, None, None, None,
+    "unknown_instrument: ZZ-UNKNOWN is not in the instrument reference data; "
+    "no_price: no price for ZZ-UNKNOWN on or before 2026-11-27",
+)  # fmt: skip
+
+
+INELIGIBLE_TABLE = f"""
+ instrument    quantity   price fx→EUR market EUR reason
+ {"─" * 98}
+ ZZ-UNKNOWN       1,000       -      -          - not in the instrument reference data; no price
+ DE0172424789   200,000 1.04098      1    208,196 matured 2026-04-28
+ XS2904143000 3,600,000 1.05352      1  3,792,672 rating BB- below basel_cre22 floor for
+                                                  corporate_bond
+ DE0284176772  -300,000 1.02965      1   -308,895 short position
+
+Market value in EUR = quantity x price x fx, before haircut: an ineligible item lends nothing.
+Reasons in brief; --json gives each in full."""
+
+
+def test_ineligible_items_show_market_value_before_haircut_and_their_reason_in_brief():
+    lines = ranking_text([ELIGIBLE, SHORT, MATURED, BELOW_FLOOR, UNKNOWN])
+
+    assert max(len(line) for line in lines) <= 100
+    [title] = [line for line in lines if line.startswith("Not eligible")]
+    assert title == (
+        "Not eligible · 4 · unknown instrument 1, matured 1, rating below floor 1, short position 1"
+    )
+    # Long holdings that cannot be pledged first, the short last; the old table showed -300,158
+    # under "value EUR" for the short (after a haircut it did not show) and "-" for the bond.
+    assert "\n".join(lines[lines.index(title) + 1 :]) == INELIGIBLE_TABLE
+
+
+def test_within_a_reason_the_largest_market_value_comes_first_whatever_its_sign_or_currency():
+    # -630,000,000 JPY x 1.02957 x 0.00612448 = -3,972,516 EUR: larger than the EUR short.
+    lines = ranking_text([ELIGIBLE, SHORT, SHORT_MATURED, BIG_SHORT])
+    rows = table(lines, "Not eligible")
+    assert [row.split()[0] for row in rows] == ["JP1994101077", "DE0284176772", "GB0398932870"]
+    assert rows[0].split()[4] == "-3,972,516"
+    assert rows[2].split(maxsplit=5)[5] == "short position; matured 2026-04-22"
+
+
+def test_a_hundred_and_twenty_ineligible_shorts_take_one_line_each():
+    shorts = [
+        item(
+            f"DE{n:010d}", -100_000 * (n + 1), 1.01, 1.0, 0.028, None,
+            f"short_position: REPO-EUR-01 holds -{100_000 * (n + 1):,} of DE{n:010d}",
+        )
+        for n in range(120)
+    ]  # fmt: skip
+    lines = ranking_text([ELIGIBLE, *shorts])
+    rows = table(lines, "Not eligible")
+    assert len(rows) == 120
+    assert all(
+        re.fullmatch(r" DE\d{10} +-[\d,]+ +1\.01 +1 +-[\d,]+ short position", r) for r in rows
+    )
+    # Largest first: DE0000000119 holds -12,000,000.
+    assert rows[0].split()[0] == "DE0000000119"
+
+
+def test_a_ranking_with_every_item_eligible_has_no_ineligible_table():
+    lines = ranking_text([ELIGIBLE])
+    assert not any(line.startswith("Not eligible") for line in lines)
