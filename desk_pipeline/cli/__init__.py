@@ -7,6 +7,7 @@ import click
 
 from desk_pipeline.cli.exits import EXIT_PIPE, failure, usage_error
 from desk_pipeline.cli.group import cli
+from desk_pipeline.cli.terminal import utf8_arguments, write_any_text
 
 __all__ = ["cli", "main"]
 
@@ -17,11 +18,14 @@ def main() -> None:
     The exit code says which kind of failure (EXIT_CODES); with --debug the error is raised
     instead, traceback and all (a usage error, a date outside the calendar included, stays one
     line, 2). A command given no arguments where it needs some (`desk` alone, or with only -v /
-    --debug) is the exception: its whole help goes to stderr, as a usage error (2).
+    --debug) is the exception: its whole help goes to stderr, as a usage error (2). No
+    character the terminal's encoding lacks fails a command (``write_any_text``), nor one of
+    its arguments (``utf8_arguments``).
     """
+    write_any_text()
     debug = False
     try:
-        with cli.make_context("desk", sys.argv[1:]) as ctx:
+        with cli.make_context("desk", utf8_arguments(sys.argv[1:])) as ctx:
             debug = ctx.params["debug"]
             cli.invoke(ctx)
     except click.exceptions.Exit as done:  # --help

@@ -3,8 +3,11 @@
 The answer goes to stdout; notices and logs to stderr.
 """
 
+import codecs
+import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -51,8 +54,77 @@ ISO_DATE = _IsoDate()
 
 
 def log_to_stderr() -> None:
-    """Log INFO and above on stderr, each line with its time and level."""
+    """Log INFO and above on stderr, each line with its time and level.
+
+    Alembic's INFO lines (the dialect and DDL mode of every migration context, opened each time
+    the warehouse is) only with --verbose or --debug: its warnings, and a failed migration (an
+    error `desk` reports), still show.
+    """
     # The long-running commands report progress through their adapters' loggers.
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.NOTSET if log_level() else logging.WARNING)
+
+
+# The non-ASCII characters of the desk's own text (table titles, hints, reasons), spelled in
+# ASCII where the output's encoding lacks them; any other character is escaped.
+SPELLED_IN_ASCII = {
+    "\u2192": "->",
+    "\u2026": "...",
+    "\u00b7": "-",
+    "\u00b1": "+/-",
+    "\ufffd": "?",  # what the quarantine stores for a character no database takes
+}
+UNENCODABLE = "desk_spelled"
+
+
+def _spell_out(err: UnicodeError) -> tuple[str, int]:
+    r"""Codec error handler: SPELLED_IN_ASCII, else the character's escape (``\u20ac``)."""
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    return "".join(
+        SPELLED_IN_ASCII.get(char) or char.encode("ascii", "backslashreplace").decode("ascii")
+        for char in err.object[err.start : err.end]
+    ), err.end
+
+
+codecs.register_error(UNENCODABLE, _spell_out)
+
+
+def write_any_text() -> None:
+    """Make stdout and stderr write every character, whatever encoding they were given.
+
+    A latin-1 or cp1252 locale, PYTHONIOENCODING, or a lone surrogate even in UTF-8: a
+    character the encoding lacks is spelled out (SPELLED_IN_ASCII, else escaped) instead of
+    failing the command with a UnicodeEncodeError. `--json` is ASCII already (``json.dumps``
+    escapes the rest). An ASCII stream click writes as UTF-8 (click treats it as a
+    misconfigured locale); rich, which reads the encoding, draws its tables in ASCII there.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=UNENCODABLE)
+
+
+def utf8_arguments(args: list[str]) -> list[str]:
+    """``args`` as the UTF-8 text the desk's ids are, whatever the locale decoded them as.
+
+    Under an ASCII locale (LC_ALL=C without UTF-8 mode) Python keeps every non-ASCII byte of
+    the command line as a lone surrogate, which no lookup can match and no database accepts:
+    such an argument is decoded again from its bytes, as UTF-8.
+
+    Raises:
+        click.UsageError: an argument whose bytes are not UTF-8.
+    """
+    decoded = []
+    for arg in args:
+        if not any("\udc80" <= char <= "\udcff" for char in arg):  # surrogate-escaped bytes
+            decoded.append(arg)
+            continue
+        raw = os.fsencode(arg)
+        try:
+            decoded.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            shown = raw.decode("utf-8", "backslashreplace")
+            raise click.UsageError(f"the argument '{shown}' is not UTF-8 text") from None
+    return decoded
