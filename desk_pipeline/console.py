@@ -8,7 +8,7 @@ every missing value, and a header naming the book, the day and the snapshot.
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -20,6 +20,7 @@ from rich.text import Text
 from desk_pipeline.domain.collateral.brief import REASON_CODES, brief_reason, reason_code
 from desk_pipeline.queries import (
     BooksDocument,
+    ConcentrationDayDocument,
     ConcentrationDocument,
     DaysDocument,
     PositionsDocument,
@@ -327,6 +328,68 @@ def concentration(
         "(DESK_ISSUER_CONCENTRATION_LIMIT)."
     )
     return Group(_table(title, columns, rows), Text(summary))
+
+
+def concentration_day(
+    document: ConcentrationDayDocument, currencies: Mapping[str, str]
+) -> RenderableType:
+    """`desk concentration --date D`: per book, its issuers over the limit, else its largest.
+
+    Books holding an issuer over the limit come first, then the others, each by its largest
+    share: one table says which books breach the limit and how close the others come.
+    ``currencies`` maps a book to its base currency, the unit of its values.
+    """
+    limit = document["limit"]
+
+    def top_share(book: ConcentrationDocument) -> tuple[bool, bool, float, str]:
+        issuers = book["issuers"]
+        share = issuers[0]["share"] if issuers else None
+        over = any(i["over_limit"] for i in issuers)
+        return (not over, share is None, -(share or 0.0), book["book_id"])
+
+    rows: list[tuple[str, ...]] = []
+    breaching = 0
+    for book in sorted(document["books"], key=top_share):
+        over = [i for i in book["issuers"] if i["over_limit"]]
+        breaching += bool(over)
+        unit = f" {currencies[book['book_id']]}" if book["book_id"] in currencies else ""
+        rows.extend(
+            (
+                book["book_id"],
+                text(i["issuer"]),
+                money(i["value"]) + unit,
+                percent(i["share"]),
+                "over the limit" if i["over_limit"] else "",
+            )
+            for i in over or book["issuers"][:1]
+        )
+        if not book["issuers"]:
+            rows.append((book["book_id"], "no eligible collateral", MISSING, MISSING, ""))
+    books = len(document["books"])
+    title = (
+        f"Issuer concentration · {document['business_date']} · {books} "
+        f"book{'' if books == 1 else 's'} · limit {percent(limit)}"
+    )
+    columns = [
+        ("book", "left"),
+        ("issuer", "wrap"),
+        ("lendable", "right"),
+        ("share", "right"),
+        ("", "left"),
+    ]
+    notes = [
+        f"Books holding an issuer over the limit of {percent(limit)} "
+        f"(DESK_ISSUER_CONCENTRATION_LIMIT): {breaching} of {books}.",
+        "Per book: each issuer over the limit, or else its largest issuer.",
+        "All of a book's issuers: desk concentration --book B --date D.",
+    ]
+    if document["unranked_books"]:
+        day = document["business_date"]
+        notes.append(
+            f"Not ranked yet: {', '.join(document['unranked_books'])}; "
+            f"desk backfill --start {day} --end {day} ranks them."
+        )
+    return Group(_table(title, columns, rows), *_footnotes(notes))
 
 
 def quarantine(document: list[QuarantinedRow]) -> RenderableType:

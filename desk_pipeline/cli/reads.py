@@ -59,20 +59,29 @@ def ranking(book: str, business_date: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--book", required=True, help="Book id.")
+@click.option("--book", default=None, help="Book id; without it, every book of the day.")
 @click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def concentration(book: str, business_date: str, as_json: bool) -> None:
+def concentration(book: str | None, business_date: str, as_json: bool) -> None:
     """Each issuer's share of BOOK's eligible lendable value on DATE, flagged over the limit.
 
-    The limit is DESK_ISSUER_CONCENTRATION_LIMIT (default 0.25); shares come from the stored
-    ranking, issuers from the stored instrument reference data.
+    Without --book: every book ranked on DATE, those holding an issuer over the limit first
+    (each such issuer shown), the others with their largest issuer; --json gives every book's
+    document. The limit is DESK_ISSUER_CONCENTRATION_LIMIT (default 0.25); shares come from the
+    stored ranking, issuers from the stored instrument reference data.
     """
     business_date = settings().stored_day(business_date)  # after today: exit 2
+    limit = settings().issuer_concentration_limit
     repo = open_reader()
-    document = queries.concentration_document(
-        repo, book, business_date, settings().issuer_concentration_limit
-    )
+    if book is None:
+        day = queries.concentration_day_document(repo, business_date, limit)
+        emit(
+            day,
+            as_json,
+            lambda: console.concentration_day(day, queries.base_currencies(repo, business_date)),
+        )
+        return
+    document = queries.concentration_document(repo, book, business_date, limit)
     emit(
         document,
         as_json,

@@ -7,6 +7,7 @@ from typing_extensions import TypedDict
 
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.collateral.ranking import issuer_concentration
+from desk_pipeline.domain.errors import NoEndOfDayError
 from desk_pipeline.domain.precision import for_output
 from desk_pipeline.queries.books import nothing_stored
 from desk_pipeline.queries.values import number, quantity, text
@@ -54,6 +55,15 @@ class ConcentrationDocument(TypedDict):
     issuers: list[IssuerShare]
 
 
+class ConcentrationDayDocument(TypedDict):
+    """`desk concentration --date D --json`: every book's document of one day."""
+
+    business_date: str
+    limit: float
+    books: list[ConcentrationDocument]
+    unranked_books: list[str]
+
+
 def _stored_ranking(
     repo: PositionRepository, book: str, business_date: str
 ) -> tuple[pd.Timestamp, pd.DataFrame]:
@@ -65,10 +75,20 @@ def _stored_ranking(
     rows = repo.ranking(book, business_date)
     if len(rows):
         return rows["as_of"].iloc[0], rows
+    as_of = _empty_eod_as_of(repo, book, business_date)
+    if as_of is not None:
+        return as_of, rows
+    raise nothing_stored(repo, book, business_date, "collateral ranking")
+
+
+def _empty_eod_as_of(
+    repo: PositionRepository, book: str, business_date: str
+) -> pd.Timestamp | None:
+    """The as_of of the book-day's stored EOD if it holds nothing (and so ranks nothing)."""
     stored = repo.eod(book, business_date)
     if stored is not None and not (stored[1]["quantity"] != 0).any():
-        return stored[0]["as_of"], rows
-    raise nothing_stored(repo, book, business_date, "collateral ranking")
+        return stored[0]["as_of"]
+    return None
 
 
 def ranking_document(repo: PositionRepository, book: str, business_date: str) -> RankingDocument:
@@ -126,15 +146,90 @@ def concentration_document(
         NoEndOfDayError: no ranking is stored for that book and day.
     """
     as_of, rows = _stored_ranking(repo, book, business_date)
-    instruments = repo.reference_as_of(pd.Timestamp(business_date), pd.Timestamp(business_date))
-    shares = issuer_concentration(rows, instruments.instruments, limit)
+    [document] = _concentrations(repo, business_date, limit, {book: as_of}, rows)
+    return document
+
+
+def concentration_day_document(
+    repo: PositionRepository, business_date: str, limit: float
+) -> ConcentrationDayDocument:
+    """The `desk concentration --date D --json` document: every book's issuer shares on a day.
+
+    Args:
+        repo: the warehouse.
+        business_date: YYYY-MM-DD.
+        limit: as for :func:`concentration_document`.
+
+    Returns:
+        ``{"business_date", "limit", "books": [<concentration_document of each book>],
+        "unranked_books": [book ids]}``: books by id, each document as `desk concentration
+        --book` prints it (a book whose EOD holds nothing with no issuers); ``unranked_books``
+        the books whose EOD of the day is stored but not ranked yet.
+
+    Raises:
+        NoEndOfDayError: no book is ranked on that day (none whose EOD holds something).
+    """
+    rows = repo.rankings([business_date])
+    as_of = {str(b): t for b, t in rows.groupby("book_id", sort=False)["as_of"].first().items()}
+    unranked = []
+    for book in sorted(set(repo.eod_owners([business_date])["book_id"]) - set(as_of)):
+        empty = _empty_eod_as_of(repo, book, business_date)
+        if empty is None:
+            unranked.append(book)
+        else:
+            as_of[book] = empty
+    if not as_of:
+        raise _no_day_ranked(repo, business_date, unranked)
     return {
-        "book_id": book,
         "business_date": business_date,
-        "as_of": as_of.isoformat(),
         "limit": limit,
-        "issuers": [_issuer_share(r) for r in shares.itertuples()],
+        "books": _concentrations(repo, business_date, limit, as_of, rows),
+        "unranked_books": unranked,
     }
+
+
+def _concentrations(
+    repo: PositionRepository,
+    business_date: str,
+    limit: float,
+    as_of: dict[str, pd.Timestamp],
+    rows: pd.DataFrame,
+) -> list[ConcentrationDocument]:
+    """The concentration document of each book of ``as_of`` (by id) from its ranking ``rows``."""
+    day = pd.Timestamp(business_date)
+    instruments = repo.reference_as_of(day, day).instruments
+    shares = issuer_concentration(rows, instruments, limit)
+    by_book = dict(list(shares.groupby("book_id", sort=False)))
+    return [
+        {
+            "book_id": book,
+            "business_date": business_date,
+            "as_of": as_of[book].isoformat(),
+            "limit": limit,
+            "issuers": [_issuer_share(r) for r in by_book.get(book, shares.iloc[:0]).itertuples()],
+        }
+        for book in sorted(as_of)
+    ]
+
+
+def _no_day_ranked(
+    repo: PositionRepository, business_date: str, unranked: list[str]
+) -> NoEndOfDayError:
+    """The error for a day on which no book is ranked, saying which days are stored."""
+    missing = f"no collateral ranking of any book on {business_date}"
+    if unranked:
+        return NoEndOfDayError(
+            f"{missing}: the day's end-of-day positions are stored, not ranked yet"
+        )
+    days = repo.eod_headers()["business_date"]
+    if days.empty:
+        return NoEndOfDayError(f"{missing}: no day is stored")
+    first, last = days.min(), days.max()
+    if business_date > last:
+        return NoEndOfDayError(f"{missing}: the latest stored day is {last}")
+    if business_date < first:
+        return NoEndOfDayError(f"{missing}: the first stored day is {first}")
+    return NoEndOfDayError(f"{missing}: days {first}..{last} are stored, but not this one")
 
 
 def _issuer_share(row: Any) -> IssuerShare:
@@ -152,7 +247,11 @@ def base_currency(repo: PositionRepository, book: str, business_date: str) -> st
 
     None when the reference data of ``business_date`` does not list the book.
     """
+    return base_currencies(repo, business_date).get(book)
+
+
+def base_currencies(repo: PositionRepository, business_date: str) -> dict[str, str]:
+    """Each book's base currency in the stored reference data of ``business_date``."""
     day = pd.Timestamp(business_date)
     books = repo.reference_as_of(day, day).books
-    currency = books.loc[books["book_id"] == book, "base_currency"]
-    return None if currency.empty else str(currency.iloc[0])
+    return dict(zip(books["book_id"].astype(str), books["base_currency"].astype(str), strict=True))

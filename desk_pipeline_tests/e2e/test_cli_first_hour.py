@@ -330,6 +330,26 @@ def test_a_past_day_is_read_whatever_desk_start_date_and_one_not_stored_is_exit_
         assert json.loads(stored.stdout)["business_date"] == DAYS[0]
 
 
+def test_concentration_without_a_book_answers_for_every_book_of_the_day(landed, tmp_path):
+    # No reference data: every instrument is unknown, so no book has eligible collateral.
+    result = run_desk(landed.env, "concentration", "--date", DAYS[-1])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Issuer concentration · {DAYS[-1]} · 2 books · limit 25.0%"
+    assert [line.split() for line in lines[4:6]] == [
+        ["REPO-1", "no", "eligible", "collateral", "-", "-"],
+        ["SECLEND-1", "no", "eligible", "collateral", "-", "-"],
+    ]
+    not_stored = run_desk(landed.env, "concentration", "--date", "2026-03-09")
+    assert not_stored.returncode == 1
+    assert one_line(not_stored) == (
+        f"desk: no collateral ranking of any book on 2026-03-09: the latest stored day is "
+        f"{DAYS[-1]}; `desk books` lists the stored books and days"
+    )
+    env = user_environment(DESK_WAREHOUSE_URL=f"sqlite:///{tmp_path}/none.db", DESK_TIMEZONE="UTC")
+    after_today(env, "day 2199-12-31 is", "concentration", "--date", "2199-12-31")
+
+
 def test_positions_text_is_a_table_of_formatted_numbers_with_its_header(landed):
     env = landed.env
     result = run_desk(env, "positions", "--book", "REPO-1", "--date", DAYS[-1])

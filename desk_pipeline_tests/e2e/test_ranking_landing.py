@@ -382,3 +382,33 @@ def test_ranking_text_shows_ineligible_items_at_market_value_with_their_reason_i
     assert lines[start + 8].startswith(
         "Market value in EUR = quantity x price x fx, before haircut"
     )
+
+
+def test_concentration_without_a_book_lists_every_book_of_the_day_with_its_issuers_over_the_limit(
+    backfilled,
+):
+    document = strict_json(run_desk(backfilled, "concentration", "--date", DAY, "--json").stdout)
+    one_book = strict_json(
+        run_desk(backfilled, "concentration", "--book", BOOK, "--date", DAY, "--json").stdout
+    )
+    # The one book with an EOD that day; its document as `--book` prints it.
+    assert document == {
+        "business_date": DAY,
+        "limit": 0.25,
+        "books": [one_book],
+        "unranked_books": [],
+    }
+
+    text = run_desk(backfilled, "concentration", "--date", DAY).stdout
+    lines = text.splitlines()
+    assert lines[0] == f"Issuer concentration · {DAY} · 1 book · limit 25.0%"
+    # Dax Co 1,287,867.97 and Germany 952,281.41 of 3,369,914.55 EUR (see the table above).
+    assert [line.split() for line in lines[4:6]] == [
+        [BOOK, "Dax", "Co", "1,287,868", "EUR", "38.2%", "over", "the", "limit"],
+        [BOOK, "Germany", "952,281", "EUR", "28.3%", "over", "the", "limit"],
+    ]
+    assert lines[6:8] == [
+        "",
+        "Books holding an issuer over the limit of 25.0% (DESK_ISSUER_CONCENTRATION_LIMIT): "
+        "1 of 1.",
+    ]

@@ -137,6 +137,7 @@ def test_the_readme_first_answers_run_verbatim_and_show_what_they_say(demo):
     ranking = json.loads(shown.pop(f"ranking --book {BOOK} --date --json"))
     check_ranking(shown.pop(f"ranking --book {BOOK} --date"), ranking)
     check_concentration(shown.pop(f"concentration --book {BOOK} --date"))
+    check_concentration_day(shown.pop("concentration --date"))
     check_status(shown.pop("status"))
     assert shown == {}, f"README examples without an expectation here: {list(shown)}"
 
@@ -207,6 +208,16 @@ def check_concentration(text: str) -> None:
     assert text.splitlines()[0].endswith("· limit 25.0%")
     rows = table_rows(text)
     assert rows and all(re.search(r"\b\d+\.\d%", " ".join(row)) for row in rows)
+
+
+def check_concentration_day(text: str) -> None:
+    # Every demo book, each on at least one row (its issuers over the limit, else its largest).
+    assert text.startswith(f"Issuer concentration · {DEMO[-1]} · 20 books · limit 25.0%\n")
+    books = {row[0] for row in table_rows(text) if re.fullmatch(r"[A-Z]+-[A-Z]{3}-\d{2}", row[0])}
+    assert len(books) == 20 and BOOK in books
+    assert re.search(
+        r"over the limit of 25\.0% \(DESK_ISSUER_CONCENTRATION_LIMIT\): \d+ of 20\.", text
+    )
 
 
 def check_status(text: str) -> None:

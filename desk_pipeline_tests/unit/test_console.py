@@ -1,9 +1,9 @@
-"""The text of `desk ranking`: what each table shows, in order."""
+"""The text of `desk ranking` and `desk concentration --date`: what each table shows, in order."""
 
 import re
 
 from desk_pipeline import console
-from desk_pipeline.queries import RankingItem
+from desk_pipeline.queries import ConcentrationDayDocument, ConcentrationDocument, RankingItem
 
 AS_OF = "2026-11-28T00:00:00+00:00"
 
@@ -135,3 +135,65 @@ def test_a_hundred_and_twenty_ineligible_shorts_take_one_line_each():
 def test_a_ranking_with_every_item_eligible_has_no_ineligible_table():
     lines = ranking_text([ELIGIBLE])
     assert not any(line.startswith("Not eligible") for line in lines)
+
+
+def book(book_id: str, *issuers: tuple[str, float, float | None]) -> ConcentrationDocument:
+    return {
+        "book_id": book_id,
+        "business_date": "2026-11-27",
+        "as_of": AS_OF,
+        "limit": 0.25,
+        "issuers": [
+            {
+                "issuer": name,
+                "value": value,
+                "share": share,
+                "over_limit": share is not None and share > 0.25,
+            }
+            for name, value, share in issuers
+        ],
+    }
+
+
+DAY_TABLE = f"""
+ book           issuer                                              lendable share
+ {"─" * 96}
+ REPO-USD-01    Japan Finance Organization for Municipalities 90,000,000 USD 42.0% over the limit
+ REPO-EUR-02    United Kingdom Gilt                           49,630,016 EUR 31.0% over the limit
+ REPO-EUR-02    Republic of Italy                             35,138,895 EUR 27.0% over the limit
+ MATCHED-EUR-01 United States Treasury                        37,713,418 EUR 23.1%
+ SECLEND-USD-01 Brightwater Industries                            20,861,675 20.7%
+ SECLEND-EUR-01 no eligible collateral                                     -     -
+
+Books holding an issuer over the limit of 25.0% (DESK_ISSUER_CONCENTRATION_LIMIT): 2 of 5.
+Per book: each issuer over the limit, or else its largest issuer.
+All of a book's issuers: desk concentration --book B --date D.
+Not ranked yet: SECLEND-GBP-01; desk backfill --start 2026-11-27 --end 2026-11-27 ranks them."""
+
+
+def test_the_day_s_concentration_lists_books_over_the_limit_first_then_each_book_s_largest():
+    document: ConcentrationDayDocument = {
+        "business_date": "2026-11-27",
+        "limit": 0.25,
+        "books": [
+            book(
+                "MATCHED-EUR-01", ("United States Treasury", 37_713_418, 0.231), ("Japan", 1, 0.1)
+            ),
+            book(
+                "REPO-EUR-02",
+                ("United Kingdom Gilt", 49_630_016, 0.31),
+                ("Republic of Italy", 35_138_895, 0.27),
+                ("Kingdom of Spain", 1_000, 0.2),
+            ),
+            book("REPO-USD-01", ("Japan Finance Organization for Municipalities", 9e7, 0.42)),
+            book("SECLEND-EUR-01"),
+            book("SECLEND-USD-01", ("Brightwater Industries", 20_861_675, 0.207)),
+        ],
+        "unranked_books": ["SECLEND-GBP-01"],
+    }
+    currencies = {"MATCHED-EUR-01": "EUR", "REPO-EUR-02": "EUR", "REPO-USD-01": "USD"}
+    lines = console.render(console.concentration_day(document, currencies)).splitlines()
+
+    assert lines[0] == "Issuer concentration · 2026-11-27 · 5 books · limit 25.0%"
+    assert max(len(line) for line in lines) <= 100
+    assert "\n".join(lines[1:]) == DAY_TABLE
