@@ -266,6 +266,22 @@ fx_rates = sa.Table(
     sa.Column("usd_per_unit", sa.Float, nullable=False),
 )
 
+# A stored mark (kind `price`: an instrument's price; `fx`: a currency's USD rate) that changed,
+# or a new one dated on or before the latest stored EOD: the valuations and rankings of the days
+# that read it (domain.marks.days_using_marks) are stale until a run restates them and sets
+# `restated_at_us`. Only rows of a change whose restatement read the stored marks are set.
+mark_changes = sa.Table(
+    "mark_changes",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("key", Id, nullable=False),
+    sa.Column("mark_date", BusinessDate, nullable=False),
+    sa.Column("arrived_at_us", Micros, nullable=False),
+    sa.Column("restated_at_us", Micros, nullable=True),
+    sa.Index("ix_mark_changes_open", "restated_at_us"),
+)
+
 # How far an incremental source (sql:<url>) has been read: its last ingestion sequence number.
 source_watermarks = sa.Table(
     "source_watermarks",

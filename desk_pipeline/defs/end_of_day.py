@@ -18,7 +18,7 @@ from desk_pipeline.adapters.warehouse import (
     ReferenceData,
 )
 from desk_pipeline.defs.ingestion import ingest_window
-from desk_pipeline.domain.calendar import day_bounds
+from desk_pipeline.domain.calendar import day_bounds, last_window_end
 from desk_pipeline.domain.collateral.ranking import (
     issuer_concentration,
     lendable_by_currency,
@@ -49,7 +49,7 @@ class StoredEods:
 
 def eod_as_of(days: Sequence[str], timezone: str, now: pd.Timestamp) -> pd.DataFrame:
     """``business_date`` and ``as_of`` of each day: its end, or the last closed window today."""
-    closed = now.floor("10min")
+    closed = last_window_end(now, timezone)
     return pd.DataFrame(
         {
             "business_date": list(days),

@@ -37,20 +37,23 @@ def report_restated(
     context: dg.AssetExecutionContext,
     figures: Mapping[str, Mapping[str, Any]],
     restated: Sequence[str],
+    *,
+    cause: str = "late trades",
+    chain: Sequence[dg.AssetKey] = END_OF_DAY_KEYS,
 ) -> None:
-    """Record a materialisation of the daily chain for each day restated outside the run's own.
+    """Record a materialisation of ``chain`` for each day restated outside the run's own.
 
-    Those days were rewritten by this run (late trades made them stale), so the UI shows when
-    and by which run, with the EOD's own figures.
+    Those days were rewritten by this run (``cause`` made them stale), so the UI shows when
+    and by which run, with the EOD's own figures (``figures[day]``, on the chain's first key).
     """
     for day in restated:
-        for key in END_OF_DAY_KEYS:
-            metadata = dict(figures.get(day, {})) if key == END_OF_DAY_KEYS[0] else {}
+        for key in chain:
+            metadata = dict(figures.get(day, {})) if key == chain[0] else {}
             context.log_event(
                 dg.AssetMaterialization(
                     asset_key=key,
                     partition=day,
-                    description="restated: late trades made this day stale",
+                    description=f"restated: {cause} made this day stale",
                     metadata={**metadata, "restated_by_run": context.run.run_id},
                 )
             )

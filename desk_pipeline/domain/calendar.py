@@ -1,21 +1,60 @@
 """Business days in the desk's time zone, expressed as UTC instants."""
 
 import datetime as dt
+import zoneinfo
 
 import pandas as pd
 
 from desk_pipeline.domain.errors import InvalidRangeError
 
+# The grid of the 10-minute partitions on the desk's clock (cron */10 in DESK_TIMEZONE).
+WINDOW = pd.Timedelta(minutes=10)
+
 
 def day_bounds(business_date: dt.date | str, timezone: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """UTC start and end of a business day: [D 00:00, D+1 00:00) in ``timezone``.
+    """UTC start and end of a business day: [first instant of D, first instant of D+1).
 
-    DST days are 23 or 25 hours long; midnight always exists in the zones a desk runs in.
+    The first instant of a date is the first at which the clock in ``timezone`` reads that
+    date's midnight or later. Usually that is midnight itself (DST days last 23 or 25 hours);
+    where the clock jumps over midnight (America/Havana, Atlantic/Azores, Africa/Cairo ...) the
+    day starts at the jump, and where it reads midnight twice, at the first. A date the clock
+    skips altogether (Pacific/Apia 2011-12-30) is an empty day.
     """
-    day = pd.Timestamp(business_date).normalize()
-    start = day.tz_localize(timezone)
-    end = (day + pd.Timedelta(days=1)).tz_localize(timezone)
-    return start.tz_convert("UTC"), end.tz_convert("UTC")
+    day = pd.Timestamp(business_date).date()
+    zone = zoneinfo.ZoneInfo(timezone)
+    return _first_instant(day, zone), _first_instant(day + dt.timedelta(days=1), zone)
+
+
+def last_window_end(now: pd.Timestamp, timezone: str) -> pd.Timestamp:
+    """The end of the last 10-minute window closed at ``now`` (UTC): HH:M0 on the desk's clock.
+
+    Not ``now.floor("10min")``: in a zone whose offset is not a whole number of 10 minutes
+    (Asia/Kathmandu, Australia/Eucla, Pacific/Chatham) the windows end at :05, :15 ... UTC.
+    """
+    wall = now.tz_convert(timezone).tz_localize(None)
+    return now - (wall - wall.floor(WINDOW))
+
+
+def _first_instant(day: dt.date, zone: zoneinfo.ZoneInfo) -> pd.Timestamp:
+    """The first instant at which the clock in ``zone`` reads ``day`` 00:00 or later, UTC."""
+    midnight = dt.datetime.combine(day, dt.time())
+    # fold=0 (PEP 495): the earlier of two midnights; a midnight in a gap with the offset before
+    # the jump, which lands at or after the jump.
+    after = midnight.replace(tzinfo=zone).astimezone(dt.UTC)
+    if after.astimezone(zone).replace(tzinfo=None) == midnight:
+        return pd.Timestamp(after)
+    # Midnight is in a gap: with the offset after the jump it lands before the jump. The jump
+    # (a whole second in the tz database) is the first second from which the clock reads
+    # midnight or later.
+    before = midnight.replace(tzinfo=zone, fold=1).astimezone(dt.UTC)
+    low, high = int(before.timestamp()), int(after.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if dt.datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= midnight:
+            high = middle
+        else:
+            low = middle
+    return pd.Timestamp(high, unit="s", tz="UTC")
 
 
 def business_day_of(instant: pd.Timestamp, timezone: str) -> str:

@@ -110,6 +110,9 @@ def _as_of(
 ) -> pd.DataFrame:
     """Per row, the latest non-missing ``value_column`` of its key dated on or before its day.
 
+    At most PRICE_LOOKBACK before the day: a day's marks never depend on the range it is
+    computed with (a range reads from PRICE_LOOKBACK before its first day).
+
     One as-of join over the distinct (key, day) pairs of every row and day at once, spread back
     over the rows: a range's holdings repeat each instrument once per book and day, and each
     currency once per instrument. Returns the key, ``day``, ``date_column`` and
@@ -151,6 +154,8 @@ def _as_of(
         by=key,
         direction="backward",
         allow_exact_matches=True,
+        # A day reads no mark older than the lookback, however long the range read with it.
+        tolerance=PRICE_LOOKBACK,
     )
     found_date = np.full(len(distinct), np.datetime64("NaT"), dtype="datetime64[ns]")
     found_value = np.full(len(distinct), np.nan)
@@ -176,3 +181,47 @@ def _naive_dates(values: pd.Series) -> np.ndarray:
     if dates.dt.tz is not None:
         dates = dates.dt.tz_localize(None)
     return dates.astype("datetime64[ns]").to_numpy()
+
+
+# The columns of a dated mark: an instrument's price or a currency's USD rate, keyed alike.
+MARK_KEY_COLUMNS = ("key", "mark_date")
+
+
+def days_using_marks(changed: pd.DataFrame, marks: pd.DataFrame, days: pd.Series) -> list[str]:
+    """The days whose valuation and ranking read one of the ``changed`` marks.
+
+    A day reads, per key (instrument or currency), the latest mark dated on or before it and at
+    most PRICE_LOOKBACK older (``marks_on``, ``fx_rates_on``). A mark dated ``p`` is therefore
+    read by the days from ``p`` up to, not including, the key's next mark date, and no later than
+    ``p + PRICE_LOOKBACK``. When a stored mark changes, or a new one fills a day, those days'
+    stored valuations and rankings were computed from another value and are stale.
+
+    Args:
+        changed: MARK_KEY_COLUMNS, the marks that changed or are new (``mark_date`` datetime64).
+        marks: MARK_KEY_COLUMNS, every stored mark of the changed keys (the changed included).
+        days: the days to look at, YYYY-MM-DD (e.g. every day with a stored EOD).
+
+    Returns:
+        The affected days among ``days``, YYYY-MM-DD, ascending, each once.
+    """
+    require_columns(changed, MARK_KEY_COLUMNS, where="days_using_marks changed")
+    require_columns(marks, MARK_KEY_COLUMNS, where="days_using_marks marks")
+    stored = np.unique(pd.to_datetime(pd.Series(days, dtype=object)).to_numpy("datetime64[ns]"))
+    if changed.empty or not len(stored):
+        return []
+    dated = pd.concat([marks[list(MARK_KEY_COLUMNS)], changed[list(MARK_KEY_COLUMNS)]])
+    dated = dated.assign(mark_date=_naive_dates(dated["mark_date"])).drop_duplicates()
+    dated = dated.sort_values(["key", "mark_date"], kind="stable")
+    dated["next_date"] = dated.groupby("key", sort=False)["mark_date"].shift(-1)
+    hit = changed[["key"]].assign(mark_date=_naive_dates(changed["mark_date"]))
+    hit = hit.merge(dated, on=["key", "mark_date"], how="left")
+    last_reader = hit["mark_date"] + PRICE_LOOKBACK + pd.Timedelta(days=1)
+    end = hit["next_date"].where(hit["next_date"] < last_reader, last_reader)
+    first = np.searchsorted(stored, hit["mark_date"].to_numpy("datetime64[ns]"), side="left")
+    stop = np.searchsorted(stored, end.to_numpy("datetime64[ns]"), side="left")
+    # Each change covers stored[first:stop]; a difference array unions the ranges at once.
+    cover = np.zeros(len(stored) + 1, dtype=np.int64)
+    np.add.at(cover, first, 1)
+    np.add.at(cover, stop, -1)
+    read = np.cumsum(cover[:-1]) > 0
+    return list(pd.DatetimeIndex(stored[read]).strftime("%Y-%m-%d"))

@@ -97,8 +97,13 @@ def status_document(repo: PositionRepository) -> StatusDocument:
         "events_pending_total", "events_parked_total", "parked_events": [{"event_id",
         "book_id", "business_date", "reason"}]}``; quarantined rows without a readable book_id
         count as unattributed; pending events include parked ones and those waiting behind.
+        A stale day awaits restatement: late trades changed its EOD, or a changed or late
+        mark its valuation and ranking.
     """
     headers = repo.eod_headers()
+    # A day valued and ranked at a mark that changed since is stale for every book it holds.
+    marked, _ = repo.days_stale_by_marks()
+    headers = headers.assign(stale=headers["stale"] | headers["business_date"].isin(marked))
     quarantined = repo.quarantined()["raw"].map(_book_of)
     pending = repo.pending_events(limit=10**9)["book_id"].value_counts()
     parked_rows = repo.parked_events()

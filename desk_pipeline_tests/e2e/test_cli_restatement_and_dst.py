@@ -97,3 +97,41 @@ def test_a_dst_days_eod_covers_the_whole_local_day_in_desk_timezone(tmp_path, da
     doc = positions(env, day)
     assert pd.Timestamp(doc["as_of"]) == pd.Timestamp(day_end_utc, tz="UTC")
     assert [p["quantity"] for p in doc["positions"]] == [11.0]
+
+
+@pytest.mark.parametrize(
+    ("days", "trades_at", "day_ends_utc", "quantities"),
+    [
+        # Azores 2026-03-29: 00:00 -01 jumps to 01:00 +00, so the 29th starts at 01:00 UTC.
+        (
+            ("2026-03-28", "2026-03-29"),
+            ["2026-03-29 00:30", "2026-03-29 01:30"],  # 23:30 on the 28th, 01:30 on the 29th
+            ["2026-03-29 01:00", "2026-03-30 00:00"],
+            [[1.0], [11.0]],
+        ),
+        # Azores 2026-10-25: 01:00 +00 goes back to 00:00 -01; the 25th starts at the first
+        # midnight and holds both 00:30s.
+        (
+            ("2026-10-24", "2026-10-25"),
+            ["2026-10-24 23:30", "2026-10-25 00:30", "2026-10-25 01:30"],
+            ["2026-10-25 00:00", "2026-10-26 01:00"],
+            [[1.0], [111.0]],
+        ),
+    ],
+)
+def test_days_whose_midnight_the_clock_skips_or_repeats_are_backfilled_whole(
+    tmp_path, days, trades_at, day_ends_utc, quantities
+):
+    # Their bounds raised (tz_localize of such a midnight): the whole range failed after three
+    # retries with "Exceeded max_retries of 3".
+    env, folder = desk_env(tmp_path, DESK_TIMEZONE="Atlantic/Azores")
+    rows = [
+        trade(f"T{i}", 10**i, 10.0, at=pd.Timestamp(when, tz="UTC"))
+        for i, when in enumerate(trades_at)
+    ]
+    write_landing_file(folder, "midnight.csv", rows)
+    run_desk(env, "backfill", "--start", days[0], "--end", days[-1])
+    for day, end, held in zip(days, day_ends_utc, quantities, strict=True):
+        doc = positions(env, day)
+        assert pd.Timestamp(doc["as_of"]) == pd.Timestamp(end, tz="UTC"), day
+        assert [p["quantity"] for p in doc["positions"]] == held, day

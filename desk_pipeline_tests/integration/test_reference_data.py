@@ -3,9 +3,11 @@
 import dagster as dg
 import pandas as pd
 
+from desk_pipeline.adapters.haircut_schedules import load_schedule
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.trade_sources import LandingFolderSource
 from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.defs.end_of_day import restate_marked_days
 from desk_pipeline.defs.reference.assets import PRICE_LOOKBACK
 from desk_pipeline.domain.reference.validation import validate_reference
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
@@ -65,7 +67,14 @@ def test_reference_rows_round_trip_through_the_warehouse_with_their_types(wareho
         prices=received.prices,
         fx_rates=received.fx_rates,
     )
-    assert written == {"instruments": 2, "books": 1, "prices": 2, "fx_rates": 1, "quarantined": 0}
+    assert written == {
+        "instruments": 2,
+        "books": 1,
+        "prices": 2,
+        "fx_rates": 1,
+        "quarantined": 0,
+        "mark_changes": 0,  # no EOD stored: no day read a mark yet
+    }
 
     stored = repo.reference_as_of(DAY - pd.Timedelta(days=5), DAY)
     pd.testing.assert_frame_equal(stored.instruments, received.instruments)
@@ -125,6 +134,7 @@ def test_quarantine_rows_of_one_file_content_are_written_once(warehouse_url):
         "prices": 0,
         "fx_rates": 0,
         "quarantined": 0,
+        "mark_changes": 0,
     }
     assert len(repo.quarantined()) == 2
 
@@ -180,7 +190,13 @@ def test_the_reference_assets_store_the_simulator_marks_the_ranking_then_uses(
     assert len(stored.instruments) == len(desk.instruments())
     assert len(stored.books) == len(desk.books())
     assert len(stored.prices) == len(desk.prices(DAY - PRICE_LOOKBACK, DAY))
-    metadata = result.asset_materializations_for_node("prices")[0].metadata
+    # The prices step also records the days it restated (eod_valuation is not in this run).
+    (stored_prices,) = [
+        m
+        for m in result.asset_materializations_for_node("prices")
+        if m.asset_key == dg.AssetKey("prices")
+    ]
+    metadata = stored_prices.metadata
     assert metadata["dagster/row_count"].value == len(stored.prices)
     assert metadata["quarantined"].value == 0
 
@@ -211,3 +227,32 @@ def test_the_reference_assets_store_the_simulator_marks_the_ranking_then_uses(
         assert own[0].startswith(f"| {ccy} | {top['book_id']} | {top['instrument_id']} | 1 |")
         assert own[0].endswith(f"| {top['value']:,.2f} {ccy} |")
     assert shown[f"lendable_value_{currencies[0]}"].value > 0
+
+
+def test_a_corrected_mark_is_recorded_flags_its_days_and_is_confirmed_once_restated(
+    warehouse_url, dagster_instance
+):
+    result = dg.materialize(
+        [instruments, prices, eod_positions, collateral_ranking],
+        partition_key="2026-03-04",
+        resources=desk_resources(warehouse_url=warehouse_url),
+        instance=dagster_instance,
+    )
+    assert result.success
+    repo = PositionRepository(warehouse_url)
+    assert repo.days_stale_by_marks() == ([], [])
+    book = DeskSimulator().books()["book_id"].iloc[0]
+    held = repo.ranking(book, "2026-03-04").dropna(subset=["price"]).iloc[0]
+    stored = repo.reference_as_of(DAY, DAY).prices
+    mark = stored[stored["instrument_id"] == held["instrument_id"]].iloc[[-1]]
+    corrected = mark.assign(price=mark["price"] * 2)
+
+    assert repo.replace_reference(prices=corrected)["mark_changes"] == 1
+    assert repo.replace_reference(prices=corrected)["mark_changes"] == 0  # the same again
+    days, ids = repo.days_stale_by_marks()
+    assert days == ["2026-03-04"] and len(ids) == 1
+
+    assert restate_marked_days(repo, load_schedule()) == ["2026-03-04"]
+    assert repo.days_stale_by_marks() == ([], [])
+    item = repo.ranking(book, "2026-03-04").set_index("instrument_id").loc[held["instrument_id"]]
+    assert item["price"] == corrected["price"].iloc[0]

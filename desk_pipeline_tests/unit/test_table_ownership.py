@@ -47,7 +47,10 @@ OWNERSHIP: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
         ("collateral_ranking",),
         frozenset({"collateral_rankings", "eod_valuations"}),
     ),
-    "ReferenceStore": (("reference",), frozenset({"instruments", "books", "prices", "fx_rates"})),
+    "ReferenceStore": (
+        ("reference",),
+        frozenset({"instruments", "books", "prices", "fx_rates", "mark_changes"}),
+    ),
     "QuarantineStore": (("quarantine",), frozenset({"quarantine", "quarantine_arrivals"})),
     "PositionSnapshotCreatedOutbox": (("outbox",), frozenset({"outbox", "inbox"})),
 }
@@ -63,6 +66,9 @@ CROSS_STORE_CALLS: dict[tuple[str, str, str], str] = {
     ),
     ("reference", "quarantine", "_store_quarantine"): (
         "reference rows and their rejected rows commit together"
+    ),
+    ("reference", "daily_book_position", "_latest_eod_as_of"): (
+        "a new mark is recorded as a mark change only when a stored EOD's day may read it"
     ),
     ("keep_last", "outbox", "enqueue"): (
         "outbox: an EOD and its PositionSnapshotCreated event commit together"

@@ -59,6 +59,7 @@ from desk_pipeline.adapters.warehouse.quarantine import QuarantineStore
 from desk_pipeline.adapters.warehouse.reference import ReferenceData, ReferenceStore
 from desk_pipeline.adapters.warehouse.trade_batches import trades_from_keys
 from desk_pipeline.adapters.warehouse.trading_book import IngestResult, TradingBookStore
+from desk_pipeline.domain.marks import days_using_marks
 
 __all__ = [
     "ANALYZE_GROWTH",
@@ -107,6 +108,21 @@ class PositionRepository(
         # Ingestion (the trading book) asks how far stored snapshots reach; the snapshot
         # stores answer, and they import the trading book, so the answer is wired here.
         return _snapshots_cover_until(conn)
+
+    def days_stale_by_marks(self) -> tuple[list[str], list[int]]:
+        """Stored days whose valuation and ranking read a changed mark no run has restated.
+
+        Returns:
+            ``(days, ids)``: the YYYY-MM-DD days (``domain.marks.days_using_marks`` over every
+            day with a stored EOD), ascending, and the ids of the open mark changes read.
+        """
+        changes, marks = self.open_mark_changes()
+        if changes.empty:
+            return [], []
+        # A price and an FX rate never share a key: the kind is part of it.
+        changed, stored = (f.assign(key=f["kind"] + ":" + f["key"]) for f in (changes, marks))
+        days = days_using_marks(changed, stored, self.eod_headers()["business_date"])
+        return days, [int(i) for i in changes["id"]]
 
 
 @functools.cache

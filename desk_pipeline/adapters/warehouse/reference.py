@@ -1,7 +1,7 @@
 """Reference data and marks: instruments, books, prices and FX rates.
 
-Owns ``instruments``, ``books``, ``prices`` and ``fx_rates``; rejected rows go to the quarantine
-through ``quarantine._store_quarantine`` in the same transaction.
+Owns ``instruments``, ``books``, ``prices``, ``fx_rates`` and ``mark_changes``; rejected rows go
+to the quarantine through ``quarantine._store_quarantine`` in the same transaction.
 """
 
 import dataclasses
@@ -12,8 +12,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
-from desk_pipeline.adapters.warehouse.bulk import _bulk_upsert, _read
-from desk_pipeline.adapters.warehouse.codec import _nulls_as_none, now_micros
+from desk_pipeline.adapters.warehouse.bulk import _bulk_upsert, _chunks, _insert, _read
+from desk_pipeline.adapters.warehouse.codec import _nulls_as_none, from_micros, now_micros
+from desk_pipeline.adapters.warehouse.daily_book_position import _latest_eod_as_of
 from desk_pipeline.adapters.warehouse.engine import Store, _serialised
 from desk_pipeline.adapters.warehouse.quarantine import _store_quarantine
 from desk_pipeline.domain.schema import (
@@ -26,6 +27,12 @@ from desk_pipeline.domain.schema import (
 )
 
 log = logging.getLogger(__name__)
+
+# The dated marks: table, kind in mark_changes, key column, date column, value column.
+_MARKS = (
+    (t.prices, "price", "instrument_id", "price_date", "price"),
+    (t.fx_rates, "fx", "currency", "rate_date", "usd_per_unit"),
+)
 
 
 class ReferenceStore(Store):
@@ -55,7 +62,8 @@ class ReferenceStore(Store):
             quarantined: QUARANTINE_DTYPES rows rejected by validation, or None.
 
         Returns:
-            Rows written per table name, and ``quarantined``: rejected inputs not seen before.
+            Rows written per table name, ``quarantined``: rejected inputs not seen before, and
+            ``mark_changes``: the changed or late marks recorded.
         """
         inputs = (
             (t.instruments, instruments, ["instrument_id"]),
@@ -67,13 +75,17 @@ class ReferenceStore(Store):
         stamp = now_micros()
         with self._transaction("replace_reference") as conn:
             _serialised(conn, "reference")
+            changed = []
             for table, frame, keys in inputs:
                 if frame is None:
                     written[table.name] = 0
                     continue
                 rows = _reference_rows(frame, keys)
+                if table.name in ("prices", "fx_rates"):
+                    changed.append(_changed_marks(conn, table, rows))
                 _bulk_upsert(conn, table, rows, keys=keys)
                 written[table.name] = len(rows)
+            written["mark_changes"] = _record_mark_changes(conn, changed, stamp)
             written["quarantined"] = _store_quarantine(conn, quarantined, stamp)
         log.info("replace_reference: %s", written)
         return written
@@ -108,6 +120,90 @@ class ReferenceStore(Store):
             prices=_dated(prices, "price_date", PRICE_DTYPES),
             fx_rates=_dated(fx_rates, "rate_date", FX_DTYPES),
         )
+
+    def open_mark_changes(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The mark changes no restatement has covered yet, and every stored mark of their keys.
+
+        Returns:
+            ``changes``: ``id``, ``kind`` (``price`` or ``fx``), ``key`` (instrument_id or
+            currency), ``mark_date`` (datetime64) and ``arrived_at`` (UTC). ``marks``: ``kind``,
+            ``key`` and ``mark_date`` of every stored price and FX rate of those keys.
+        """
+        c = t.mark_changes
+        with self._transaction("open_mark_changes") as conn:
+            changes = _read(conn, sa.select(c).where(c.c.restated_at_us.is_(None)), raw=True)
+            marks = [
+                _read(
+                    conn,
+                    sa.select(
+                        sa.literal(kind).label("kind"),
+                        table.c[key].label("key"),
+                        table.c[date].label("mark_date"),
+                    ).where(table.c[key].in_(keys)),
+                    raw=True,
+                )
+                for table, kind, key, date, _ in _MARKS
+                for keys in _chunks(sorted(set(changes.loc[changes["kind"] == kind, "key"])))
+            ]
+        changes = pd.DataFrame(
+            {
+                "id": changes["id"].astype("int64"),
+                "kind": changes["kind"].astype(object),
+                "key": changes["key"].astype(object),
+                "mark_date": pd.to_datetime(changes["mark_date"]),
+                "arrived_at": from_micros(changes["arrived_at_us"].astype("int64").to_numpy()),
+            }
+        )
+        none = pd.DataFrame({"kind": [], "key": [], "mark_date": []}, dtype=object)
+        stored = pd.concat([none, *marks], ignore_index=True)
+        return changes, stored.assign(mark_date=pd.to_datetime(stored["mark_date"]))
+
+    def confirm_mark_changes(self, ids: list[int]) -> None:
+        """Mark these changes restated: the days that read them were valued and ranked again."""
+        c = t.mark_changes
+        stamp = now_micros()
+        with self._transaction("confirm_mark_changes") as conn:
+            for chunk in _chunks(ids):
+                conn.execute(c.update().where(c.c.id.in_(chunk)).values(restated_at_us=stamp))
+
+
+def _changed_marks(conn: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> pd.DataFrame:
+    """The marks of ``rows`` (to be stored in ``table``) that are new or differ from the stored.
+
+    Read before the upsert, in its transaction. Returns ``kind``, ``key`` and ``mark_date``.
+    """
+    _, kind, key, date, value = next(m for m in _MARKS if m[0] is table)
+    if rows.empty:
+        return pd.DataFrame(columns=["kind", "key", "mark_date"])
+    first, last = rows[date].min(), rows[date].max()
+    stored = _read(
+        conn,
+        sa.select(table.c[key], table.c[date], table.c[value].label("stored")).where(
+            table.c[date].between(first, last)
+        ),
+        raw=True,
+    )
+    both = rows[[key, date, value]].merge(stored, on=[key, date], how="left")
+    # Exact comparison: a value stored is read back bit for bit, so only a real change differs.
+    changed = both[both["stored"].isna() | (both["stored"] != both[value])]
+    return pd.DataFrame({"kind": kind, "key": changed[key], "mark_date": changed[date]})
+
+
+def _record_mark_changes(conn: sa.Connection, changed: list[pd.DataFrame], stamp: int) -> int:
+    """Record the changed marks no later than the latest stored EOD; returns how many.
+
+    A mark dated after every stored EOD has no valuation or ranking to make stale yet (a
+    backfill's marks before its EODs exist), so it is not recorded.
+    """
+    latest = _latest_eod_as_of(conn)
+    if not changed or latest < 0:
+        return 0
+    # as_of is the end of the latest EOD's day (UTC micros): a day later covers any time zone.
+    until = (pd.Timestamp(latest, unit="us") + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    marks = pd.concat(changed, ignore_index=True)
+    marks = marks[marks["mark_date"] <= until]
+    _insert(conn, t.mark_changes, marks.assign(arrived_at_us=stamp))
+    return len(marks)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,14 +7,22 @@ import dagster as dg
 import pandas as pd
 
 from desk_pipeline.defs import catalogue
+from desk_pipeline.defs.end_of_day import restate_marked_days
 from desk_pipeline.defs.policies import RETRY_TRANSIENT
-from desk_pipeline.defs.resources import TradeSourceResource, WarehouseResource
+from desk_pipeline.defs.reporting import report_restated
+from desk_pipeline.defs.resources import (
+    HaircutScheduleResource,
+    TradeSourceResource,
+    WarehouseResource,
+)
 from desk_pipeline.domain.marks import PRICE_LOOKBACK
 from desk_pipeline.domain.reference.validation import validate_reference
 
 # Today's partition is refreshed hourly: marks and reference data can land during the day, and
 # the ranking's own condition re-ranks after each refresh.
 REFRESH_HOURLY = dg.AutomationCondition.on_cron("0 * * * *")
+# What a changed mark restates: the valuation and the ranking, not the positions.
+MARKED_KEYS = (dg.AssetKey("eod_valuation"), dg.AssetKey("collateral_ranking"))
 
 INSTRUMENTS_TABLE = catalogue.catalogue_metadata(
     "instruments",
@@ -103,12 +111,15 @@ def prices(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     trade_source: TradeSourceResource,
+    haircuts: HaircutScheduleResource,
 ) -> dg.MaterializeResult:
     """One row per (instrument, day): the mark in the instrument's currency, plus FX rates.
 
     A day's partition stores every mark and USD rate the source has from PRICE_LOOKBACK before
     the day to the day itself (a landing folder hands over its whole prices.csv and fx_rates.csv),
     keyed by date, so re-running a day replaces its marks; bad rows go to the quarantine.
+    A mark that changes a stored one, or fills a day late, makes the stored valuations and
+    rankings that read it stale: this run values and ranks those days again (every book).
     """
     dates = pd.DatetimeIndex(context.partition_keys)
     source = trade_source.source()
@@ -118,14 +129,26 @@ def prices(
         prices=source.prices(first, last),
         fx_rates=source.fx_rates(first, last),
     )
-    written = warehouse.repository().replace_reference(
+    repo = warehouse.repository()
+    written = repo.replace_reference(
         prices=received.prices, fx_rates=received.fx_rates, quarantined=received.quarantine
     )
-    context.log.info("prices %s: %s", context.partition_key_range, written)
+    # Valuation and ranking depend on prices: in a run with both, they value and rank the
+    # run's own days after this step, at the new marks.
+    later = set(MARKED_KEYS) <= context.job_def.asset_layer.selected_asset_keys
+    restated = restate_marked_days(
+        repo, haircuts.schedule(), leave=context.partition_keys if later else ()
+    )
+    report_restated(context, {}, restated, cause="changed or late marks", chain=MARKED_KEYS)
+    context.log.info(
+        "prices %s: %s, restated %s", context.partition_key_range, written, restated or "nothing"
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": written["prices"],
             "fx_rates": written["fx_rates"],
+            "mark_changes": written["mark_changes"],
+            "restated_days": ", ".join(restated),
             "received": received.received,
             "quarantined": len(received.quarantine),
             "instruments_priced": int(received.prices["instrument_id"].nunique()),
