@@ -136,6 +136,26 @@ def store_rankings(
     return ranking
 
 
+def restate_marked_days(
+    repo: PositionRepository, schedule: HaircutSchedule, *, leave: Sequence[str] = ()
+) -> list[str]:
+    """Value and rank again every stored day a changed or late mark made stale.
+
+    The marks are stored first (the prices asset), so the days are recomputed at the new
+    marks; the changes read are then confirmed. A change stored meanwhile stays open for the
+    next run. ``leave``: days the same run values and ranks after this (its own partitions).
+    Returns the days restated here, ascending.
+    """
+    stale, ids = repo.days_stale_by_marks()
+    days = [d for d in stale if d not in set(leave)]
+    if days:
+        store_valuations(repo, days)
+        store_rankings(repo, days, schedule, reference_for(repo, days))
+    if ids:
+        repo.confirm_mark_changes(ids)
+    return days
+
+
 def stale_days(repo: PositionRepository) -> list[str]:
     """Stored days to restate: from the earliest stale one to the latest stored day."""
     return restatement_days(repo.eod_headers(), repo.late_changes())
