@@ -57,10 +57,20 @@ def failure(err: Exception) -> tuple[int, str]:
             f"run failed in step {err.step_key}: {_first_line(err.user_exception or err)}; "
             "the run is in the Dagster UI, --verbose shows its log and --debug the traceback"
         )
+    if dg is not None and isinstance(err, dg.Failure):
+        # An asset's error no retry would cure (defs/policies.retried_if_transient): asset, error.
+        return 1, (
+            f"a run failed in {_first_line(err.description)}; the run is in the Dagster UI, "
+            "--verbose shows its log and --debug the traceback"
+        )
     if dg is not None and isinstance(err, dg.DagsterError):
-        # A run failed after its retries: the last attempt's error says why.
+        # A run failed after its retries: Dagster's "Exceeded max_retries of 3" is caused by
+        # the last attempt's error, which says why.
         attempts = getattr(err, "user_code_process_error_infos", None) or []
-        why = _first_line(attempts[-1].message if attempts else err)
+        last = attempts[-1] if attempts else None
+        why = _first_line(last.message if last else err)
+        if last is not None and last.cause is not None:
+            why = f"{_first_line(last.cause.message)} ({why})"
         return 1, f"a run failed: {why}; the run is in the Dagster UI, --verbose shows its log"
     if isinstance(err, NoEndOfDayError):
         # The message says what is stored for the book (queries.nothing_stored); the whole

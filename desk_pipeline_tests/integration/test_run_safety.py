@@ -112,6 +112,38 @@ def test_a_transient_database_error_is_retried_within_the_run(
     assert metadata["accepted"].value == 1
 
 
+class BrokenWarehouseResource(WarehouseResource):
+    """The real warehouse behind a bug: opening it raises the same error every time."""
+
+    def repository(self) -> PositionRepository:
+        raise ValueError("Cannot infer dst time from 2026-10-25 00:00:00")
+
+
+def test_a_deterministic_error_fails_the_step_at_once_naming_the_asset_and_the_error(
+    sqlite_url, tmp_path, dagster_instance
+):
+    # It was retried three times over 14 s, and the run said only "Exceeded max_retries of 3".
+    result = dg.materialize(
+        [trades],
+        partition_key="2026-03-02-09:00",
+        resources={
+            "warehouse": BrokenWarehouseResource(url=sqlite_url),
+            "trade_source": LandingFolderTradeSource(folder=str(tmp_path / "in")),
+            "calendar": CalendarResource(),
+            "haircuts": HaircutScheduleResource(),
+        },
+        instance=dagster_instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    events = result.all_events
+    assert not [e for e in events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    (failed,) = [e for e in events if e.event_type_value == "STEP_FAILURE"]
+    assert failed.step_failure_data.user_failure_data.description == (
+        "trades: ValueError: Cannot infer dst time from 2026-10-25 00:00:00"
+    )
+
+
 TICK_PARTITION = "2026-03-02-09:00"
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.end_of_day import rank_days
-from desk_pipeline.defs.policies import end_of_day_asset
+from desk_pipeline.defs.policies import end_of_day_asset, retried_if_transient
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import HaircutScheduleResource, WarehouseResource
 from desk_pipeline.domain.precision import for_output
@@ -23,7 +23,7 @@ def collateral_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             pool="desk_collateral_ranking",
             metadata=catalogue.COLLATERAL_RANKING,
             **end_of_day_asset(daily),
-        )(collateral_ranking)
+        )(retried_if_transient(collateral_ranking))
     ]
 
 

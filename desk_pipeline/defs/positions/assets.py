@@ -9,7 +9,7 @@ from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.end_of_day import close_days, restate_stale_days
 from desk_pipeline.defs.ingestion import ingest_window, ingestion_metadata
 from desk_pipeline.defs.partitions import DeskPartitions
-from desk_pipeline.defs.policies import RETRY_TRANSIENT, end_of_day_asset
+from desk_pipeline.defs.policies import RETRY_TRANSIENT, end_of_day_asset, retried_if_transient
 from desk_pipeline.defs.positions.metadata import eod_metadata, trades_metadata, windows_metadata
 from desk_pipeline.defs.positions.windows import store_windows
 from desk_pipeline.defs.reporting import report_days, report_restated
@@ -51,21 +51,21 @@ def position_assets(partitions: DeskPartitions) -> list[dg.AssetsDefinition]:
             tags={"desk/layer": "ingestion"},
             metadata=catalogue.TRADES,
             **ten_minutes,
-        )(trades),
+        )(retried_if_transient(trades)),
         dg.asset(
             deps=["trades"],
             pool="desk_intraday_positions",
             tags={"desk/layer": "snapshot"},
             metadata=catalogue.INTRADAY_POSITIONS,
             **ten_minutes,
-        )(intraday_positions),
+        )(retried_if_transient(intraday_positions)),
         dg.asset(
             group_name="positions",
             deps=["intraday_positions"],
             pool="desk_eod_positions",
             metadata=catalogue.EOD_POSITIONS,
             **end_of_day_asset(partitions.daily),
-        )(eod_positions),
+        )(retried_if_transient(eod_positions)),
     ]
 
 

@@ -4,7 +4,7 @@ import dagster as dg
 
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.end_of_day import store_valuations
-from desk_pipeline.defs.policies import end_of_day_asset
+from desk_pipeline.defs.policies import end_of_day_asset, retried_if_transient
 from desk_pipeline.defs.reporting import report_days
 from desk_pipeline.defs.resources import WarehouseResource
 from desk_pipeline.domain.positions.valuation import valuation_summary
@@ -18,7 +18,7 @@ def valuation_asset(daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         pool="desk_eod_valuation",
         metadata=catalogue.EOD_VALUATION,
         **end_of_day_asset(daily),
-    )(eod_valuation)
+    )(retried_if_transient(eod_valuation))
 
 
 def eod_valuation(

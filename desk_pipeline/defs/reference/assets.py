@@ -8,7 +8,7 @@ import pandas as pd
 
 from desk_pipeline.defs import catalogue
 from desk_pipeline.defs.end_of_day import restate_marked_days
-from desk_pipeline.defs.policies import RETRY_TRANSIENT
+from desk_pipeline.defs.policies import RETRY_TRANSIENT, retried_if_transient
 from desk_pipeline.defs.reporting import report_restated
 from desk_pipeline.defs.resources import (
     HaircutScheduleResource,
@@ -54,8 +54,12 @@ PRICES_TABLE = catalogue.catalogue_metadata(
 def reference_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     """The instruments and prices assets on the business days."""
     return [
-        _reference_asset(daily, pool="desk_instruments", metadata=INSTRUMENTS_TABLE)(instruments),
-        _reference_asset(daily, pool="desk_prices", metadata=PRICES_TABLE)(prices),
+        _reference_asset(daily, pool="desk_instruments", metadata=INSTRUMENTS_TABLE)(
+            retried_if_transient(instruments)
+        ),
+        _reference_asset(daily, pool="desk_prices", metadata=PRICES_TABLE)(
+            retried_if_transient(prices)
+        ),
     ]
 
 
