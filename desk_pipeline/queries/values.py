@@ -8,28 +8,44 @@ from typing import Any
 import pandas as pd
 
 from desk_pipeline.domain.errors import InvalidRangeError
-from desk_pipeline.domain.parsing import parse_dates
+from desk_pipeline.domain.parsing import OUT_OF_RANGE, parse_dates
 from desk_pipeline.domain.precision import exact_quantities, for_output
 
 # The dates a command accepts: any the desk could hold, within pandas' nanosecond range.
 _DATE_BOUNDS = (pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01"))
+# A refused value is repeated up to this many characters; a longer one is cut and measured.
+ECHOED_CHARACTERS = 40
 
 
 def business_day(value: str, option: str) -> str:
     """``value``, a calendar date written YYYY-MM-DD (ISO 8601), as that string.
 
     Nothing else is guessed: ``11/12/2026`` (12 November or 11 December?), ``20261120`` and
-    ``Nov 20 2026`` are refused, as is a date that does not exist (``2026-02-30``).
+    ``Nov 20 2026`` are refused, as is a date that does not exist (``2026-02-30``) and one
+    outside the dates the desk holds (1900-01-01 to 2199-12-31).
 
     Raises:
         InvalidRangeError: ``value`` is not such a date; the message names ``option``.
     """
     dates, problems = parse_dates(pd.Series([value.strip()]), *_DATE_BOUNDS)
+    if problems.iloc[0] == OUT_OF_RANGE:
+        first, end = _DATE_BOUNDS
+        raise InvalidRangeError(
+            f"{option} {echoed(value)} is outside the dates the desk holds, "
+            f"{first:%Y-%m-%d} to {end - pd.Timedelta(days=1):%Y-%m-%d}"
+        )
     if problems.iloc[0]:
         raise InvalidRangeError(
-            f"{option} {value!r} is not a calendar date written YYYY-MM-DD, e.g. 2026-03-06"
+            f"{option} {echoed(value)} is not a calendar date written YYYY-MM-DD, e.g. 2026-03-06"
         )
     return str(dates.iloc[0].strftime("%Y-%m-%d"))
+
+
+def echoed(value: str) -> str:
+    """``value`` quoted as a message repeats it: whole, or its start and how long it was."""
+    if len(value) <= ECHOED_CHARACTERS:
+        return repr(value)
+    return f"{value[:ECHOED_CHARACTERS]!r}… ({len(value):,} characters)"
 
 
 def number(value: Any) -> float | None:
