@@ -207,7 +207,7 @@ def test_the_issuer_limit_is_read_from_the_environment_into_the_haircuts_resourc
     assert haircuts.issuer_concentration_limit == 0.4
 
 
-def test_the_code_location_carries_the_four_collateral_ranking_checks() -> None:
+def test_the_code_location_carries_the_collateral_ranking_checks() -> None:
     defs = desk_definitions()
     ranking_checks = {
         key.name
@@ -219,7 +219,21 @@ def test_the_code_location_carries_the_four_collateral_ranking_checks() -> None:
         "ranking_values_consistent",
         "haircuts_in_range",
         "issuer_concentration_under_limit",
+        "ranked_at_current_marks",
     }
+
+
+def test_a_day_ranked_at_a_mark_that_changed_since_fails_its_check_with_how_to_restate() -> None:
+    from desk_pipeline.defs.collateral.checks import check_ranked_at_current_marks
+
+    failed = check_ranked_at_current_marks(
+        ["2026-03-02", "2026-03-05"], ["2026-03-02", "2026-03-03"]
+    )
+    assert not failed.passed
+    assert failed.metadata["stale_days"].value == 1
+    assert failed.metadata["examples"].value == "2026-03-02"
+    assert "desk backfill" in failed.metadata["restate"].value
+    assert check_ranked_at_current_marks(["2026-03-05"], ["2026-03-02"]).passed
 
 
 def misranked_reference(ranking: pd.DataFrame) -> list[tuple[str, str]]:

@@ -42,6 +42,14 @@ HAIRCUTS_IN_RANGE = dg.AssetCheckSpec(
     asset="collateral_ranking",
     description="Every eligible item's haircut is in [0, 1).",
 )
+RANKED_AT_CURRENT_MARKS = dg.AssetCheckSpec(
+    "ranked_at_current_marks",
+    asset="collateral_ranking",
+    description=(
+        "No day was valued and ranked at a price or FX rate that has changed since (the prices "
+        "asset restates such days; a run of prices for any day does)."
+    ),
+)
 ISSUER_CONCENTRATION_UNDER_LIMIT = dg.AssetCheckSpec(
     "issuer_concentration_under_limit",
     asset="collateral_ranking",
@@ -155,6 +163,7 @@ def check_issuer_concentration(
         RANKING_VALUES_CONSISTENT,
         HAIRCUTS_IN_RANGE,
         ISSUER_CONCENTRATION_UNDER_LIMIT,
+        RANKED_AT_CURRENT_MARKS,
     ],
 )
 def collateral_ranking_checks(
@@ -162,11 +171,11 @@ def collateral_ranking_checks(
     warehouse: WarehouseResource,
     haircuts: HaircutScheduleResource,
 ) -> Iterator[dg.AssetCheckResult]:
-    """The four ranking rules over one read of the run's days, rankings and EOD positions.
+    """The ranking rules over one read of the run's days, rankings and EOD positions.
 
-    One op rather than four so a long backfill reads its rankings (~25k rows a day) once, not
-    once per rule; the read takes only the columns the rules use, ids as categoricals the two
-    frames share (``rankings_and_eod_rows``). The blocking coverage rule still stops
+    One op rather than one per rule so a long backfill reads its rankings (~25k rows a day)
+    once, not once per rule; the read takes only the columns the rules use, ids as categoricals
+    the two frames share (``rankings_and_eod_rows``). The blocking coverage rule still stops
     downstream assets when it fails.
     """
     repo = warehouse.repository()
@@ -183,6 +192,21 @@ def collateral_ranking_checks(
     yield check_values_consistent(ranking)
     yield check_haircuts_in_range(ranking)
     yield check_issuer_concentration(ranking, instruments, haircuts.issuer_concentration_limit)
+    yield check_ranked_at_current_marks(repo.days_stale_by_marks()[0], days)
+
+
+def check_ranked_at_current_marks(stale: list[str], days: list[str]) -> dg.AssetCheckResult:
+    """Fail when a day of ``days`` was ranked at a mark that changed since (``stale`` days)."""
+    hit = sorted(set(stale) & set(days))
+    return _result(
+        RANKED_AT_CURRENT_MARKS,
+        not hit,
+        {
+            "stale_days": len(hit),
+            "examples": ", ".join(hit[:SAMPLE]),
+            "restate": "materialise prices for any day, or `desk backfill` any day" if hit else "",
+        },
+    )
 
 
 COLLATERAL_CHECKS = [collateral_ranking_checks]
