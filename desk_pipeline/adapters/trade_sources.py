@@ -5,10 +5,11 @@ import hashlib
 import io
 import logging
 import os
+import re
 import stat
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -24,8 +25,27 @@ from desk_pipeline.domain.validation.rules import repeated_names, repeated_names
 log = logging.getLogger(__name__)
 
 REFERENCE_FILES = ("instruments.csv", "prices.csv", "books.csv", "fx_rates.csv")
+# Every landing batch's source starts so: ``landing:<name>#<content digest or why refused>``.
+SOURCE_PREFIX = "landing:"
 # A landing file larger than this is refused whole rather than read into memory.
 MAX_FILE_BYTES = 512 * 1024 * 1024
+# A landing file has its contract's columns (8 for trades) and may add others, which are ignored.
+# pandas pays for every column, and for every field of a first row wider than the header, however
+# few the rows (a 1.9 MB trade file with 200,000 header columns took 60-70 s and 790 MB each
+# run): a file with a record wider than this is refused whole before it is parsed.
+MAX_COLUMNS = 256
+# Lines times columns a trade file may hold. Reading and validating cost per cell, most for bad
+# rows (1 million rows of 8 empty cells, each quarantined: 18 CPU s, 1 GB), and a run that runs
+# out of memory records nothing, so it would fail again every tick: a larger file is refused
+# whole, to be split (2.5 million rows of the 8 contract columns).
+MAX_CELLS = 20_000_000
+# A field of a record as pandas' C parser reads one (quote '"', doubled inside quotes, spaces
+# before it skipped): a quoted field runs over commas and line ends to its closing quote, and
+# from there (or from its start, unquoted) to the next comma or line end.
+_FIELD = re.compile(r' *(?:"[^"]*(?:""[^"]*)*"?)?[^,\r\n]*')
+# pandas skips lines that are blank or of spaces and tabs only before a record: a record starts
+# on the line of the first other character.
+_SPACES = re.compile(r"[ \t\r\n]*")
 # A file whose last line has no newline yet is read once it has not changed for this long:
 # a writer at work appends more often; a file left that way is complete after all.
 SETTLE_SECONDS = 0.25
@@ -90,6 +110,23 @@ class IncrementalTradeSource(TradeSource, Protocol):
         ...
 
 
+class IngestedSources(Protocol):
+    """Port: the batches a warehouse has ingested, by source name."""
+
+    def ingested_sources(self, prefix: str) -> set[str]:
+        """The source of every ingested batch whose source starts with ``prefix``."""
+        ...
+
+
+@runtime_checkable
+class FileTradeSource(TradeSource, Protocol):
+    """Port: a source of files, each read whole (landing:<folder>), named by their content."""
+
+    def new_batches(self, ingested: IngestedSources) -> Iterator[SourceBatch]:
+        """Batches of the files whose source (name and content) ``ingested`` does not hold."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class SimulatorSource:
     """The deterministic demo desk: the same window always yields the same trades."""
@@ -147,8 +184,11 @@ class LandingFolderSource:
     Anything else is refused whole with its reason, never opened when that could block or
     leak: a FIFO, a folder, a device, a link that leads out of the folder or nowhere, a file the
     desk may not read, a name that is not UTF-8, a file over MAX_FILE_BYTES (its size is read
-    from the disk first). Files are ingested whole, whatever window asks: the warehouse skips
-    content it has already ingested.
+    from the disk first). Files are ingested whole, whatever window asks. A file is named by its
+    content (``landing:<name>#<SHA-256 prefix>``): one whose source is already ingested costs a
+    read and a hash in :meth:`new_batches`, never a parse. One that cannot have the shape of a
+    trade file (``shape_problem``: too many columns, or more than MAX_CELLS cells) is
+    quarantined whole before it is parsed, and so skipped in turn by the next runs.
     """
 
     folder: Path
@@ -156,10 +196,17 @@ class LandingFolderSource:
 
     def batches(self, start: pd.Timestamp, end: pd.Timestamp) -> Iterator[SourceBatch]:
         """One batch per trade file, in file-name order; files still being written wait."""
+        return self._batches(frozenset())
+
+    def new_batches(self, ingested: IngestedSources) -> Iterator[SourceBatch]:
+        """One batch per trade file whose source ``ingested`` does not hold yet, by file name."""
+        return self._batches(ingested.ingested_sources(SOURCE_PREFIX))
+
+    def _batches(self, ingested: Set[str]) -> Iterator[SourceBatch]:
         for name in self._names():
             if name.strip().lower() in REFERENCE_FILES or not _is_trade_file(name):
                 continue
-            batch = self._batch(name)
+            batch = self._batch(name, ingested)
             if batch is not None:
                 yield batch
 
@@ -180,11 +227,14 @@ class LandingFolderSource:
         # Sorted by bytes: a name that is not UTF-8 (surrogate-escaped) still has its place.
         return sorted(os.listdir(self.folder), key=os.fsencode)
 
-    def _batch(self, name: str) -> SourceBatch | None:
+    def _batch(self, name: str, ingested: Set[str] = frozenset()) -> SourceBatch | None:
+        """The batch of one entry; None while it is being written, or if ``ingested`` holds it."""
         landed = _read_landed(self.folder, name, self.settle_seconds)
         if landed.refused is not None:
             label, problem = landed.refused
-            source = f"landing:{label}"
+            source = f"{SOURCE_PREFIX}{label}"
+            if source in ingested:
+                return None
             log.warning("landing entry %s refused whole: %s", label, problem)
             rejected = quarantine_whole_source(source, "refused_file", problem)
             return SourceBatch(source, 1, empty_frame(TRADE_DTYPES), rejected)
@@ -192,8 +242,11 @@ class LandingFolderSource:
             log.info("landing file %s is still being written; left for the next run", name)
             return None
         data = landed.data
-        source = f"landing:{name}#{hashlib.sha256(data).hexdigest()[:16]}"
-        raw, problem = _parse_csv(data, len(data))
+        source = f"{SOURCE_PREFIX}{name}#{hashlib.sha256(data).hexdigest()[:16]}"
+        if source in ingested:
+            log.debug("landing file %s: already ingested as %s", name, source)
+            return None
+        raw, problem = _parse_csv(data, len(data), MAX_CELLS)
         if raw is None:
             log.warning("landing file %s quarantined whole: %s", name, problem)
             rejected = quarantine_whole_source(source, "unreadable_file", problem)
@@ -319,8 +372,14 @@ def _read_landed(folder: Path, name: str, settle_seconds: float) -> Landed:
     return Landed(data=data)
 
 
-def _parse_csv(data: bytes, size: int) -> tuple[pd.DataFrame | None, str]:
-    """Rows of a CSV file as strings indexed by 1-based row number, or None and the reason."""
+def _parse_csv(
+    data: bytes, size: int, max_cells: int | None = None
+) -> tuple[pd.DataFrame | None, str]:
+    """Rows of a CSV file as strings indexed by 1-based row number, or None and the reason.
+
+    A file that cannot have the shape of a landing file (:func:`shape_problem`) is refused before
+    pandas reads it; ``max_cells`` bounds its lines times columns too.
+    """
     if size > MAX_FILE_BYTES:
         return None, f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit"
     try:
@@ -329,6 +388,9 @@ def _parse_csv(data: bytes, size: int) -> tuple[pd.DataFrame | None, str]:
         return None, f"not UTF-8: {err}"
     if not text.strip():
         return None, "file is empty"
+    problem = shape_problem(text, max_cells)
+    if problem is not None:
+        return None, problem
     try:
         with warnings.catch_warnings():
             # A row with more fields than the header would shift every column (pandas makes
@@ -361,6 +423,58 @@ def _parse_csv(data: bytes, size: int) -> tuple[pd.DataFrame | None, str]:
         return None, repeated_names_problem(sorted(repeated))
     raw.index = pd.RangeIndex(1, len(raw) + 1)
     return raw, ""
+
+
+def shape_problem(text: str, max_cells: int | None = None) -> str | None:
+    """Why ``text`` cannot be a landing CSV file, judged before any parse; None if it can be.
+
+    Its header and first row (blank lines skipped, as pandas does) hold at most MAX_COLUMNS
+    fields each; with ``max_cells``, its lines times its header's columns are at most that.
+    A later row of another width is left to pandas, which refuses the file at once. Costs one
+    scan of the first two records (at most MAX_COLUMNS + 1 fields each) and a count of lines.
+    """
+    widths = _widths(text, records=2, limit=MAX_COLUMNS)
+    for row, width in enumerate(widths):
+        if width > MAX_COLUMNS:
+            what = "the header has more than" if row == 0 else "the first row has more than"
+            return (
+                f"{what} {MAX_COLUMNS} fields: a landing file has at most {MAX_COLUMNS} columns "
+                "(its contract's and any others); remove the extra columns"
+            )
+    if max_cells is None or not widths:
+        return None
+    lines = max(text.count("\n"), text.count("\r"))
+    if lines * widths[0] > max_cells:
+        return (
+            f"{lines:,} lines of {widths[0]} columns, {lines * widths[0]:,} cells: over the "
+            f"limit of {max_cells:,} cells a file may hold; split it into smaller files"
+        )
+    return None
+
+
+def _widths(text: str, records: int, limit: int) -> list[int]:
+    """Fields in each of the first ``records`` records of ``text``, counted up to ``limit + 1``."""
+    widths: list[int] = []
+    at, end = 0, len(text)
+    while len(widths) < records:
+        spaces = _SPACES.match(text, at)
+        assert spaces is not None  # the pattern matches nothing at worst
+        first = spaces.end()
+        if first == end:
+            break
+        at = max(at, text.rfind("\n", at, first) + 1, text.rfind("\r", at, first) + 1)
+        fields = 0
+        while fields <= limit:
+            field = _FIELD.match(text, at)
+            assert field is not None  # every part of the pattern is optional
+            at, fields = field.end(), fields + 1
+            if at >= end or text[at] != ",":
+                break
+            at += 1
+        widths.append(fields)
+        if fields > limit:
+            break
+    return widths
 
 
 def trade_source_from(spec: str) -> TradeSource:

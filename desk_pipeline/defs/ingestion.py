@@ -2,7 +2,11 @@
 
 import pandas as pd
 
-from desk_pipeline.adapters.trade_sources import IncrementalTradeSource, TradeSource
+from desk_pipeline.adapters.trade_sources import (
+    FileTradeSource,
+    IncrementalTradeSource,
+    TradeSource,
+)
 from desk_pipeline.adapters.warehouse import IngestResult, PositionRepository
 
 # Per-file counts shown on a materialisation; a folder of thousands of files shows the first.
@@ -15,10 +19,14 @@ def ingest_window(
     """Ingest every batch the source offers for [start, end); each is atomic and idempotent.
 
     An incremental source (sql:<url>) is read from the warehouse's watermark instead of by
-    window; each batch advances the watermark in the transaction that stores it.
+    window; each batch advances the watermark in the transaction that stores it. A file source
+    (landing:<folder>) offers only the files whose content is not ingested yet: a run never
+    parses a file again, however long the folder's history.
     """
     if isinstance(source, IncrementalTradeSource):
         batches = source.batches_after(repository.watermark(source.watermark_key))
+    elif isinstance(source, FileTradeSource):
+        batches = source.new_batches(repository)
     else:
         batches = source.batches(start, end)
     return [

@@ -317,6 +317,17 @@ class TradingBookStore(Store):
         with self._transaction("ingested_batches") as conn:
             return _read(conn, sa.select(t.ingested_batches))
 
+    def ingested_sources(self, prefix: str) -> set[str]:
+        """The source of every ingested batch whose source starts with ``prefix``.
+
+        A file source asks once per run which of its files (named by their content) it need
+        not read again: one query, one string per batch.
+        """
+        b = t.ingested_batches.c
+        query = sa.select(b.source).where(b.source.startswith(prefix, autoescape=True)).distinct()
+        with self._transaction("ingested_sources") as conn:
+            return set(conn.execute(query).scalars())
+
     def late_changes(self) -> pd.DataFrame:
         """Every late change: book, earliest affected time, when it arrived, why (trade ids)."""
         with self._transaction("late_changes") as conn:
