@@ -9,6 +9,7 @@ from typing_extensions import TypedDict
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.errors import NoEndOfDayError
 from desk_pipeline.domain.precision import exact_quantities, for_output
+from desk_pipeline.queries.stale import stale_headers
 from desk_pipeline.queries.values import iso_instant, number, quantity, text
 
 
@@ -182,7 +183,7 @@ def days_document(repo: PositionRepository, book: str) -> DaysDocument:
     Raises:
         NoEndOfDayError: no EOD of ``book`` is stored on any day.
     """
-    headers = repo.eod_headers()
+    headers = stale_headers(repo)
     own = headers[headers["book_id"] == book].sort_values("business_date", kind="stable")
     if own.empty:
         raise NoEndOfDayError(f"no end-of-day positions for book {book} on any day")

@@ -6,6 +6,7 @@ from typing import Any
 from typing_extensions import TypedDict
 
 from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.queries.stale import stale_headers
 from desk_pipeline.queries.values import iso_instant, text
 
 
@@ -100,10 +101,7 @@ def status_document(repo: PositionRepository) -> StatusDocument:
         A stale day awaits restatement: late trades changed its EOD, or a changed or late
         mark its valuation and ranking.
     """
-    headers = repo.eod_headers()
-    # A day valued and ranked at a mark that changed since is stale for every book it holds.
-    marked, _ = repo.days_stale_by_marks()
-    headers = headers.assign(stale=headers["stale"] | headers["business_date"].isin(marked))
+    headers = stale_headers(repo)
     quarantined = repo.quarantined()["raw"].map(_book_of)
     pending = repo.pending_events(limit=10**9)["book_id"].value_counts()
     parked_rows = repo.parked_events()

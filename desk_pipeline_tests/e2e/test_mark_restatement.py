@@ -127,6 +127,8 @@ def test_a_mark_changed_without_a_restatement_shows_the_days_that_read_it_stale(
 
     # DE1's 03-03 mark is new: 03-03 and 03-04 read it; 03-02 keeps reading its own.
     assert stale_days(env) == list(DAYS[1:])
+    days = json.loads(run_desk(env, "books", "--book", BOOK, "--json").stdout)["days"]
+    assert [d["business_date"] for d in days if d["stale"]] == list(DAYS[1:])
     run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[0])
     assert stale_days(env) == []
     assert items(env, DAYS[2])["DE1"]["price"] == 0.97
