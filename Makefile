@@ -11,17 +11,27 @@ PORT ?= 3000
 # or dagster-postgres.yaml for PostgreSQL storage (reads DAGSTER_PG_URL).
 INSTANCE_DIR := desk_pipeline/instance
 DAGSTER_YAML ?= dagster.yaml dagster-sqlite.yaml
+# The desk calendar (DESK_START_DATE, DESK_TIMEZONE) of the warehouse in DAGSTER_HOME, kept in
+# DESK_ENV: `make desk-env` writes it, and every desk process on that warehouse reads it for a
+# variable its environment does not set (make's own, the UI's runs and daemon, `desk` in the
+# user's shell, `desk serve`), so all cut the same days. An explicit value (the environment,
+# make's command line) wins; else the file's, so the calendar never moves under the days stored
+# in it (the start only moves earlier, to the demo's first day); else UTC and the demo's first
+# day, so the UI lists no months of empty partitions.
+DESK_ENV := $(DAGSTER_HOME)/desk.env
+recorded = $(shell sed -n 's/^$(1)=//p' "$(DESK_ENV)" 2>/dev/null | tr -d "\"'" | tail -n 1)
 # The demo desk: the last DEMO_DAYS calendar days up to today, in DESK_TIMEZONE, starting on a
 # business day (the Friday before, when the first falls on a weekend: the simulated desk trades
 # on business days, and a book has no EOD before its first trade); weekends carry Friday's
-# positions. `make run`'s calendar (DESK_START_DATE) starts on the demo's first day.
+# positions.
 DEMO_DAYS ?= 14
-DEMO_TZ := $(or $(DESK_TIMEZONE),UTC)
+DEMO_TZ := $(or $(DESK_TIMEZONE),$(call recorded,DESK_TIMEZONE),UTC)
 DEMO_START := $(shell export TZ=$(DEMO_TZ); day=$$(date -d "$$(( $(DEMO_DAYS) - 1 )) days ago" +%F); \
   while [ "$$(date -d "$$day" +%u)" -gt 5 ]; do day=$$(date -d "$$day yesterday" +%F); done; echo $$day)
 DEMO_END := $(shell TZ=$(DEMO_TZ) date +%F)
+CALENDAR_START := $(or $(DESK_START_DATE),$(firstword $(sort $(call recorded,DESK_START_DATE) $(DEMO_START))))
 
-.PHONY: install instance migrate run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean chromium
+.PHONY: install instance desk-env migrate run demo-backfill dev test test-unit test-integration test-e2e lint fmt bench clean chromium
 
 $(BIN)/desk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,18 +69,34 @@ instance:
 	  mv -fT "$$partial" "$$target"; \
 	  echo "instance: $(DAGSTER_HOME)/dagster.yaml written from$$files"; fi
 
-# `make run`'s calendar starts where the demo's data starts (no months of empty partitions);
-# an explicit DESK_START_DATE wins.
-run demo-backfill dev: export DESK_START_DATE ?= $(DEMO_START)
+## desk-env: write the calendar above to $(DESK_ENV) when it changed, whole and by a rename, as
+## instance writes dagster.yaml: a desk process starting meanwhile reads the old file or the new.
+desk-env:
+	@set -euo pipefail; mkdir -p "$(DAGSTER_HOME)"; \
+	calendar=$$(printf '%s\n' \
+	  '# The desk calendar of the warehouse in this folder, written by make run (make desk-env).' \
+	  '# Every desk process on the warehouse reads it: the UI, its daemon and runs, desk and the' \
+	  '# API in the project folder. A DESK_* variable set in the environment wins over it.' \
+	  'DESK_START_DATE=$(CALENDAR_START)' \
+	  'DESK_TIMEZONE=$(DEMO_TZ)'); \
+	if [ "$$calendar" != "$$(cat "$(DESK_ENV)" 2>/dev/null)" ]; then \
+	  target=$$(readlink -f "$(DESK_ENV)"); \
+	  partial=$$(mktemp "$$(dirname "$$target")/.desk.env.XXXXXX"); \
+	  trap 'rm -f "$$partial"' EXIT; \
+	  printf '%s\n' "$$calendar" > "$$partial"; \
+	  if [ -e "$$target" ]; then chmod --reference="$$target" "$$partial"; \
+	  else chmod "$$(printf %o $$(( 0666 & ~0$$(umask) )))" "$$partial"; fi; \
+	  mv -fT "$$partial" "$$target"; \
+	  echo "desk-env: $(DESK_ENV) written: DESK_START_DATE=$(CALENDAR_START), DESK_TIMEZONE=$(DEMO_TZ)"; fi
 
 ## run: install, backfill the demo desk's last $(DEMO_DAYS) days, start the UI + daemon
-run: install instance migrate demo-backfill dev
+run: install instance migrate desk-env demo-backfill dev
 
 ## migrate: bring the warehouse schema to the latest revision (deployments run it first)
 migrate: install instance
 	$(BIN)/desk migrate
 
-demo-backfill: install instance
+demo-backfill: install instance desk-env
 	$(BIN)/desk backfill --start $(DEMO_START) --end $(DEMO_END)
 	@# The window that just closed, as the schedule's tick takes it: the 10-minute assets start
 	@# materialised and pass their freshness policy before the daemon's first tick.
@@ -82,7 +108,7 @@ demo-backfill: install instance
 # Dagster notices are ignored where it loads (desk_pipeline/defs/__init__.py).
 comma := ,
 dev: export PYTHONWARNINGS := $(if $(PYTHONWARNINGS),$(PYTHONWARNINGS)$(comma))ignore:Function `dev_command` is superseded
-dev: install instance
+dev: install instance desk-env
 	@echo "Lineage with both asset groups open: http://$(HOST):$(PORT)/asset-groups?expanded=global@global:positions,global@global:collateral"
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 

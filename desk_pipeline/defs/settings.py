@@ -1,4 +1,4 @@
-"""The DESK_* settings: read from the environment, validated, each error naming its variable."""
+"""The DESK_* settings: read from the environment and desk.env, validated, each error named."""
 
 import os
 from pathlib import Path
@@ -20,6 +20,17 @@ MAX_RETENTION_DAYS = 3650
 # Every hour of the day: the intraday freshness policy's default window.
 DEFAULT_DESK_HOURS = "0-23"
 NUMBER_PROBLEMS = {"int_parsing": "not a whole number", "float_parsing": "not a number"}
+# The settings file beside the Dagster instance and the default warehouse, which `make run`
+# writes: the calendar its own processes run with, read by every other desk process on that
+# warehouse too (a `desk` in the user's shell, the API), under the variables set in the
+# environment. It holds only the calendar, which defines what the stored days mean; the other
+# settings, URLs with credentials among them, stay in the environment.
+SETTINGS_FILE = "desk.env"
+FILE_FIELDS = ("start_date", "timezone")
+# Where a value came from, as a message says it after the value: FROM_FILE + the file's path.
+FROM_ENVIRONMENT = "set in the environment"
+FROM_FILE = "from "
+BY_DEFAULT = "the default"
 
 
 def intraday_deadline_cron(marks: str, hours: str) -> str:
@@ -56,18 +67,28 @@ CHECKS = {
 }
 
 
+def desk_home() -> Path:
+    """DAGSTER_HOME, else ./.desk, absolute: the instance's folder, the default warehouse's."""
+    return Path(os.environ.get("DAGSTER_HOME") or "./.desk").resolve()
+
+
 def default_warehouse_url() -> str:
     """The contract's warehouse: ``sqlite:///<DAGSTER_HOME or ./.desk, absolute>/warehouse.db``."""
-    home = Path(os.environ.get("DAGSTER_HOME") or "./.desk").resolve()
-    return f"sqlite:///{home}/warehouse.db"
+    return f"sqlite:///{desk_home()}/warehouse.db"
+
+
+def settings_file() -> Path:
+    """The settings file `make run` writes: ``<DAGSTER_HOME or ./.desk, absolute>/desk.env``."""
+    return desk_home() / SETTINGS_FILE
 
 
 class DeskSettings(pydantic_settings.BaseSettings):
     """The desk's configuration: the DESK_* variables of the contract, with working defaults.
 
     Constructed with keywords (field names), settings read nothing from the environment, and a
-    bad value raises ``pydantic.ValidationError``; :meth:`from_env` reads the DESK_* variables
-    and raises a :class:`SettingsError` naming each bad one.
+    bad value raises ``pydantic.ValidationError``; :meth:`from_env` reads the DESK_* variables,
+    then the calendar from desk.env (:func:`settings_file`) for those not set, and raises a
+    :class:`SettingsError` naming each bad one.
     """
 
     # Each field's alias is its variable, exactly as the contract spells it (case-sensitive): a
@@ -103,8 +124,9 @@ class DeskSettings(pydantic_settings.BaseSettings):
     issuer_concentration_limit: float = pydantic.Field(
         0.25, gt=0, le=1, validation_alias="DESK_ISSUER_CONCENTRATION_LIMIT"
     )
-    # Set by from_env: the fields it was given (model_fields_set) are the variables that were set.
-    _from_environment: bool = pydantic.PrivateAttr(default=False)
+    # Set by from_env: where each field's value came from (FROM_ENVIRONMENT, "from <desk.env>",
+    # BY_DEFAULT); None for explicit settings, whose messages quote values alone.
+    _origins: dict[str, str] | None = pydantic.PrivateAttr(default=None)
 
     def __init__(self, **values: Any) -> None:
         # Keywords only: BaseSettings' positional parameters are its own options (_case_sensitive,
@@ -133,17 +155,38 @@ class DeskSettings(pydantic_settings.BaseSettings):
 
     @classmethod
     def from_env(cls) -> "DeskSettings":
-        """Read the DESK_* variables; unset or empty ones take the defaults of ARCHITECTURE.md.
+        """Read the DESK_* variables, then desk.env; the rest take the defaults of ARCHITECTURE.md.
+
+        A variable set in the environment wins over the file (the contract: configuration is by
+        environment variable); the file gives every process on the warehouse `make run`'s
+        calendar when its environment does not set one.
 
         Raises:
-            SettingsError: one line per bad variable, ``DESK_X=value: problem; fix``.
+            SettingsError: one line per bad variable, ``DESK_X=value: problem; fix`` (``DESK_X=
+                value (from <desk.env>): ...`` for a value of the file), or the file's problem.
         """
+        file = settings_file()
+        from_file, problems = _file_variables(file)
+        if problems:
+            raise SettingsError(problems)
+        environment = _set_variables()
+        origins = _origins(environment, from_file, file)
         try:
-            settings = cls(**_set_variables())
+            settings = cls(**{**from_file, **environment})
         except pydantic.ValidationError as err:
-            raise SettingsError([_line(error) for error in err.errors()]) from None
-        settings._from_environment = True
+            raise SettingsError([_line(error, origins) for error in err.errors()]) from None
+        settings._origins = origins
         return settings
+
+    def quoted(self, field: str) -> str:
+        """``DESK_X=value (where it came from)``: a setting as a message quotes it.
+
+        The origin is said for settings read by :meth:`from_env`: FROM_ENVIRONMENT, ``from
+        <desk.env>`` or BY_DEFAULT; explicit settings are quoted without one.
+        """
+        text = f"{ENVIRONMENT[field]}={configuration.shown(str(getattr(self, field)))}"
+        origin = (self._origins or {}).get(field)
+        return f"{text} ({origin})" if origin else text
 
     def today(self) -> str:
         """Today's date in DESK_TIMEZONE, YYYY-MM-DD: the last day of the desk calendar."""
@@ -156,10 +199,16 @@ class DeskSettings(pydantic_settings.BaseSettings):
 
         Raises:
             InvalidRangeError: a reversed range, days before DESK_START_DATE or after today;
-                the message names the fix (desk_pipeline.domain.calendar.calendar_days).
+                the message names the fix (desk_pipeline.domain.calendar.calendar_days) and
+                where each setting it quotes came from.
         """
         return calendar.calendar_days(
-            first, last, start_date=self.start_date, today=self.today(), timezone=self.timezone
+            first,
+            last,
+            start_date=self.start_date,
+            today=self.today(),
+            timezone=self.timezone,
+            quotes=self._quotes(),
         )
 
     def stored_day(self, day: str) -> str:
@@ -170,7 +219,25 @@ class DeskSettings(pydantic_settings.BaseSettings):
         Raises:
             InvalidRangeError: ``day`` is after today in DESK_TIMEZONE; the message names today.
         """
-        return calendar.up_to_today(day, today=self.today(), timezone=self.timezone)
+        return calendar.up_to_today(
+            day, today=self.today(), timezone=self.timezone, quotes=self._quotes()
+        )
+
+    def _quotes(self) -> calendar.Quotes:
+        earlier = "set DESK_START_DATE to {day} or earlier"
+        origin = (self._origins or {}).get("start_date", "")
+        if origin.startswith(FROM_FILE):
+            # `make run` wrote it for every process on the warehouse: changed there, or by
+            # make run, the calendar moves for all of them.
+            file = origin.removeprefix(FROM_FILE)
+            earlier += f" in {file} (`make run DESK_START_DATE={{day}}` rewrites it)"
+        # Stored days are restated from the trades stored before them when earlier trades
+        # arrive: days never ingested between would be missing from every later position.
+        gap = (
+            ", then backfill {day}..{eve} in one range: the days left out before {start} "
+            "would be missing from every later day's positions"
+        )
+        return calendar.Quotes(self.quoted("start_date"), self.quoted("timezone"), earlier, gap)
 
     @property
     def set_variables(self) -> frozenset[str]:
@@ -179,9 +246,11 @@ class DeskSettings(pydantic_settings.BaseSettings):
         The resources bind those values through dg.EnvVar, so a URL with credentials stays out
         of the UI; explicit settings and defaults are bound as values.
         """
-        if not self._from_environment:
-            return frozenset()
-        return frozenset(ENVIRONMENT[field] for field in self.model_fields_set)
+        return frozenset(
+            ENVIRONMENT[field]
+            for field, origin in (self._origins or {}).items()
+            if origin == FROM_ENVIRONMENT
+        )
 
 
 # Each setting's environment variable; the checks name the variable, not the field.
@@ -199,18 +268,71 @@ def _set_variables() -> dict[str, str]:
     return {name: value for name, value in read.items() if name in FIELDS}
 
 
+def _file_variables(file: Path) -> tuple[dict[str, str], list[str]]:
+    """The calendar variables ``file`` sets (none when it does not exist), and its problems.
+
+    A problem is one line: the file cannot be read, or it sets something other than the
+    calendar (FILE_FIELDS), which would be ignored in silence otherwise.
+    """
+    allowed = [ENVIRONMENT[field] for field in FILE_FIELDS]
+    try:
+        source = pydantic_settings.DotEnvSettingsSource(
+            DeskSettings, env_file=file, dotenv_filtering="only_existing"
+        )
+    except (OSError, UnicodeDecodeError) as err:
+        why = getattr(err, "strerror", None) or str(err)
+        return {}, [f"{file}: cannot be read ({why}); fix it or remove it (`make run` writes it)"]
+    others = sorted(name for name in source.env_vars if name not in allowed)
+    if others:
+        return {}, [
+            f"{file} sets {', '.join(others)}: it holds the desk calendar only "
+            f"({' and '.join(allowed)}); set the others in the environment"
+        ]
+    return {name: value for name, value in source().items() if name in allowed}, []
+
+
+def _origins(environment: dict[str, str], from_file: dict[str, str], file: Path) -> dict[str, str]:
+    """Where each field's value comes from: the environment, else ``file``, else the default."""
+    return {
+        field: FROM_ENVIRONMENT
+        if name in environment
+        else f"{FROM_FILE}{file}"
+        if name in from_file
+        else BY_DEFAULT
+        for field, name in ENVIRONMENT.items()
+    }
+
+
+def quoted_calendar() -> tuple[str, str]:
+    """DESK_START_DATE and DESK_TIMEZONE as messages quote them, each with where it came from.
+
+    Unvalidated, for `desk doctor`: a bad value has a finding of its own.
+    """
+    file = settings_file()
+    from_file, _ = _file_variables(file)
+    origins = _origins(_set_variables(), from_file, file)
+    values = environment_values()
+    start, zone = (
+        f"{ENVIRONMENT[f]}={configuration.shown(values[f])} ({origins[f]})"
+        for f in ("start_date", "timezone")
+    )
+    return start, zone
+
+
 def environment_values() -> dict[str, str]:
-    """The DESK_* values as set, unvalidated, with the contract's defaults for unset ones."""
+    """The DESK_* values as set, unvalidated: the environment's, desk.env's, else the defaults."""
     values = {
         field: str(info.get_default(call_default_factory=True))
         for field, info in DeskSettings.model_fields.items()
     }
+    from_file, _ = _file_variables(settings_file())
+    values.update((FIELDS[name], value) for name, value in from_file.items())
     values.update((FIELDS[name], value) for name, value in _set_variables().items())
     return values
 
 
-def _line(error: Any) -> str:
-    """One pydantic error as ``DESK_X=value: problem; fix``."""
+def _line(error: Any, origins: dict[str, str]) -> str:
+    """One pydantic error as ``DESK_X=value: problem; fix``, saying a file's value came from it."""
     location = str(error["loc"][0])  # the variable when read, the field for a default
     field = FIELDS.get(location, location)
     problem = str(error["msg"]).removeprefix("Value error, ")
@@ -218,7 +340,9 @@ def _line(error: Any) -> str:
         default = DeskSettings.model_fields[field].default
         problem = NUMBER_PROBLEMS.get(error["type"], problem.replace("Input should", "should"))
         problem = f"{problem}; use a value such as {default}"
-    return f"{ENVIRONMENT[field]}={configuration.shown(str(error['input']))}: {problem}"
+    origin = origins[field]
+    where = f" ({origin})" if origin.startswith(FROM_FILE) else ""
+    return f"{ENVIRONMENT[field]}={configuration.shown(str(error['input']))}{where}: {problem}"
 
 
 def setting_problems() -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Business days in the desk's time zone, expressed as UTC instants."""
 
+import dataclasses
 import datetime as dt
 import zoneinfo
 
@@ -81,32 +82,62 @@ def business_dates(start: dt.date | str, end: dt.date | str) -> list[str]:
     return [d.strftime("%Y-%m-%d") for d in pd.date_range(first, last, freq="D")]
 
 
+@dataclasses.dataclass(frozen=True)
+class Quotes:
+    """How a refusal names the calendar's settings, each value with where it came from.
+
+    ``start_date`` and ``timezone`` as the message shows them, e.g. ``DESK_START_DATE=2026-11-19
+    (from /srv/desk/.desk/desk.env)``; ``earlier``, the fix for days from ``{day}`` on: where
+    and how to set DESK_START_DATE earlier; ``gap``, what else to do when they end before it.
+    """
+
+    start_date: str
+    timezone: str
+    earlier: str = "set DESK_START_DATE to {day} or earlier"
+    # Said when the days refused end before the eve of the start, so a backfill of them alone
+    # would leave the days between out: with {day}, {eve} (the start's eve) and {start}.
+    gap: str = ""
+
+    @classmethod
+    def plain(cls, start_date: str, timezone: str) -> "Quotes":
+        """The settings' values alone, origin unsaid."""
+        return cls(f"DESK_START_DATE={start_date}", f"DESK_TIMEZONE={timezone}")
+
+
 def calendar_days(
-    first: str, last: str, *, start_date: str, today: str, timezone: str
+    first: str,
+    last: str,
+    *,
+    start_date: str,
+    today: str,
+    timezone: str,
+    quotes: Quotes | None = None,
 ) -> list[str]:
     """The days ``first``..``last`` (YYYY-MM-DD), when all are in the desk calendar.
 
     The calendar runs from ``start_date`` (DESK_START_DATE) to ``today``, today's date in
-    ``timezone`` (DESK_TIMEZONE): the days the desk's daily partitions hold.
+    ``timezone`` (DESK_TIMEZONE): the days the desk's daily partitions hold. ``quotes`` say
+    where the settings' values came from (default: the values alone).
 
     Raises:
         InvalidRangeError: the range is reversed, or some of its days are before
             ``start_date`` or after ``today``; the one-line message says which and the fix
             (set DESK_START_DATE earlier, naming its value; end the range at ``today``).
     """
+    quotes = quotes or Quotes.plain(start_date, timezone)
     dates = business_dates(first, last)
     early = [d for d in dates if d < start_date]
     late = [d for d in dates if d > today]
     problems = [
-        *([_before_start(early, start_date)] if early else []),
-        *([_after_today(late, today, timezone)] if late else []),
+        *([_before_start(early, start_date, quotes)] if early else []),
+        *([_after_today(late, today, quotes)] if late else []),
     ]
     if problems:
         raise InvalidRangeError("; ".join(problems))
     return dates
 
 
-def up_to_today(day: str, *, today: str, timezone: str) -> str:
+def up_to_today(day: str, *, today: str, timezone: str, quotes: Quotes | None = None) -> str:
     """``day`` (YYYY-MM-DD) itself, when it is not after ``today``, today's date in ``timezone``.
 
     What a read asks of its day: no day after today can have an EOD yet, while a day before
@@ -116,7 +147,7 @@ def up_to_today(day: str, *, today: str, timezone: str) -> str:
         InvalidRangeError: ``day`` is after ``today``; the message names today's date.
     """
     if day > today:
-        raise InvalidRangeError(_after_today([day], today, timezone))
+        raise InvalidRangeError(_after_today([day], today, quotes or Quotes.plain("", timezone)))
     return day
 
 
@@ -125,15 +156,16 @@ def _days(dates: list[str]) -> str:
     return f"day {dates[0]} is" if len(dates) == 1 else f"days {dates[0]}..{dates[-1]} are"
 
 
-def _before_start(dates: list[str], start_date: str) -> str:
-    return (
-        f"{_days(dates)} before DESK_START_DATE={start_date}, the desk's first business day: "
-        f"set DESK_START_DATE to {dates[0]} or earlier"
-    )
+def _before_start(dates: list[str], start_date: str, quotes: Quotes) -> str:
+    fix = quotes.earlier.format(day=dates[0])
+    eve = (pd.Timestamp(start_date) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    if dates[-1] < eve:
+        fix += quotes.gap.format(day=dates[0], eve=eve, start=start_date)
+    return f"{_days(dates)} before {quotes.start_date}, the desk's first business day: {fix}"
 
 
-def _after_today(dates: list[str], today: str, timezone: str) -> str:
+def _after_today(dates: list[str], today: str, quotes: Quotes) -> str:
     return (
         f"{_days(dates)} after today: the desk's last business day is today, {today} in "
-        f"DESK_TIMEZONE={timezone}; pick days up to {today}"
+        f"{quotes.timezone}; pick days up to {today}"
     )

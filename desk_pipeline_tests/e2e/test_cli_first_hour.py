@@ -99,7 +99,7 @@ def after_today(env: dict[str, str], late: str, *args: str) -> str:
     line = one_line(result)
     assert line in {
         f"desk: {late} after today: the desk's last business day is today, {today} in "
-        f"DESK_TIMEZONE={zone}; pick days up to {today}"
+        f"DESK_TIMEZONE={zone} (set in the environment); pick days up to {today}"
         for today in (before, today_in(zone))
     }, line
     return line
@@ -125,8 +125,9 @@ def test_backfill_of_days_before_desk_start_date_names_its_value_and_exits_2(tmp
     result = run_desk(env, "backfill", "--start", "2026-02-27", "--end", "2026-03-02")
     assert result.returncode == 2, result.stderr
     assert one_line(result) == (
-        "desk: days 2026-02-27..2026-02-28 are before DESK_START_DATE=2026-03-01, the desk's "
-        "first business day: set DESK_START_DATE to 2026-02-27 or earlier"
+        "desk: days 2026-02-27..2026-02-28 are before DESK_START_DATE=2026-03-01 (set in the "
+        "environment), the desk's first business day: set DESK_START_DATE to 2026-02-27 or "
+        "earlier"
     )
     assert not (tmp_path / "home").exists()
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from desk_pipeline.defs.partitions import desk_partitions
 from desk_pipeline.defs.settings import DeskSettings
 from desk_pipeline.domain.calendar import (
+    Quotes,
     business_dates,
     business_day_of,
     calendar_days,
@@ -63,6 +64,63 @@ def test_a_range_over_both_ends_names_both_fixes_on_one_line():
         "DESK_START_DATE to 2026-02-28 or earlier; day 2026-12-02 is after today: the desk's "
         "last business day is today, 2026-12-01 in DESK_TIMEZONE=UTC; pick days up to 2026-12-01"
     )
+
+
+# How the desk's settings quote a calendar from make run's desk.env (DeskSettings._quotes).
+FROM_FILE = Quotes(
+    "DESK_START_DATE=2026-11-19 (from /p/.desk/desk.env)",
+    "DESK_TIMEZONE=UTC (from /p/.desk/desk.env)",
+    "set DESK_START_DATE to {day} or earlier in /p/.desk/desk.env",
+    ", then backfill {day}..{eve} in one range, up to {start}",
+)
+
+
+def test_a_refusal_says_where_each_setting_came_from_and_where_to_change_it():
+    # The README's old example on the demo's warehouse, from a shell without DESK_START_DATE.
+    with pytest.raises(InvalidRangeError) as refused:
+        calendar_days(
+            "2026-01-05",
+            "2026-01-09",
+            start_date="2026-11-19",
+            today="2026-12-01",
+            timezone="UTC",
+            quotes=FROM_FILE,
+        )
+    assert str(refused.value) == (
+        "days 2026-01-05..2026-01-09 are before DESK_START_DATE=2026-11-19 (from "
+        "/p/.desk/desk.env), the desk's first business day: set DESK_START_DATE to 2026-01-05 or "
+        "earlier in /p/.desk/desk.env, then backfill 2026-01-05..2026-11-18 in one range, up to "
+        "2026-11-19"
+    )
+    with pytest.raises(InvalidRangeError) as refused:
+        up_to_today("2026-12-02", today="2026-12-01", timezone="UTC", quotes=FROM_FILE)
+    assert str(refused.value) == (
+        "day 2026-12-02 is after today: the desk's last business day is today, 2026-12-01 in "
+        "DESK_TIMEZONE=UTC (from /p/.desk/desk.env); pick days up to 2026-12-01"
+    )
+
+
+@given(first=days_from(BASE), span=st.integers(0, 12), start=days_from(BASE))
+def test_the_gap_is_named_exactly_when_the_days_end_before_the_eve_of_the_start(first, span, start):
+    last = (dt.date.fromisoformat(first) + dt.timedelta(days=span)).isoformat()
+    eve = (dt.date.fromisoformat(start) - dt.timedelta(days=1)).isoformat()
+    if first >= start:
+        assert calendar_days(
+            first, last, start_date=start, today="2099-01-01", timezone="UTC", quotes=FROM_FILE
+        )
+        return
+    with pytest.raises(InvalidRangeError) as refused:
+        calendar_days(
+            first, last, start_date=start, today="2099-01-01", timezone="UTC", quotes=FROM_FILE
+        )
+    message = str(refused.value)
+    assert message.startswith(f"{'day' if min(last, eve) == first else 'days'} {first}")
+    assert f"before {FROM_FILE.start_date}," in message
+    assert f"set DESK_START_DATE to {first} or earlier in /p/.desk/desk.env" in message
+    # A range that reaches the calendar joins the days stored from its start; one that stops
+    # short would leave the days between out of every later day's positions.
+    gap = f", then backfill {first}..{eve} in one range, up to {start}"
+    assert (gap in message) == (last < eve)
 
 
 def test_a_reversed_range_says_so_whatever_the_calendar():
