@@ -90,8 +90,9 @@ def test_any_landing_rows_are_ingested_or_quarantined_and_nothing_raises(repo, t
     def check(first: list[dict[str, str]], second: list[dict[str, str]]) -> None:
         folder = next(folders)
         folder.mkdir()
-        write_csv(folder / "a.csv", first)
-        write_csv(folder / "b.csv", second)
+        # Names of their own: content drawn again under a name already ingested is not read again.
+        write_csv(folder / f"{folder.name}a.csv", first)
+        write_csv(folder / f"{folder.name}b.csv", second)
 
         results = ingest_window(
             LandingFolderSource(folder), repo, EARLIEST_TRADE_TIME, LATEST_TRADE_TIME
