@@ -44,7 +44,13 @@ from desk_pipeline.adapters.warehouse import (
     trades_from_keys,
 )
 from desk_pipeline.domain.positions.engine import positions_as_of, roll_positions
-from desk_pipeline.domain.schema import POSITION_DTYPES, TRADE_DTYPES, conform
+from desk_pipeline.domain.precision import to_units
+from desk_pipeline.domain.schema import (
+    POSITION_DTYPES,
+    POSITION_STATE_DTYPES,
+    TRADE_DTYPES,
+    conform,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("engine", "tick", "tick-e2e", "backfill", "read")
@@ -246,6 +252,12 @@ def seed_frame(books: dict[str, SeedTradingBook]) -> pd.DataFrame:
     return conform(frame.sort_values(["book_id", "instrument_id"], kind="stable"), POSITION_DTYPES)
 
 
+def position_state(positions: pd.DataFrame) -> pd.DataFrame:
+    """Generated POSITION_DTYPES rows as the engine's state: with their exact micro-units."""
+    micro_units = to_units(positions["quantity"]).astype(np.int64)
+    return conform(positions.assign(quantity_micro_units=micro_units), POSITION_STATE_DTYPES)
+
+
 def best_of(repeats: int, run: Callable[[], Any]) -> tuple[float, Any]:
     """Best wall time (s) of ``repeats`` calls, and the last call's result."""
     best, result = float("inf"), None
@@ -297,7 +309,7 @@ def engine_section(size: Size) -> dict[str, Any]:
     dominates both the engine and the groupby.
     """
     rng = np.random.default_rng(20260302)
-    empty = conform(pd.DataFrame(columns=list(POSITION_DTYPES)), POSITION_DTYPES)
+    empty = conform(pd.DataFrame(columns=list(POSITION_STATE_DTYPES)), POSITION_STATE_DTYPES)
     as_of = DAY + pd.Timedelta(days=1)
     warm_up = sparse_set(SMOKE, rng).head(100)
     for trades in (warm_up, as_the_warehouse_reads(warm_up)):
@@ -420,7 +432,7 @@ def incremental_step(size: Size, rng: np.random.Generator) -> dict[str, Any]:
     n_books = 100 if size.incremental_open >= 100_000 else 10
     per_book = size.incremental_open // n_books
     book_names, instrument_names = names("B", n_books), names("I", per_book)
-    opening = conform(
+    opening = position_state(
         pd.DataFrame(
             {
                 "book_id": np.repeat(book_names, per_book),
@@ -429,8 +441,7 @@ def incremental_step(size: Size, rng: np.random.Generator) -> dict[str, Any]:
                 "avg_price": rng.uniform(50.0, 150.0, n_books * per_book),
                 "realized_pnl": np.zeros(n_books * per_book),
             }
-        ),
-        POSITION_DTYPES,
+        )
     )
     pick = rng.integers(0, len(opening), size.incremental_trades)
     quantities = rng.choice([-1.0, 1.0], len(pick)) * rng.integers(1, 50, len(pick)) * 100.0
@@ -529,7 +540,7 @@ def tick_section(size: Size, workdir: Path) -> dict[str, Any]:
     noon = DAY + pd.Timedelta(hours=12)
     # The book as the previous business day closed it: every key the desk trades is held, so
     # every tick snapshots the same keys whatever the volume booked earlier today.
-    previous_eod = conform(
+    previous_eod = position_state(
         pd.DataFrame(
             {
                 "book_id": np.repeat(book_names, size.instruments_per_book),
@@ -538,8 +549,7 @@ def tick_section(size: Size, workdir: Path) -> dict[str, Any]:
                 "avg_price": np.round(rng.uniform(50.0, 150.0, universe.size), 4),
                 "realized_pnl": np.zeros(universe.size),
             }
-        ),
-        POSITION_DTYPES,
+        )
     ).assign(business_date=PREVIOUS_DAY, as_of=pd.Timestamp("2026-02-28", tz="UTC"))
     out: dict[str, Any] = {}
     for database in size.databases:

@@ -36,6 +36,7 @@ def store_eods(repo: PositionRepository, books: list[str], days: int) -> int:
                 "book_id": books,
                 "instrument_id": "DE0001",
                 "quantity": 100.0 + i,
+                "quantity_micro_units": (100 + i) * 1_000_000,
                 "avg_price": 1.0,
                 "realized_pnl": 0.0,
                 "business_date": day.strftime("%Y-%m-%d"),

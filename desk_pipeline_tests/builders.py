@@ -12,9 +12,10 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.trade_sources import TradeSource
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline.domain.precision import to_units
 from desk_pipeline.domain.reference.validation import ValidatedReference, validate_reference
 from desk_pipeline.domain.schema import (
-    POSITION_DTYPES,
+    POSITION_STATE_DTYPES,
     TRADE_COLUMNS,
     TRADE_DTYPES,
     conform,
@@ -83,7 +84,13 @@ def make_trades(rows: Iterable[dict]) -> pd.DataFrame:
 
 
 def no_positions() -> pd.DataFrame:
-    return empty_frame(POSITION_DTYPES)
+    return empty_frame(POSITION_STATE_DTYPES)
+
+
+def with_micro_units(positions: pd.DataFrame) -> pd.DataFrame:
+    """Hand-written position rows with the exact micro-units of their float ``quantity``."""
+    micro_units = to_units(positions["quantity"]).astype("int64")
+    return positions.assign(quantity_micro_units=micro_units)
 
 
 def defective_rows(good: dict) -> list[dict]:
@@ -172,7 +179,7 @@ def store_eods(repo: PositionRepository, books: list[str], days: list[str]) -> l
                 for book in books
             ]
         )
-        writes += repo.keep_last_eod(frame, now_micros())
+        writes += repo.keep_last_eod(with_micro_units(frame), now_micros())
     return writes
 
 

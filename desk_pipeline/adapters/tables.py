@@ -7,6 +7,11 @@ metadata = sa.MetaData()
 # Times are stored as integer microseconds since the Unix epoch, UTC: exact, comparable and
 # fast on SQLite and PostgreSQL alike. Business dates are ISO strings (YYYY-MM-DD).
 Micros = sa.BigInteger
+# Positions the engine rolls from (EOD and intraday snapshots) store their quantity as integer
+# micro-units (domain.precision): exact, where a float cannot tell micro-units apart above
+# 2**33 units and a position rolled from it would drift from its recomputation. Trades keep
+# float quantities: at most MAX_ABS_QUANTITY units, their float converts back exactly.
+MicroUnits = sa.BigInteger
 BusinessDate = sa.String(10)
 Id = sa.String(64)
 
@@ -126,7 +131,7 @@ intraday_positions = sa.Table(
     sa.Column("window_end_us", Micros, primary_key=True),
     sa.Column("book_id", Id, primary_key=True),
     sa.Column("instrument_id", Id, primary_key=True),
-    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("quantity_micro_units", MicroUnits, nullable=False),
     sa.Column("avg_price", sa.Float, nullable=False),
     sa.Column("realized_pnl", sa.Float, nullable=False),
 )
@@ -152,7 +157,7 @@ eod_positions = sa.Table(
     sa.Column("instrument_id", Id, primary_key=True),
     sa.Column("book_id", Id, nullable=False),
     sa.Column("business_date", BusinessDate, nullable=False),
-    sa.Column("quantity", sa.Float, nullable=False),
+    sa.Column("quantity_micro_units", MicroUnits, nullable=False),
     sa.Column("avg_price", sa.Float, nullable=False),
     sa.Column("realized_pnl", sa.Float, nullable=False),
     sa.Index("ix_eod_positions_day_book", "business_date", "book_id"),

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.positions.engine import roll_positions
-from desk_pipeline.domain.schema import POSITION_DTYPES, TRADE_DTYPES, conform, empty_frame
+from desk_pipeline.domain.schema import POSITION_STATE_DTYPES, TRADE_DTYPES, conform, empty_frame
 
 # Enough instruments for 16-bit categorical codes (pandas picks the smallest width).
 _WIDE = 200
@@ -48,8 +48,8 @@ def warm_up() -> None:
     as_of = [pd.Timestamp("2026-01-03", tz="UTC")]
     for instruments in (2, _WIDE):
         trades = _trades(instruments)
-        rolled = roll_positions(empty_frame(POSITION_DTYPES), trades, as_of)
-        opening = conform(rolled, POSITION_DTYPES)
+        rolled = roll_positions(empty_frame(POSITION_STATE_DTYPES), trades, as_of)
+        opening = conform(rolled, POSITION_STATE_DTYPES)
         roll_positions(opening, trades, as_of)
         roll_positions(opening, conform(trades, TRADE_DTYPES), as_of)
         roll_positions(opening, trades.iloc[::-1], as_of)  # reordered by the engine

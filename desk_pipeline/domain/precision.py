@@ -2,9 +2,11 @@
 
 Quantities are fixed-point decimals: a quantity is an integer number of units of
 ``10**-QUANTITY_DECIMALS`` (micro-units), so trades whose quantities sum to zero in decimal leave
-a position exactly flat. Frames and the warehouse carry a quantity as the float64 nearest to its
-decimal (``from_units``); arithmetic on quantities converts to micro-units first (``to_units``),
-where it is integer arithmetic. Prices, averages and P&L are binary floats; what the desk prints
+a position exactly flat. Positions are exact in micro-units: the engine adds micro-units, its
+frames carry each position's ``quantity_micro_units`` (int64) and the warehouse stores those
+integers, so a position rolled from a stored checkpoint equals its recomputation. Trades and what
+people read carry a quantity as the float64 nearest to its decimal (``from_units``), converted
+back exactly by ``to_units``. Prices, averages and P&L are binary floats; what the desk prints
 is rounded by :func:`for_output`, the one rounding rule.
 """
 
@@ -14,17 +16,25 @@ import numpy.typing as npt
 # A quantity has at most this many decimal places; a finer one is quarantined.
 QUANTITY_DECIMALS = 6
 QUANTITY_SCALE = 10**QUANTITY_DECIMALS
-# Largest |quantity| of one trade, in units (nominal or shares). Micro-units of positions up to
-# 2**53 / QUANTITY_SCALE (about 9.0e9 units) add exactly in float64.
+# Largest |quantity| of one trade, in units (nominal or shares).
 MAX_ABS_QUANTITY = 1e9
-# Largest |quantity| of a position that is exact to the micro-unit end to end. Below 2**32 units
-# the stored float64 is within half its spacing (2**-22) of the decimal, 0.24 micro-units, and
-# multiplying by 10**6 rounds by at most 0.25 more (the product is below 2**52): under half a
-# micro-unit, so rounding gives back the same micro-units. Between 2**32 and 2**33 the two
-# errors reach 0.48 + 0.25 and about one quantity in 90 came back one micro-unit off (e.g.
-# 4456946523.790561). Above the bound whole units stay exact (up to about 5.7e11), micro-units
-# do not.
-MAX_EXACT_POSITION = 2**32
+# Largest |micro-units| of a position the desk holds exactly: the engine keeps micro-units in
+# float64, whose integers are exact up to 2**53 (the warehouse's BIGINT holds more). A position
+# that reaches it is refused (engine.PositionBeyondExactRangeError), never rounded.
+MAX_POSITION_MICRO_UNITS = 2**53
+# The same bound in units: about 9.007e9.
+MAX_EXACT_POSITION = MAX_POSITION_MICRO_UNITS / QUANTITY_SCALE
+# Below this |quantity| (units) the float64 nearest to a decimal tells its micro-units apart
+# (its spacing, at most 2**-20, is under a micro-unit), so ``to_units(from_units(u)) == u``.
+# Above it, up to MAX_EXACT_POSITION, the float people read is the nearest to the position
+# within a micro-unit, while the stored micro-units stay exact. Trades (MAX_ABS_QUANTITY) are
+# far below it.
+MAX_FLOAT_EXACT_QUANTITY = 2**33
+# Below 2**32 units (here in micro-units) ``x * 10**6`` rounds to the right micro-units: the
+# float's error (under 0.24 micro-units) and the product's rounding (0.25) stay under half a
+# micro-unit. Between it and MAX_FLOAT_EXACT_QUANTITY they can pass half (4456946523.790561
+# came back one micro-unit low), and to_units picks the neighbour that converts back.
+_DIRECT_ROUNDING_UNITS = 2**32 * QUANTITY_SCALE
 # Prices are per unit of quantity, in the instrument's currency: 0 < price <= MAX_PRICE.
 MAX_PRICE = 1e9
 # Significant digits of every number the desk prints (see for_output).
@@ -34,11 +44,12 @@ OUTPUT_SIGNIFICANT_DIGITS = 12
 def to_units(quantities: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Quantities (units, float) as micro-units: integer-valued float64, rounded half to even.
 
-    Integer-valued float64 rather than int64: sums stay exact below 2**53 micro-units (beyond
-    ``MAX_EXACT_POSITION`` the float column of the warehouse is the tighter bound anyway), and
-    the position engine keeps a key's whole state in one float64 row. Rounding (not truncation)
-    makes the conversion of the float nearest to a decimal exact, and removes float dust from
-    quantities computed elsewhere: 0.1 + 0.2 - 0.3 is 0 micro-units. ``-0`` becomes ``+0``.
+    Integer-valued float64 rather than int64: sums stay exact below 2**53 micro-units
+    (``MAX_POSITION_MICRO_UNITS``), and the position engine keeps a key's whole state in one
+    float64 row. The float nearest to a decimal converts back to that decimal's micro-units
+    exactly below ``MAX_FLOAT_EXACT_QUANTITY``, and to micro-units that convert back to the same
+    float above it. Rounding (not truncation) removes float dust from quantities computed
+    elsewhere: 0.1 + 0.2 - 0.3 is 0 micro-units. ``-0`` becomes ``+0``.
 
     Args:
         quantities: quantities in units (scalar, list, array or Series); NaN stays NaN.
@@ -46,11 +57,33 @@ def to_units(quantities: npt.ArrayLike) -> npt.NDArray[np.float64]:
     Returns:
         A float64 array of the same shape.
     """
+    source = np.asarray(quantities, dtype=np.float64)
     # In place on the one new array: a million quantities are converted on every engine call.
-    units = np.array(quantities, dtype=np.float64)
-    units *= QUANTITY_SCALE
+    units = np.empty_like(source)
+    np.multiply(source, QUANTITY_SCALE, out=units)
     np.rint(units, out=units)
     units += 0.0
+    # Two reductions tell that no quantity needs its neighbours tried (trades never do); NaN
+    # fails the comparisons and leads to the mask, where it stays as it is.
+    limit = _DIRECT_ROUNDING_UNITS
+    if units.size and not (units.max() < limit and -units.min() < limit):
+        large = np.abs(units) >= limit
+        units[large] = _converting_back(units[large], source[large])
+    return units
+
+
+def _converting_back(
+    units: npt.NDArray[np.float64], quantities: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``units``, or the neighbour of each that :func:`from_units` turns back into its quantity.
+
+    ``units`` is the rounded product of ``quantities`` and 10**6, at most one micro-unit from
+    the decimal a quantity is the nearest float of (below ``MAX_FLOAT_EXACT_QUANTITY``).
+    """
+    for step in (-1.0, 1.0):
+        neighbour = units + step
+        takes = (from_units(units) != quantities) & (from_units(neighbour) == quantities)
+        units = np.where(takes, neighbour, units)
     return units
 
 
@@ -58,11 +91,11 @@ def from_units(units: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Micro-units back to quantities: the float64 nearest to each decimal (one exact division).
 
     Args:
-        units: integer-valued micro-units, e.g. from :func:`to_units`.
+        units: integer-valued micro-units (float or int), e.g. from :func:`to_units`.
 
     Returns:
         A float64 array of the same shape; ``to_units(from_units(u)) == u`` for every
-        ``|u| < MAX_EXACT_POSITION * QUANTITY_SCALE``.
+        ``|u| < MAX_FLOAT_EXACT_QUANTITY * QUANTITY_SCALE``.
     """
     return np.asarray(units, dtype=np.float64) / QUANTITY_SCALE
 

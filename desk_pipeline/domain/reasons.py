@@ -62,10 +62,10 @@ def number_text(values: pd.Series, decimals: int, *, trim: bool = False) -> pd.S
     read back as it (Python's ``repr``, what ``--json`` and the API write) and written with
     thousands separators, never in exponent notation: float noise beyond ``decimals`` never
     shows, and no digit the float does not carry is made up (six places of a quantity above
-    2**32 units, where micro-units stop being exact, did). With ``trim``, trailing zeros and a
-    bare point are dropped: exact decimals such as quantities read ``-200,000`` or
-    ``0.000001``. A value that rounds to zero reads without a sign. Missing values read
-    ``none``, as in :func:`text`; infinities ``inf``.
+    2**33 units, where the float stops telling micro-units apart, did). With ``trim``,
+    trailing zeros and a bare point are dropped: exact decimals such as quantities read
+    ``-200,000`` or ``0.000001``. A value that rounds to zero reads without a sign. Missing
+    values read ``none``, as in :func:`text`; infinities ``inf``.
 
     Args:
         values: numbers (float, int or nullable int); not modified.

@@ -43,6 +43,12 @@ POSITION_DTYPES: Mapping[str, str] = {
     "realized_pnl": "float64",  # cumulative since the first trade, instrument currency
 }
 POSITION_COLUMNS = tuple(POSITION_DTYPES)
+# A position as the engine rolls it and the warehouse stores it as a checkpoint (EOD and
+# intraday snapshots): POSITION_DTYPES plus the quantity in micro-units, exact, which the engine
+# rolls from. The float ``quantity`` (the nearest to it) is for readers: it cannot tell
+# micro-units apart above precision.MAX_FLOAT_EXACT_QUANTITY.
+POSITION_STATE_DTYPES: Mapping[str, str] = {**POSITION_DTYPES, "quantity_micro_units": "int64"}
+POSITION_STATE_COLUMNS = tuple(POSITION_STATE_DTYPES)
 
 QUARANTINE_DTYPES: Mapping[str, str] = {
     "source": "object",  # where the row came from, e.g. landing:trades_0301.csv

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline_tests.builders import trade, write_landing_file
+from desk_pipeline_tests.builders import trade, with_micro_units, write_landing_file
 from desk_pipeline_tests.e2e import driver
 
 DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
@@ -62,7 +62,7 @@ def pending_events(env: dict, count: int) -> PositionRepository:
             "business_date": DAYS[0],
             "as_of": pd.Timestamp(DAYS[1], tz="UTC"),
         }
-        repo.keep_last_eod(pd.DataFrame([eod]), 1)
+        repo.keep_last_eod(with_micro_units(pd.DataFrame([eod])), 1)
     return repo
 
 

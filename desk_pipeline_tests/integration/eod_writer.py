@@ -14,6 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline_tests.builders import with_micro_units
 
 DAY = "2026-03-02"
 BOOK = "CRASH-BOOK"
@@ -22,7 +23,7 @@ ROWS = 20_000
 
 def snapshot(step: int) -> pd.DataFrame:
     """EOD rows as of 09:00 + step x 10 min; quantities encode the step (step x 1e6 + i)."""
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "book_id": BOOK,
             "instrument_id": [f"I{i:06d}" for i in range(ROWS)],
@@ -33,6 +34,7 @@ def snapshot(step: int) -> pd.DataFrame:
             "as_of": pd.Timestamp(f"{DAY} 09:00", tz="UTC") + pd.Timedelta(minutes=10 * step),
         }
     )
+    return with_micro_units(frame)
 
 
 def main(url: str, step: int, hang: bool) -> None:

@@ -11,7 +11,8 @@ from dagster._core.execution.api import create_execution_plan
 from benchmarks import backfill_profile, bench, tick_e2e
 from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.domain.schema import POSITION_DTYPES, conform
+from desk_pipeline.domain.schema import POSITION_STATE_DTYPES, conform
+from desk_pipeline_tests.builders import with_micro_units
 from desk_pipeline_tests.location import desk_definitions
 
 # One worker runs the module: the smoke run is a module fixture, built once.
@@ -170,7 +171,8 @@ def test_latest_eods_returns_each_books_most_recent_stored_day(warehouse_url):
                 "realized_pnl": 0.0,
             }
         )
-    repo.keep_last_eod(pd.DataFrame(rows), read_at_us=1)
+    stored = with_micro_units(pd.DataFrame(rows))
+    repo.keep_last_eod(stored, read_at_us=1)
     latest = repo.latest_eods()
     assert latest[["book_id", "business_date"]].to_numpy().tolist() == [
         ["B1", "2026-03-03"],
@@ -178,8 +180,7 @@ def test_latest_eods_returns_each_books_most_recent_stored_day(warehouse_url):
     ]
     assert latest["quantity"].tolist() == [20.0, 30.0]
     pd.testing.assert_frame_equal(
-        conform(latest, POSITION_DTYPES),
-        conform(pd.DataFrame(rows).iloc[[1, 2]], POSITION_DTYPES),
+        conform(latest, POSITION_STATE_DTYPES), conform(stored.iloc[[1, 2]], POSITION_STATE_DTYPES)
     )
 
 

@@ -182,7 +182,7 @@ def test_the_checks_op_reading_only_what_it_checks_still_fails_on_each_defect(re
             p.update()
             .where(p.c.book_id == not_held, p.c.instrument_id == on[not_held])
             .where(p.c.business_date == DAY)
-            .values(quantity=0.0)
+            .values(quantity_micro_units=0)
         )
         conn.execute(r.delete().where(only(repo, not_ranked, on[not_ranked])))
     result = run_checks_alone(repo, issuer_limit=0.0)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline_tests.builders import with_micro_units
 from desk_pipeline_tests.integration import eod_writer
 
 pytestmark = pytest.mark.postgres
@@ -38,7 +39,7 @@ def repo(pg_url):
 def snapshot(day: str, step: int) -> pd.DataFrame:
     """Both books as of 09:00 + step x 10 min; each quantity encodes its step."""
     as_of = pd.Timestamp(f"{day} 09:00", tz="UTC") + pd.Timedelta(minutes=10 * step)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         [
             {
                 "book_id": book,
@@ -53,6 +54,7 @@ def snapshot(day: str, step: int) -> pd.DataFrame:
             for i in range(INSTRUMENTS)
         ]
     )
+    return with_micro_units(frame)
 
 
 def test_concurrent_writers_of_the_same_book_day_always_leave_the_newest_snapshot(repo):

@@ -35,6 +35,7 @@ def test_whatever_order_snapshots_arrive_in_the_stored_eod_is_the_one_supersedes
                 "book_id": ["B1"],
                 "instrument_id": ["I1"],
                 "quantity": [quantity],
+                "quantity_micro_units": [round((quantity or 0) * 1_000_000)],
                 "avg_price": [1.0],
                 "realized_pnl": [0.0],
                 "as_of": [as_of],

@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from desk_pipeline.adapters import tables
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.adapters.warehouse.engine import MIGRATIONS
+from desk_pipeline.domain.precision import to_units
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline_tests.builders import T0, make_trades, trade
 
@@ -52,7 +53,7 @@ def test_late_changes_stored_as_stale_marks_survive_the_rename_both_ways(engine,
     repo = PositionRepository(warehouse_url)  # a newer desk migrates on connect
     repo.engine.dispose()
 
-    assert repo.applied == ["0007", "0008", "0009"]
+    assert repo.applied == ["0007", "0008", "0009", "0010"]
     assert repo.late_changes().sort_values("id").to_dict("records") == [
         {"id": 1, "book_id": "B1", "from_time_us": 10, "arrived_at_us": 20, "trade_ids": "T1"},
         {"id": 2, "book_id": "B2", "from_time_us": 30, "arrived_at_us": 40, "trade_ids": "T2,T3"},
@@ -129,7 +130,7 @@ def test_current_trades_stored_with_ids_take_keys_and_give_them_back(engine, war
         )
 
     repo = PositionRepository(warehouse_url)  # a newer desk migrates on connect
-    assert repo.applied == ["0008", "0009"]
+    assert repo.applied == ["0008", "0009", "0010"]
     # Every id trade_versions stores has a key, in id order; current_trades names the keys.
     assert rows(engine, "SELECT book_key, book_id FROM book_keys ORDER BY book_key") == [
         (1, "B-old"),
@@ -174,3 +175,68 @@ def test_current_trades_stored_with_ids_take_keys_and_give_them_back(engine, war
     with engine.connect() as conn:
         names = sa.inspect(conn).get_table_names()
     assert "book_keys" not in names and "instrument_keys" not in names
+
+
+# Float quantities as a 0009 desk stored them, and the micro-units each becomes: 4.46e9 came back
+# a micro-unit low from x * 10**6 rounded; dust and -0 from before quantities were exact; a float
+# above 2**33 units that two micro-units share (its rounded product, as precision.to_units takes).
+STORED_FLOATS = [
+    ("I1", 4456946523.790561, 4_456_946_523_790_561),
+    ("I2", 0.1 + 0.2, 300_000),
+    ("I3", 5.551115123125783e-17, 0),
+    ("I4", -0.0, 0),
+    ("I5", -1_000_000_000.000001, -1_000_000_000_000_001),
+    ("I6", 8800000000.000002, 8_800_000_000_000_002),
+]
+EOD_AS_OF_US = END_US = T0_US + 86_400_000_000
+WINDOW_US = T0_US + 3_600_000_000
+
+
+def test_stored_float_quantities_become_the_micro_units_they_stand_for_and_come_back(
+    engine, warehouse_url
+):
+    migrate(engine, "0009")
+    floats = [{"i": i, "q": q} for i, q, _ in STORED_FLOATS]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO eod_snapshots (book_id, business_date, snapshot_id, as_of_us, "
+                "computed_at_us, position_count, content_digest) "
+                f"VALUES ('BIG', '2026-03-02', 's1', {EOD_AS_OF_US}, 1, 6, '0')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO eod_positions (snapshot_id, instrument_id, book_id, business_date, "
+                "quantity, avg_price, realized_pnl) VALUES ('s1', :i, 'BIG', '2026-03-02', :q, "
+                "1.0, 0.0)"
+            ),
+            floats,
+        )
+        conn.execute(sa.text(f"INSERT INTO intraday_windows VALUES ({WINDOW_US}, 1)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO intraday_positions (window_end_us, book_id, instrument_id, quantity, "
+                f"avg_price, realized_pnl) VALUES ({WINDOW_US}, 'BIG', :i, :q, 1.0, 0.0)"
+            ),
+            floats,
+        )
+
+    repo = PositionRepository(warehouse_url)  # a newer desk migrates on connect
+    assert repo.applied == ["0010"]
+    expected = [(i, units) for i, _, units in STORED_FLOATS]
+    assert expected == [(i, int(to_units(q))) for i, q, _ in STORED_FLOATS]
+    for table in ("eod_positions", "intraday_positions"):
+        query = f"SELECT instrument_id, quantity_micro_units FROM {table} ORDER BY instrument_id"
+        assert rows(engine, query) == expected, table
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
+    for before in (pd.Timestamp(WINDOW_US * 1000, tz="UTC"), pd.Timestamp(END_US * 1000, tz="UTC")):
+        opening = repo.opening(before).positions.sort_values("instrument_id")
+        assert opening["quantity_micro_units"].tolist() == [units for _, units in expected]
+    repo.engine.dispose()
+
+    migrate(engine, "0009", down=True)
+    for table in ("eod_positions", "intraday_positions"):
+        query = f"SELECT instrument_id, quantity FROM {table} ORDER BY instrument_id"
+        assert rows(engine, query) == [(i, units / 1_000_000) for i, units in expected], table

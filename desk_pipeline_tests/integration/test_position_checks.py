@@ -59,7 +59,7 @@ def test_a_stored_eod_equal_to_its_recomputation_passes(repo):
 
 def test_a_tampered_eod_fails_the_recomputation_check(repo):
     with repo.engine.begin() as conn:
-        conn.execute(t.eod_positions.update().values(quantity=61.0))
+        conn.execute(t.eod_positions.update().values(quantity_micro_units=61_000_000))
     result = check_eods_match_recomputation(repo, None)
     assert not result.passed
     assert result.metadata["examples"].value == f"B1 {DAY}"
@@ -118,7 +118,7 @@ def test_one_snapshot_per_book_day_passes_and_a_leftover_row_fails(repo):
                 instrument_id="XS0009",
                 book_id="B1",
                 business_date=DAY,
-                quantity=1.0,
+                quantity_micro_units=1_000_000,
                 avg_price=1.0,
                 realized_pnl=0.0,
             )

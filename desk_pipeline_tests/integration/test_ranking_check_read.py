@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
+from desk_pipeline_tests.builders import with_micro_units
 
 DAYS = ["2026-03-02", "2026-03-03"]
 IDS = ["book_id", "instrument_id", "business_date"]
@@ -32,7 +33,7 @@ def repo(warehouse_url) -> PositionRepository:
                 "as_of": as_of,
             }
         )
-        writes = repository.keep_last_eod(eod, now_micros())
+        writes = repository.keep_last_eod(with_micro_units(eod), now_micros())
         snapshot = {w.book_id: w.snapshot_id for w in writes}
         ranking = pd.DataFrame(
             {
@@ -102,7 +103,7 @@ def test_only_the_given_days_are_read_and_rows_without_a_header_are_not(repo):
                 instrument_id="ORPHAN",
                 book_id="B1",
                 business_date=DAYS[0],
-                quantity=1.0,
+                quantity_micro_units=1_000_000,
                 avg_price=1.0,
                 realized_pnl=0.0,
             )

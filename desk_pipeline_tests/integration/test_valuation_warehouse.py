@@ -11,6 +11,7 @@ from desk_pipeline.adapters import tables
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.positions.valuation import value_positions
 from desk_pipeline.domain.schema import BOOK_DTYPES, FX_DTYPES, PRICE_DTYPES, conform
+from desk_pipeline_tests.builders import with_micro_units
 
 DAY = "2026-03-04"
 AS_OF = pd.Timestamp("2026-03-05", tz="UTC")
@@ -27,7 +28,7 @@ def store_eod(repo: PositionRepository, rows: list[tuple], as_of: pd.Timestamp =
     frame = pd.DataFrame(rows, columns=["book_id", "instrument_id", "quantity", "avg_price"])
     frame = frame.astype({"quantity": "float64", "avg_price": "float64"})
     eod = frame.assign(realized_pnl=0.0, business_date=DAY, as_of=as_of)
-    assert repo.keep_last_eod(eod, now_micros())
+    assert repo.keep_last_eod(with_micro_units(eod), now_micros())
 
 
 def valuation(repo: PositionRepository) -> pd.DataFrame:

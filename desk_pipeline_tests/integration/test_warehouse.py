@@ -4,9 +4,16 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse import PositionRepository, micros_of, now_micros, to_micros
 from desk_pipeline.domain.positions.engine import roll_positions
-from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
+from desk_pipeline.domain.precision import from_units
+from desk_pipeline.domain.schema import (
+    POSITION_STATE_DTYPES,
+    QUARANTINE_DTYPES,
+    conform,
+    empty_frame,
+)
 from desk_pipeline_tests.builders import T0, make_trades, no_positions, trade
 
 DAY1, DAY2 = "2026-03-02", "2026-03-03"
@@ -153,3 +160,38 @@ def test_a_bulk_ingest_leaves_postgresql_statistics_for_key_lookups(pg_url):
         ).all()
     repo.engine.dispose()
     assert sorted(analysed) == [("current_trades", 20.0), ("trade_versions", 20.0)]
+
+
+# Micro-units a float cannot all carry: 4.46e9 (came back a micro-unit low from x * 10**6),
+# 8.8e9 + 0.000001 and + 0.000002 (one float), the largest position the engine holds exactly.
+HELD = [4_456_946_523_790_561, 8_800_000_000_000_001, -8_800_000_000_000_002, 2**53 - 1, 0]
+
+
+def test_stored_snapshots_give_the_engine_back_its_exact_micro_units(repo):
+    positions = pd.DataFrame(
+        {
+            "book_id": "BIG",
+            "instrument_id": [f"I{i}" for i in range(len(HELD))],
+            "quantity": from_units(HELD),
+            "quantity_micro_units": HELD,
+            "avg_price": 1.0 / 3.0,
+            "realized_pnl": -2.0 / 3.0,
+        }
+    )
+    window = pd.Timestamp(f"{DAY1} 12:00", tz="UTC")
+    state = conform(positions, POSITION_STATE_DTYPES)
+
+    def opening(before: pd.Timestamp) -> pd.DataFrame:
+        read = repo.opening(before).positions
+        return read.sort_values("instrument_id", kind="stable").reset_index(drop=True)
+
+    repo.replace_intraday(window, positions, now_micros())
+    pd.testing.assert_frame_equal(opening(window), state)
+    repo.keep_last_eod(eod_frame(positions, DAY1, END1), now_micros())
+    pd.testing.assert_frame_equal(opening(END1), state)
+    read = repo.eod_positions([DAY1])
+    assert read["quantity_micro_units"].tolist() == HELD
+    assert read["quantity"].tolist() == from_units(HELD).tolist()
+    with repo.engine.connect() as conn:
+        stored = conn.execute(sa.select(t.eod_positions.c.quantity_micro_units)).scalars()
+        assert sorted(stored) == sorted(HELD)

@@ -133,6 +133,7 @@ def test_the_digest_ignores_row_order_and_an_empty_book_day_has_none():
             "business_date": [DATES[0]] * 2,
             "instrument_id": ["I1", "I2"],
             "quantity": [1.0, 2.0],
+            "quantity_micro_units": [1_000_000, 2_000_000],
             "avg_price": [1.0, 1.0],
             "realized_pnl": [0.0, 0.0],
         }
@@ -141,3 +142,39 @@ def test_the_digest_ignores_row_order_and_an_empty_book_day_has_none():
     assert forward == snapshot_digests(rows.iloc[::-1])["content_digest"].tolist()
     assert forward != [EMPTY_DIGEST]
     assert snapshot_digests(rows.iloc[0:0]).empty
+
+
+def test_the_digest_tells_apart_micro_units_the_float_quantity_cannot():
+    rows = pd.DataFrame(
+        {
+            "book_id": ["B1"],
+            "business_date": [DATES[0]],
+            "instrument_id": ["I1"],
+            "quantity": [8800000000.000002],
+            "quantity_micro_units": [8_800_000_000_000_002],
+            "avg_price": [1.0],
+            "realized_pnl": [0.0],
+        }
+    )
+    next_one = rows.assign(quantity_micro_units=8_800_000_000_000_001)  # the same float
+    digests = [snapshot_digests(r)["content_digest"].iloc[0] for r in (rows, next_one)]
+    assert digests[0] != digests[1]
+
+
+def test_the_digest_of_an_eod_is_the_one_of_before_micro_units_were_stored():
+    # An EOD stored then and recomputed alike is not restated (nor announced again).
+    rows = pd.DataFrame(
+        {
+            "book_id": ["B1", "B1"],
+            "business_date": [DATES[0]] * 2,
+            "instrument_id": ["I1", "I2"],
+            "quantity": [0.3, -4456946523.790561],
+            "quantity_micro_units": [300_000, -4_456_946_523_790_561],
+            "avg_price": [1.0, 2.5],
+            "realized_pnl": [0.0, 7.0],
+        }
+    )
+    before = pd.util.hash_pandas_object(
+        rows[["instrument_id", "quantity", "avg_price", "realized_pnl"]], index=False
+    ).sum()
+    assert snapshot_digests(rows)["content_digest"].tolist() == [f"{int(before):016x}"]

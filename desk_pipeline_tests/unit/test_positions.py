@@ -97,6 +97,7 @@ def test_an_empty_input_gives_an_empty_frame_with_the_columns():
         "quantity",
         "avg_price",
         "realized_pnl",
+        "quantity_micro_units",
     ]
 
 

@@ -10,7 +10,7 @@ SCRIPT = """
 import numpy as np, pandas as pd
 import desk_pipeline.defs.preload
 from desk_pipeline.domain.positions import engine
-from desk_pipeline.domain.schema import POSITION_DTYPES, conform, empty_frame
+from desk_pipeline.domain.schema import POSITION_STATE_DTYPES, conform, empty_frame
 kernels = [f for f in vars(engine).values() if hasattr(f, "signatures")]
 loaded = {f: len(f.signatures) for f in kernels}
 n = 20_000
@@ -23,8 +23,8 @@ trades = pd.DataFrame({
     "trade_time": pd.Timestamp("2026-01-02", tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"),
 })
 as_of = [pd.Timestamp("2026-01-03", tz="UTC")]
-opening = conform(engine.positions_as_of(empty_frame(POSITION_DTYPES), trades, as_of[0]),
-                  POSITION_DTYPES)
+opening = conform(engine.positions_as_of(empty_frame(POSITION_STATE_DTYPES), trades, as_of[0]),
+                  POSITION_STATE_DTYPES)
 engine.roll_positions(opening, trades, as_of)
 # At desk scale trades share a millisecond: the engine reorders them, into writable copies.
 tied = trades.assign(trade_time=trades["trade_time"].dt.floor("min"))

@@ -9,7 +9,7 @@ from desk_pipeline.domain.positions.reconciliation import (
     recompute_eods,
     unreconciled_batches,
 )
-from desk_pipeline_tests.builders import T0, make_trades, trade
+from desk_pipeline_tests.builders import T0, make_trades, trade, with_micro_units
 
 DAY = "2026-03-02"
 END = pd.Timestamp("2026-03-03", tz="UTC")
@@ -20,7 +20,7 @@ def headers(*rows: tuple[str, str, pd.Timestamp]) -> pd.DataFrame:
 
 
 def stored_rows(rows: list[tuple]) -> pd.DataFrame:
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         rows,
         columns=[
             "business_date",
@@ -31,6 +31,7 @@ def stored_rows(rows: list[tuple]) -> pd.DataFrame:
             "realized_pnl",
         ],
     )
+    return with_micro_units(frame)
 
 
 def test_recomputation_applies_every_trade_before_each_eods_as_of():
@@ -53,9 +54,20 @@ def test_stored_eods_equal_to_their_recomputation_reconcile():
 
 def test_a_changed_quantity_price_or_pnl_is_a_difference():
     stored = stored_rows([(DAY, "B1", "XS0001", 50.0, 180.0, 100.0)])
-    for column, value in [("quantity", 51.0), ("avg_price", 180.5), ("realized_pnl", 99.0)]:
+    for column, value in [
+        ("quantity_micro_units", 50_000_001),
+        ("avg_price", 180.5),
+        ("realized_pnl", 99.0),
+    ]:
         recomputed = stored.assign(**{column: value})
         assert len(eod_differences(stored, recomputed)) == 1, column
+
+
+def test_micro_units_the_float_quantity_cannot_tell_apart_are_a_difference():
+    stored = stored_rows([(DAY, "B1", "XS0001", 8800000000.000002, 1.0, 0.0)])
+    assert stored["quantity_micro_units"].tolist() == [8_800_000_000_000_002]
+    recomputed = stored.assign(quantity_micro_units=8_800_000_000_000_001)  # the same float
+    assert len(eod_differences(stored, recomputed)) == 1
 
 
 def test_a_row_missing_on_either_side_is_a_difference():

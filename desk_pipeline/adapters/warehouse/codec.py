@@ -1,10 +1,12 @@
-"""Conversions several stores share: timestamps to and from stored microseconds, frames to rows."""
+"""Conversions several stores share: stored microseconds, stored micro-units, frames to rows."""
 
 import datetime as dt
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+
+from desk_pipeline.domain.precision import from_units
 
 
 def to_micros(ts: pd.Timestamp) -> int:
@@ -26,6 +28,16 @@ def from_micros(values: Any) -> Any:
 def now_micros() -> int:
     """The wall clock in microseconds; the warehouse stamps ingestion and computation with it."""
     return int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
+
+
+def with_quantity(rows: pd.DataFrame) -> pd.DataFrame:
+    """Stored position rows with ``quantity``, the float nearest to their exact micro-units.
+
+    Snapshots store only ``quantity_micro_units`` (``tables.MicroUnits``); readers get both, as
+    ``schema.POSITION_STATE_DTYPES`` has them.
+    """
+    micro_units = rows["quantity_micro_units"].to_numpy(dtype=np.int64)
+    return rows.assign(quantity=from_units(micro_units), quantity_micro_units=micro_units)
 
 
 def _nulls_as_none(frame: pd.DataFrame) -> pd.DataFrame:

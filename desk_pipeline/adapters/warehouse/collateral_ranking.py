@@ -23,6 +23,7 @@ from desk_pipeline.adapters.warehouse.daily_book_position import (
 )
 from desk_pipeline.adapters.warehouse.engine import Store
 from desk_pipeline.domain.collateral.ranking import in_ranking_order
+from desk_pipeline.domain.precision import from_units
 from desk_pipeline.domain.schema import (
     POSITION_DTYPES,
     RANKING_DTYPES,
@@ -130,7 +131,7 @@ class CollateralRankingStore(Store):
                 "as_of": from_micros(positions["as_of_us"].astype(np.int64)),
                 "book_id": positions["book_id"],
                 "instrument_id": positions["instrument_id"],
-                "quantity": positions["quantity"].astype(np.float64),
+                "quantity": from_units(positions["quantity_micro_units"].astype(np.int64)),
             }
         )
         numbers = ("quantity", "price", "fx_rate", "haircut", "value")

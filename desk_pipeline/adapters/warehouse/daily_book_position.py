@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse.bulk import _chunks, _read, _read_empty
-from desk_pipeline.adapters.warehouse.codec import from_micros
+from desk_pipeline.adapters.warehouse.codec import from_micros, with_quantity
 from desk_pipeline.adapters.warehouse.engine import Store, WarehouseError
 from desk_pipeline.adapters.warehouse.keep_last import (
     EodWrite,
@@ -28,7 +28,12 @@ from desk_pipeline.adapters.warehouse.keep_last import (
 )
 from desk_pipeline.adapters.warehouse.trading_book import _late_changes
 from desk_pipeline.domain.positions.restatement import stale_snapshots
-from desk_pipeline.domain.schema import POSITION_DTYPES, conform
+from desk_pipeline.domain.schema import (
+    POSITION_DTYPES,
+    POSITION_STATE_COLUMNS,
+    conform,
+    require_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +61,9 @@ class DailyBookPositionStore(Store):
         taken again on a fresh read.
 
         Args:
-            snapshots: ``business_date``, ``as_of`` and POSITION_COLUMNS; one snapshot per
-                (book_id, business_date), all rows of a book-day sharing one ``as_of``.
+            snapshots: ``business_date``, ``as_of`` and POSITION_STATE_COLUMNS (the exact
+                micro-units are stored); one snapshot per (book_id, business_date), all rows
+                of a book-day sharing one ``as_of``.
             read_at_us: when the inputs were read; the computation's ``computed_at``.
             recomputed: ``business_date`` and ``as_of`` (UTC) of every day the computation
                 covered for every book: a stored EOD of such a day that ``snapshots`` has no
@@ -70,6 +76,9 @@ class DailyBookPositionStore(Store):
         Raises:
             WarehouseError: every attempt lost to a concurrent writer, or the write failed.
         """
+        require_columns(
+            snapshots, ["business_date", "as_of", *POSITION_STATE_COLUMNS], where="keep_last_eod"
+        )
         candidates = _candidates(snapshots, read_at_us)
         days = _recomputed_days(recomputed, read_at_us)
         if candidates.empty and days.empty:
@@ -102,6 +111,8 @@ class DailyBookPositionStore(Store):
     def latest_eods(self) -> pd.DataFrame:
         """Every book's latest stored EOD: book_id, business_date, snapshot_id, as_of, positions.
 
+        Positions are POSITION_STATE_COLUMNS, as for :meth:`eod_positions`.
+
         One statement, so a reader never mixes two snapshots of a book: DISTINCT ON (book_id)
         on PostgreSQL, ROW_NUMBER() over each book's days on SQLite. Rows are sorted by
         (book_id, instrument_id); flat positions are included (they carry realised P&L).
@@ -126,7 +137,10 @@ class DailyBookPositionStore(Store):
         )
 
     def eod_positions(self, business_dates: Sequence[str]) -> pd.DataFrame:
-        """Stored EOD rows of the given days: business_date, snapshot_id, as_of and positions."""
+        """Stored EOD rows of the given days: business_date, snapshot_id, as_of and positions.
+
+        Positions are POSITION_STATE_COLUMNS: the stored micro-units and the float quantity.
+        """
         p = t.eod_positions
         return self._eod_position_rows("eod_positions", p.c.business_date.in_(list(business_dates)))
 
@@ -145,7 +159,7 @@ class DailyBookPositionStore(Store):
                 p.c.snapshot_id,
                 e.c.as_of_us,
                 p.c.instrument_id,
-                p.c.quantity,
+                p.c.quantity_micro_units,
                 p.c.avg_price,
                 p.c.realized_pnl,
             )
@@ -155,6 +169,7 @@ class DailyBookPositionStore(Store):
         )
         with self._transaction(operation) as conn:
             rows = _read(conn, query, raw=True)
+        rows = with_quantity(rows)
         return rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
 
     def eod_headers(self) -> pd.DataFrame:
@@ -200,7 +215,8 @@ def _one_eod(
 
     Returns:
         The header (book_id, business_date, snapshot_id, as_of) and the rows: instrument_id,
-        quantity, avg_price, realized_pnl, ``columns`` and book_id, by instrument_id.
+        quantity, quantity_micro_units, avg_price, realized_pnl, ``columns`` and book_id, by
+        instrument_id.
     """
     e, p = t.eod_snapshots, t.eod_positions
     source = e.outerjoin(p, p.c.snapshot_id == e.c.snapshot_id)
@@ -214,7 +230,7 @@ def _one_eod(
             e.c.snapshot_id,
             e.c.as_of_us,
             p.c.instrument_id,
-            p.c.quantity,
+            p.c.quantity_micro_units,
             p.c.avg_price,
             p.c.realized_pnl,
             *columns,
@@ -232,7 +248,7 @@ def _one_eod(
         "snapshot_id": rows["snapshot_id"].iloc[0],
         "as_of": from_micros(int(rows["as_of_us"].iloc[0])),
     }
-    return header, rows.dropna(subset=["instrument_id"]).assign(book_id=book_id)
+    return header, with_quantity(rows.dropna(subset=["instrument_id"])).assign(book_id=book_id)
 
 
 def _latest_eod_as_of(conn: sa.Connection) -> int:
@@ -248,7 +264,7 @@ def _eod_headers_until(conn: sa.Connection, until_us: int) -> pd.DataFrame:
 
 
 def _eod_rows_of(conn: sa.Connection, snapshot_ids: list[str]) -> pd.DataFrame:
-    """The ``eod_positions`` rows of the given snapshots."""
+    """The ``eod_positions`` rows of the given snapshots, as stored (micro-units)."""
     p = t.eod_positions
     frames = [
         _read(conn, sa.select(p).where(p.c.snapshot_id.in_(chunk)), raw=True)
@@ -282,12 +298,12 @@ def _eod_rows_of_days(
     builds one frame of all the days.
 
     Returns:
-        The column names (book_id, instrument_id, snapshot_id, as_of_us, quantity) and, per
-        day of ``business_dates`` in order, its rows as tuples of those columns' values.
+        The column names (book_id, instrument_id, snapshot_id, as_of_us, quantity_micro_units)
+        and, per day of ``business_dates`` in order, its rows as tuples of those columns' values.
     """
     e, p = t.eod_snapshots, t.eod_positions
     query = sa.select(
-        p.c.book_id, p.c.instrument_id, p.c.snapshot_id, e.c.as_of_us, p.c.quantity
+        p.c.book_id, p.c.instrument_id, p.c.snapshot_id, e.c.as_of_us, p.c.quantity_micro_units
     ).select_from(p.join(e, e.c.snapshot_id == p.c.snapshot_id))
     days = [
         list(conn.execute(query.where(p.c.business_date == day)).cursor.fetchall())

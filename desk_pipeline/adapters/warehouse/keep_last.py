@@ -322,7 +322,7 @@ def _replace_rows(
                 "instrument_id",
                 "book_id",
                 "business_date",
-                "quantity",
+                "quantity_micro_units",
                 "avg_price",
                 "realized_pnl",
             ]

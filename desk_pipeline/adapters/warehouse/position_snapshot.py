@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse.bulk import _insert, _read
-from desk_pipeline.adapters.warehouse.codec import now_micros, to_micros
+from desk_pipeline.adapters.warehouse.codec import now_micros, to_micros, with_quantity
 from desk_pipeline.adapters.warehouse.daily_book_position import (
     _eod_headers_until,
     _eod_rows_of,
@@ -21,7 +21,12 @@ from desk_pipeline.adapters.warehouse.daily_book_position import (
 from desk_pipeline.adapters.warehouse.engine import Store
 from desk_pipeline.adapters.warehouse.trading_book import _first_trades, _late_changes
 from desk_pipeline.domain.positions.restatement import stale_snapshots
-from desk_pipeline.domain.schema import POSITION_DTYPES, conform
+from desk_pipeline.domain.schema import (
+    POSITION_STATE_COLUMNS,
+    POSITION_STATE_DTYPES,
+    conform,
+    require_columns,
+)
 
 
 class PositionSnapshotStore(Store):
@@ -64,18 +69,24 @@ class PositionSnapshotStore(Store):
                     raw=True,
                 )
                 bounds = pd.Series(end_us, index=books.index, dtype="int64")
-                return Opening(conform(positions, POSITION_DTYPES), bounds, read_at)
+                return Opening(_state(positions), bounds, read_at)
             positions = _eod_rows_of(conn, list(latest["snapshot_id"]))
         bounds = books.astype("int64").copy()
         bounds.update(latest.set_index("book_id")["as_of_us"].astype("int64"))
-        return Opening(conform(positions, POSITION_DTYPES), bounds.astype("int64"), read_at)
+        return Opening(_state(positions), bounds.astype("int64"), read_at)
 
     def replace_intraday(
         self, window_end: pd.Timestamp, positions: pd.DataFrame, read_at_us: int
     ) -> int:
-        """Store the snapshot as of ``window_end``, replacing any earlier one of that window."""
+        """Store the snapshot as of ``window_end``, replacing any earlier one of that window.
+
+        ``positions`` are POSITION_STATE_COLUMNS (the engine's); their exact micro-units are
+        stored, so the next tick rolls from the very state this one reached.
+        """
+        require_columns(positions, POSITION_STATE_COLUMNS, where="replace_intraday")
         end_us = to_micros(window_end)
-        rows = conform(positions, POSITION_DTYPES).assign(window_end_us=end_us)
+        stored = [c.name for c in t.intraday_positions.columns if c.name != "window_end_us"]
+        rows = conform(positions, POSITION_STATE_DTYPES)[stored].assign(window_end_us=end_us)
         with self._transaction(f"replace_intraday {window_end}") as conn:
             conn.execute(
                 t.intraday_positions.delete().where(t.intraday_positions.c.window_end_us == end_us)
@@ -102,6 +113,11 @@ class PositionSnapshotStore(Store):
         return result.rowcount
 
 
+def _state(positions: pd.DataFrame) -> pd.DataFrame:
+    """Stored snapshot rows (intraday or EOD) as the engine rolls from them."""
+    return conform(with_quantity(positions), POSITION_STATE_DTYPES)
+
+
 def _covered_until(conn: sa.Connection) -> int:
     """The latest instant (µs) any stored snapshot covers, intraday window or EOD; -1 if none.
 
@@ -117,7 +133,7 @@ class Opening:
     """A valid stored state to roll forward from.
 
     Attributes:
-        positions: POSITION_COLUMNS.
+        positions: POSITION_STATE_COLUMNS, quantities exact in micro-units.
         bounds: per book_id, the time (µs) from which trades must still be applied.
         read_at_us: when it was read; a later late change invalidates what is computed from it.
     """

@@ -4,18 +4,18 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.positions.engine import roll_positions
-from desk_pipeline.domain.precision import to_units
 from desk_pipeline.domain.schema import (
-    POSITION_COLUMNS,
-    POSITION_DTYPES,
+    POSITION_STATE_COLUMNS,
+    POSITION_STATE_DTYPES,
     TRADE_COLUMNS,
     empty_frame,
     require_columns,
 )
 
 EOD_KEYS = ["book_id", "business_date", "instrument_id"]
-VALUES = ["quantity", "avg_price", "realized_pnl"]
-# Quantities are exact decimals and must agree to the micro-unit. Money is float: identical
+VALUES = ["quantity_micro_units", "avg_price", "realized_pnl"]
+# Quantities are exact decimals and must agree to the micro-unit: compared as the stored
+# integers, which the float quantity cannot always tell apart. Money is float: identical
 # arithmetic gives identical bits, but a restart from a stored checkpoint may round differently
 # in the last place.
 MONEY = ["avg_price", "realized_pnl"]
@@ -32,39 +32,41 @@ def recompute_eods(
         trades: TRADE_COLUMNS, effective trades (latest versions, cancels removed) from the
             first trade on, or from the time ``opening`` was taken.
         headers: ``book_id``, ``business_date`` and ``as_of`` (UTC) of the EODs to recompute.
-        opening: POSITION_COLUMNS, a stored checkpoint to roll from; None recomputes from
-            scratch.
+        opening: POSITION_STATE_COLUMNS, a stored checkpoint to roll from; None recomputes
+            from scratch.
 
     Returns:
-        ``business_date`` plus POSITION_COLUMNS: one row per (book, day, instrument) that the
-        recomputation holds for the books in ``headers``, flat keys included.
+        ``business_date`` plus POSITION_STATE_COLUMNS: one row per (book, day, instrument) that
+        the recomputation holds for the books in ``headers``, flat keys included.
     """
     require_columns(trades, TRADE_COLUMNS, where="recompute_eods(trades)")
     require_columns(headers, ["book_id", "business_date", "as_of"], where="recompute_eods")
-    out = empty_frame({"business_date": "str", **POSITION_DTYPES})
+    out = empty_frame({"business_date": "str", **POSITION_STATE_DTYPES})
     if headers.empty:
         return out
     ends = pd.DatetimeIndex(headers["as_of"].drop_duplicates()).sort_values()
-    start = empty_frame(POSITION_DTYPES) if opening is None else opening
+    start = empty_frame(POSITION_STATE_DTYPES) if opening is None else opening
     rolled = roll_positions(start, trades, ends)
     merged = rolled.merge(headers[["book_id", "business_date", "as_of"]], on=["book_id", "as_of"])
-    return merged[["business_date", *POSITION_COLUMNS]].reset_index(drop=True)
+    return merged[["business_date", *POSITION_STATE_COLUMNS]].reset_index(drop=True)
 
 
 def eod_differences(stored: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFrame:
     """Rows where stored EODs and their recomputation disagree.
 
     Args:
-        stored: ``business_date`` plus POSITION_COLUMNS, the stored rows of the EODs checked.
+        stored: ``business_date`` plus POSITION_STATE_COLUMNS, the stored rows of the EODs
+            checked.
         recomputed: the same columns, from :func:`recompute_eods` for the same EODs.
 
     Returns:
-        EOD_KEYS plus ``<value>_stored`` / ``<value>_recomputed`` for each value, one row per
-        key missing on one side, with a different quantity (to the micro-unit) or with money
-        differing beyond tolerance; empty when they reconcile.
+        EOD_KEYS plus ``<value>_stored`` / ``<value>_recomputed`` for each of VALUES, one row
+        per key missing on one side, with different micro-units or with money differing beyond
+        tolerance; empty when they reconcile.
     """
-    require_columns(stored, ["business_date", *POSITION_COLUMNS], where="eod_differences")
-    require_columns(recomputed, ["business_date", *POSITION_COLUMNS], where="eod_differences")
+    columns = ["business_date", *POSITION_STATE_COLUMNS]
+    require_columns(stored, columns, where="eod_differences")
+    require_columns(recomputed, columns, where="eod_differences")
     both = stored[EOD_KEYS + VALUES].merge(
         recomputed[EOD_KEYS + VALUES],
         on=EOD_KEYS,
@@ -73,7 +75,7 @@ def eod_differences(stored: pd.DataFrame, recomputed: pd.DataFrame) -> pd.DataFr
         indicator=True,
     )
     differs = both["_merge"] != "both"
-    differs |= to_units(both["quantity_stored"]) != to_units(both["quantity_recomputed"])
+    differs |= both["quantity_micro_units_stored"] != both["quantity_micro_units_recomputed"]
     for value in MONEY:
         a = both[f"{value}_stored"].to_numpy(dtype=float)
         b = both[f"{value}_recomputed"].to_numpy(dtype=float)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from desk_pipeline.domain.errors import DeskPipelineError
+from desk_pipeline.domain.precision import MAX_FLOAT_EXACT_QUANTITY, QUANTITY_SCALE, from_units
 from desk_pipeline.domain.schema import require_columns
 
 EVENT_SCHEMA_VERSION = 1
@@ -178,7 +179,8 @@ def snapshot_digests(rows: pd.DataFrame) -> pd.DataFrame:
     """Order-independent digest of each (book_id, business_date)'s EOD rows.
 
     Args:
-        rows: ``book_id``, ``business_date`` and POSITION_COLUMNS.
+        rows: ``book_id``, ``business_date`` and POSITION_STATE_COLUMNS (``quantity`` is not
+            read: the digest is of what is stored, the micro-units).
 
     Returns:
         ``book_id``, ``business_date``, ``content_digest`` (16 hex digits: the sum of the row
@@ -186,14 +188,24 @@ def snapshot_digests(rows: pd.DataFrame) -> pd.DataFrame:
     """
     require_columns(rows, [*EOD_KEYS, *_DIGESTED], where="snapshot_digests")
     ordered = rows.sort_values(EOD_KEYS, kind="stable")
-    hashes = pd.util.hash_pandas_object(ordered[list(_DIGESTED)], index=False).to_numpy()
+    micro_units = ordered["quantity_micro_units"].to_numpy(dtype=np.int64)
+    # A row hashes its quantity as the float EODs were digested by before micro-units were
+    # stored, so that an EOD stored then and recomputed alike is not restated; where that float
+    # cannot tell micro-units apart, the row's micro-units are hashed in too.
+    digested = ordered[["instrument_id", "avg_price", "realized_pnl"]].assign(
+        quantity=from_units(micro_units)
+    )
+    columns = ["instrument_id", "quantity", "avg_price", "realized_pnl"]
+    hashes = pd.util.hash_pandas_object(digested[columns], index=False).to_numpy(copy=True)
+    beyond = np.abs(micro_units) >= MAX_FLOAT_EXACT_QUANTITY * QUANTITY_SCALE
+    hashes[beyond] += pd.util.hash_array(micro_units[beyond])
     starts = np.flatnonzero(~ordered.duplicated(EOD_KEYS).to_numpy())
     sums = np.add.reduceat(hashes, starts) if len(starts) else np.array([], dtype=np.uint64)
     keys = ordered[EOD_KEYS].iloc[starts].reset_index(drop=True)
     return keys.assign(content_digest=[f"{int(s):016x}" for s in sums])
 
 
-_DIGESTED = ("instrument_id", "quantity", "avg_price", "realized_pnl")
+_DIGESTED = ("instrument_id", "quantity_micro_units", "avg_price", "realized_pnl")
 
 
 def snapshot_id_for(
