@@ -19,8 +19,9 @@ QUANTITY_SCALE = 10**QUANTITY_DECIMALS
 # Largest |quantity| of one trade, in units (nominal or shares).
 MAX_ABS_QUANTITY = 1e9
 # Largest |micro-units| of a position the desk holds exactly: the engine keeps micro-units in
-# float64, whose integers are exact up to 2**53 (the warehouse's BIGINT holds more). A position
-# that reaches it is refused (engine.PositionBeyondExactRangeError), never rounded.
+# float64, whose integers are exact up to 2**53 (the warehouse's BIGINT holds more). Beyond it
+# sums round to the float's spacing (2 micro-units up to 2**54, ...): a JPY book's nominal can pass
+# it, and one book's position must not stop every book's end of day.
 MAX_POSITION_MICRO_UNITS = 2**53
 # The same bound in units: about 9.007e9.
 MAX_EXACT_POSITION = MAX_POSITION_MICRO_UNITS / QUANTITY_SCALE

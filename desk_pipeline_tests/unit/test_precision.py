@@ -13,7 +13,6 @@ from desk_pipeline import queries
 from desk_pipeline.defs.collateral.assets import ranking_metadata
 from desk_pipeline.domain.collateral.holdings import holdings_from_positions
 from desk_pipeline.domain.positions.engine import (
-    PositionBeyondExactRangeError,
     positions_as_of,
     roll_positions,
 )
@@ -219,17 +218,12 @@ def test_the_engine_rolls_from_the_exact_micro_units_not_the_float_quantity():
     assert (row.quantity, row.quantity_micro_units, row.avg_price) == (0.0, 0, 0.0)
 
 
-def test_a_position_reaching_2_53_micro_units_is_refused_naming_book_instrument_and_trade():
+def test_a_position_past_2_53_micro_units_is_kept_not_refused():
+    # A JPY book's nominal passes 9e9 units; one position must not stop every book's EOD.
     trades = make_trades(trade(f"T{i}", 1e9, 1.0, i, book="BIG") for i in range(10))
-    with pytest.raises(PositionBeyondExactRangeError) as refused:
-        positions_as_of(no_positions(), trades, END)
-    assert str(refused.value) == (
-        "roll_positions: book BIG instrument XS0001 reaches 10,000,000,000.000000 units "
-        "(trade T9); a position is exact only below 9,007,199,254.740992 units (2**53 "
-        "micro-units): amend or cancel the trade, or hold the excess in another book"
-    )
-    # Nine lots are still exact: the bound is the position's, not the trades'.
-    assert positions_as_of(no_positions(), trades.iloc[:9], END)["quantity"].tolist() == [9e9]
+    held = positions_as_of(no_positions(), trades, END)
+    assert held["quantity"].tolist() == [1e10]
+    assert held["quantity_micro_units"].tolist() == [10**16]
 
 
 @st.composite

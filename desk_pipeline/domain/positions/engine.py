@@ -12,11 +12,8 @@ from numba.core.base import BaseContext
 from numba.core.typing.templates import Signature
 from numba.extending import intrinsic
 
-from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.positions.trades import application_order
 from desk_pipeline.domain.precision import (
-    MAX_EXACT_POSITION,
-    MAX_POSITION_MICRO_UNITS,
     QUANTITY_SCALE,
     from_units,
     to_units,
@@ -33,10 +30,6 @@ SNAPSHOT_DTYPES = {"as_of": "datetime64[ns, UTC]", **POSITION_STATE_DTYPES}
 # Keys are numbered through a dense (book x instrument) table when it is at most this many
 # times larger than the input: a table lookup beats sorting the pairs, a huge table does not.
 DENSE_KEY_TABLE_FACTOR = 8
-
-
-class PositionBeyondExactRangeError(DeskPipelineError):
-    """A position reaches precision.MAX_POSITION_MICRO_UNITS: beyond what is added exactly."""
 
 
 # Columns of the engine's state: one row per key, so that one cache line holds a key's state.
@@ -87,12 +80,11 @@ def _apply_trades(
     prices: np.ndarray,
     segment_ends: np.ndarray,
     state: np.ndarray,
-) -> tuple[np.ndarray, float]:
+) -> np.ndarray:
     """Apply time-ordered trades to ``state``, recording its first three columns at segment ends.
 
     The state after the last segment is ``state`` itself: only earlier segment ends are copied
-    into the returned array (shape: segments - 1, keys, 3), returned with the largest |quantity|
-    (micro-units) any trade left, which tells whether every sum was exact (below 2**53).
+    into the returned array (shape: segments - 1, keys, 3).
 
     A sequential scan, because each trade's effect depends on the position it meets; numba makes
     it run at vectorised speed while keeping the exact arithmetic of a per-trade loop. With many
@@ -112,7 +104,6 @@ def _apply_trades(
     n_boundaries = segment_ends.shape[0]
     earlier = np.empty((n_boundaries - 1, state.shape[0], 3))
     last_ahead = codes.shape[0] - PREFETCH_AHEAD
-    largest = 0.0
     i = 0
     for b in range(n_boundaries):
         while i < segment_ends[b]:
@@ -139,11 +130,10 @@ def _apply_trades(
             state[k, REALIZED] += 0.0 if adding else pnl
             state[k, AVG_PRICE] = reweighted if adding else reduced
             state[k, QUANTITY] = held + dq
-            largest = max(largest, abs(held + dq))
             i += 1
         if b < n_boundaries - 1:
             earlier[b] = state[:, :BORN]
-    return earlier, largest
+    return earlier
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -306,11 +296,8 @@ def roll_positions(
         opening state or traded before that time, flat keys included (they carry realised
         P&L), sorted by (as_of, book_id, instrument_id). ``quantity_micro_units`` is the exact
         decimal sum of the key's quantities and ``quantity`` the float nearest to it: a key
-        whose quantities sum to zero in decimal is flat, quantity 0 and avg_price 0.
-
-    Raises:
-        PositionBeyondExactRangeError: a position (opening or after a trade) reaches
-            ``precision.MAX_EXACT_POSITION`` units, beyond what is added exactly.
+        whose quantities sum to zero in decimal is flat, quantity 0 and avg_price 0 (exact
+        below ``precision.MAX_EXACT_POSITION`` units; beyond it, to the float's spacing).
     """
     boundaries = _boundaries(as_of)
     snapshots = _roll(opening, trades, boundaries)
@@ -357,20 +344,7 @@ def _roll(
     state = _opening_state(opening, key_codes[:n_open], len(key_books), len(boundaries))
     codes, quantities, prices, times = _trades_in_order(trades, key_codes[n_open:])
     segment_ends = np.searchsorted(times, boundaries.tz_localize(None).to_numpy(), side="left")
-    earlier, largest = _apply_trades(
-        codes, quantities, prices, segment_ends.astype(np.int64), state
-    )
-    if largest >= MAX_POSITION_MICRO_UNITS:
-        opened = np.zeros(len(key_books))
-        opened[key_codes[:n_open]] = opening["quantity_micro_units"].to_numpy(dtype=np.float64)
-        ids = trades["trade_id"].to_numpy().astype(str)
-        order = application_order(trades)
-        raise _beyond_exact_range(
-            opened[codes] + _running_sums(codes, quantities),
-            np.char.add("trade ", ids if order is None else ids[order]),
-            key_books[codes],
-            key_instruments[codes],
-        )
+    earlier = _apply_trades(codes, quantities, prices, segment_ends.astype(np.int64), state)
     last = state[np.newaxis, :, :BORN]
     out = np.concatenate([earlier, last]) if len(earlier) else last
 
@@ -384,31 +358,6 @@ def _roll(
         "avg_price": out[(*cells, AVG_PRICE)],
         "realized_pnl": out[(*cells, REALIZED)],
     }
-
-
-def _running_sums(codes: np.ndarray, quantities: np.ndarray) -> np.ndarray:
-    """Each trade's key's quantity traded up to and including it (micro-units), in trade order."""
-    return pd.Series(quantities).groupby(codes, sort=False).cumsum().to_numpy()
-
-
-def _beyond_exact_range(
-    positions: np.ndarray, labels: np.ndarray, books: np.ndarray, instruments: np.ndarray
-) -> PositionBeyondExactRangeError:
-    """The error naming the largest position (micro-units) in ``positions`` and what led to it.
-
-    Args:
-        positions: one position per row, micro-units.
-        labels: what each row is (a trade id, or the stored opening position).
-        books: each row's book_id.
-        instruments: each row's instrument_id.
-    """
-    at = int(np.argmax(np.abs(positions)))
-    return PositionBeyondExactRangeError(
-        f"roll_positions: book {books[at]} instrument {instruments[at]} reaches "
-        f"{from_units(positions[at]):,.6f} units ({labels[at]}); a position is exact only "
-        f"below {MAX_EXACT_POSITION:,.6f} units (2**53 micro-units): amend or cancel the "
-        f"trade, or hold the excess in another book"
-    )
 
 
 def _boundaries(as_of: list[pd.Timestamp] | pd.DatetimeIndex) -> pd.DatetimeIndex:
@@ -438,19 +387,8 @@ def _opening_state(
         float64, shape (n_keys, 4), columns QUANTITY (micro-units), AVG_PRICE (per unit),
         REALIZED (P&L) and BORN (the first snapshot holding the key: 0 for an opening key,
         ``n_boundaries`` (none yet) for a key that only trades, lowered by ``_apply_trades``).
-
-    Raises:
-        PositionBeyondExactRangeError: an opening position is beyond the float64 state's exact
-            integers.
     """
     micro_units = opening["quantity_micro_units"].to_numpy(dtype=np.int64)
-    if len(micro_units) and np.abs(micro_units).max() >= MAX_POSITION_MICRO_UNITS:
-        raise _beyond_exact_range(
-            micro_units,
-            np.full(len(micro_units), "the opening position"),
-            opening["book_id"].to_numpy(),
-            opening["instrument_id"].to_numpy(),
-        )
     state = np.zeros((n_keys, 4))
     state[:, BORN] = n_boundaries
     # The exact micro-units, not the float quantity: above precision.MAX_FLOAT_EXACT_QUANTITY
