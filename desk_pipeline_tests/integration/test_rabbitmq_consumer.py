@@ -19,6 +19,7 @@ from desk_pipeline.adapters.publisher import EXCHANGE, routing_key
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.positions.snapshots import PositionSnapshotCreated
 from desk_pipeline_tests.broker import amqp_url, channel_on, drain, temporary_vhost
+from desk_pipeline_tests.builders import with_micro_units
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -106,7 +107,7 @@ def stored_eod(repo: PositionRepository, book: str, quantity: float = 100.0):
             }
         ]
     )
-    (write,) = repo.keep_last_eod(frame, now_micros())
+    (write,) = repo.keep_last_eod(with_micro_units(frame), now_micros())
     return write
 
 
