@@ -71,6 +71,8 @@ instance:
 
 ## desk-env: write the calendar above to $(DESK_ENV) when it changed, whole and by a rename, as
 ## instance writes dagster.yaml: a desk process starting meanwhile reads the old file or the new.
+## `make run` writes it after `desk migrate`, which refuses a DESK_TIMEZONE other than the one
+## the warehouse records: a refused calendar is never written.
 desk-env:
 	@set -euo pipefail; mkdir -p "$(DAGSTER_HOME)"; \
 	calendar=$$(printf '%s\n' \

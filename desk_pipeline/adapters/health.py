@@ -17,6 +17,7 @@ from desk_pipeline.adapters.kafka import KafkaSettings
 from desk_pipeline.adapters.publisher import amqp_url_from
 from desk_pipeline.adapters.trade_sources import trade_source_from
 from desk_pipeline.adapters.warehouse import MIGRATIONS
+from desk_pipeline.adapters.warehouse.business_calendar import mismatch_line, recorded_timezone
 from desk_pipeline.domain.errors import DeskPipelineError
 
 
@@ -72,6 +73,28 @@ def warehouse_findings(url: str) -> list[Finding]:
             "run `desk migrate` (any other desk command applies them too)",
         )
     return [Finding("warehouse", True, f"{shown} answers"), migrations]
+
+
+def calendar_finding(url: str, timezone: str, quoted: tuple[str, str], reachable: bool) -> Finding:
+    """Where the calendar's settings came from, and whether the warehouse's time zone is it.
+
+    Args:
+        url: the warehouse (DESK_WAREHOUSE_URL); only read.
+        timezone: DESK_TIMEZONE.
+        quoted: DESK_START_DATE and DESK_TIMEZONE as messages quote them, with their origin.
+        reachable: the warehouse answered (:func:`warehouse_findings`).
+    """
+    settings = ", ".join(quoted)
+    if not reachable:
+        return Finding("calendar", False, f"{settings}; no warehouse to check its time zone")
+    recorded = recorded_timezone(url)
+    if recorded is None:
+        return Finding(
+            "calendar", True, f"{settings}; the warehouse records its time zone when opened"
+        )
+    if recorded != timezone:
+        return Finding("calendar", False, mismatch_line(recorded, quoted[1], url))
+    return Finding("calendar", True, f"{settings}; the warehouse's days are cut in {recorded}")
 
 
 def source_finding(spec: str) -> Finding:

@@ -287,6 +287,17 @@ mark_changes = sa.Table(
     sa.Index("ix_mark_changes_open", "restated_at_us"),
 )
 
+# The time zone the warehouse's business days are cut in: one row, written by the first process
+# that opens the warehouse; every process checks its DESK_TIMEZONE against it.
+desk_calendar = sa.Table(
+    "desk_calendar",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("recorded_at_us", Micros, nullable=False),
+    sa.CheckConstraint("id = 1", name="ck_desk_calendar_one_row"),
+)
+
 # How far an incremental source (sql:<url>) has been read: its last ingestion sequence number.
 source_watermarks = sa.Table(
     "source_watermarks",

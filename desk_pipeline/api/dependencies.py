@@ -24,8 +24,12 @@ def desk_settings(request: Request) -> DeskSettings:
 
 
 def desk_warehouse(settings: Annotated[DeskSettings, Depends(desk_settings)]) -> WarehouseResource:
-    """The settings' warehouse; a route opens its repository only once its inputs are valid."""
-    return WarehouseResource(url=settings.warehouse_url)
+    """The settings' warehouse; a route opens its repository only once its inputs are valid.
+
+    Opened in the server's DESK_TIMEZONE: a warehouse cut in another answers 503 with the line
+    `desk` prints.
+    """
+    return WarehouseResource(url=settings.warehouse_url, timezone=settings.timezone)
 
 
 def run_queue(request: Request) -> commands.RunQueue:

@@ -7,6 +7,7 @@ from desk_pipeline.adapters.configuration import unreachable_warehouse
 from desk_pipeline.adapters.warehouse import (
     NoWarehouseError,
     PositionRepository,
+    TimezoneMismatchError,
     WarehouseError,
     WarehouseUnreachableError,
     require_warehouse,
@@ -17,24 +18,40 @@ from desk_pipeline.domain.errors import SettingsError
 
 
 def settings() -> DeskSettings:
-    """The DESK_* settings, read now (SettingsError lists every bad one)."""
+    """The DESK_* settings, read now, for the warehouse's calendar.
+
+    Raises:
+        SettingsError: every bad setting, one line each; or (TimezoneMismatchError) the
+            warehouse's business days are cut in another time zone than DESK_TIMEZONE: refused
+            before the command reads, judges a day or starts a run (exit 2).
+    """
     # Read when a command needs them, not at import: `main` may change the environment, and a
     # bad setting must not stop `desk doctor` (it is one line, exit 2, for the other commands).
-    return DeskSettings.from_env()
+    desk = DeskSettings.from_env()
+    desk.require_warehouse_timezone()
+    return desk
 
 
 def open_repository() -> PositionRepository:
     """The warehouse, migrated; one that cannot be opened is a DESK_WAREHOUSE_URL problem.
 
+    Its business days must be cut in DESK_TIMEZONE (a new warehouse records it).
+
     Raises:
         SettingsError: the database does not answer, is no database, or has a schema this
-            desk does not know; the line is the one `desk doctor` shows.
+            desk does not know; the line is the one `desk doctor` shows. A
+            TimezoneMismatchError (one too) names both time zones and the fix.
     """
-    url = settings().warehouse_url
+    desk = settings()
+    url = desk.warehouse_url
     try:
-        return repository_at(url)
+        repository = repository_at(url)
+        repository.require_timezone(desk.timezone, desk.quoted("timezone"))
+    except TimezoneMismatchError:
+        raise
     except WarehouseError as err:
         raise SettingsError([unreachable_warehouse(url, err)]) from err
+    return repository
 
 
 def open_reader() -> PositionRepository:

@@ -26,14 +26,26 @@ from desk_pipeline.domain.collateral.schedule import HaircutSchedule
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The SQL warehouse (DESK_WAREHOUSE_URL): SQLite by default, PostgreSQL in production."""
+    """The SQL warehouse (DESK_WAREHOUSE_URL): SQLite by default, PostgreSQL in production.
+
+    ``timezone`` (DESK_TIMEZONE), when given, must be the one the warehouse's business days are
+    cut in: recorded by the first process that opens it, checked by every other.
+    """
 
     url: str
     intraday_retention_days: int = 7
+    timezone: str | None = None
 
     def repository(self) -> PositionRepository:
-        """The repository over this warehouse, migrated to the latest schema."""
-        return open_repository(self.url)
+        """The repository over this warehouse, migrated to the latest schema.
+
+        Raises:
+            TimezoneMismatchError: the warehouse's days are cut in another time zone.
+        """
+        repository = open_repository(self.url)
+        if self.timezone is not None:
+            repository.require_timezone(self.timezone, f"DESK_TIMEZONE={self.timezone}")
+        return repository
 
 
 class TradeSourceResource(dg.ConfigurableResource, abc.ABC):
@@ -208,6 +220,7 @@ def resources_from(settings: DeskSettings) -> dict[str, dg.ConfigurableResource]
         "warehouse": WarehouseResource(
             url=_bound(settings, "warehouse_url"),
             intraday_retention_days=settings.intraday_retention_days,
+            timezone=settings.timezone,
         ),
         "trade_source": trade_source_resource(settings),
         "publisher": publisher_resource(settings),

@@ -9,8 +9,13 @@ import pydantic
 import pydantic_settings
 
 from desk_pipeline.adapters import configuration
+from desk_pipeline.adapters.warehouse.business_calendar import (
+    TimezoneMismatchError,
+    mismatch_line,
+    recorded_timezone,
+)
 from desk_pipeline.domain import calendar
-from desk_pipeline.domain.errors import SettingsError
+from desk_pipeline.domain.errors import InvalidRangeError, SettingsError
 
 DEFAULT_START_DATE = "2026-01-01"
 # Bounds of the numbers: a week of freshness limit, ten years of intraday snapshots (beyond
@@ -201,15 +206,21 @@ class DeskSettings(pydantic_settings.BaseSettings):
             InvalidRangeError: a reversed range, days before DESK_START_DATE or after today;
                 the message names the fix (desk_pipeline.domain.calendar.calendar_days) and
                 where each setting it quotes came from.
+            TimezoneMismatchError: the days are refused, and the warehouse's days are cut in
+                another time zone than DESK_TIMEZONE: that, not the days, is what to fix.
         """
-        return calendar.calendar_days(
-            first,
-            last,
-            start_date=self.start_date,
-            today=self.today(),
-            timezone=self.timezone,
-            quotes=self._quotes(),
-        )
+        try:
+            return calendar.calendar_days(
+                first,
+                last,
+                start_date=self.start_date,
+                today=self.today(),
+                timezone=self.timezone,
+                quotes=self._quotes(),
+            )
+        except InvalidRangeError:
+            self.require_warehouse_timezone()
+            raise
 
     def stored_day(self, day: str) -> str:
         """``day`` (YYYY-MM-DD), a day that can have an EOD: not after today, else refused.
@@ -218,10 +229,31 @@ class DeskSettings(pydantic_settings.BaseSettings):
 
         Raises:
             InvalidRangeError: ``day`` is after today in DESK_TIMEZONE; the message names today.
+            TimezoneMismatchError: as for :meth:`calendar_days`.
         """
-        return calendar.up_to_today(
-            day, today=self.today(), timezone=self.timezone, quotes=self._quotes()
-        )
+        try:
+            return calendar.up_to_today(
+                day, today=self.today(), timezone=self.timezone, quotes=self._quotes()
+            )
+        except InvalidRangeError:
+            self.require_warehouse_timezone()
+            raise
+
+    def require_warehouse_timezone(self) -> None:
+        """Go on unless the warehouse records another time zone than DESK_TIMEZONE.
+
+        Reads the record only (a warehouse that does not exist or has none passes); opening the
+        warehouse records the zone and checks it too (``BusinessCalendarStore``). Every `desk`
+        command asks first (cli.warehouse.settings); the API where a day is refused, since
+        "after today" in the wrong zone is the zone's fault.
+
+        Raises:
+            TimezoneMismatchError: one line naming both zones and the fix.
+        """
+        recorded = recorded_timezone(self.warehouse_url)
+        if recorded is not None and recorded != self.timezone:
+            line = mismatch_line(recorded, self.quoted("timezone"), self.warehouse_url)
+            raise TimezoneMismatchError(line)
 
     def _quotes(self) -> calendar.Quotes:
         earlier = "set DESK_START_DATE to {day} or earlier"

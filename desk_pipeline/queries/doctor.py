@@ -5,7 +5,12 @@ from typing_extensions import TypedDict
 
 from desk_pipeline.adapters import health
 from desk_pipeline.defs import runs as desk_runs
-from desk_pipeline.defs.settings import ENVIRONMENT, environment_values, setting_problems
+from desk_pipeline.defs.settings import (
+    ENVIRONMENT,
+    environment_values,
+    quoted_calendar,
+    setting_problems,
+)
 
 
 class Check(TypedDict):
@@ -34,8 +39,9 @@ def doctor_document(instance: dg.DagsterInstance | None, repaired: list[str]) ->
 
     Returns:
         ``{"ok", "checks": [{"check", "ok", "detail"}], "repaired"}``: checks ``warehouse``,
-        ``migrations``, ``source``, ``broker``, one ``settings`` per other bad DESK_* value,
-        then ``runs``; ``ok`` when all passed.
+        ``migrations``, ``calendar`` (unless DESK_START_DATE or DESK_TIMEZONE is bad),
+        ``source``, ``broker``, one ``settings`` per other bad DESK_* value, then ``runs``;
+        ``ok`` when all passed.
     """
     findings = _configuration_findings()
     if instance is not None:
@@ -66,6 +72,14 @@ def _configuration_findings() -> list[health.Finding]:
         ]
     else:
         findings = health.warehouse_findings(values["warehouse_url"])
+        if not {"DESK_START_DATE", "DESK_TIMEZONE"} & problems.keys():
+            # Where the calendar came from (the environment, desk.env, the defaults), and
+            # whether the warehouse's days are cut in its time zone.
+            findings.append(
+                health.calendar_finding(
+                    values["warehouse_url"], values["timezone"], quoted_calendar(), findings[0].ok
+                )
+            )
     for check, field, probe in (
         ("source", "trade_source", health.source_finding),
         ("broker", "event_publisher", health.broker_finding),

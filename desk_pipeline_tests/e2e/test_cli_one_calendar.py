@@ -7,6 +7,10 @@ calendar would have refused, and the late-trade restatement recomputed every sto
 from those five days and the demo's, without the months between (REPO-EUR-01 on the demo's
 second day: 192 open positions became 282), with nothing to flag it. `make run` now writes its
 calendar to $DAGSTER_HOME/desk.env, which every desk process reads under its environment.
+
+And `desk` with DESK_TIMEZONE=America/New_York on the UTC-built demo called today's stored day
+"after today" with no hint of the warehouse's zone; a backfill in that zone replaced a day's EOD
+by one cut at other bounds. The warehouse now records its zone and refuses another.
 """
 
 import dataclasses
@@ -17,7 +21,12 @@ import pandas as pd
 import pytest
 
 from desk_pipeline_tests.builders import at, trade, write_landing_file
-from desk_pipeline_tests.e2e.checkout import MAKE, fresh_checkout, user_environment
+from desk_pipeline_tests.e2e.checkout import (
+    MAKE,
+    fresh_checkout,
+    make_run_prerequisites,
+    user_environment,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +40,7 @@ DEMO = [d.strftime("%Y-%m-%d") for d in pd.date_range(FIRST, TODAY, freq="D")]
 EARLY = [d.strftime("%Y-%m-%d") for d in pd.date_range(FIRST - pd.Timedelta(days=60), periods=5)]
 EVE = (FIRST - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
 BOOK = "REPO-1"
+NEW_YORK = "America/New_York"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,3 +141,53 @@ def test_a_variable_set_in_the_environment_still_wins_over_the_file(project, tmp
     )
     assert result.returncode == 0, result.stderr
     assert f"backfilled 1 days, {EARLY[0]}..{EARLY[0]}" in result.stdout
+
+
+def test_the_demos_warehouse_refuses_a_process_in_another_time_zone(project):
+    built = project.desk("backfill", "--start", DEMO[0], "--end", DEMO[-1])
+    assert built.returncode == 0, built.stderr
+    stored = project.desk("positions", "--book", BOOK, "--date", DEMO[0], "--json")
+    assert stored.returncode == 0, stored.stderr
+    warehouse = project.checkout / ".desk" / "warehouse.db"
+    refusal = (
+        f"desk: DESK_TIMEZONE={NEW_YORK} (set in the environment) is not UTC, the time zone the "
+        f"business days of the warehouse sqlite:///{warehouse} are cut in: set DESK_TIMEZONE=UTC "
+        "for this warehouse (a process in another zone would store other days under the same "
+        "dates), or use another warehouse"
+    )
+    for command in (
+        ["positions", "--book", BOOK, "--date", DEMO[-1]],  # today: "after today" in New York
+        ["positions", "--book", BOOK, "--date", DEMO[0]],
+        ["backfill", "--start", DEMO[0], "--end", DEMO[0]],
+        ["tick"],
+        ["status"],
+    ):
+        result = project.desk(*command, DESK_TIMEZONE=NEW_YORK)
+        assert result.returncode == 2, (command, result.stderr)
+        assert one_line(result) == refusal, command
+    # Nothing was written in New York's days: the UTC EOD is as it was.
+    assert project.desk("positions", "--book", BOOK, "--date", DEMO[0], "--json").stdout == (
+        stored.stdout
+    )
+    doctor = project.desk("doctor", DESK_TIMEZONE=NEW_YORK)
+    assert doctor.returncode == 1
+    assert f"FAIL calendar   {refusal.removeprefix('desk: ')}" in doctor.stdout
+
+
+def test_make_run_in_another_zone_stops_before_touching_the_warehouse_or_its_calendar(project):
+    before = project.desk_env.read_text(encoding="utf-8")
+    steps = [t for t in make_run_prerequisites() if t != "dev"]
+    made = project.make(*steps, f"DESK_TIMEZONE={NEW_YORK}")
+    assert made.returncode != 0
+    assert (
+        f"desk: DESK_TIMEZONE={NEW_YORK} (set in the environment) is not UTC, the time zone the "
+        "business days of the warehouse"
+    ) in made.stderr
+    assert "backfilled" not in made.stdout
+    assert project.desk_env.read_text(encoding="utf-8") == before
+    doctor = project.desk("doctor")
+    calendar = next(x for x in doctor.stdout.splitlines() if " calendar " in x)
+    assert calendar == (
+        f"ok   calendar   DESK_START_DATE={DEMO[0]} (from {project.desk_env}), DESK_TIMEZONE=UTC "
+        f"(from {project.desk_env}); the warehouse's days are cut in UTC"
+    )

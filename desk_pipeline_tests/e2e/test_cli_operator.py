@@ -79,7 +79,7 @@ def test_doctor_passes_on_a_healthy_configuration_and_changes_nothing(healthy, t
     assert result.returncode == 0, result.stderr
     found = checks(result)
     assert json.loads(result.stdout)["ok"] is True
-    assert set(found) == {"warehouse", "migrations", "source", "broker"}
+    assert set(found) == {"warehouse", "migrations", "calendar", "source", "broker"}
     assert all(c["ok"] for c in found.values()), found
     assert "1 CSV file" in found["source"]["detail"]
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
@@ -101,7 +101,7 @@ def test_doctor_names_every_broken_part_and_exits_non_zero(tmp_path):
     assert "does not exist" in found["source"]["detail"]
     assert "not reachable" in found["broker"]["detail"]
     assert result.stderr.strip().splitlines() == [
-        "desk: doctor: warehouse, migrations, source, broker failed"
+        "desk: doctor: warehouse, migrations, calendar, source, broker failed"
     ]
 
 

@@ -53,7 +53,7 @@ def test_late_changes_stored_as_stale_marks_survive_the_rename_both_ways(engine,
     repo = PositionRepository(warehouse_url)  # a newer desk migrates on connect
     repo.engine.dispose()
 
-    assert repo.applied == ["0007", "0008", "0009", "0010"]
+    assert repo.applied == ["0007", "0008", "0009", "0010", "0011"]
     assert repo.late_changes().sort_values("id").to_dict("records") == [
         {"id": 1, "book_id": "B1", "from_time_us": 10, "arrived_at_us": 20, "trade_ids": "T1"},
         {"id": 2, "book_id": "B2", "from_time_us": 30, "arrived_at_us": 40, "trade_ids": "T2,T3"},
@@ -130,7 +130,7 @@ def test_current_trades_stored_with_ids_take_keys_and_give_them_back(engine, war
         )
 
     repo = PositionRepository(warehouse_url)  # a newer desk migrates on connect
-    assert repo.applied == ["0008", "0009", "0010"]
+    assert repo.applied == ["0008", "0009", "0010", "0011"]
     # Every id trade_versions stores has a key, in id order; current_trades names the keys.
     assert rows(engine, "SELECT book_key, book_id FROM book_keys ORDER BY book_key") == [
         (1, "B-old"),
@@ -223,7 +223,7 @@ def test_stored_float_quantities_become_the_micro_units_they_stand_for_and_come_
         )
 
     repo = PositionRepository(warehouse_url)  # a newer desk migrates on connect
-    assert repo.applied == ["0010"]
+    assert repo.applied == ["0010", "0011"]
     expected = [(i, units) for i, _, units in STORED_FLOATS]
     assert expected == [(i, int(to_units(q))) for i, q, _ in STORED_FLOATS]
     for table in ("eod_positions", "intraday_positions"):

@@ -53,6 +53,7 @@ OWNERSHIP: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
     ),
     "QuarantineStore": (("quarantine",), frozenset({"quarantine", "quarantine_arrivals"})),
     "PositionSnapshotCreatedOutbox": (("outbox",), frozenset({"outbox", "inbox"})),
+    "BusinessCalendarStore": (("business_calendar",), frozenset({"desk_calendar"})),
 }
 
 # Modules of the package that belong to no store and name no table: the repository that joins

@@ -19,6 +19,8 @@ and touching no other; :class:`PositionRepository` joins them and is what caller
   Owns quarantine and quarantine_arrivals.
 - ``outbox``: :class:`PositionSnapshotCreatedOutbox`, the events the relay publishes, parked
   events, the consumers' inbox. Owns outbox and inbox.
+- ``business_calendar``: :class:`BusinessCalendarStore`, the time zone the warehouse's business
+  days are cut in, recorded once and checked by every process. Owns desk_calendar.
 
 A write that spans two aggregates runs in one transaction: the owning module exposes a function
 that takes the connection and the other store calls it (an EOD write and its outbox events, a
@@ -36,6 +38,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from desk_pipeline.adapters.warehouse.bulk import ANALYZE_GROWTH, CHUNK
+from desk_pipeline.adapters.warehouse.business_calendar import (
+    BusinessCalendarStore,
+    TimezoneMismatchError,
+)
 from desk_pipeline.adapters.warehouse.codec import from_micros, micros_of, now_micros, to_micros
 from desk_pipeline.adapters.warehouse.collateral_ranking import CollateralRankingStore
 from desk_pipeline.adapters.warehouse.daily_book_position import DailyBookPositionStore
@@ -65,6 +71,7 @@ __all__ = [
     "ANALYZE_GROWTH",
     "CHUNK",
     "MIGRATIONS",
+    "BusinessCalendarStore",
     "CollateralRankingStore",
     "DailyBookPositionStore",
     "EodWrite",
@@ -79,6 +86,7 @@ __all__ = [
     "ReferenceData",
     "ReferenceStore",
     "Store",
+    "TimezoneMismatchError",
     "TradingBookStore",
     "WarehouseError",
     "WarehouseUnreachableError",
@@ -101,6 +109,7 @@ class PositionRepository(
     CollateralRankingStore,
     ReferenceStore,
     PositionSnapshotCreatedOutbox,
+    BusinessCalendarStore,
 ):
     """Trades, snapshots, rankings, quarantine and outbox in one SQLite or PostgreSQL database."""
 
