@@ -51,7 +51,7 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
-from desk_pipeline_tests.builders import at, trade, write_landing_file
+from desk_pipeline_tests.builders import at, trade, with_micro_units, write_landing_file
 from desk_pipeline_tests.e2e.driver import DESK, desk_env, run_desk
 
 DAY = "2026-03-04"
@@ -320,7 +320,7 @@ def test_positions_with_marks_refuse_an_eod_that_is_not_valued_yet(tmp_path):
             "as_of": [pd.Timestamp("2026-03-05", tz="UTC")],
         }
     )
-    assert repo.keep_last_eod(eod, now_micros())
+    assert repo.keep_last_eod(with_micro_units(eod), now_micros())
     repo.engine.dispose()
     env = desk_env(tmp_path, DESK_WAREHOUSE_URL=url)
 
