@@ -142,6 +142,23 @@ def test_the_readme_first_answers_run_verbatim_and_show_what_they_say(demo):
     assert shown == {}, f"README examples without an expectation here: {list(shown)}"
 
 
+def test_the_readme_backfill_example_brings_the_demos_calendar_up_to_date_again(demo):
+    # The old example, days of January, passed a calendar of 2026-01-01 in the user's shell and
+    # left a hole in every stored demo day; this one is the demo's own calendar, from desk.env.
+    lines = readme_block("## The `desk` command")
+    setup = [line for line in lines if command_words(line)[0] == "source"]
+    assert setup == [line for line in lines if line.startswith("source .desk/desk.env")]
+    [backfill] = [line for line in lines if command_words(line)[:2] == ["desk", "backfill"]]
+    result = shell(demo, ["source .venv/bin/activate", *setup], backfill)
+    assert result.returncode == 0, f"{backfill}\n{result.stderr}"
+    assert f"backfilled {len(DEMO)} days, {DEMO[0]}..{DEMO[-1]}," in result.stdout
+    books = shell(demo, ["source .venv/bin/activate"], "desk books --json")
+    stored = json.loads(books.stdout)["books"]
+    assert {(b["first_eod"], b["latest_eod"], b["days"]) for b in stored} == {
+        (DEMO[0], DEMO[-1], len(DEMO))
+    }
+
+
 def check_books(text: str) -> None:
     assert text.startswith("Books with end-of-day positions · 20\n")
     rows = table_rows(text)
