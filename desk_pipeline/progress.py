@@ -79,8 +79,8 @@ class RunProgress:
 
     @property
     def run_config(self) -> dict[str, Any]:
-        """Run config naming the loggers: the bar's, plus Dagster's console at ``log_level``."""
-        loggers: dict[str, Any] = {PROGRESS_LOGGER: {}}
+        """Run config naming the loggers: the job's, the bar's, and the console at log_level."""
+        loggers: dict[str, Any] = {name: {} for name in self.job.loggers if name != "console"}
         if self.log_level:
             loggers["console"] = {"config": {"log_level": self.log_level}}
         return {"loggers": loggers}

@@ -11,7 +11,7 @@ from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.publisher import PublishError, amqp_url_from, publisher_from
 from desk_pipeline.adapters.relay import Backoff, relay_forever, relay_once
 from desk_pipeline.cli.group import repair_orphans_first
-from desk_pipeline.cli.signals import stops_on_signals
+from desk_pipeline.cli.signals import stop_point, stops_on_signals
 from desk_pipeline.cli.terminal import emit, log_to_stderr, notice
 from desk_pipeline.cli.warehouse import open_repository, settings
 
@@ -124,8 +124,15 @@ def consume(
 
         repository = open_repository()
         definitions = commands.definitions_for(settings())
-        rank = functools.partial(commands.rank_snapshot, definitions, desk_instance())
-        handler = event_consumer.EodRankingHandler(repository, rank)
+        rank = functools.partial(
+            commands.rank_snapshot, definitions, desk_instance(), stop_check=stop_point
+        )
+
+        def rank_then_stop_point(book: str, business_date: str) -> None:
+            rank(book, business_date)
+            stop_point()  # a stop signal after the run's last step, which the run only noted
+
+        handler = event_consumer.EodRankingHandler(repository, rank_then_stop_point)
         return event_consumer.InboxConsumer(repository, name, handler, max_attempts=max_attempts)
 
     if spec.startswith("kafka:"):
@@ -146,8 +153,11 @@ def consume(
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+# uvicorn handles both signals while it serves: it stops accepting, lets the app finish (the
+# run in progress), then raises the signal again for the handler this installs.
+@stops_on_signals("a run in progress was finished first; requested runs not started were dropped")
 def serve(host: str, port: int) -> None:
-    """Serve the HTTP API (OpenAPI document at /openapi.json) until interrupted.
+    """Serve the HTTP API (OpenAPI document at /openapi.json) until SIGTERM or Ctrl-C (143, 130).
 
     Reads are open; the two commands (POST) need `Authorization: Bearer <DESK_API_TOKEN>` and
     are refused while DESK_API_TOKEN is unset. Their runs execute in this process on the
@@ -162,4 +172,5 @@ def serve(host: str, port: int) -> None:
     repair_orphans_first()
     token = os.environ.get("DESK_API_TOKEN") or None
     app = create_app(settings(), token=token, instance=desk_instance())
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # Not uvicorn.run: it swallows the KeyboardInterrupt (Stopped) the signal raised again becomes.
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).run()

@@ -19,7 +19,7 @@ EXIT_CODES = {
     2: "usage or configuration: a bad option or date, a DESK_* setting, no warehouse there",
     130: "interrupted",
     141: "the output's reader went away (as `| head` does); nothing printed",
-    143: "stopped by SIGTERM (kill, systemd): how `desk relay` and `desk consume` end",
+    143: "stopped by SIGTERM (kill, systemd); its last line says what the stop left",
 }
 # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped.
 EXIT_PIPE = 141

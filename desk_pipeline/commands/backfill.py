@@ -16,7 +16,13 @@ import dagster as dg
 from desk_pipeline.adapters.publisher import publisher_from
 from desk_pipeline.adapters.relay import relay_once
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.commands.requests import TRIGGER_TAG, definitions_for, last_closed_window
+from desk_pipeline.commands.requests import (
+    STOP_CHECK_LOGGER,
+    TRIGGER_TAG,
+    definitions_for,
+    last_closed_window,
+    stop_checked,
+)
 from desk_pipeline.defs import runs as desk_runs
 from desk_pipeline.defs.partitions import desk_partitions
 from desk_pipeline.defs.settings import DeskSettings
@@ -77,6 +83,8 @@ def backfill(
     warehouse: Callable[[], PositionRepository],
     on_wait: Callable[[str], None],
     log_level: str | None,
+    on_days_done: Callable[[int], None],
+    stop_check: Callable[[], None],
 ) -> BackfillResult:
     """Bring the warehouse up to date for business days ``dates``, then relay events.
 
@@ -91,6 +99,9 @@ def backfill(
             warehouse fails before any run starts) and again for the relay.
         on_wait: told, one line at a time, why the backfill waits for an overlapping one.
         log_level: Dagster's run log on stderr at that level, or None for the progress bar only.
+        on_days_done: told after each run how many of ``dates``, from the first, are complete.
+        stop_check: the command's stop point, checked at each step of the runs (it raises to
+            stop them: :func:`desk_pipeline.commands.requests.stop_checked`).
 
     Raises:
         dagster.DagsterError: a run failed (it is in the Dagster UI).
@@ -99,25 +110,30 @@ def backfill(
     warehouse()  # connects and migrates: an unusable warehouse fails here, before any run
     instance = desk_runs.desk_instance()
     progress = RunProgress(
-        defs.resolve_job_def("daily_job"), backfill_chunks(dates), log_level=log_level
+        stop_checked(defs.resolve_job_def("daily_job"), stop_check),
+        backfill_chunks(dates),
+        log_level=log_level,
     )
     with (
         desk_runs.backfill_claim(instance, dates[0], dates[-1], on_wait=on_wait) as claim,
         desk_runs.watching_orphans(instance),
+        desk_runs.runs_ended_on_stop(instance),
         progress.shown(),
     ):
         tags = {desk_runs.BACKFILL_TAG: claim}
-        runs = [
-            run_range(
-                progress.job,
-                instance,
-                list(chunk),
-                trigger="desk backfill",
-                tags=tags,
-                run_config=progress.run_config,
+        runs: list[str] = []
+        for chunk in progress.each_chunk():
+            runs.append(
+                run_range(
+                    progress.job,
+                    instance,
+                    list(chunk),
+                    trigger="desk backfill",
+                    tags=tags,
+                    run_config=progress.run_config,
+                )
             )
-            for chunk in progress.each_chunk()
-        ]
+            on_days_done(dates.index(chunk[-1]) + 1)
     relay = relay_once(warehouse(), publisher_from(settings.event_publisher))
     return BackfillResult(dates, runs, relay.published, relay.backlog)
 
@@ -135,6 +151,7 @@ def tick(
     *,
     warehouse: Callable[[], PositionRepository],
     log_level: str | None,
+    stop_check: Callable[[], None],
 ) -> TickResult:
     """Run intraday_job in-process for the 10-minute window that just closed, as the schedule does.
 
@@ -143,6 +160,7 @@ def tick(
         warehouse: opens the warehouse, migrated; called before the run, so an unusable
             warehouse fails first.
         log_level: Dagster's run log on stderr at that level, or None for none.
+        stop_check: the command's stop point, checked at each step of the run.
 
     Raises:
         InvalidRangeError: no window has closed since DESK_START_DATE.
@@ -151,12 +169,19 @@ def tick(
     window = last_closed_window(desk_partitions(settings).intraday)
     defs = definitions_for(settings)
     warehouse()
-    run = defs.resolve_job_def("intraday_job").execute_in_process(
-        instance=desk_runs.desk_instance(),
-        partition_key=window,
-        tags={TRIGGER_TAG: "desk tick", **desk_runs.process_tags()},
-        # Dagster's console log only on request, as for `desk backfill`.
-        run_config={"loggers": {"console": {"config": {"log_level": log_level or "CRITICAL"}}}},
-        raise_on_error=True,
-    )
+    instance = desk_runs.desk_instance()
+    with desk_runs.runs_ended_on_stop(instance):
+        run = stop_checked(defs.resolve_job_def("intraday_job"), stop_check).execute_in_process(
+            instance=instance,
+            partition_key=window,
+            tags={TRIGGER_TAG: "desk tick", **desk_runs.process_tags()},
+            # Dagster's console log only on request, as for `desk backfill`.
+            run_config={
+                "loggers": {
+                    "console": {"config": {"log_level": log_level or "CRITICAL"}},
+                    STOP_CHECK_LOGGER: {},
+                }
+            },
+            raise_on_error=True,
+        )
     return TickResult(window, run.run_id)

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NotRequired
 
@@ -31,6 +31,41 @@ log = logging.getLogger(__name__)
 REQUEST_TAG = "desk/request"
 TRIGGER_TAG = "desk/trigger"
 BOOK_TAG = "desk/book"
+# The logger through which a command that runs Dagster in-process checks whether to stop.
+STOP_CHECK_LOGGER = "desk_stop_check"
+# Events Dagster logs outside an op's code: an exception raised while one is logged ends the run.
+# Inside the code of an op with a retry policy (the desk's assets have one), Dagster turns an
+# interrupt into a retry of the op, so a stop signal there only restarts the op; the op's retry
+# event is where the command learns of it and stops the run.
+_STOP_CHECK_EVENTS = frozenset({"STEP_START", "STEP_SUCCESS", "STEP_UP_FOR_RETRY"})
+
+
+class _StopCheck(logging.Handler):
+    def __init__(self, stop_check: Callable[[], None]) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.stop_check = stop_check
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is not None and event.event_type_value in _STOP_CHECK_EVENTS:
+            self.stop_check()
+
+
+def stop_checked(job: dg.JobDefinition, stop_check: Callable[[], None]) -> dg.JobDefinition:
+    """``job`` with the logger STOP_CHECK_LOGGER: ``stop_check`` at each step's start, end, retry.
+
+    ``stop_check`` raises to stop the run (the command's stop point: a stop signal arrived).
+    Enable it with ``{"loggers": {STOP_CHECK_LOGGER: {}, ...}}`` in the run config.
+    """
+
+    def stop_check_logger(_context: dg.InitLoggerContext) -> logging.Logger:
+        logger = logging.Logger(STOP_CHECK_LOGGER, level=logging.DEBUG)
+        logger.addHandler(_StopCheck(stop_check))
+        return logger
+
+    check = dg.LoggerDefinition(stop_check_logger, description="The command's stop point.")
+    return job.with_logger_defs({**job.loggers, STOP_CHECK_LOGGER: check})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +84,7 @@ class RunSpec:
         *,
         run_id: str | None = None,
         raise_on_error: bool = True,
+        stop_check: Callable[[], None] | None = None,
     ) -> dg.ExecuteInProcessResult:
         """Execute the run in this process on ``instance``, tagged with its owner.
 
@@ -57,8 +93,16 @@ class RunSpec:
             instance: where the run is recorded (the UI's instance).
             run_id: the run's id, chosen beforehand so it can be answered before the run starts.
             raise_on_error: raise the step's error instead of returning a failed result.
+            stop_check: the command's stop point, checked at each step (:func:`stop_checked`).
         """
-        return definitions.resolve_job_def(self.job).execute_in_process(
+        job = definitions.resolve_job_def(self.job)
+        if stop_check is not None:
+            job = stop_checked(job, stop_check)
+        return job.execute_in_process(
+            # Dagster's console log as without run config, plus the stop check.
+            run_config=None
+            if stop_check is None
+            else {"loggers": {"console": {}, STOP_CHECK_LOGGER: {}}},
             instance=instance,
             partition_key=self.partition_key,
             asset_selection=None if self.assets is None else [dg.AssetKey(a) for a in self.assets],
@@ -121,20 +165,28 @@ def ranking_run(book: str, business_date: str, tags: Mapping[str, str]) -> RunSp
 
 
 def rank_snapshot(
-    definitions: dg.Definitions, instance: dg.DagsterInstance, book: str, business_date: str
+    definitions: dg.Definitions,
+    instance: dg.DagsterInstance,
+    book: str,
+    business_date: str,
+    *,
+    stop_check: Callable[[], None],
 ) -> None:
     """Rank ``business_date`` now, in this process on ``instance`` (seen in the UI).
 
     What `desk consume` does for each new PositionSnapshotCreated of ``book``: collateral_ranking
     ranks every book of the day in one run, so the day's other events find it fresh. The
     consumer builds ``definitions`` (:func:`definitions_for`) and opens the desk's instance
-    once, not per event.
+    once, not per event. ``stop_check`` is its stop point, checked at each step of the run.
 
     Raises:
         dagster.DagsterError: the run failed (the consumer retries, then dead-letters).
     """
     trigger = {TRIGGER_TAG: f"desk consume: PositionSnapshotCreated {book}"}
-    ranking_run(book, business_date, trigger).execute(definitions, instance)
+    with desk_runs.runs_ended_on_stop(instance):
+        ranking_run(book, business_date, trigger).execute(
+            definitions, instance, stop_check=stop_check
+        )
 
 
 class RunDocument(TypedDict):

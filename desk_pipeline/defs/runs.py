@@ -344,6 +344,37 @@ def watching_orphans(instance: dg.DagsterInstance) -> Iterator[None]:
         watcher.join()
 
 
+@contextmanager
+def runs_ended_on_stop(instance: dg.DagsterInstance) -> Iterator[None]:
+    """Leave no run of this process in flight or holding a pool slot when the block ends.
+
+    Dagster ends a run it interrupts itself (FAILURE), but a stop signal or Ctrl-C between a
+    run's creation and its first step (the run set up, the run's handlers not installed yet)
+    leaves it NOT_STARTED, in the UI and to the next desk command's repair; and a stop raised
+    as a step begins (the command's stop check) ends the run with the step's pool slot still
+    claimed. This fails such a run at once, with the reason, and frees the slots of this
+    process's finished runs.
+    """
+    try:
+        yield
+    finally:
+        tags = process_tags()
+        mine = {HOST_TAG: tags[HOST_TAG], PID_TAG: tags[PID_TAG]}
+        for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT, tags=mine)):
+            instance.report_run_failed(
+                run,
+                f"The desk process that executed this run ({run.tags.get('desk/trigger', 'desk')}"
+                ") was stopped before the run ended; marked failed by the desk. Re-run the same "
+                "command to complete the work.",
+            )
+        storage = instance.event_log_storage
+        pools = storage.supports_global_concurrency_limits
+        holding = list(storage.get_concurrency_run_ids()) if pools else []
+        for run in instance.get_runs(dg.RunsFilter(run_ids=holding, tags=mine)) if holding else []:
+            if run.is_finished:
+                storage.free_concurrency_slots_for_run(run.run_id)
+
+
 @dataclasses.dataclass(frozen=True)
 class BackfillClaim:
     """A running backfill's days and owner, as written in its claim file."""

@@ -6,8 +6,6 @@ it with what `desk positions --json` prints for the same book and day.
 """
 
 import json
-import signal
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +20,8 @@ import pytest
 from desk_pipeline_tests.broker import free_port
 from desk_pipeline_tests.builders import trade, write_landing_file
 from desk_pipeline_tests.e2e import driver
-from desk_pipeline_tests.e2e.driver import DESK, run_desk, wait_until
+from desk_pipeline_tests.e2e.driver import run_desk, wait_until
+from desk_pipeline_tests.e2e.event_desk import last_line
 from desk_pipeline_tests.e2e.test_cli_operator import environment
 
 pytestmark = pytest.mark.slow  # a real web server
@@ -45,21 +44,23 @@ def call(url: str, method: str = "GET", token: str | None = None) -> tuple[int, 
 
 @contextmanager
 def serving(env: dict, log: Path) -> Iterator[str]:
-    """`desk serve` on a free port until the block ends; yields its base URL."""
+    """`desk serve` on a free port until the block ends; yields its base URL.
+
+    Started as a background job of a shell that ran Dagster starts it (SIGINT and SIGTERM
+    ignored) and stopped with SIGTERM, as an operator stops it.
+    """
     port = free_port()
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [DESK, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until("desk serve answering", 120, lambda: call(f"{base}/health")[0] == 200)
-            yield base
-        finally:
-            # uvicorn shuts down gracefully on SIGTERM, the run in progress included.
-            code = driver.stop(server, "desk serve", seconds=60)
-    # uvicorn finishes the shutdown, then exits by the signal.
-    assert code in (0, -signal.SIGTERM), log.read_text()[-3000:]
+    base = f"http://127.0.0.1:{port}"
+    with driver.desk_running(env, log, "serve", "--port", str(port)) as server:
+        wait_until("desk serve answering", 120, lambda: call(f"{base}/health")[0] == 200)
+        yield base
+        # uvicorn shuts down gracefully on SIGTERM, the run in progress included.
+        code = driver.stop(server, "desk serve", seconds=60)
+    assert (code, last_line(log)) == (
+        143,
+        "desk: serve stopped by SIGTERM; a run in progress was finished first; requested runs "
+        "not started were dropped",
+    ), log.read_text()[-3000:]
     assert "Application shutdown complete." in log.read_text()
 
 
