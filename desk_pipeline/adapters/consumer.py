@@ -2,8 +2,10 @@
 
 A consumer applies each event at most once in effect: the inbox table remembers, per consumer,
 every event_id it applied, so a redelivered or re-published event is acknowledged and skipped.
-A message that fails ``max_attempts`` times is rejected into ``<queue>.dlq`` and the consumer
-moves on. The Kafka consumer (``kafka.py``) applies its messages through the same InboxConsumer.
+A message that fails ``max_attempts`` times, or at once one that is wrong in itself (not a valid
+event, a day outside the desk's calendar), goes to ``<queue>.dlq`` with its reason and the
+consumer moves on. The Kafka consumer (``kafka.py``) applies its messages through the same
+InboxConsumer.
 """
 
 import collections
@@ -22,7 +24,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from desk_pipeline.adapters.publisher import EXCHANGE, ROUTING_PREFIX, declare_exchange
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.domain.errors import DeskPipelineError
+from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ class ConsumerError(DeskPipelineError):
     """The consumer could not reach or set up its queue."""
 
 
+# What a message can be wrong in itself: no retry makes it applicable, so it is dead-lettered at
+# its first attempt, with the reason; a run that fails may succeed on a later attempt.
+REJECTED = (InvalidEventError, InvalidRangeError)
+
+
 @functools.cache
 def event_schema() -> dict[str, Any]:
     """The JSON Schema of PositionSnapshotCreated shipped in the package."""
@@ -47,7 +54,10 @@ def event_schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(event_schema())
+    # Formats asserted, not only annotated: a business_date such as 2026-02-30 is no date.
+    return jsonschema.Draft202012Validator(
+        event_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def parse_event(body: bytes | str) -> dict[str, Any]:
@@ -142,6 +152,15 @@ class InboxConsumer:
         # message, never the end of the consumer.
         except Exception as err:
             self.last_failure = f"{type(err).__name__}: {err}"
+            if isinstance(err, REJECTED):
+                log.error(
+                    "consumer %s: message %s rejected, dead-lettered: %s",
+                    self.name,
+                    delivery.message_id,
+                    err,
+                )
+                self.stats.dead_lettered += 1
+                return "dead_letter"
             if delivery.attempt >= self.max_attempts:
                 log.error(
                     "consumer %s: message %s failed %s times, dead-lettered: %s",
@@ -182,16 +201,33 @@ class EodRankingHandler:
     """
 
     def __init__(
-        self, repository: PositionRepository, request_ranking: Callable[[str, str], None]
+        self,
+        repository: PositionRepository,
+        request_ranking: Callable[[str, str], None],
+        *,
+        stored_day: Callable[[str], str] | None = None,
     ) -> None:
-        """Read the warehouse through ``repository``; ``request_ranking(book_id, date)``."""
+        """Read the warehouse through ``repository``; ``request_ranking(book_id, date)``.
+
+        ``stored_day`` is the desk calendar's check of an event's day (DeskSettings.stored_day):
+        it raises InvalidRangeError for a day no EOD can have yet, after today; None takes every
+        date. ``request_ranking`` raises it for a day the calendar cannot run.
+        """
         self.repository = repository
         self.request_ranking = request_ranking
+        self.stored_day = stored_day
 
     def __call__(self, body: bytes) -> str:
-        """Apply one event: ``empty``, ``superseded``, ``fresh`` or ``ranking_requested``."""
+        """Apply one event: ``empty``, ``superseded``, ``fresh`` or ``ranking_requested``.
+
+        Raises:
+            InvalidEventError: not a valid event (a business_date that is no date among them).
+            InvalidRangeError: its day is after today, or needs a ranking before DESK_START_DATE.
+        """
         event = parse_event(body)
         book, day, snapshot = event["book_id"], event["business_date"], event["snapshot_id"]
+        if self.stored_day is not None:
+            self.stored_day(day)
         log.info("eod recorded: book %s day %s snapshot %s", book, day, snapshot)
         stored = self.repository.eod(book, day)
         if stored is None or stored[0]["snapshot_id"] != snapshot:
@@ -265,6 +301,7 @@ def consume(
         channel = connection.channel()
         declare_queue(channel, queue, max_attempts=consumer.max_attempts)
         channel.basic_qos(prefetch_count=prefetch)
+        channel.confirm_delivery()  # a dead letter is acknowledged only once the broker has it
         for method, properties, body in channel.consume(queue, inactivity_timeout=idle_seconds):
             if method is None:
                 break
@@ -275,10 +312,12 @@ def consume(
                 attempt=int(headers.get("x-delivery-count", 0)) + 1,
             )
             decision = consumer.process(delivery)
-            if decision == "ack":
-                channel.basic_ack(method.delivery_tag)
+            if decision == "dead_letter":
+                _dead_letter(channel, queue, properties, delivery, consumer)
+            if decision == "retry":
+                channel.basic_nack(method.delivery_tag, requeue=True)
             else:
-                channel.basic_nack(method.delivery_tag, requeue=decision == "retry")
+                channel.basic_ack(method.delivery_tag)
         channel.cancel()
     except pika.exceptions.AMQPError as err:
         raise ConsumerError(f"consumer {consumer.name} on {queue}: {err}") from err
@@ -287,3 +326,34 @@ def consume(
             connection.close()
     log.info("consumer %s on %s: %s", consumer.name, queue, consumer.stats.as_dict())
     return consumer.stats
+
+
+def _dead_letter(
+    channel: BlockingChannel,
+    queue: str,
+    properties: pika.BasicProperties,
+    delivery: Delivery,
+    consumer: InboxConsumer,
+) -> None:
+    """Copy a message into ``<queue>.dlq`` with why and where it failed; the broker confirms it.
+
+    A rejection (nack) would dead-letter it without its reason, which only the log would keep.
+    The headers are those of the Kafka consumer's dead letters: ``reason``, ``consumer``,
+    ``attempts`` and ``source`` (the queue). Unroutable or refused, the copy raises, and the
+    message stays in its queue.
+    """
+    copy = pika.BasicProperties(
+        content_type=properties.content_type,
+        message_id=properties.message_id,
+        type=properties.type,
+        timestamp=properties.timestamp,
+        delivery_mode=pika.DeliveryMode.Persistent,
+        headers={
+            **(properties.headers or {}),
+            "reason": consumer.last_failure,
+            "consumer": consumer.name,
+            "attempts": delivery.attempt,
+            "source": queue,
+        },
+    )
+    channel.basic_publish(DEAD_LETTER_EXCHANGE, queue, delivery.body, copy, mandatory=True)

@@ -123,16 +123,24 @@ def consume(
         from desk_pipeline.defs.runs import desk_instance
 
         repository = open_repository()
-        definitions = commands.definitions_for(settings())
+        desk = settings()
         rank = functools.partial(
-            commands.rank_snapshot, definitions, desk_instance(), stop_check=stop_point
+            commands.rank_snapshot,
+            desk,
+            commands.definitions_for(desk),
+            desk_instance(),
+            stop_check=stop_point,
         )
 
         def rank_then_stop_point(book: str, business_date: str) -> None:
             rank(book, business_date)
             stop_point()  # a stop signal after the run's last step, which the run only noted
 
-        handler = event_consumer.EodRankingHandler(repository, rank_then_stop_point)
+        # An event's day is checked against the desk calendar as a `desk` command's date is;
+        # a bad one is dead-lettered with the calendar's line as its reason.
+        handler = event_consumer.EodRankingHandler(
+            repository, rank_then_stop_point, stored_day=desk.stored_day
+        )
         return event_consumer.InboxConsumer(repository, name, handler, max_attempts=max_attempts)
 
     if spec.startswith("kafka:"):

@@ -165,6 +165,7 @@ def ranking_run(book: str, business_date: str, tags: Mapping[str, str]) -> RunSp
 
 
 def rank_snapshot(
+    settings: DeskSettings,
     definitions: dg.Definitions,
     instance: dg.DagsterInstance,
     book: str,
@@ -176,12 +177,17 @@ def rank_snapshot(
 
     What `desk consume` does for each new PositionSnapshotCreated of ``book``: collateral_ranking
     ranks every book of the day in one run, so the day's other events find it fresh. The
-    consumer builds ``definitions`` (:func:`definitions_for`) and opens the desk's instance
-    once, not per event. ``stop_check`` is its stop point, checked at each step of the run.
+    consumer builds ``definitions`` (:func:`definitions_for` of ``settings``) and opens the
+    desk's instance once, not per event. ``stop_check`` is its stop point, checked at each step
+    of the run.
 
     Raises:
+        InvalidRangeError: the day is outside the desk calendar of ``settings`` (before
+            DESK_START_DATE or after today): it has no daily partition to run, as for `desk
+            backfill`; the message names the fix. No run is started.
         dagster.DagsterError: the run failed (the consumer retries, then dead-letters).
     """
+    settings.calendar_days(business_date, business_date)
     trigger = {TRIGGER_TAG: f"desk consume: PositionSnapshotCreated {book}"}
     with desk_runs.runs_ended_on_stop(instance):
         ranking_run(book, business_date, trigger).execute(

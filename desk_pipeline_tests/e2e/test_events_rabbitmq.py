@@ -5,12 +5,16 @@ import json
 import os
 import socket
 import subprocess
+import uuid
+from pathlib import Path
 
+import pika
 import pytest
 import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.consumer import declare_queue, parse_event
+from desk_pipeline.adapters.publisher import EXCHANGE, routing_key
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.broker import (
     TcpProxy,
@@ -45,6 +49,11 @@ def vhost():
 @pytest.fixture
 def desk_env(tmp_path) -> dict:
     return landing_desk(tmp_path)
+
+
+def run_count(env: dict) -> int:
+    with driver.open_instance(Path(env["DAGSTER_HOME"])) as instance:
+        return instance.get_runs_count()
 
 
 def declare(url: str, *queues: str) -> None:
@@ -199,4 +208,73 @@ def test_sigterm_stops_desk_consume_after_it_ran_a_ranking_in_process(desk_env, 
         143,
         "desk: consume stopped by SIGTERM; messages not yet acknowledged are delivered again",
     )
+    repo.engine.dispose()
+
+
+def test_desk_consume_dead_letters_an_event_whose_day_the_calendar_refuses_with_why_and_goes_on(
+    desk_env, vhost
+):
+    # Two events of days that cannot be (a date that does not exist, a day after today), and a
+    # real one whose missing ranking the consumer cannot run: it starts its calendar later.
+    url = amqp_url(vhost)
+    declare(url, "q.ranking")
+    env = {**desk_env, "DESK_EVENT_PUBLISHER": f"rabbitmq:{url}"}
+    run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[-1], "--json")
+    repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
+    with repo.engine.begin() as conn:
+        r = t.collateral_rankings
+        conn.execute(r.delete().where(r.c.book_id == BOOKS[0], r.c.business_date == DAYS[0]))
+    real = json.loads(repo.outbox_events()["payload"].iloc[0])
+    connection, channel = channel_on(url)
+    for day in ("2026-02-30", "2199-12-31"):
+        bad = {**real, "event_id": str(uuid.uuid4()), "business_date": day}
+        channel.basic_publish(
+            EXCHANGE,
+            routing_key(bad["book_id"]),
+            json.dumps(bad),
+            pika.BasicProperties(message_id=bad["event_id"], delivery_mode=2),
+        )
+    connection.close()
+    runs = run_count(env)
+
+    consumer_env = {**env, "DESK_START_DATE": DAYS[1]}
+    stats = run_desk(consumer_env, "consume", "--queue", "q.ranking", "--idle-exit", "1", "--json")
+
+    # Each bad message once, at once; every other event applied; the consumer ended as asked.
+    assert (stats["received"], stats["applied"], stats["retried"], stats["dead_lettered"]) == (
+        8,
+        5,
+        0,
+        3,
+    )
+    assert stats["outcomes"] == {"fresh": 5}
+    assert repo.inbox_count("eod-ranking") == 5  # the rejected ones may be replayed once fixed
+    assert run_count(env) == runs  # no run started for a day the calendar refuses
+    dead = drain(url, "q.ranking.dlq", expect=3)
+    reasons = {
+        (json.loads(body)["book_id"], json.loads(body)["business_date"]): properties.headers
+        for _, properties, body in dead
+    }
+    assert reasons.keys() == {
+        (real["book_id"], "2026-02-30"),
+        (real["book_id"], "2199-12-31"),
+        (BOOKS[0], DAYS[0]),
+    }
+    assert reasons[real["book_id"], "2026-02-30"]["reason"] == (
+        "InvalidEventError: event is not a valid PositionSnapshotCreated at business_date: "
+        "'2026-02-30' is not a 'date'"
+    )
+    assert reasons[real["book_id"], "2199-12-31"]["reason"].startswith(
+        "InvalidRangeError: day 2199-12-31 is after today: the desk's last business day is today"
+    )
+    assert reasons[BOOKS[0], DAYS[0]]["reason"] == (
+        f"InvalidRangeError: day {DAYS[0]} is before DESK_START_DATE={DAYS[1]} (set in the "
+        f"environment), the desk's first business day: set DESK_START_DATE to {DAYS[0]} or earlier"
+    )
+    for headers in reasons.values():
+        assert (headers["consumer"], headers["attempts"], headers["source"]) == (
+            "eod-ranking",
+            1,
+            "q.ranking",
+        )
     repo.engine.dispose()

@@ -322,6 +322,22 @@ def test_a_ranking_request_for_a_day_before_desk_start_date_is_a_422_but_the_day
     assert instance.get_runs_count() == runs
 
 
+def test_a_snapshot_request_while_no_window_has_closed_is_a_422_as_desk_tick_says_it(
+    desk, instance
+):
+    # DESK_START_DATE in the future: the calendar has no closed 10-minute window to snapshot.
+    runs = instance.get_runs_count()
+    later = desk.model_copy(update={"start_date": "2199-01-01"})
+    with TestClient(create_app(later, token=TOKEN, instance=instance)) as not_started:
+        assert_problem(
+            not_started.post("/books/REPO-1/snapshots", headers=AUTH),
+            422,
+            "no 10-minute window has closed since DESK_START_DATE=2199-01-01 (00:00 in "
+            "DESK_TIMEZONE=UTC); set DESK_START_DATE earlier",
+        )
+    assert instance.get_runs_count() == runs
+
+
 def test_commands_need_the_bearer_token(client):
     for post in (f"/books/REPO-1/rankings/{D2}", "/books/REPO-1/snapshots"):
         missing = assert_problem(

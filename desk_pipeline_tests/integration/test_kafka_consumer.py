@@ -60,13 +60,18 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_with_its_reason_and_the_
         calls.append(body)
         outcome = handler(body)
         event = parse_event(body)
+        if (event["book_id"], event["business_date"]) == (books[1], DAYS[1]) and len(
+            [c for c in calls if c == body]
+        ) < 3:
+            raise RuntimeError("the ranking run failed")  # twice: retried in place
         applied.append((event["book_id"], event["business_date"]))
         return outcome
 
     consumer = InboxConsumer(repo, "ranking", recording, max_attempts=3)
     stats = consume(settings, consumer)
 
-    assert calls.count(b"\x00 not json") == 3
+    # Not an event at all: dead-lettered at its first attempt, no retry can make it one.
+    assert calls.count(b"\x00 not json") == 1
     assert (stats.received, stats.applied, stats.retried, stats.dead_lettered) == (12, 9, 2, 1)
     assert repo.inbox_count("ranking") == 9
     for book in books:  # each book's events applied in business-date order, poison or not
@@ -74,7 +79,7 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_with_its_reason_and_the_
     (dead,) = read_topic(settings.bootstrap_servers, settings.dead_letter_topic, expect=1)
     assert (dead.key, dead.value) == (books[0].encode(), b"\x00 not json")
     assert dead.headers["reason"].startswith(b"InvalidEventError: event body is not JSON")
-    assert (dead.headers["consumer"], dead.headers["attempts"]) == (b"ranking", b"3")
+    assert (dead.headers["consumer"], dead.headers["attempts"]) == (b"ranking", b"1")
     assert dead.headers["source"].startswith(f"{settings.topic}/".encode())
     # Every offset, the poison message's included, was committed: nothing comes back.
     again = consume(settings, InboxConsumer(repo, "ranking", recording, max_attempts=3))

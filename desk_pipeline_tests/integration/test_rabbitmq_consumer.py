@@ -61,17 +61,18 @@ def publish_raw(channel, book: str, body: str | bytes, message_id: str | None) -
     )
 
 
-def test_a_poison_message_is_dead_lettered_after_n_attempts_while_good_ones_are_applied(
-    repo, vhost
-):
+def test_poison_messages_are_dead_lettered_with_why_while_good_ones_are_applied(repo, vhost):
+    # Not an event at all: at its first attempt. A message whose ranking run fails: after N.
     url = amqp_url(vhost)
     book = f"B-{uuid.uuid4().hex[:6]}"
     queue = f"q.poison.{uuid.uuid4().hex[:8]}"
     connection, channel = channel_on(url)
     dead_letters = declare_queue(channel, queue, binding_key=routing_key(book), max_attempts=3)
     good = [event_json(book), event_json(book)]
+    failing = event_json(book)
     publish_raw(channel, book, good[0], parse_event(good[0])["event_id"])
     publish_raw(channel, book, b"\x00 not json", "poison-1")
+    publish_raw(channel, book, failing, parse_event(failing)["event_id"])
     publish_raw(channel, book, good[1], parse_event(good[1])["event_id"])
     connection.close()
 
@@ -80,16 +81,26 @@ def test_a_poison_message_is_dead_lettered_after_n_attempts_while_good_ones_are_
 
     def counting(body: bytes) -> str:
         calls.append(body)
+        if body == failing.encode():
+            raise RuntimeError("the ranking run failed")
         return handler(body)
 
     consumer = InboxConsumer(repo, "ranking", counting, max_attempts=3)
     stats = consume(url, queue, consumer, prefetch=5, idle_seconds=1.0)
 
-    assert calls.count(b"\x00 not json") == 3
-    assert (stats.applied, stats.retried, stats.dead_lettered) == (2, 2, 1)
+    assert (calls.count(b"\x00 not json"), calls.count(failing.encode())) == (1, 3)
+    assert (stats.applied, stats.retried, stats.dead_lettered) == (2, 2, 2)
     assert repo.inbox_count("ranking") == 2
-    dead = drain(url, dead_letters, expect=1, deadline_s=10)
-    assert [body for _, _, body in dead] == [b"\x00 not json"]
+    dead = {body: properties for _, properties, body in drain(url, dead_letters, expect=2)}
+    assert dead.keys() == {b"\x00 not json", failing.encode()}
+    poison, failed = dead[b"\x00 not json"], dead[failing.encode()]
+    assert poison.headers["reason"].startswith("InvalidEventError: event body is not JSON")
+    assert failed.headers["reason"] == "RuntimeError: the ranking run failed"
+    assert (poison.headers["attempts"], failed.headers["attempts"]) == (1, 3)
+    for copy in (poison, failed):
+        assert (copy.headers["consumer"], copy.headers["source"]) == ("ranking", queue)
+        assert copy.delivery_mode == 2
+    assert (poison.message_id, failed.message_id) == ("poison-1", parse_event(failing)["event_id"])
     assert drain(url, queue, expect=0, deadline_s=0.5) == []
 
 
