@@ -221,10 +221,19 @@ def test_sigterm_mid_backfill_exits_143_leaves_complete_days_and_the_named_rest_
 
 
 def test_sigterm_mid_tick_exits_143_and_the_next_tick_snapshots_the_latest_window(tmp_path):
-    # Any window closed since yesterday will do: the test needs the run, not the trades.
-    landing_folder = tmp_path / "landing"
-    landing_folder.mkdir()
+    # Any window closed since yesterday will do. The trades only make the run last seconds: an
+    # empty desk's tick ended before the probe saw it begin, and exited 0 (CI, 2026-12-02).
     yesterday = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    landing_folder = tmp_path / "landing"
+    write_landing_file(
+        landing_folder,
+        "trades.csv",
+        [
+            trade(f"T{n}", 1 + n % 9, 100, book=f"B{n % 5}", instrument=f"I{n % 200}",
+                  at=at(yesterday, "00:00") + pd.Timedelta(seconds=n % 80_000))
+            for n in range(100_000)
+        ],
+    )  # fmt: skip
     env = desk(tmp_path, "desk", landing_folder, DESK_START_DATE=yesterday)
     log = tmp_path / "tick.log"
 
