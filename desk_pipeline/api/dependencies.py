@@ -14,7 +14,7 @@ from desk_pipeline.defs.settings import DeskSettings
 DayPath = Annotated[
     str, Path(description="Business day, YYYY-MM-DD.", json_schema_extra={"format": "date"})
 ]
-BookPath = Annotated[str, Path(description="Book id.")]
+BookId = Annotated[str, Path(description="Book id.")]
 
 
 def desk_settings(request: Request) -> DeskSettings:
@@ -58,6 +58,15 @@ def calendar_day(date: DayPath, settings: Settings) -> str:
     return settings.calendar_days(day, day)[0]
 
 
+def book_path(book: BookId) -> str:
+    """A book id as asked for; one ingest would refuse is a 422 problem (queries.book_id).
+
+    No stored book has such an id, and PostgreSQL refuses a NUL in a query (a 503 before).
+    """
+    return queries.book_id(book, "book")
+
+
+BookPath = Annotated[str, Depends(book_path)]
 StoredDay = Annotated[str, Depends(stored_day)]
 CalendarDay = Annotated[str, Depends(calendar_day)]
 Warehouse = Annotated[WarehouseResource, Depends(desk_warehouse)]

@@ -3,12 +3,12 @@
 import click
 
 from desk_pipeline import console, queries
-from desk_pipeline.cli.terminal import ISO_DATE, emit
+from desk_pipeline.cli.terminal import BOOK_ID, ISO_DATE, emit
 from desk_pipeline.cli.warehouse import open_reader, settings
 
 
 @click.command()
-@click.option("--book", default=None, help="List this book's stored days instead.")
+@click.option("--book", default=None, type=BOOK_ID, help="List this book's stored days instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def books(book: str | None, as_json: bool) -> None:
     """The books with stored end-of-day positions, and their days: what the other commands show.
@@ -27,7 +27,7 @@ def books(book: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--book", required=True, help="Book id.")
+@click.option("--book", required=True, type=BOOK_ID, help="Book id.")
 @click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
 @click.option(
     "--marks",
@@ -43,7 +43,7 @@ def positions(book: str, business_date: str, marks: bool, as_json: bool) -> None
 
 
 @click.command()
-@click.option("--book", required=True, help="Book id.")
+@click.option("--book", required=True, type=BOOK_ID, help="Book id.")
 @click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def ranking(book: str, business_date: str, as_json: bool) -> None:
@@ -59,7 +59,9 @@ def ranking(book: str, business_date: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--book", default=None, help="Book id; without it, every book of the day.")
+@click.option(
+    "--book", default=None, type=BOOK_ID, help="Book id; without it, every book of the day."
+)
 @click.option("--date", "business_date", required=True, type=ISO_DATE, help="Business day.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def concentration(book: str | None, business_date: str, as_json: bool) -> None:

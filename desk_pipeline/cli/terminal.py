@@ -1,4 +1,4 @@
-"""What the `desk` commands share at the terminal: the date option, stdout and stderr.
+"""What the `desk` commands share at the terminal: the date and book options, stdout and stderr.
 
 The answer goes to stdout; notices and logs to stderr.
 """
@@ -51,6 +51,21 @@ class _IsoDate(click.ParamType):
 
 
 ISO_DATE = _IsoDate()
+
+
+class _BookId(click.ParamType):
+    """A book id (queries.book_id): one ingest would refuse is a usage error."""
+
+    name = "BOOK"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return queries.book_id(str(value), "")
+        except InvalidRangeError as err:
+            self.fail(str(err).strip(), param, ctx)
+
+
+BOOK_ID = _BookId()
 
 
 def log_to_stderr() -> None:

@@ -37,7 +37,7 @@ from desk_pipeline.queries.status import (
     quarantine_document,
     status_document,
 )
-from desk_pipeline.queries.values import business_day
+from desk_pipeline.queries.values import book_id, business_day
 
 __all__ = [
     "Book",
@@ -57,6 +57,7 @@ __all__ = [
     "StoredDay",
     "base_currencies",
     "base_currency",
+    "book_id",
     "books_document",
     "business_day",
     "concentration_day_document",

@@ -9,7 +9,9 @@ import pandas as pd
 
 from desk_pipeline.domain.errors import InvalidRangeError
 from desk_pipeline.domain.parsing import OUT_OF_RANGE, parse_dates
+from desk_pipeline.domain.positions.trades import BOOK_ID
 from desk_pipeline.domain.precision import exact_quantities, for_output
+from desk_pipeline.domain.validation.cells import Received
 
 # The dates a command accepts: any the desk could hold, within pandas' nanosecond range.
 _DATE_BOUNDS = (pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01"))
@@ -39,6 +41,22 @@ def business_day(value: str, option: str) -> str:
             f"{option} {echoed(value)} is not a calendar date written YYYY-MM-DD, e.g. 2026-03-06"
         )
     return str(dates.iloc[0].strftime("%Y-%m-%d"))
+
+
+def book_id(value: str, option: str) -> str:
+    """``value``, a book id as asked for, if ingest would keep it as one (trades.BOOK_ID).
+
+    A value ingest refuses (blank, too long, a control character such as NUL, which PostgreSQL
+    refuses in a query) is no stored book's id: asking for it is a usage error, not a query.
+
+    Raises:
+        InvalidRangeError: ingest would refuse ``value``; the message names ``option`` and why.
+    """
+    _, checks = BOOK_ID.read(Received(pd.DataFrame({"book_id": [value]})), "book_id")
+    refused = [reason for fails, _, reason in checks if fails.iloc[0]]
+    if refused:
+        raise InvalidRangeError(f"{option} {echoed(value)} is no book id: {refused[0]}")
+    return value
 
 
 def echoed(value: str) -> str:

@@ -258,6 +258,48 @@ def test_unknown_book_or_day_is_a_404_problem_with_the_cli_message(client):
     assert_problem(client.delete("/books"), 405, "Method Not Allowed")
 
 
+def book_error(value: str) -> str:
+    """What `desk positions --book VALUE` says, with the API's parameter name."""
+    with pytest.raises(InvalidRangeError) as refused:
+        queries.book_id(value, "book")
+    return str(refused.value)
+
+
+def book_routes(client: TestClient) -> list[tuple[str, str]]:
+    """Every route with a ``{book}``: (method, path template with the day filled in)."""
+    return [
+        (method.upper(), path.replace("{date}", D2))
+        for path, operations in client.app.openapi()["paths"].items()
+        if "{book}" in path
+        for method in operations
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_client(request, client, instance, tmp_path) -> Iterator[TestClient]:
+    """The module's client (SQLite), or one over a PostgreSQL warehouse of its own."""
+    if request.param == "sqlite":
+        yield client
+        return
+    desk = desk_settings(tmp_path).model_copy(
+        update={"warehouse_url": request.getfixturevalue("pg_url")}
+    )
+    with TestClient(create_app(desk, token=TOKEN, instance=instance)) as pg_client:
+        yield pg_client
+
+
+def test_a_book_id_ingest_would_refuse_is_a_422_problem_on_every_route(any_client):
+    # PostgreSQL refuses NUL in a query: GET /books/A%00B/days was a 503 with the SQL in it.
+    routes = book_routes(any_client)
+    assert len(routes) >= 5
+    for method, path in routes:
+        for book, asked in [("A%00B", "A\x00B"), ("R%7F", "R\x7f"), ("x" * 65, "x" * 65)]:
+            response = any_client.request(method, path.replace("{book}", book), headers=AUTH)
+            assert_problem(response, 422, book_error(asked))
+    # The warehouse is read for a book id it could hold.
+    assert any_client.get("/books/NOPE/days").status_code == 404
+
+
 def test_a_bad_date_or_parameter_is_a_422_problem(client):
     for route in ("eod", "ranking", "concentration"):
         assert_problem(client.get(f"/books/REPO-1/{route}/not-a-day"), 422, date_error("not-a-day"))

@@ -1,0 +1,49 @@
+"""Book ids given to `desk` and the HTTP API: any text ingest keeps as one, nothing else."""
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from desk_pipeline.cli import cli
+from desk_pipeline.domain.errors import InvalidRangeError
+from desk_pipeline.queries import book_id
+from desk_pipeline_tests.sizes import examples
+
+
+def ingest_refuses(text: str) -> bool:
+    """The plain rule: blank, over 64 characters or 128 UTF-8 bytes, or a C0 control, DEL or
+    unpaired surrogate (domain.positions.trades.BOOK_ID)."""
+    kept = text.strip()
+    return (
+        not kept
+        or len(kept) > 64
+        or len(kept.encode("utf-8", errors="surrogatepass")) > 128
+        or any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in kept)
+    )
+
+
+@given(st.text(st.characters(codec=None), max_size=70))
+@example("A\x00B")
+@example("REPO-1\x7f")
+@example("\ud800")
+@example(" ")
+@example("x" * 65)
+@example("\N{GRINNING FACE}" * 33)
+@example("Ünïcode-Book 1")
+@settings(max_examples=examples(200))
+def test_a_book_id_is_itself_unless_ingest_would_refuse_it(text):
+    if ingest_refuses(text):
+        with pytest.raises(InvalidRangeError, match=r"^--book .* is no book id: book_id "):
+            book_id(text, "--book")
+    else:
+        assert book_id(text, "--book") == text
+
+
+@pytest.mark.parametrize("command", ["books", "positions", "ranking", "concentration"])
+def test_every_book_option_refuses_such_an_id_as_a_usage_error_before_any_warehouse(command):
+    # DESK_WAREHOUSE_URL is not read: the usage error comes first, exit 2 and one line.
+    args = [command, "--book", "A\x01B"] + ([] if command == "books" else ["--date", "2026-03-02"])
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "'A\\x01B' is no book id: book_id contains control characters" in result.output
