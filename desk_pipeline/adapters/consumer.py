@@ -22,7 +22,12 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from desk_pipeline.adapters.publisher import EXCHANGE, ROUTING_PREFIX, declare_exchange
+from desk_pipeline.adapters.publisher import (
+    EXCHANGE,
+    ROUTING_PREFIX,
+    amqp_error,
+    declare_exchange,
+)
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.errors import DeskPipelineError, InvalidRangeError
 
@@ -293,10 +298,14 @@ def consume(
         prefetch: unacknowledged messages the broker may push at once.
         idle_seconds: stop after this long without a message; None runs until interrupted.
     """
+    parameters = pika.URLParameters(url)
     try:
-        connection = pika.BlockingConnection(pika.URLParameters(url))
+        connection = pika.BlockingConnection(parameters)
     except (pika.exceptions.AMQPError, OSError) as err:
-        raise ConsumerError(f"consumer {consumer.name}: broker unreachable: {err}") from err
+        raise ConsumerError(
+            f"consumer {consumer.name}: broker {parameters.host}:{parameters.port} unreachable: "
+            f"{amqp_error(err)}"
+        ) from err
     try:
         channel = connection.channel()
         declare_queue(channel, queue, max_attempts=consumer.max_attempts)

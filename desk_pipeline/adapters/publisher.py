@@ -107,6 +107,11 @@ class RabbitMQPublisher:
         params.blocked_connection_timeout = 30
         return params
 
+    def _shown(self) -> str:
+        """The broker as messages name it: host and port, never the password."""
+        params = pika.URLParameters(self.url)
+        return f"{params.host}:{params.port}"
+
     def publish(self, events: Sequence[OutgoingEvent]) -> None:
         """Publish ``events`` in order and wait until the broker has confirmed every one.
 
@@ -131,10 +136,18 @@ class RabbitMQPublisher:
             confirmed = batch.run()
         except (pika.exceptions.AMQPError, OSError) as err:
             raise PublishError(
-                f"rabbitmq: {type(err).__name__}: {err}", batch.confirmed_prefix()
+                f"rabbitmq {self._shown()}: {amqp_error(err)}", batch.confirmed_prefix()
             ) from err
         if confirmed < len(events):
-            raise PublishError(f"rabbitmq: {batch.error}", confirmed)
+            raise PublishError(f"rabbitmq {self._shown()}: {batch.error}", confirmed)
+
+
+def amqp_error(err: BaseException) -> str:
+    """``Type: message`` of a pika or socket error, its repr when its message is empty.
+
+    pika's connection errors print as "" (the refused socket is only in their repr).
+    """
+    return f"{type(err).__name__}: {err}" if str(err) else repr(err)
 
 
 class _ConfirmedBatch:
@@ -196,7 +209,7 @@ class _ConfirmedBatch:
         connection.channel(on_open_callback=self._channel_opened)
 
     def _open_failed(self, connection: pika.BaseConnection, err: BaseException) -> None:
-        self.error = f"broker unreachable: {type(err).__name__}: {err}"
+        self.error = f"broker unreachable: {amqp_error(err)}"
         connection.ioloop.stop()
 
     def _closed(self, connection: pika.BaseConnection, reason: BaseException) -> None:

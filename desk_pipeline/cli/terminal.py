@@ -73,13 +73,16 @@ def log_to_stderr() -> None:
 
     Alembic's INFO lines (the dialect and DDL mode of every migration context, opened each time
     the warehouse is) only with --verbose or --debug: its warnings, and a failed migration (an
-    error `desk` reports), still show.
+    error `desk` reports), still show. pika's lines only with --verbose or --debug.
     """
     # The long-running commands report progress through their adapters' loggers.
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.NOTSET if log_level() else logging.WARNING)
+    # pika logs each failed connection attempt as ERROR with a traceback; the desk's own line
+    # says what failed and what waits.
+    logging.getLogger("pika").setLevel(logging.NOTSET if log_level() else logging.CRITICAL)
 
 
 # The non-ASCII characters of the desk's own text (table titles, hints, reasons), spelled in

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.builders import trade, write_landing_file
 from desk_pipeline_tests.conftest import pg_schema, schema_url
 from desk_pipeline_tests.e2e import driver
@@ -215,6 +216,25 @@ def test_an_unreachable_warehouse_is_one_line_and_debug_shows_the_traceback(tmp_
     assert debug.returncode != 0
     assert "Traceback (most recent call last)" in debug.stderr
     assert "WarehouseUnreachableError" in debug.stderr
+
+
+def test_an_unreachable_broker_is_one_line_naming_it_and_verbose_shows_pikas_log(tmp_path):
+    # pika logged three ERROR lines and a traceback first, and the line ended "unreachable: ".
+    warehouse = f"sqlite:///{tmp_path}/warehouse.db"
+    PositionRepository(warehouse).engine.dispose()  # migrated already: its line is not asked
+    env = user_environment(
+        DESK_WAREHOUSE_URL=warehouse, DAGSTER_HOME=str(tmp_path), DESK_START_DATE=DAYS[0]
+    )
+    source = f"rabbitmq:amqp://guest:secret@127.0.0.1:{CLOSED_PORT}/%2F"
+    command = ["consume", "--source", source, "--queue", "q"]
+    result = run_desk(env, *command)
+    assert result.returncode == 1, result.stderr
+    assert one_line(result) == (
+        f"desk: consumer eod-ranking: broker 127.0.0.1:{CLOSED_PORT} unreachable: "
+        "AMQPConnectionError: (AMQPConnectorSocketConnectError: "
+        "ConnectionRefusedError(111, 'Connection refused'),)"
+    )
+    assert "Connection workflow failed" in run_desk(env, "-v", *command).stderr
 
 
 def test_exit_codes_are_listed_in_the_help():

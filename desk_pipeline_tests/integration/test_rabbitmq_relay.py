@@ -25,7 +25,14 @@ from desk_pipeline.defs.resources import (
     RabbitMqEventPublisher,
     WarehouseResource,
 )
-from desk_pipeline_tests.broker import amqp_url, channel_on, drain, free_port, temporary_vhost
+from desk_pipeline_tests.broker import (
+    AMQP_HOST,
+    amqp_url,
+    channel_on,
+    drain,
+    free_port,
+    temporary_vhost,
+)
 from desk_pipeline_tests.builders import store_eods, unique_books
 from desk_pipeline_tests.relay_runs import run_relay
 
@@ -104,12 +111,16 @@ def test_an_unreachable_broker_fails_fast_and_every_event_waits_until_it_returns
     repo, vhost, books
 ):
     store_eods(repo, books, DAYS[:2])
-    closed = amqp_url(vhost, port=free_port())
+    closed_port = free_port()
+    closed = amqp_url(vhost, port=closed_port)
 
     started = time.monotonic()
     down = relay_once(repo, RabbitMQPublisher(closed, connect_timeout=2))
     assert time.monotonic() - started < 10
     assert (down.published, down.failed, down.backlog) == (0, 4, 4)
+    # The broker by host and port, and why: pika's error printed as "" (it ended "unreachable: ").
+    assert down.error.startswith(f"rabbitmq {AMQP_HOST}:{closed_port}: broker unreachable: ")
+    assert "Connection refused" in down.error and "guest" not in down.error
     store_eods(repo, books, DAYS[2:])  # EODs keep being written while the broker is away
     assert repo.outbox_backlog() == 6
 
