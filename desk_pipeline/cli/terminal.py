@@ -38,34 +38,23 @@ def emit(document: Any, as_json: bool, human: Callable[[], RenderableType]) -> N
     click.echo(text if isinstance(text, str) else console.render(text))
 
 
-class _IsoDate(click.ParamType):
-    """A calendar date written YYYY-MM-DD (queries.business_day); anything else is a usage error."""
+class _Checked(click.ParamType):
+    """A value ``check(value, option)`` accepts, as it returns it; else a usage error (exit 2)."""
 
-    name = "YYYY-MM-DD"
+    def __init__(self, name: str, check: Callable[[str, str], str]) -> None:
+        self.name = name
+        self.check = check
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
-            return queries.business_day(str(value), "")
+            return self.check(str(value), "")
         except InvalidRangeError as err:
             self.fail(str(err).strip(), param, ctx)
 
 
-ISO_DATE = _IsoDate()
-
-
-class _BookId(click.ParamType):
-    """A book id (queries.book_id): one ingest would refuse is a usage error."""
-
-    name = "BOOK"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        try:
-            return queries.book_id(str(value), "")
-        except InvalidRangeError as err:
-            self.fail(str(err).strip(), param, ctx)
-
-
-BOOK_ID = _BookId()
+# A calendar date written YYYY-MM-DD; a book id ingest would keep.
+ISO_DATE = _Checked("YYYY-MM-DD", queries.business_day)
+BOOK_ID = _Checked("BOOK", queries.book_id)
 
 
 def log_to_stderr() -> None:
