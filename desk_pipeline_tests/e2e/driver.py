@@ -15,6 +15,8 @@ from unittest import mock
 import dagster as dg
 import pytest
 
+from desk_pipeline_tests.builders import write_landing_file
+
 DESK = str(Path(sys.executable).parent / "desk")
 # How long a `desk` command may take to stop after SIGTERM before a test calls it hung.
 STOP_SECONDS = 20.0
@@ -27,6 +29,29 @@ def desk_env(home: Path, **desk_vars: str) -> dict[str, str]:
         "DAGSTER_HOME": str(home),
         **desk_vars,
     }
+
+
+def backfilled_landing(
+    root: Path, trades: list[dict], references: dict[str, str], start: str, end: str
+) -> tuple[dict[str, str], Path]:
+    """A desk over ``root``/landing, holding ``trades`` and ``references``, backfilled.
+
+    Args:
+        references: reference files, name (``prices.csv``...) to text, header included.
+
+    Returns:
+        The desk's environment (its Dagster home ``root``/home, DESK_START_DATE 2026-03-01,
+        the default warehouse) after `desk backfill --start START --end END`, and the folder.
+    """
+    folder = root / "landing"
+    write_landing_file(folder, "trades.csv", trades)
+    for name, text in references.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    home = root / "home"
+    home.mkdir()
+    env = desk_env(home, DESK_TRADE_SOURCE=f"landing:{folder}", DESK_START_DATE="2026-03-01")
+    run_desk(env, "backfill", "--start", start, "--end", end)
+    return env, folder
 
 
 def run_desk(

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline_tests.builders import at, trade, write_landing_file
-from desk_pipeline_tests.e2e.driver import desk_env, run_desk
+from desk_pipeline_tests.builders import at, trade
+from desk_pipeline_tests.e2e.driver import backfilled_landing, run_desk
 
 BOOK = "REPO-EUR"
 DAYS = ("2026-03-02", "2026-03-03", "2026-03-04")
@@ -62,28 +62,22 @@ def stale_days(env: dict) -> list[str]:
 @pytest.fixture
 def desk(tmp_path) -> tuple[dict, object]:
     """A landing folder backfilled for 2026-03-02..04, and the folder."""
-    folder = tmp_path / "landing"
     trades = [("T-1", "DE1", 0.98), ("T-2", "US1", 0.99), ("T-3", "EQ1", 100.0)]
-    write_landing_file(
-        folder,
-        "trades.csv",
+    return backfilled_landing(
+        tmp_path,
         [
             trade(tid, QUANTITY[inst], px, book=BOOK, instrument=inst, at=at(DAYS[0], "10:00"))
             for tid, inst, px in trades
         ],
+        {
+            "instruments.csv": INSTRUMENTS,
+            "prices.csv": PRICES,
+            "books.csv": BOOKS,
+            "fx_rates.csv": FX_RATES,
+        },
+        DAYS[0],
+        DAYS[-1],
     )
-    for name, text in {
-        "instruments.csv": INSTRUMENTS,
-        "prices.csv": PRICES,
-        "books.csv": BOOKS,
-        "fx_rates.csv": FX_RATES,
-    }.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = desk_env(home, DESK_TRADE_SOURCE=f"landing:{folder}", DESK_START_DATE="2026-03-01")
-    run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[-1])
-    return env, folder
 
 
 def test_a_corrected_late_or_fx_mark_restates_every_day_that_read_it(desk):

@@ -51,8 +51,8 @@ import pandas as pd
 import pytest
 
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
-from desk_pipeline_tests.builders import at, trade, with_micro_units, write_landing_file
-from desk_pipeline_tests.e2e.driver import DESK, desk_env, run_desk
+from desk_pipeline_tests.builders import at, trade, with_micro_units
+from desk_pipeline_tests.e2e.driver import DESK, backfilled_landing, desk_env, run_desk
 
 DAY = "2026-03-04"
 BOOK = "REPO-EUR"
@@ -96,6 +96,12 @@ EUR,2026-03-02,1.05
 EUR,2026-03-04,1.08
 EURO,2026-03-04,1.1
 """
+REFERENCES = {
+    "instruments.csv": INSTRUMENTS,
+    "prices.csv": PRICES,
+    "books.csv": BOOKS,
+    "fx_rates.csv": FX_RATES,
+}
 
 S = 0.5**0.5  # sqrt(5 / 10): the 5-day repo holding period against Basel's 10 days
 
@@ -177,20 +183,9 @@ def strict_json(text: str) -> object:
 @pytest.fixture(scope="module")
 def backfilled(tmp_path_factory) -> dict:
     """A landing folder backfilled once for 2026-03-03..04; the tests share it (read-mostly)."""
-    tmp_path = tmp_path_factory.mktemp("ranking")
-    folder = tmp_path / "landing"
-    write_landing_file(folder, "trades.csv", book_trades())
-    for name, text in {
-        "instruments.csv": INSTRUMENTS,
-        "prices.csv": PRICES,
-        "books.csv": BOOKS,
-        "fx_rates.csv": FX_RATES,
-    }.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = desk_env(home, DESK_TRADE_SOURCE=f"landing:{folder}", DESK_START_DATE="2026-03-01")
-    run_desk(env, "backfill", "--start", "2026-03-03", "--end", DAY)
+    env, _ = backfilled_landing(
+        tmp_path_factory.mktemp("ranking"), book_trades(), REFERENCES, "2026-03-03", DAY
+    )
     return env
 
 
