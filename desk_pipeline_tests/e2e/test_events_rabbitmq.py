@@ -184,9 +184,14 @@ def test_sigterm_stops_the_relay_while_the_broker_is_unreachable_and_every_event
     repo.engine.dispose()
 
 
-def test_sigterm_stops_desk_consume_after_it_ran_a_ranking_in_process(desk_env, vhost, tmp_path):
-    # Dagster maps SIGTERM onto SIGINT's handler after each in-process run: with SIGINT ignored
-    # (a background job) that made `desk consume` ignore SIGTERM after its first ranking.
+def backfilled_with_a_ranking_missing(
+    desk_env: dict[str, str], vhost: str, day: str
+) -> tuple[str, dict[str, str], PositionRepository]:
+    """DAYS backfilled, their events in queue q.ranking, BOOKS[0]'s ranking of ``day`` deleted.
+
+    Returns:
+        The broker's URL, the desk's environment (publishing to it) and its warehouse.
+    """
     url = amqp_url(vhost)
     declare(url, "q.ranking")
     env = {**desk_env, "DESK_EVENT_PUBLISHER": f"rabbitmq:{url}"}
@@ -194,7 +199,14 @@ def test_sigterm_stops_desk_consume_after_it_ran_a_ranking_in_process(desk_env, 
     repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
     with repo.engine.begin() as conn:
         r = t.collateral_rankings
-        conn.execute(r.delete().where(r.c.book_id == BOOKS[0], r.c.business_date == DAYS[1]))
+        conn.execute(r.delete().where(r.c.book_id == BOOKS[0], r.c.business_date == day))
+    return url, env, repo
+
+
+def test_sigterm_stops_desk_consume_after_it_ran_a_ranking_in_process(desk_env, vhost, tmp_path):
+    # Dagster maps SIGTERM onto SIGINT's handler after each in-process run: with SIGINT ignored
+    # (a background job) that made `desk consume` ignore SIGTERM after its first ranking.
+    _, env, repo = backfilled_with_a_ranking_missing(desk_env, vhost, DAYS[1])
     log = tmp_path / "consume.log"
 
     with driver.desk_running(env, log, "consume", "--queue", "q.ranking") as consume:
@@ -216,14 +228,7 @@ def test_desk_consume_dead_letters_an_event_whose_day_the_calendar_refuses_with_
 ):
     # Two events of days that cannot be (a date that does not exist, a day after today), and a
     # real one whose missing ranking the consumer cannot run: it starts its calendar later.
-    url = amqp_url(vhost)
-    declare(url, "q.ranking")
-    env = {**desk_env, "DESK_EVENT_PUBLISHER": f"rabbitmq:{url}"}
-    run_desk(env, "backfill", "--start", DAYS[0], "--end", DAYS[-1], "--json")
-    repo = PositionRepository(env["DESK_WAREHOUSE_URL"])
-    with repo.engine.begin() as conn:
-        r = t.collateral_rankings
-        conn.execute(r.delete().where(r.c.book_id == BOOKS[0], r.c.business_date == DAYS[0]))
+    url, env, repo = backfilled_with_a_ranking_missing(desk_env, vhost, DAYS[0])
     real = json.loads(repo.outbox_events()["payload"].iloc[0])
     connection, channel = channel_on(url)
     for day in ("2026-02-30", "2199-12-31"):
