@@ -125,11 +125,15 @@ def tick(as_json: bool) -> None:
     done = own_runs.tick(
         settings(), warehouse=open_repository, log_level=log_level(), stop_check=stop_point
     )
-    document = {"window": done.window, "run_id": done.run_id}
+    document = {"window": done.window, "as_of": done.as_of.isoformat(), "run_id": done.run_id}
+    # The partition key names the window by its start; the snapshot is as of its end.
     emit(
         document,
         as_json,
-        lambda: f"snapshot of the 10-minute window {done.window}, run {done.run_id}",
+        lambda: (
+            f"snapshot of every book as of {done.as_of:%Y-%m-%d %H:%M %Z} (10-minute window "
+            f"{done.window}), run {done.run_id}"
+        ),
     )
 
 

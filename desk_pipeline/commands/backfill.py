@@ -8,6 +8,7 @@ run if the process is killed.
 """
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -140,9 +141,13 @@ def backfill(
 
 @dataclasses.dataclass(frozen=True)
 class TickResult:
-    """A tick's 10-minute window (partition key) and the id of the run that snapshotted it."""
+    """A tick's 10-minute window (partition key), its end and the run that snapshotted it.
+
+    ``as_of`` is the window's end in DESK_TIMEZONE: the snapshot holds every trade before it.
+    """
 
     window: str
+    as_of: dt.datetime
     run_id: str
 
 
@@ -166,7 +171,8 @@ def tick(
         InvalidRangeError: no window has closed since DESK_START_DATE.
         dagster.DagsterError: the run failed (it is in the Dagster UI).
     """
-    window = last_closed_window(desk_partitions(settings).intraday)
+    intraday = desk_partitions(settings).intraday
+    window = last_closed_window(intraday)
     defs = definitions_for(settings)
     warehouse()
     instance = desk_runs.desk_instance()
@@ -184,4 +190,4 @@ def tick(
             },
             raise_on_error=True,
         )
-    return TickResult(window, run.run_id)
+    return TickResult(window, intraday.time_window_for_partition_key(window).end, run.run_id)

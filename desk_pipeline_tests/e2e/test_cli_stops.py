@@ -251,6 +251,7 @@ def test_sigterm_mid_tick_exits_143_and_the_next_tick_snapshots_the_latest_windo
     assert sorted(run.status.value for run in runs_of(env)) == ["FAILURE", "SUCCESS"]
     start = pd.to_datetime(again["window"], format="%Y-%m-%d-%H:%M").tz_localize("UTC")
     end = start + pd.Timedelta(minutes=10)
+    assert pd.Timestamp(again["as_of"]) == end  # the window is named by its start
     engine = sa.create_engine(env["DESK_WAREHOUSE_URL"])
     with engine.connect() as conn:
         stored = conn.execute(sa.select(t.intraday_windows.c.window_end_us)).scalars().all()

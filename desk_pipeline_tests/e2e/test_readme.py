@@ -98,7 +98,7 @@ def test_make_run_stores_the_demo_days_and_starts_green(demo):
     # Quiet: make's own lines, one progress line, no Dagster log or warnings.
     assert "dagster - " not in demo.make.stdout + demo.make.stderr
     assert "Warning" not in demo.make.stdout + demo.make.stderr
-    [window] = re.findall(r"snapshot of the 10-minute window (\S+),", demo.make.stdout)
+    [window] = re.findall(r"\(10-minute window (\S+)\), run ", demo.make.stdout)
 
     with driver.open_instance(demo.checkout / ".desk") as instance:
         # The calendar starts with the demo: every daily partition is materialised.
