@@ -13,7 +13,8 @@ from desk_pipeline.adapters.warehouse import (
     require_warehouse,
 )
 from desk_pipeline.adapters.warehouse import open_repository as repository_at
-from desk_pipeline.defs.settings import DeskSettings
+from desk_pipeline.cli.terminal import notice
+from desk_pipeline.defs.settings import DeskSettings, default_warehouse_url, desk_home
 from desk_pipeline.domain.errors import SettingsError
 
 
@@ -44,6 +45,12 @@ def open_repository() -> PositionRepository:
     """
     desk = settings()
     url = desk.warehouse_url
+    # Only the current folder's ./.desk: a DAGSTER_HOME or a DESK_WAREHOUSE_URL was chosen.
+    new_here = (
+        not os.environ.get("DAGSTER_HOME")
+        and url == default_warehouse_url()
+        and not (desk_home() / "warehouse.db").exists()
+    )
     try:
         repository = repository_at(url)
         repository.require_timezone(desk.timezone, desk.quoted("timezone"))
@@ -51,6 +58,11 @@ def open_repository() -> PositionRepository:
         raise
     except WarehouseError as err:
         raise SettingsError([unreachable_warehouse(url, err)]) from err
+    if new_here:
+        notice(
+            f"created a new warehouse in ./.desk here ({desk_home()}): DESK_WAREHOUSE_URL and "
+            "DAGSTER_HOME are not set; the demo's is in the folder `make run` ran in"
+        )
     return repository
 
 

@@ -30,6 +30,7 @@ from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._utils.concurrency import ConcurrencyKeyInfo
 from filelock import FileLock, Timeout
 
+from desk_pipeline.defs.settings import desk_home
 from desk_pipeline.domain.calendar import business_dates
 
 log = logging.getLogger(__name__)
@@ -229,9 +230,11 @@ def _assign_stranded_steps(
 
 
 def instance_exists() -> bool:
-    """Whether DAGSTER_HOME holds an instance already (opening one would create files)."""
-    home = os.environ.get("DAGSTER_HOME", "")
-    return bool(home) and any((Path(home) / name).exists() for name in ("dagster.yaml", "history"))
+    """Whether the desk's instance folder (desk_instance) holds one already.
+
+    Opening one would create files.
+    """
+    return any((desk_home() / name).exists() for name in ("dagster.yaml", "history"))
 
 
 def instance_yaml(*names: str) -> str:
@@ -302,19 +305,23 @@ def _write_whole(config: Path, text: str) -> None:
 
 
 def desk_instance() -> dg.DagsterInstance:
-    """The instance of DAGSTER_HOME, or an ephemeral one without it.
+    """The instance in DAGSTER_HOME, else in ./.desk: the folder of the default warehouse.
+
+    Never an ephemeral one: a `desk` command's runs are where the UI (`make run` sets
+    DAGSTER_HOME to ./.desk) and the next command look for them, its pools and orphaned-run
+    repairs are the instance's, and the warehouse beside it is the one the runs write.
 
     Created under a file lock: Dagster's SQLite storage creates its tables when the instance is
     first opened, and two processes opening a new DAGSTER_HOME at once raced ("table runs
     already exists"). A home without a dagster.yaml gets the desk's (:func:`default_instance_yaml`)
     first, and one the desk wrote earlier is brought up to date (:func:`update_instance_file`).
     """
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        return dg.DagsterInstance.ephemeral()
-    Path(home).mkdir(parents=True, exist_ok=True)
-    with FileLock(Path(home) / ".desk-instance.lock"):
-        update_instance_file(Path(home) / "dagster.yaml")
+    home = desk_home()
+    home.mkdir(parents=True, exist_ok=True)
+    # The instance files read their folder from DAGSTER_HOME ({env: DAGSTER_HOME}).
+    os.environ["DAGSTER_HOME"] = str(home)
+    with FileLock(home / ".desk-instance.lock"):
+        update_instance_file(home / "dagster.yaml")
         return dg.DagsterInstance.get()
 
 
@@ -461,11 +468,7 @@ def backfill_claim(
     ends; waiters take the slot in no set order. A backfill that dies drops its claim with its
     process, so waiters never wait on the dead.
     """
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:  # an ephemeral instance is this process's alone
-        yield uuid.uuid4().hex
-        return
-    folder = Path(home) / "backfills"
+    folder = desk_home() / "backfills"  # beside the instance (desk_instance)
     folder.mkdir(parents=True, exist_ok=True)
     claim_id = uuid.uuid4().hex
     own = FileLock(folder / f"{claim_id}.lock")

@@ -203,6 +203,34 @@ def test_a_read_command_leaves_an_empty_postgresql_database_empty(pg_engine):
         assert tables == 0
 
 
+def test_a_run_command_without_dagster_home_keeps_its_runs_in_the_folders_desk_instance(
+    tmp_path,
+):
+    # The README runs `desk` in the project folder without DAGSTER_HOME: its runs went to an
+    # ephemeral instance, so the UI (`make run`: DAGSTER_HOME=./.desk) showed none of them,
+    # and two backfills or an orphaned run were never seen by the next command.
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    yesterday = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    env = user_environment(DESK_TRADE_SOURCE=f"landing:{landing}", DESK_START_DATE=yesterday)
+
+    first = run_desk(env, "tick", "--json", cwd=tmp_path)
+    second = run_desk(env, "tick", "--json", cwd=tmp_path)
+
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    # Said once, when the folder's warehouse is created; the next command finds it.
+    assert first.stderr.splitlines() == [
+        f"desk: created a new warehouse in ./.desk here ({tmp_path}/.desk): DESK_WAREHOUSE_URL "
+        "and DAGSTER_HOME are not set; the demo's is in the folder `make run` ran in"
+    ]
+    assert second.stderr == ""
+    with driver.open_instance(tmp_path / ".desk") as instance:
+        stored = {run.run_id for run in instance.get_runs()}
+    assert stored == {json.loads(r.stdout)["run_id"] for r in (first, second)}
+    doctor = run_desk(env, "doctor", cwd=tmp_path)
+    assert "ok   runs       no run is held by a dead desk process" in doctor.stdout
+
+
 def test_an_unreachable_warehouse_is_one_line_and_debug_shows_the_traceback(tmp_path):
     env = user_environment(DESK_WAREHOUSE_URL=CLOSED_WAREHOUSE, DAGSTER_HOME=str(tmp_path))
     for command in (["status"], ["backfill", "--start", DAYS[0], "--end", DAYS[0]]):
