@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from desk_pipeline.adapters.warehouse import NoWarehouseError
+from desk_pipeline.adapters.warehouse import NoWarehouseError, WarehouseUnreachableError
 from desk_pipeline.domain.errors import (
     DeskPipelineError,
     InvalidRangeError,
@@ -47,8 +47,9 @@ def failure(err: Exception) -> tuple[int, str]:
         return 2, f"{_first_line(err.format_message())} (see `{command} --help`)"
     if isinstance(err, click.ClickException):
         return err.exit_code, _first_line(err.format_message())
-    if isinstance(err, NoWarehouseError | InvalidRangeError):
+    if isinstance(err, NoWarehouseError | WarehouseUnreachableError | InvalidRangeError):
         # InvalidRangeError: a reversed range, a day before DESK_START_DATE or after today.
+        # WarehouseUnreachableError: the connection dropped or was refused mid-command.
         return 2, _first_line(err)
     # Only a command that loaded Dagster can fail with its errors; a read never imports it.
     dg = sys.modules.get("dagster")

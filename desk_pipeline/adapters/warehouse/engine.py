@@ -15,10 +15,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from desk_pipeline.adapters.transient import is_transient
 from desk_pipeline.domain.errors import DeskPipelineError
 
 log = logging.getLogger(__name__)
 
+# Seconds a PostgreSQL connection may take to be established before the warehouse "does not
+# answer" (libpq's connect_timeout).
+CONNECT_TIMEOUT_SECONDS = 10
 # The package sits in adapters/, next to the migrations folder.
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
@@ -70,7 +74,7 @@ class Store:
                     config.attributes["connection"] = conn
                     command.upgrade(config, "head")
         except sa.exc.SQLAlchemyError as err:
-            raise WarehouseError(f"migrate: {err}") from err
+            raise warehouse_error("migrate", err) from err
         if pending:
             log.info("migrated the warehouse schema from %s to %s", current or "none", head)
         return pending
@@ -86,7 +90,23 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except sa.exc.SQLAlchemyError as err:
-            raise WarehouseError(f"{operation}: {err}") from err
+            raise warehouse_error(operation, err) from err
+
+
+def warehouse_error(operation: str, err: sa.exc.SQLAlchemyError) -> WarehouseError:
+    """The desk's error for ``operation``'s failure: the driver's first line, never the SQL.
+
+    SQLAlchemy's message carries the statement and its parameters ([SQL: ...]), which an API
+    client or a terminal must not see; the traceback (--debug) keeps them. A failure a retry may
+    cure (adapters.transient: a dropped or refused connection, a locked SQLite file) is a
+    WarehouseUnreachableError: the warehouse does not answer.
+    """
+    driver = err.orig if isinstance(err, sa.exc.DBAPIError) else err
+    lines = str(driver).strip().splitlines()
+    reason = lines[0] if lines else type(driver).__name__
+    if is_transient(err):
+        return WarehouseUnreachableError(f"{operation}: the warehouse does not answer: {reason}")
+    return WarehouseError(f"{operation}: {reason}")
 
 
 def _engine(url: str) -> sa.Engine:
@@ -106,7 +126,18 @@ def _engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=_connect_timeout(url))
+
+
+def _connect_timeout(url: str) -> dict[str, int]:
+    """PostgreSQL's connect timeout, unless the URL sets one.
+
+    A host that accepts the TCP connection and never answers would otherwise hold a command,
+    or a run, forever.
+    """
+    if url.startswith("sqlite") or "connect_timeout" in sa.make_url(url).query:
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
 
 def _alembic_config() -> Config:
@@ -137,7 +168,7 @@ def require_warehouse(url: str) -> str:
     shown = sa.make_url(url).render_as_string(hide_password=True)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         raise NoWarehouseError(f"no warehouse at {url.removeprefix('sqlite:///')}")
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, connect_args=_connect_timeout(url))
     try:
         with engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()
