@@ -11,7 +11,7 @@ from desk_pipeline.domain.errors import InvalidRangeError
 from desk_pipeline.domain.parsing import OUT_OF_RANGE, parse_dates
 from desk_pipeline.domain.positions.trades import BOOK_ID
 from desk_pipeline.domain.precision import exact_quantities, for_output
-from desk_pipeline.domain.validation.cells import Received
+from desk_pipeline.domain.validation.cells import Received, control_check
 
 # The dates a command accepts: any the desk could hold, within pandas' nanosecond range.
 _DATE_BOUNDS = (pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01"))
@@ -52,8 +52,11 @@ def book_id(value: str, option: str) -> str:
     Raises:
         InvalidRangeError: ingest would refuse ``value``; the message names ``option`` and why.
     """
+    # Ingest strips the cell before its checks; a control character at either end is refused
+    # all the same here (a lookup uses the value as given, and "\x1f" strips to "empty").
+    raw = control_check(pd.Series([value]), "book_id")
     _, checks = BOOK_ID.read(Received(pd.DataFrame({"book_id": [value]})), "book_id")
-    refused = [reason for fails, _, reason in checks if fails.iloc[0]]
+    refused = [reason for fails, _, reason in [raw, *checks] if fails.iloc[0]]
     if refused:
         raise InvalidRangeError(f"{option} {echoed(value)} is no book id: {refused[0]}")
     return value

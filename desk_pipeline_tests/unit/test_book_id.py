@@ -19,12 +19,16 @@ def ingest_refuses(text: str) -> bool:
         not kept
         or len(kept) > 64
         or len(kept.encode("utf-8", errors="surrogatepass")) > 128
-        or any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in kept)
+        # Anywhere in the text as given, the ends too.
+        or any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in text)
     )
 
 
 @given(st.text(st.characters(codec=None), max_size=70))
 @example("A\x00B")
+@example("BOOK1\n")
+@example("\x1cBOOK1")
+@example("\x1f")
 @example("REPO-1\x7f")
 @example("\ud800")
 @example(" ")
@@ -38,6 +42,14 @@ def test_a_book_id_is_itself_unless_ingest_would_refuse_it(text):
             book_id(text, "--book")
     else:
         assert book_id(text, "--book") == text
+
+
+@pytest.mark.parametrize("asked", ["BOOK1\n", "\x1cBOOK1", "BOOK1\t", "\x1f"])
+def test_a_control_character_at_either_end_is_named_as_such(asked):
+    # Ingest strips a cell before its checks, so "\x1f" alone was refused as "empty", and
+    # "BOOK1\t" was looked up as asked (404, a name cut by the tab in the message).
+    with pytest.raises(InvalidRangeError, match="contains control characters"):
+        book_id(asked, "--book")
 
 
 @pytest.mark.parametrize("command", ["books", "positions", "ranking", "concentration"])
