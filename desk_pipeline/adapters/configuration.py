@@ -170,3 +170,19 @@ def unreachable_warehouse(url: str, err: Exception) -> str:
         f"DESK_WAREHOUSE_URL={shown(url)}: the warehouse is not reachable ({reason}); start the "
         "database or correct the URL"
     )
+
+
+# Seconds a PostgreSQL connection may take to be established before the database "does not
+# answer" (libpq's connect_timeout).
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def connect_args(url: str) -> dict[str, int]:
+    """An engine's driver arguments: PostgreSQL's connect timeout, unless ``url`` sets one.
+
+    A host that accepts the TCP connection and never answers would otherwise hold a command,
+    a run or a health check forever.
+    """
+    if not url.startswith("postgresql") or "connect_timeout" in sa.make_url(url).query:
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}

@@ -12,12 +12,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from confluent_kafka.admin import AdminClient
 
-from desk_pipeline.adapters.configuration import unreachable_warehouse
+from desk_pipeline.adapters.configuration import connect_args, unreachable_warehouse
 from desk_pipeline.adapters.kafka import KafkaSettings
 from desk_pipeline.adapters.publisher import amqp_url_from
 from desk_pipeline.adapters.trade_sources import trade_source_from
 from desk_pipeline.adapters.warehouse import MIGRATIONS
 from desk_pipeline.adapters.warehouse.business_calendar import mismatch_line, recorded_timezone
+from desk_pipeline.domain.calendar import same_business_days
 from desk_pipeline.domain.errors import DeskPipelineError
 
 
@@ -46,7 +47,7 @@ def warehouse_findings(url: str) -> list[Finding]:
             Finding("warehouse", False, f"{shown}: no database file; run `desk backfill` first"),
             Finding("migrations", False, "no warehouse to check"),
         ]
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, connect_args=connect_args(url))
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
@@ -92,7 +93,7 @@ def calendar_finding(url: str, timezone: str, quoted: tuple[str, str], reachable
         return Finding(
             "calendar", True, f"{settings}; the warehouse records its time zone when opened"
         )
-    if recorded != timezone:
+    if not same_business_days(recorded, timezone):
         return Finding("calendar", False, mismatch_line(recorded, quoted[1], url))
     return Finding("calendar", True, f"{settings}; the warehouse's days are cut in {recorded}")
 

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from desk_pipeline.adapters.configuration import connect_args
 from desk_pipeline.adapters.trade_sources import SourceBatch, TradeSourceError
 from desk_pipeline.domain.positions.trades import validate_trades
 from desk_pipeline.domain.schema import TRADE_COLUMNS
@@ -177,7 +178,7 @@ class SqlTableSource:
 
 def _engine(url: str) -> sa.Engine:
     """An engine on the upstream; SQLite text that is not UTF-8 reads with U+FFFD, not an error."""
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, connect_args=connect_args(url))
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")

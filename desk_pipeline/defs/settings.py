@@ -251,7 +251,7 @@ class DeskSettings(pydantic_settings.BaseSettings):
             TimezoneMismatchError: one line naming both zones and the fix.
         """
         recorded = recorded_timezone(self.warehouse_url)
-        if recorded is not None and recorded != self.timezone:
+        if recorded is not None and not calendar.same_business_days(recorded, self.timezone):
             line = mismatch_line(recorded, self.quoted("timezone"), self.warehouse_url)
             raise TimezoneMismatchError(line)
 

@@ -51,6 +51,10 @@ def test_the_first_process_records_its_zone_and_a_process_in_another_is_refused(
     # A configuration error for the CLI (exit 2), a warehouse the API cannot use (503).
     assert isinstance(refused.value, SettingsError) and isinstance(refused.value, WarehouseError)
     other.require_timezone("UTC", "DESK_TIMEZONE=UTC (the default)")
+    # Another name of the same days is the same zone (Etc/UTC is Debian's default).
+    for alias in ("Etc/UTC", "Zulu", "GMT"):
+        other.require_timezone(alias, f"DESK_TIMEZONE={alias}")
+        desk_settings(warehouse_url=warehouse_url, timezone=alias).require_warehouse_timezone()
     assert recorded_timezone(warehouse_url) == "UTC"
     other.engine.dispose()
 

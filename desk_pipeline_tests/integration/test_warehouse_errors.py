@@ -8,6 +8,7 @@ fails after the connect timeout instead of holding the command forever.
 
 import contextlib
 import socket
+import sys
 from collections.abc import Iterator
 
 import dagster as dg
@@ -15,14 +16,15 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from desk_pipeline.adapters import configuration
 from desk_pipeline.adapters.warehouse import (
     PositionRepository,
     WarehouseError,
     WarehouseUnreachableError,
     require_warehouse,
 )
-from desk_pipeline.adapters.warehouse import engine as warehouse_engine
 from desk_pipeline.api import create_app
+from desk_pipeline.cli import main
 from desk_pipeline.defs.settings import DeskSettings
 
 
@@ -61,7 +63,7 @@ def silent_server() -> Iterator[int]:
 
 @pytest.mark.postgres
 def test_a_postgres_host_that_never_answers_fails_after_the_connect_timeout(monkeypatch):
-    monkeypatch.setattr(warehouse_engine, "CONNECT_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(configuration, "CONNECT_TIMEOUT_SECONDS", 1)
     with silent_server() as port:
         url = f"postgresql+psycopg://desk:secret@127.0.0.1:{port}/desk"
         with pytest.raises(WarehouseUnreachableError, match="does not answer"):
@@ -74,3 +76,23 @@ def test_a_postgres_host_that_never_answers_fails_after_the_connect_timeout(monk
     detail = response.json()["detail"]
     assert "the warehouse does not answer" in detail or "not reachable" in detail, detail
     assert "SELECT" not in detail and "secret" not in detail
+
+
+@pytest.mark.postgres
+def test_desk_gives_up_on_a_silent_warehouse_with_one_line_and_exit_2(
+    monkeypatch, capsys, tmp_path
+):
+    # It waited forever (attack: `timeout 60 desk positions ...` ended 124, nothing printed).
+    monkeypatch.setattr(configuration, "CONNECT_TIMEOUT_SECONDS", 1)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with silent_server() as port:
+        url = f"postgresql+psycopg://desk:secret@127.0.0.1:{port}/desk"
+        monkeypatch.setenv("DESK_WAREHOUSE_URL", url)
+        command = ["desk", "positions", "--book", "B", "--date", "2026-03-02"]
+        monkeypatch.setattr(sys, "argv", command)
+        with pytest.raises(SystemExit) as exited:
+            main()
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("desk: DESK_WAREHOUSE_URL=postgresql+psycopg://desk:***@"), line
+    assert "timeout expired" in line and "secret" not in line

@@ -16,6 +16,7 @@ from desk_pipeline.domain.calendar import (
     business_dates,
     business_day_of,
     calendar_days,
+    same_business_days,
     up_to_today,
 )
 from desk_pipeline.domain.errors import InvalidRangeError
@@ -237,3 +238,21 @@ def daily_partitions(start: str, zone: str) -> dg.DailyPartitionsDefinition:
     """The desk's daily partitions for DESK_START_DATE ``start`` in DESK_TIMEZONE ``zone``."""
     desk = DeskSettings(start_date=start, timezone=zone, warehouse_url="sqlite://")
     return desk_partitions(desk).daily
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("UTC", "Etc/UTC", True),  # links: one zone's names
+        ("Zulu", "UTC", True),
+        ("GB", "Europe/London", True),
+        ("US/Eastern", "America/New_York", True),
+        ("GMT", "UTC", True),  # two zones, the same offsets at every hour since 1900
+        ("Europe/London", "UTC", False),  # summer time
+        ("Europe/Berlin", "Europe/Paris", False),  # apart before 1940, alike since 1980
+        ("America/Moncton", "America/Halifax", False),  # apart at 1993's autumn change
+    ],
+)
+def test_zone_names_cut_the_same_business_days_when_their_offsets_agree_every_hour(a, b, same):
+    assert same_business_days(a, b) is same
+    assert same_business_days(b, a) is same

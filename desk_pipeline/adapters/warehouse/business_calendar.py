@@ -11,9 +11,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
-from desk_pipeline.adapters.configuration import shown
+from desk_pipeline.adapters.configuration import connect_args, shown
 from desk_pipeline.adapters.warehouse.codec import now_micros
 from desk_pipeline.adapters.warehouse.engine import Store, WarehouseError, _serialised
+from desk_pipeline.domain.calendar import same_business_days
 from desk_pipeline.domain.errors import SettingsError
 
 
@@ -77,7 +78,7 @@ class BusinessCalendarStore(Store):
         if timezone in self._agreed:
             return
         recorded = self.business_timezone(timezone)
-        if recorded != timezone:
+        if not same_business_days(recorded, timezone):
             raise TimezoneMismatchError(mismatch_line(recorded, setting, self.url))
         self._agreed = self._agreed | {timezone}
 
@@ -96,7 +97,7 @@ def recorded_timezone(url: str) -> str | None:
         return _RECORDED[url]
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, connect_args=connect_args(url))
     try:
         with engine.connect() as conn:
             recorded = conn.execute(sa.select(t.desk_calendar.c.timezone)).scalar_one_or_none()

@@ -15,14 +15,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from desk_pipeline.adapters.configuration import connect_args
 from desk_pipeline.adapters.transient import is_transient
 from desk_pipeline.domain.errors import DeskPipelineError
 
 log = logging.getLogger(__name__)
 
-# Seconds a PostgreSQL connection may take to be established before the warehouse "does not
-# answer" (libpq's connect_timeout).
-CONNECT_TIMEOUT_SECONDS = 10
 # The package sits in adapters/, next to the migrations folder.
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
@@ -126,18 +124,7 @@ def _engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=_connect_timeout(url))
-
-
-def _connect_timeout(url: str) -> dict[str, int]:
-    """PostgreSQL's connect timeout, unless the URL sets one.
-
-    A host that accepts the TCP connection and never answers would otherwise hold a command,
-    or a run, forever.
-    """
-    if url.startswith("sqlite") or "connect_timeout" in sa.make_url(url).query:
-        return {}
-    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args(url))
 
 
 def _alembic_config() -> Config:
@@ -168,7 +155,7 @@ def require_warehouse(url: str) -> str:
     shown = sa.make_url(url).render_as_string(hide_password=True)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         raise NoWarehouseError(f"no warehouse at {url.removeprefix('sqlite:///')}")
-    engine = sa.create_engine(url, connect_args=_connect_timeout(url))
+    engine = sa.create_engine(url, connect_args=connect_args(url))
     try:
         with engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()
