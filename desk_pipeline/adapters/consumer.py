@@ -73,7 +73,8 @@ def parse_event(body: bytes | str) -> dict[str, Any]:
     """
     try:
         event = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
+    # RecursionError: nested deeper than the parser's stack ("[" * 100000), no event either.
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise InvalidEventError(f"event body is not JSON: {err}") from err
     problems = sorted(_validator().iter_errors(event), key=lambda e: list(e.absolute_path))
     if problems:
