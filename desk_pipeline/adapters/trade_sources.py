@@ -1,5 +1,6 @@
 """Trade sources: where trades, reference data and marks come from (simulator, landing folder)."""
 
+import csv
 import dataclasses
 import hashlib
 import io
@@ -19,7 +20,11 @@ from desk_pipeline.adapters.simulator import DeskSimulator
 from desk_pipeline.domain.errors import DeskPipelineError
 from desk_pipeline.domain.positions.trades import validate_trades
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, TRADE_DTYPES, empty_frame
-from desk_pipeline.domain.validation.quarantine import quarantine_whole_source, unreadable_rows
+from desk_pipeline.domain.validation.quarantine import (
+    quarantine_rows,
+    quarantine_whole_source,
+    unreadable_rows,
+)
 from desk_pipeline.domain.validation.rules import repeated_names, repeated_names_problem
 
 log = logging.getLogger(__name__)
@@ -246,13 +251,16 @@ class LandingFolderSource:
         if source in ingested:
             log.debug("landing file %s: already ingested as %s", name, source)
             return None
-        raw, problem = _parse_csv(data, len(data), MAX_CELLS)
-        if raw is None:
-            log.warning("landing file %s quarantined whole: %s", name, problem)
-            rejected = quarantine_whole_source(source, "unreadable_file", problem)
+        parsed = _parse_csv(data, len(data), MAX_CELLS)
+        if parsed.rows is None:
+            log.warning("landing file %s quarantined whole: %s", name, parsed.problem)
+            rejected = quarantine_whole_source(source, "unreadable_file", parsed.problem)
             return SourceBatch(source, 1, empty_frame(TRADE_DTYPES), rejected)
-        trades, rejected = validate_trades(raw, source=source)
-        return SourceBatch(source, len(raw), trades, rejected)
+        trades, rejected = validate_trades(parsed.rows, source=source)
+        if not parsed.ragged.empty:
+            log.warning("landing file %s: %d row(s) ragged", name, len(parsed.ragged))
+            rejected = pd.concat([rejected, ragged_quarantine(parsed.ragged, source)])
+        return SourceBatch(source, len(parsed.rows) + len(parsed.ragged), trades, rejected)
 
     def _reference(self, name: str) -> pd.DataFrame:
         """A reference file's rows as received (strings, index = 1-based row number).
@@ -271,11 +279,14 @@ class LandingFolderSource:
         if landed.data is None:
             log.info("landing file %s is still being written; left for the next run", name)
             return pd.DataFrame()
-        raw, problem = _parse_csv(landed.data, len(landed.data))
-        if raw is None:
+        parsed = _parse_csv(landed.data, len(landed.data))
+        if parsed.rows is None or not parsed.ragged.empty:
+            # Reference rows replace stored ones by key: a file with a row that cannot be
+            # placed is refused whole, and the stored rows stay.
+            problem = parsed.problem or _ragged_reason(parsed.ragged).iloc[0]
             log.warning("landing file %s quarantined whole: %s", name, problem)
             return unreadable_rows(problem)
-        return raw
+        return parsed.rows
 
     def instruments(self) -> pd.DataFrame:
         """instruments.csv as received (see ``reference.validation.validate_instruments``)."""
@@ -292,6 +303,20 @@ class LandingFolderSource:
     def fx_rates(self, start_date: pd.Timestamp, end_date: pd.Timestamp) -> pd.DataFrame:
         """fx_rates.csv as received, whole whatever the dates."""
         return self._reference("fx_rates.csv")
+
+
+def _ragged_reason(ragged: pd.DataFrame) -> pd.Series:
+    """Why each ragged row is quarantined: its field count against the header's."""
+    header = [c for c in ragged.columns if not str(c).startswith("(extra ")]
+    count = ragged.notna().sum(axis=1)
+    return count.map(
+        lambda n: f"{n} fields where the header has {len(header)}: its values cannot be placed"
+    ).rename(None)
+
+
+def ragged_quarantine(ragged: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Quarantine rows (``wrong_field_count``) for the ragged rows of ``source``."""
+    return quarantine_rows(ragged, source, "wrong_field_count", _ragged_reason(ragged))
 
 
 def _is_trade_file(name: str) -> bool:
@@ -372,25 +397,43 @@ def _read_landed(folder: Path, name: str, settle_seconds: float) -> Landed:
     return Landed(data=data)
 
 
-def _parse_csv(
-    data: bytes, size: int, max_cells: int | None = None
-) -> tuple[pd.DataFrame | None, str]:
-    """Rows of a CSV file as strings indexed by 1-based row number, or None and the reason.
+@dataclasses.dataclass(frozen=True)
+class ParsedCsv:
+    """A CSV file's rows as strings under its header, indexed by 1-based row number.
+
+    ``ragged`` holds the rows whose field count is not the header's, indexed the same way: the
+    header's names over their first fields, ``(extra N)`` over any more; never in ``rows``, as
+    their cells cannot be placed. ``problem`` is why the file is refused whole (then no rows).
+    """
+
+    rows: pd.DataFrame | None
+    ragged: pd.DataFrame
+    problem: str = ""
+
+
+def _refused(problem: str) -> ParsedCsv:
+    return ParsedCsv(None, pd.DataFrame(), problem)
+
+
+def _parse_csv(data: bytes, size: int, max_cells: int | None = None) -> ParsedCsv:
+    """The rows of a CSV file (:class:`ParsedCsv`), or the reason it is refused whole.
 
     A file that cannot have the shape of a landing file (:func:`shape_problem`) is refused before
-    pandas reads it; ``max_cells`` bounds its lines times columns too.
+    pandas reads it; ``max_cells`` bounds its lines times columns too. When pandas cannot split
+    a row into the header's fields (one more or fewer, a quote left open), the file is split
+    again record by record (:func:`_split_records`): its other rows are read, that one is ragged.
     """
     if size > MAX_FILE_BYTES:
-        return None, f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit"
+        return _refused(f"file is {size} bytes, over the {MAX_FILE_BYTES} byte limit")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        return None, f"not UTF-8: {err}"
+        return _refused(f"not UTF-8: {err}")
     if not text.strip():
-        return None, "file is empty"
+        return _refused("file is empty")
     problem = shape_problem(text, max_cells)
     if problem is not None:
-        return None, problem
+        return _refused(problem)
     try:
         with warnings.catch_warnings():
             # A row with more fields than the header would shift every column (pandas makes
@@ -414,15 +457,51 @@ def _parse_csv(
             skipinitialspace=True,
             index_col=False,
         )
-    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as err:
-        return None, f"not a readable CSV file: {err}"
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as err:
+        return _split_records(text, err)
+    except ValueError as err:
+        return _refused(f"not a readable CSV file: {err}")
     # The names pandas gave are compared too: a blank one named like a written one.
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     repeated = {*repeated_names(header.iloc[0]), *repeated_names(raw.columns)}
     if repeated:
-        return None, repeated_names_problem(sorted(repeated))
+        return _refused(repeated_names_problem(sorted(repeated)))
     raw.index = pd.RangeIndex(1, len(raw) + 1)
-    return raw, ""
+    return ParsedCsv(raw, pd.DataFrame())
+
+
+def _split_records(text: str, err: Exception) -> ParsedCsv:
+    """The file read record by record (Python's csv), as pandas would have read it.
+
+    Blank lines skipped, spaces after a delimiter dropped, rows numbered from 1 after the header.
+
+    Only for a file pandas refused (``err``): a row it cannot split stopped the whole file, and
+    one trailing comma then held back every trade in it.
+    """
+    records = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r]
+    if not records:
+        return _refused(f"not a readable CSV file: {err}")
+    # A blank name as pandas names it.
+    header = [name.strip().lower() or f"unnamed: {i}" for i, name in enumerate(records[0])]
+    repeated = repeated_names(records[0])
+    if repeated:
+        return _refused(repeated_names_problem(repeated))
+    numbered = list(enumerate(records[1:], start=1))
+    fitting = [(n, r) for n, r in numbered if len(r) == len(header)]
+    ragged = [(n, r) for n, r in numbered if len(r) != len(header)]
+    rows = pd.DataFrame(
+        [r for _, r in fitting], index=[n for n, _ in fitting], columns=header, dtype=str
+    )
+    if not ragged:  # pandas refused the file for another reason, which the records do not show
+        return _refused(f"not a readable CSV file: {err}")
+    width = max(len(header), *(len(r) for _, r in ragged))
+    names = header + [f"(extra {i})" for i in range(1, width - len(header) + 1)]
+    cut = pd.DataFrame(
+        [r + [None] * (width - len(r)) for _, r in ragged],
+        index=[n for n, _ in ragged],
+        columns=names,
+    )
+    return ParsedCsv(rows, cut)
 
 
 def shape_problem(text: str, max_cells: int | None = None) -> str | None:

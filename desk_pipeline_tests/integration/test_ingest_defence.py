@@ -103,10 +103,7 @@ def test_resending_a_landing_file_changes_nothing(repo, tmp_path):
         ("trade_id,book_id\nT1,caf\xe9\n".encode("latin-1"), "not UTF-8"),
         (b"", "empty"),
         (b"   \n\n", "empty"),
-        (b'trade_id,price\n"T1,1\n', "not a readable CSV"),
         (b"trade_id,TRADE_ID,book_id\n1,2,3\n", "column names repeat"),
-        (b"trade_id,book_id\nT1,B1,extra,fields\n", "not a readable CSV"),
-        (b"trade_id,book_id\nT1,B1\nT2,B2,shifted\n", "not a readable CSV"),
     ],
 )
 def test_an_unreadable_or_wrongly_encoded_file_is_quarantined_whole(tmp_path, content, reason):
@@ -117,6 +114,42 @@ def test_an_unreadable_or_wrongly_encoded_file_is_quarantined_whole(tmp_path, co
     assert list(batch.rejected["reason_code"]) == ["unreadable_file"]
     assert list(batch.rejected["row_number"]) == [0]
     assert reason in batch.rejected["reason"].iloc[0]
+
+
+TRADE_HEADER = "trade_id,book_id,instrument_id,quantity,price,trade_time"
+GOOD = "T1,B1,ISIN-1,10,99.5,2026-03-02T09:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("lines", "ragged"),
+    [
+        ([f"{GOOD},extra", "T2,B1,ISIN-1,5,99.5,2026-03-02T10:00:00Z"], {1: 7}),  # one too many
+        (["T0,B1", GOOD], {}),  # too few: pandas reads the rest as missing, the rules refuse
+        ([GOOD, '"T2,B1,ISIN-1,5,99.5,2026-03-02T10:00:00Z'], {2: 1}),  # a quote left open
+        # Blank lines are skipped, as pandas skips them: rows are numbered without them.
+        (
+            [GOOD, "", "T2,B1,ISIN-1,5,99.5,2026-03-02T10:00:00Z,,", GOOD.replace("T1", "T3")],
+            {2: 8},
+        ),
+    ],
+)
+def test_a_row_that_does_not_fit_the_header_is_quarantined_alone_and_the_others_flow(
+    tmp_path, lines, ragged
+):
+    # The file was quarantined whole ("Expected 6 fields in line 3, saw 8"): one trailing
+    # comma held back every trade in it.
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join([TRADE_HEADER, *lines]) + "\n", encoding="utf-8")
+    batch = LandingFolderSource(tmp_path).read_file(path)
+    wrong = batch.rejected[batch.rejected["reason_code"] == "wrong_field_count"]
+    assert dict(zip(wrong["row_number"], wrong["reason"], strict=True)) == {
+        row: f"{fields} fields where the header has 6: its values cannot be placed"
+        for row, fields in ragged.items()
+    }
+    rows = len([line for line in lines if line])
+    assert batch.received == rows
+    assert len(batch.trades) + len(batch.rejected) == rows
+    assert set(batch.trades["trade_id"]) <= {"T1", "T2", "T3"}
 
 
 def test_a_utf8_file_with_a_byte_order_mark_is_read(tmp_path):

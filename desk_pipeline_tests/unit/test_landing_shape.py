@@ -18,6 +18,7 @@ from desk_pipeline.adapters.trade_sources import (
     MAX_CELLS,
     MAX_COLUMNS,
     LandingFolderSource,
+    _parse_csv,
     _widths,
     shape_problem,
 )
@@ -131,3 +132,32 @@ def test_fields_are_counted_per_record_as_written_and_as_pandas_reads_the_header
             skipinitialspace=True,
         )
         assert _widths(text, 1, len(text) + 1) == [header.shape[1]]
+
+
+NAMES = ["a", "b", "c", "d", "e", "f"]
+# No comma, quote, space or line end: a plain split on commas is the reference reading.
+FIELDS = st.text(alphabet="abcXYZ019.-_", min_size=1, max_size=4)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=12), st.data())
+def test_a_row_is_read_under_the_header_or_ragged_never_shifted_or_lost(widths, data):
+    rows = [data.draw(st.lists(FIELDS, min_size=w, max_size=w)) for w in widths]
+    text = ",".join(NAMES) + "\n" + "".join(",".join(row) + "\n" for row in rows)
+
+    parsed = _parse_csv(text.encode(), len(text))
+
+    assert parsed.rows is not None, parsed.problem
+    numbered = dict(enumerate(rows, start=1))
+    if max(widths) <= len(NAMES):
+        # pandas reads a short row with its last fields empty; the rules then refuse it.
+        assert parsed.ragged.empty
+        assert list(parsed.rows.index) == list(numbered)
+    else:
+        fits = {n: row for n, row in numbered.items() if len(row) == len(NAMES)}
+        assert list(parsed.rows.index) == list(fits)
+        assert list(parsed.ragged.index) == [n for n in numbered if n not in fits]
+        for n, cells in parsed.ragged.iterrows():
+            assert [c for c in cells if not pd.isna(c)] == numbered[n]  # kept as received
+    for n, cells in parsed.rows.iterrows():
+        assert list(cells) == (numbered[n] + [""] * len(NAMES))[: len(NAMES)]
