@@ -97,6 +97,10 @@ class TcpProxy:
 
     def stop(self) -> None:
         if self._server is not None:
+            # Wakes the thread blocked in accept(), which would keep the port bound: a start()
+            # after a stop() then failed with "Address already in use".
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
             self._server = None
         for s in self._sockets:

@@ -45,6 +45,10 @@ class ConsumerError(DeskPipelineError):
     """The consumer could not reach or set up its queue."""
 
 
+class BrokerUnreachableError(ConsumerError):
+    """The broker did not answer, or the connection to it was lost: the messages wait there."""
+
+
 # What a message can be wrong in itself: no retry makes it applicable, so it is dead-lettered at
 # its first attempt, with the reason; a run that fails may succeed on a later attempt.
 REJECTED = (InvalidEventError, InvalidRangeError)
@@ -303,7 +307,7 @@ def consume(
     try:
         connection = pika.BlockingConnection(parameters)
     except (pika.exceptions.AMQPError, OSError) as err:
-        raise ConsumerError(
+        raise BrokerUnreachableError(
             f"consumer {consumer.name}: broker {parameters.host}:{parameters.port} unreachable: "
             f"{amqp_error(err)}"
         ) from err
@@ -329,6 +333,11 @@ def consume(
             else:
                 channel.basic_ack(method.delivery_tag)
         channel.cancel()
+    except pika.exceptions.AMQPConnectionError as err:  # lost: dropped, or closed by the broker
+        raise BrokerUnreachableError(
+            f"consumer {consumer.name} on {queue}: connection to broker "
+            f"{parameters.host}:{parameters.port} lost: {amqp_error(err)}"
+        ) from err
     except pika.exceptions.AMQPError as err:
         raise ConsumerError(f"consumer {consumer.name} on {queue}: {err}") from err
     finally:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from desk_pipeline.adapters.consumer import ConsumerError
+from desk_pipeline.adapters.consumer import BrokerUnreachableError, ConsumerError
 from desk_pipeline.adapters.publisher import OutgoingEvent, PublishError
 
 log = logging.getLogger(__name__)
@@ -202,13 +202,16 @@ def ensure_topics(settings: KafkaSettings, timeout: float = 10.0) -> None:
     """Create the event topic and its dead-letter topic where missing (broker's default layout).
 
     Raises:
-        ConsumerError: the cluster is unreachable or refuses to create a missing topic.
+        BrokerUnreachableError: the cluster is unreachable.
+        ConsumerError: it refuses to create a missing topic.
     """
     admin = AdminClient(settings.config())
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except confluent_kafka.KafkaException as err:
-        raise ConsumerError(f"kafka {settings.shown()}: broker unreachable: {err}") from err
+        raise BrokerUnreachableError(
+            f"kafka {settings.shown()}: broker unreachable: {err}"
+        ) from err
     missing = [t for t in (settings.topic, settings.dead_letter_topic) if t not in existing]
     if not missing:
         return

@@ -2,6 +2,8 @@
 
 import functools
 import os
+import time
+from collections.abc import Callable
 
 import click
 
@@ -64,6 +66,31 @@ def relay(once: bool, max_backoff: float, retry_parked: bool, as_json: bool) -> 
         raise PublishError(f"relay: {result.failed} events wait in the outbox: {result.error}")
 
 
+# While the broker is away: 1 s, 2 s, 4 s ... then every 60 s between connection attempts.
+RECONNECT = Backoff(initial=1.0, factor=2.0, maximum=60.0)
+
+
+def _reconnecting(
+    run: Callable[[], event_consumer.ConsumerStats], consumer: event_consumer.InboxConsumer
+) -> event_consumer.ConsumerStats:
+    """``run()`` again after each refused or lost connection to the broker, backing off.
+
+    A consumer is a service: a broker restart or a network cut must not end it (the messages
+    wait on the broker, unacknowledged ones are delivered again). Each wait is one line.
+    """
+    failures = 0
+    while True:
+        received = consumer.stats.received
+        try:
+            return run()
+        except event_consumer.BrokerUnreachableError as err:
+            failures = 1 if consumer.stats.received > received else failures + 1
+            delay = RECONNECT.delay(failures)
+            notice(f"{err}; the messages wait on the broker; connecting again in {delay:.0f} s")
+            stop_point()
+            time.sleep(delay)
+
+
 @click.command()
 @click.option(
     "--source",
@@ -110,7 +137,8 @@ def consume(
 
     From a RabbitMQ queue, or from the Kafka event topic in the consumer group --consumer
     (offsets committed after the inbox write; poison messages go to <topic>.dlq). Without
-    --idle-exit it runs until SIGTERM or Ctrl-C (exit 143 or 130).
+    --idle-exit it runs until SIGTERM or Ctrl-C (exit 143 or 130), connecting again while the
+    broker is away (1 s, 2 s, 4 s ... 60 s apart, one line each).
     """
     # Imported late: the commands load every asset module, which most `desk` commands never use.
     from desk_pipeline import commands
@@ -145,16 +173,26 @@ def consume(
 
     if spec.startswith("kafka:"):
         kafka = KafkaSettings.from_spec(spec)
-        stats = consume_kafka(kafka, inbox(), idle_seconds=idle_exit)
+        consumer = inbox()
         where = kafka.shown()
+
+        def run() -> event_consumer.ConsumerStats:
+            return consume_kafka(kafka, consumer, idle_seconds=idle_exit)
+
     else:
         url = amqp_url_from(spec)
         if not queue:
             raise click.UsageError("RabbitMQ needs --queue (the queue to consume)")
-        stats = event_consumer.consume(
-            url, queue, inbox(), prefetch=prefetch, idle_seconds=idle_exit
-        )
+        consumer = inbox()
         where = queue
+
+        def run() -> event_consumer.ConsumerStats:
+            return event_consumer.consume(
+                url, queue, consumer, prefetch=prefetch, idle_seconds=idle_exit
+            )
+
+    # With --idle-exit it is a drain that ends: an absent broker is its failure (exit 1).
+    stats = run() if idle_exit is not None else _reconnecting(run, consumer)
     emit(stats.as_dict(), as_json, lambda: f"consumer {name} on {where}: {stats.as_dict()}")
 
 

@@ -215,10 +215,11 @@ def test_relay_keeps_alembic_to_verbose(desk_abroad):
 def test_consume_keeps_alembic_to_verbose(desk_abroad):
     # Nothing listens on the port: consume opens the warehouse, then fails on the broker.
     closed = f"rabbitmq:amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
-    quiet = desk(desk_abroad, "consume", "--source", closed, "--queue", "q.none")
+    drain = ("consume", "--source", closed, "--queue", "q.none", "--idle-exit", "1")
+    quiet = desk(desk_abroad, *drain)
     assert quiet.code == 1 and quiet.stderr.strip().splitlines()[-1].startswith("desk: consumer")
     assert not any(line in quiet.stderr for line in ALEMBIC), quiet.stderr
-    told = desk(desk_abroad, "-v", "consume", "--source", closed, "--queue", "q.none")
+    told = desk(desk_abroad, "-v", *drain)
     assert "INFO Context impl SQLiteImpl." in told.stderr, told.stderr
 
 

@@ -254,7 +254,8 @@ def test_an_unreachable_broker_is_one_line_naming_it_and_verbose_shows_pikas_log
         DESK_WAREHOUSE_URL=warehouse, DAGSTER_HOME=str(tmp_path), DESK_START_DATE=DAYS[0]
     )
     source = f"rabbitmq:amqp://guest:secret@127.0.0.1:{CLOSED_PORT}/%2F"
-    command = ["consume", "--source", source, "--queue", "q"]
+    # --idle-exit: a drain that ends; without it the consumer waits for the broker (events).
+    command = ["consume", "--source", source, "--queue", "q", "--idle-exit", "1"]
     result = run_desk(env, *command)
     assert result.returncode == 1, result.stderr
     assert one_line(result) == (

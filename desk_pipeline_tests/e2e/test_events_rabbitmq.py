@@ -223,6 +223,45 @@ def test_sigterm_stops_desk_consume_after_it_ran_a_ranking_in_process(desk_env, 
     repo.engine.dispose()
 
 
+def test_desk_consume_outlasts_an_absent_broker_and_a_lost_connection(desk_env, vhost, tmp_path):
+    # It exited 1 at once ("broker unreachable") or when the connection dropped ("Transport
+    # indicated EOF"): a consumer run as a service ended with the broker's restart.
+    url, env, repo = backfilled_with_a_ranking_missing(desk_env, vhost, DAYS[1])
+    proxy = TcpProxy(free_port())  # not started: the broker is unreachable through it
+    through = {**env, "DESK_EVENT_PUBLISHER": f"rabbitmq:{amqp_url(vhost, port=proxy.port)}"}
+    log = tmp_path / "consume.log"
+    try:
+        with driver.desk_running(through, log, "consume", "--queue", "q.ranking") as consume:
+            wait_for_line(log, "connecting again in 2 s", 60)
+            assert f"broker 127.0.0.1:{proxy.port} unreachable" in log.read_text()
+            assert "connecting again in 1 s" in log.read_text()  # 1 s, 2 s, 4 s ...
+            proxy.start()
+            driver.wait_until("6 events applied", 120, lambda: repo.inbox_count("eod-ranking") == 6)
+
+            proxy.stop()  # the connection drops under the consumer
+            wait_for_line(log, "lost", 60)
+            proxy.start()
+            again = json.loads(repo.outbox_events()["payload"].iloc[0])
+            again["event_id"] = str(uuid.uuid4())
+            connection, channel = channel_on(url)
+            channel.basic_publish(
+                EXCHANGE,
+                routing_key(again["book_id"]),
+                json.dumps(again),
+                pika.BasicProperties(message_id=again["event_id"], delivery_mode=2),
+            )
+            connection.close()
+            driver.wait_until(
+                "the next event applied", 120, lambda: repo.inbox_count("eod-ranking") == 7
+            )
+            code = driver.stop(consume, "desk consume")
+    finally:
+        proxy.stop()
+    assert f"connection to broker 127.0.0.1:{proxy.port} lost" in log.read_text()
+    assert code == 143, log.read_text()[-3000:]
+    repo.engine.dispose()
+
+
 def test_desk_consume_dead_letters_an_event_whose_day_the_calendar_refuses_with_why_and_goes_on(
     desk_env, vhost
 ):
