@@ -75,6 +75,7 @@ class _Desk(click.Group):
     help="Details on stderr: Dagster's run log, warnings but Dagster's beta notices.",
 )
 @click.option("--debug", is_flag=True, help="On an error, the traceback; Dagster's debug log.")
+@click.version_option(package_name="desk_pipeline", message="desk %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """Securities-financing desk pipeline: positions, end-of-day snapshots, collateral ranking."""

@@ -46,6 +46,14 @@ class _Checked(click.ParamType):
         self.check = check
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if str(value).startswith("--"):
+            # `--start $DESK_START_DATE --end ...` with the variable unset takes the next option.
+            self.fail(
+                f"got the option {value!r} where a {self.name} was expected: is a variable "
+                "meant to give it empty or unset? (`source .desk/desk.env` sets the calendar's)",
+                param,
+                ctx,
+            )
         try:
             return self.check(str(value), "")
         except InvalidRangeError as err:

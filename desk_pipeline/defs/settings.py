@@ -262,7 +262,7 @@ class DeskSettings(pydantic_settings.BaseSettings):
             # `make run` wrote it for every process on the warehouse: changed there, or by
             # make run, the calendar moves for all of them.
             file = origin.removeprefix(FROM_FILE)
-            earlier += f" in {file} (`make run DESK_START_DATE={{day}}` rewrites it)"
+            earlier += f" in {file} (`make desk-env DESK_START_DATE={{day}}` rewrites it)"
         # Stored days are restated from the trades stored before them when earlier trades
         # arrive: days never ingested between would be missing from every later position.
         gap = (

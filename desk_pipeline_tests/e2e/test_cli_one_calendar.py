@@ -120,7 +120,7 @@ def test_a_backfill_before_the_demo_in_the_users_shell_is_refused_naming_the_dem
     assert one_line(result) == (
         f"desk: days {EARLY[0]}..{EARLY[-1]} are before DESK_START_DATE={DEMO[0]} (from "
         f"{file}), the desk's first business day: set DESK_START_DATE to {EARLY[0]} or earlier "
-        f"in {file} (`make run DESK_START_DATE={EARLY[0]}` rewrites it), then backfill "
+        f"in {file} (`make desk-env DESK_START_DATE={EARLY[0]}` rewrites it), then backfill "
         f"{EARLY[0]}..{EVE} in one range: the days left out before {DEMO[0]} would be missing "
         "from every later day's positions"
     )

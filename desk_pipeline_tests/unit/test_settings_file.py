@@ -179,7 +179,7 @@ def test_a_day_before_make_runs_calendar_is_refused_naming_the_file_and_a_range_
     assert str(refused.value) == (
         f"days 2026-01-05..2026-01-09 are before DESK_START_DATE=2026-11-19 (from {file}), the "
         f"desk's first business day: set DESK_START_DATE to 2026-01-05 or earlier in {file} "
-        "(`make run DESK_START_DATE=2026-01-05` rewrites it), then backfill "
+        "(`make desk-env DESK_START_DATE=2026-01-05` rewrites it), then backfill "
         "2026-01-05..2026-11-18 in one range: the days left out before 2026-11-19 would be "
         "missing from every later day's positions"
     )

@@ -1,0 +1,24 @@
+"""What `desk` says to a mistyped command line before it opens anything."""
+
+import importlib.metadata
+
+from click.testing import CliRunner
+
+from desk_pipeline.cli import cli
+
+
+def test_an_option_where_a_date_was_expected_says_a_variable_may_be_empty():
+    # `desk backfill --start $DESK_START_DATE --end ...` with the variable unset: it said
+    # "'--end' is not a calendar date written YYYY-MM-DD" (new-user walkthrough).
+    result = CliRunner().invoke(cli, ["backfill", "--start", "--end", "2026-03-02"])
+    assert result.exit_code == 2
+    assert (
+        "got the option '--end' where a YYYY-MM-DD was expected: is a variable meant to give it "
+        "empty or unset? (`source .desk/desk.env` sets the calendar's)"
+    ) in result.output
+
+
+def test_desk_version_is_the_installed_distributions():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"desk {importlib.metadata.version('desk_pipeline')}\n"
