@@ -2,9 +2,10 @@
 
 import click
 
+from desk_pipeline.adapters.warehouse import trading_book
 from desk_pipeline.cli.group import repair_orphans, repair_orphans_first
 from desk_pipeline.cli.signals import stop_point, stops_on_signals
-from desk_pipeline.cli.terminal import ISO_DATE, emit, log_level, notice
+from desk_pipeline.cli.terminal import ISO_DATE, emit, folded, log_level, notice
 from desk_pipeline.cli.warehouse import open_repository, settings
 from desk_pipeline.defs import runs as desk_runs
 from desk_pipeline.domain.errors import DeskPipelineError
@@ -51,15 +52,24 @@ def backfill(start: str, end: str, as_json: bool) -> None:
     dates = desk.calendar_days(start, end)
     stop_point(backfill_left(dates, done=0))
     repair_orphans_first()
-    done = own_runs.backfill(
-        desk,
-        dates,
-        warehouse=open_repository,
-        on_wait=notice,
-        log_level=log_level(),
-        on_days_done=lambda count: stop_point(backfill_left(dates, count)),
-        stop_check=stop_point,
-    )
+    # A backfill before the stored days makes them stale with each day's trades: one line for
+    # all, and what is left stale at the end.
+    with folded(trading_book.log.name, trading_book.LATE_TRADES) as late:
+        done = own_runs.backfill(
+            desk,
+            dates,
+            warehouse=open_repository,
+            on_wait=notice,
+            log_level=log_level(),
+            on_days_done=lambda count: stop_point(backfill_left(dates, count)),
+            stop_check=stop_point,
+        )
+    if late.seen > 1:
+        stale = int(open_repository().eod_headers()["stale"].sum())
+        notice(
+            f"late or corrected trades arrived in {late.seen} batches; the runs restated the "
+            f"stored days they made stale ({stale} stale EOD(s) left: `desk status`)"
+        )
     days = done.days
     document = {
         "start": days[0],

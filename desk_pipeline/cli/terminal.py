@@ -4,12 +4,14 @@ The answer goes to stdout; notices and logs to stderr.
 """
 
 import codecs
+import contextlib
+import dataclasses
 import io
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -80,6 +82,36 @@ def log_to_stderr() -> None:
     # pika logs each failed connection attempt as ERROR with a traceback; the desk's own line
     # says what failed and what waits.
     logging.getLogger("pika").setLevel(logging.NOTSET if log_level() else logging.CRITICAL)
+
+
+@dataclasses.dataclass
+class _Folded(logging.Filter):
+    """Lets the first record starting with ``prefix`` through; counts them all."""
+
+    prefix: str
+    seen: int = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.prefix):
+            return True
+        self.seen += 1
+        return self.seen == 1
+
+
+@contextlib.contextmanager
+def folded(logger: str, prefix: str) -> Iterator[_Folded]:
+    """While the block runs, ``logger``'s lines starting with ``prefix`` are logged once.
+
+    For a warning that each of many batches repeats (late trades, day after day of a backfill
+    before the stored days); the caller says how many there were (``seen``).
+    """
+    fold = _Folded(prefix)
+    source = logging.getLogger(logger)
+    source.addFilter(fold)
+    try:
+        yield fold
+    finally:
+        source.removeFilter(fold)
 
 
 # The non-ASCII characters of the desk's own text (table titles, hints, reasons), spelled in

@@ -1,10 +1,12 @@
 """What `desk` says to a mistyped command line before it opens anything."""
 
 import importlib.metadata
+import logging
 
 from click.testing import CliRunner
 
 from desk_pipeline.cli import cli
+from desk_pipeline.cli.terminal import folded
 
 
 def test_an_option_where_a_date_was_expected_says_a_variable_may_be_empty():
@@ -22,3 +24,20 @@ def test_desk_version_is_the_installed_distributions():
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert result.output == f"desk {importlib.metadata.version('desk_pipeline')}\n"
+
+
+def test_a_warning_each_batch_repeats_is_logged_once_and_counted(caplog):
+    # `desk backfill` of days before the stored ones printed one late-trades warning per day
+    # (35 for the README's example of earlier days).
+    source = logging.getLogger("desk_pipeline.tests.folded")
+    with caplog.at_level(logging.INFO), folded(source.name, "late trades") as late:
+        for day in range(5):
+            source.warning("late trades for day %d", day)
+        source.warning("another warning")
+    source.warning("late trades after the block")
+    assert [r.getMessage() for r in caplog.records] == [
+        "late trades for day 0",
+        "another warning",
+        "late trades after the block",
+    ]
+    assert late.seen == 5

@@ -59,6 +59,8 @@ from desk_pipeline.domain.schema import (
 )
 
 log = logging.getLogger(__name__)
+# The start of the warning a batch of late or corrected trades logs (folded by `desk backfill`).
+LATE_TRADES = "late or corrected trades make stored snapshots stale"
 
 # Books named in the warning that late changes made snapshots stale; the rest are counted.
 LATE_BOOKS_SHOWN = 5
@@ -242,8 +244,7 @@ class TradingBookStore(Store):
             # book stale at once, and `desk backfill` shows warnings on stderr.
             first = min(changes, key=lambda c: c["from_time_us"])
             log.warning(
-                "late or corrected trades make stored snapshots stale for %d book(s) (%s%s); "
-                "the earliest from %s (%s)",
+                LATE_TRADES + " for %d book(s) (%s%s); the earliest from %s (%s)",
                 len(changes),
                 ", ".join(c["book_id"] for c in changes[:LATE_BOOKS_SHOWN]),
                 ", …" if len(changes) > LATE_BOOKS_SHOWN else "",
