@@ -26,6 +26,7 @@ from desk_pipeline.adapters.publisher import (
     EXCHANGE,
     ROUTING_PREFIX,
     amqp_error,
+    broker_refusal,
     declare_exchange,
 )
 from desk_pipeline.adapters.warehouse import PositionRepository
@@ -307,10 +308,11 @@ def consume(
     try:
         connection = pika.BlockingConnection(parameters)
     except (pika.exceptions.AMQPError, OSError) as err:
-        raise BrokerUnreachableError(
-            f"consumer {consumer.name}: broker {parameters.host}:{parameters.port} unreachable: "
-            f"{amqp_error(err)}"
-        ) from err
+        broker = f"consumer {consumer.name}: broker {parameters.host}:{parameters.port}"
+        refusal = broker_refusal(err)
+        if refusal is not None:  # no wait makes it take this login
+            raise ConsumerError(f"{broker}: {refusal.removeprefix('broker ')}") from err
+        raise BrokerUnreachableError(f"{broker} unreachable: {amqp_error(err)}") from err
     try:
         channel = connection.channel()
         declare_queue(channel, queue, max_attempts=consumer.max_attempts)

@@ -142,6 +142,23 @@ class RabbitMQPublisher:
             raise PublishError(f"rabbitmq {self._shown()}: {batch.error}", confirmed)
 
 
+def broker_refusal(err: BaseException) -> str | None:
+    """Why a broker that answered refused the connection (login, vhost); None if it did not.
+
+    No retry cures a refusal: the URL's user, password or vhost must change.
+    """
+    if isinstance(
+        err, pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError
+    ):
+        return f"broker refused the login, check the URL's user and password ({amqp_error(err)})"
+    if isinstance(err, pika.exceptions.ProbableAccessDeniedError):
+        return (
+            "broker refused the vhost, check that it exists and the user may use it "
+            f"({amqp_error(err)})"
+        )
+    return None
+
+
 def amqp_error(err: BaseException) -> str:
     """``Type: message`` of a pika or socket error, its repr when its message is empty.
 
@@ -209,7 +226,7 @@ class _ConfirmedBatch:
         connection.channel(on_open_callback=self._channel_opened)
 
     def _open_failed(self, connection: pika.BaseConnection, err: BaseException) -> None:
-        self.error = f"broker unreachable: {amqp_error(err)}"
+        self.error = broker_refusal(err) or f"broker unreachable: {amqp_error(err)}"
         connection.ioloop.stop()
 
     def _closed(self, connection: pika.BaseConnection, reason: BaseException) -> None:

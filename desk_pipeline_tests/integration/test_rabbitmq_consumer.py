@@ -8,6 +8,8 @@ import pika
 import pytest
 
 from desk_pipeline.adapters.consumer import (
+    BrokerUnreachableError,
+    ConsumerError,
     Delivery,
     EodRankingHandler,
     InboxConsumer,
@@ -183,3 +185,22 @@ def test_a_redelivered_event_is_acknowledged_without_running_the_handler_again(r
     assert (first, again, other) == ("ack", "ack", "ack")
     assert len(calls) == 2  # once per consumer, the inbox is keyed by (consumer, event_id)
     assert (consumer.stats.applied, consumer.stats.duplicates) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        (lambda vhost: amqp_url(vhost).replace("guest:guest", "guest:wrong"), "login"),
+        (lambda vhost: amqp_url(f"{vhost}-missing"), "vhost"),
+    ],
+)
+def test_a_broker_that_refuses_the_login_or_vhost_is_a_consumer_error_not_a_wait(
+    repo, vhost, url, refused
+):
+    # Both read "broker unreachable", and the consumer would wait for a broker that answers.
+    consumer = InboxConsumer(repo, "ranking", lambda body: "ok")
+    with pytest.raises(ConsumerError) as failed:
+        consume(url(vhost), "q.refused", consumer, idle_seconds=1.0)
+    assert not isinstance(failed.value, BrokerUnreachableError)
+    assert f"refused the {refused}, check " in str(failed.value)
+    assert "guest:" not in str(failed.value)

@@ -132,6 +132,15 @@ def test_an_unreachable_broker_fails_fast_and_every_event_waits_until_it_returns
     assert ids == set(repo.outbox_events()["event_id"])
 
 
+def test_a_broker_that_refuses_the_login_is_told_so_and_the_events_wait(repo, vhost, books):
+    store_eods(repo, books, DAYS[:1])
+    wrong = amqp_url(vhost).replace("guest:guest", "guest:wrong")
+    refused = relay_once(repo, RabbitMQPublisher(wrong, connect_timeout=2))
+    assert (refused.published, refused.backlog) == (0, 2)
+    assert "broker refused the login, check the URL's user and password" in refused.error
+    assert "unreachable" not in refused.error and "wrong" not in refused.error
+
+
 CRASH_AFTER_CONFIRM = """
 import os, sys
 from desk_pipeline.adapters.publisher import RabbitMQPublisher
