@@ -201,7 +201,9 @@ def consume(
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
 # uvicorn handles both signals while it serves: it stops accepting, lets the app finish (the
 # run in progress), then raises the signal again for the handler this installs.
-@stops_on_signals("a run in progress was finished first; requested runs not started were dropped")
+@stops_on_signals(
+    "a run in progress, if any, was finished first; requested runs not started were dropped"
+)
 def serve(host: str, port: int) -> None:
     """Serve the HTTP API (OpenAPI document at /openapi.json) until SIGTERM or Ctrl-C (143, 130).
 

@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import NotRequired
+from typing import Any, NotRequired
 
 import dagster as dg
 from typing_extensions import TypedDict
@@ -98,11 +98,13 @@ class RunSpec:
         job = definitions.resolve_job_def(self.job)
         if stop_check is not None:
             job = stop_checked(job, stop_check)
+        # Dagster's console log at INFO: a server's or consumer's stderr is its log, and DEBUG
+        # wrote every engine event of every run there. Plus the stop check.
+        loggers: dict[str, Any] = {"console": {"config": {"log_level": "INFO"}}}
+        if stop_check is not None:
+            loggers[STOP_CHECK_LOGGER] = {}
         return job.execute_in_process(
-            # Dagster's console log as without run config, plus the stop check.
-            run_config=None
-            if stop_check is None
-            else {"loggers": {"console": {}, STOP_CHECK_LOGGER: {}}},
+            run_config={"loggers": loggers},
             instance=instance,
             partition_key=self.partition_key,
             asset_selection=None if self.assets is None else [dg.AssetKey(a) for a in self.assets],
