@@ -138,9 +138,16 @@ def positions(document: PositionsDocument) -> RenderableType:
             ("instrument", "left"),
             ("quantity (units)", "right"),
             ("avg price", "right"),
-            ("realised P&L (ccy)", "right"),
+            ("realised P&L", "right"),
         ]
-        return _table(title, columns, plain)
+        if not items:
+            return _table(title, columns, plain)
+        # A book holds instruments of several currencies: the rows are not one currency's.
+        legend = (
+            "Avg price and realised P&L in each instrument's own currency; --marks adds the "
+            "currency, the mark and the values in the book's."
+        )
+        return Group(_table(title, columns, plain), Text(legend))
     notes = [f"{p['instrument_id']}: {p['reason']}" for p in items if p["reason"]]
     rows = [
         (

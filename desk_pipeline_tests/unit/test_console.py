@@ -197,3 +197,23 @@ def test_the_day_s_concentration_lists_books_over_the_limit_first_then_each_book
     assert lines[0] == "Issuer concentration · 2026-11-27 · 5 books · limit 25.0%"
     assert max(len(line) for line in lines) <= 100
     assert "\n".join(lines[1:]) == DAY_TABLE
+
+
+def test_positions_without_marks_say_their_amounts_are_in_each_instruments_currency():
+    # A JPY and a EUR row sat under one "realised P&L (ccy)" column with no currency shown.
+    document = {
+        "book_id": "REPO-EUR-01",
+        "business_date": "2026-11-27",
+        "as_of": AS_OF,
+        "positions": [
+            {"instrument_id": i, "quantity": 1.0, "avg_price": 1.0, "realized_pnl": 0.0}
+            for i in ("XS-JPY", "XS-EUR")
+        ],
+    }
+    lines = console.render(console.positions(document)).splitlines()
+    assert "realised P&L" in lines[2] and "(ccy)" not in lines[2]
+    assert " ".join(lines[-2:]).startswith(
+        "Avg price and realised P&L in each instrument's own currency; --marks adds the currency"
+    )
+    empty = console.render(console.positions({**document, "positions": []}))
+    assert "instrument's own currency" not in empty
