@@ -14,13 +14,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from desk_pipeline.domain.calendar import EARLIEST_DAY
 from desk_pipeline.domain.errors import DeskPipelineError
 
 # Pseudo-filesystems of the kernel: never a landing zone, and reading some of their files blocks.
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
 # DESK_START_DATE: exactly YYYY-MM-DD (ASCII digits), from the Unix epoch on.
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-EARLIEST_START = dt.date(1970, 1, 1)
+EARLIEST_START = dt.date.fromisoformat(EARLIEST_DAY)
 WAREHOUSE_EXAMPLE = "sqlite:////srv/desk/warehouse.db or postgresql+psycopg://desk@db:5432/desk"
 
 

@@ -11,6 +11,8 @@ from desk_pipeline.domain.errors import InvalidRangeError
 
 # The grid of the 10-minute partitions on the desk's clock (cron */10 in DESK_TIMEZONE).
 WINDOW = pd.Timedelta(minutes=10)
+# The first day the desk can hold: its partitions begin at the Unix epoch (DESK_START_DATE too).
+EARLIEST_DAY = "1970-01-01"
 
 
 def day_bounds(business_date: dt.date | str, timezone: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -183,6 +185,13 @@ def _days(dates: list[str]) -> str:
 
 
 def _before_start(dates: list[str], start_date: str, quotes: Quotes) -> str:
+    if dates[0] < EARLIEST_DAY:
+        # No DESK_START_DATE reaches it: setting one as the usual fix says would be refused.
+        return (
+            f"{_days(dates)} before {quotes.start_date}, the desk's first business day, and "
+            f"no day before {EARLIEST_DAY} can be held (the desk's partitions begin there): "
+            f"start the range on {EARLIEST_DAY} or later"
+        )
     fix = quotes.earlier.format(day=dates[0])
     eve = (pd.Timestamp(start_date) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     if dates[-1] < eve:

@@ -256,3 +256,15 @@ def daily_partitions(start: str, zone: str) -> dg.DailyPartitionsDefinition:
 def test_zone_names_cut_the_same_business_days_when_their_offsets_agree_every_hour(a, b, same):
     assert same_business_days(a, b) is same
     assert same_business_days(b, a) is same
+
+
+@pytest.mark.parametrize(
+    ("first", "last"), [("1950-01-01", "1950-01-02"), ("1969-12-31", "1970-01-02")]
+)
+def test_a_day_before_1970_is_told_it_cannot_be_held_not_to_move_the_start_before_it(first, last):
+    # It said "set DESK_START_DATE to 1950-01-01 or earlier", which the settings then refuse
+    # ("before 1970-01-01, where partitions begin").
+    with pytest.raises(InvalidRangeError) as refused:
+        calendar_days(first, last, start_date="2026-01-01", today="2026-06-30", timezone="UTC")
+    assert "no day before 1970-01-01 can be held" in str(refused.value)
+    assert "set DESK_START_DATE" not in str(refused.value)
