@@ -4,6 +4,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -177,7 +178,15 @@ class SqlTableSource:
 
 
 def _engine(url: str) -> sa.Engine:
-    """An engine on the upstream; SQLite text that is not UTF-8 reads with U+FFFD, not an error."""
+    """An engine on the upstream; SQLite text that is not UTF-8 reads with U+FFFD, not an error.
+
+    Raises:
+        TradeSourceError: a SQLite upstream file that does not exist (connecting would create
+            an empty one, whose missing table then failed the run).
+    """
+    path = url.removeprefix("sqlite:///")
+    if url.startswith("sqlite:///") and path and not Path(path).exists():
+        raise TradeSourceError(f"sql source: no database file at {path}")
     engine = sa.create_engine(url, connect_args=connect_args(url))
     if engine.dialect.name == "sqlite":
 

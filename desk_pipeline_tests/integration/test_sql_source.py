@@ -162,6 +162,14 @@ def test_an_upstream_without_the_sequence_column_is_refused_with_a_clear_error(t
         ingest_window(trade_source_from(f"sql:{url}"), repo, T0, END)
 
 
+def test_a_sqlite_upstream_that_does_not_exist_is_refused_and_not_created(tmp_path, repo):
+    # Connecting created an empty file, and the run then failed on its missing table.
+    missing = tmp_path / "no_such_upstream.db"
+    with pytest.raises(TradeSourceError, match=f"^sql source: no database file at {missing}$"):
+        ingest_window(trade_source_from(f"sql:sqlite:///{missing}"), repo, T0, END)
+    assert not missing.exists()
+
+
 def test_an_upstream_with_a_column_named_twice_apart_from_case_is_refused(pg_engine, repo):
     # PostgreSQL keeps "trade_id" and "TRADE_ID" apart; the contract reads names in any case.
     columns = 'seq BIGINT, trade_id TEXT, "TRADE_ID" TEXT, book_id TEXT, instrument_id TEXT'
