@@ -124,6 +124,11 @@ class Delivery:
     message_id: str | None
     attempt: int
 
+    @property
+    def name(self) -> str:
+        """How the log names it: its message id, or that it has none (logged as "None")."""
+        return self.message_id or "(no message id)"
+
 
 class InboxConsumer:
     """Applies deliveries at most once per event_id and decides ack, retry or dead-letter."""
@@ -167,7 +172,7 @@ class InboxConsumer:
                 log.error(
                     "consumer %s: message %s rejected, dead-lettered: %s",
                     self.name,
-                    delivery.message_id,
+                    delivery.name,
                     err,
                 )
                 self.stats.dead_lettered += 1
@@ -176,7 +181,7 @@ class InboxConsumer:
                 log.error(
                     "consumer %s: message %s failed %s times, dead-lettered: %s",
                     self.name,
-                    delivery.message_id,
+                    delivery.name,
                     delivery.attempt,
                     err,
                 )
@@ -185,7 +190,7 @@ class InboxConsumer:
             log.warning(
                 "consumer %s: message %s failed (attempt %s of %s): %s",
                 self.name,
-                delivery.message_id,
+                delivery.name,
                 delivery.attempt,
                 self.max_attempts,
                 err,
@@ -239,7 +244,12 @@ class EodRankingHandler:
         book, day, snapshot = event["book_id"], event["business_date"], event["snapshot_id"]
         if self.stored_day is not None:
             self.stored_day(day)
-        log.info("eod recorded: book %s day %s snapshot %s", book, day, snapshot)
+        outcome = self._apply(event, book, day, snapshot)
+        # After the outcome: "eod recorded" was logged for events superseded, recording nothing.
+        log.info("event of book %s day %s snapshot %s: %s", book, day, snapshot, outcome)
+        return outcome
+
+    def _apply(self, event: dict[str, Any], book: str, day: str, snapshot: str) -> str:
         stored = self.repository.eod(book, day)
         if stored is None or stored[0]["snapshot_id"] != snapshot:
             return "superseded"

@@ -8,6 +8,7 @@ retried first.
 
 import datetime as dt
 import functools
+import logging
 import uuid
 
 import pandas as pd
@@ -140,3 +141,18 @@ def test_an_event_of_any_day_is_applied_or_dead_lettered_with_why_never_dropped(
     assert (
         consumer.stats.received == 1 == sum((consumer.stats.applied, consumer.stats.dead_lettered))
     )
+
+
+def test_the_log_says_what_became_of_an_event_and_names_a_message_without_an_id(caplog):
+    # It logged "eod recorded" before knowing (an event superseded records nothing), and
+    # "message None" for a message published without an id.
+    warehouse = Warehouse()
+    handler = EodRankingHandler(warehouse, lambda book, day: None)
+    consumer = InboxConsumer(warehouse, "ranking", handler, max_attempts=5)
+    with caplog.at_level(logging.INFO):
+        consumer.process(Delivery(event("2026-03-05"), str(uuid.uuid4()), attempt=1))
+        consumer.process(Delivery(b"not json", None, attempt=1))
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"event of book REPO-1 day 2026-03-05 snapshot {SNAPSHOT}: superseded" in messages
+    assert not any("eod recorded" in m for m in messages)
+    assert any("message (no message id) rejected" in m for m in messages), messages
