@@ -12,9 +12,10 @@ from desk_pipeline.adapters.kafka import KafkaSettings
 from desk_pipeline.adapters.kafka_consumer import consume_kafka
 from desk_pipeline.adapters.publisher import PublishError, amqp_url_from, publisher_from
 from desk_pipeline.adapters.relay import Backoff, relay_forever, relay_once
+from desk_pipeline.adapters.relay import log as relay_log
 from desk_pipeline.cli.group import repair_orphans_first
 from desk_pipeline.cli.signals import stop_point, stops_on_signals
-from desk_pipeline.cli.terminal import emit, log_to_stderr, notice
+from desk_pipeline.cli.terminal import emit, folded, log_to_stderr, notice
 from desk_pipeline.cli.warehouse import open_repository, settings
 
 
@@ -50,7 +51,9 @@ def relay(once: bool, max_backoff: float, retry_parked: bool, as_json: bool) -> 
     if not once:
         relay_forever(repository, publisher, backoff=Backoff(maximum=max_backoff))
         return
-    result = relay_once(repository, publisher)
+    # Its warning is the command's last line (`desk: relay: N events wait ...`): said once.
+    with folded(relay_log.name, "relay: %s events wait", shown=0):
+        result = relay_once(repository, publisher)
     document = {
         "published": result.published,
         "failed": result.failed,

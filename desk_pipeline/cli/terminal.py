@@ -86,26 +86,28 @@ def log_to_stderr() -> None:
 
 @dataclasses.dataclass
 class _Folded(logging.Filter):
-    """Lets the first record starting with ``prefix`` through; counts them all."""
+    """Lets the first ``shown`` records starting with ``prefix`` through; counts them all."""
 
     prefix: str
+    shown: int
     seen: int = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not str(record.msg).startswith(self.prefix):
             return True
         self.seen += 1
-        return self.seen == 1
+        return self.seen <= self.shown
 
 
 @contextlib.contextmanager
-def folded(logger: str, prefix: str) -> Iterator[_Folded]:
-    """While the block runs, ``logger``'s lines starting with ``prefix`` are logged once.
+def folded(logger: str, prefix: str, shown: int = 1) -> Iterator[_Folded]:
+    """While the block runs, ``logger``'s lines starting with ``prefix`` are logged ``shown`` times.
 
     For a warning that each of many batches repeats (late trades, day after day of a backfill
-    before the stored days); the caller says how many there were (``seen``).
+    before the stored days), or one the command's own last line repeats (``shown=0``); the
+    caller says how many there were (``seen``).
     """
-    fold = _Folded(prefix)
+    fold = _Folded(prefix, shown)
     source = logging.getLogger(logger)
     source.addFilter(fold)
     try:

@@ -146,6 +146,8 @@ def test_relay_once_reports_waiting_events_and_exits_non_zero_while_the_broker_i
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"published": 0, "failed": 1, "parked": 0, "backlog": 1}
     assert result.stderr.strip().splitlines()[-1].startswith("desk: relay: 1 events wait")
+    # Once: the relay's own warning said the same line before it (attack).
+    assert result.stderr.count("events wait in the outbox") == 1, result.stderr
     repo.engine.dispose()
 
 

@@ -41,3 +41,10 @@ def test_a_warning_each_batch_repeats_is_logged_once_and_counted(caplog):
         "late trades after the block",
     ]
     assert late.seen == 5
+
+
+def test_a_warning_the_commands_last_line_repeats_is_not_logged(caplog):
+    source = logging.getLogger("desk_pipeline.tests.folded")
+    with caplog.at_level(logging.INFO), folded(source.name, "relay: %s", shown=0) as said:
+        source.warning("relay: %s events wait", 3)
+    assert caplog.records == [] and said.seen == 1
