@@ -138,11 +138,25 @@ def event_publisher_problem(spec: str) -> str | None:
     if (kind == "log" and not colon) or (kind == "kafka" and argument):
         return None
     if kind == "rabbitmq" and argument.startswith(("amqp://", "amqps://")):
-        return None
+        return amqp_url_problem(argument)
     return (
         "not an event publisher; use log, rabbitmq:amqp://user:password@host:5672/%2F or "
         "kafka:host:9092"
     )
+
+
+def amqp_url_problem(url: str) -> str | None:
+    """Why pika cannot use the AMQP URL ``url`` (a port out of range, a bad option); None if it can.
+
+    Checked with the settings, so that the relay and the consumer do not fail on it later.
+    """
+    import pika  # late: most desk commands never reach a broker
+
+    try:
+        pika.URLParameters(url)
+    except ValueError as err:
+        return f"not a usable AMQP URL ({err}); e.g. rabbitmq:amqp://user:password@host:5672/%2F"
+    return None
 
 
 def haircut_schedule_problem(path: str) -> str | None:

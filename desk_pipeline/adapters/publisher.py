@@ -12,6 +12,7 @@ from typing import Protocol
 import pika
 import pika.exceptions
 
+from desk_pipeline.adapters.configuration import amqp_url_problem, shown
 from desk_pipeline.domain.errors import DeskPipelineError
 
 log = logging.getLogger(__name__)
@@ -324,4 +325,7 @@ def amqp_url_from(spec: str) -> str:
             f"{spec!r} names no RabbitMQ broker; consumers need 'rabbitmq:<amqp url>' or "
             "'kafka:<bootstrap servers>' (DESK_EVENT_PUBLISHER or desk consume --source)"
         )
+    problem = amqp_url_problem(argument)
+    if problem is not None:
+        raise PublishError(f"{shown(argument)}: {problem}")
     return argument

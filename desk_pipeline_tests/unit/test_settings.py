@@ -180,6 +180,16 @@ def test_explicit_settings_are_keywords_validated_frozen_and_hashable():
             ["DESK_START_DATE=2026-W01-1: not a date; use YYYY-MM-DD, e.g. 2026-01-01"],
         ),
         (
+            # A port out of range failed later, in the relay and the consumer: "ValueError:
+            # Port out of range 0-65535 (--debug shows the traceback)", exit 1 (attack).
+            {"DESK_EVENT_PUBLISHER": "rabbitmq:amqp://guest:pw@127.0.0.1:99999/"},
+            [
+                "DESK_EVENT_PUBLISHER=rabbitmq:amqp://guest:***@127.0.0.1:99999/: not a usable "
+                "AMQP URL (Port out of range 0-65535); e.g. "
+                "rabbitmq:amqp://user:password@host:5672/%2F"
+            ],
+        ),
+        (
             {"DESK_EVENT_PUBLISHER": "nope"},
             [
                 "DESK_EVENT_PUBLISHER=nope: not an event publisher; use log, "
