@@ -186,6 +186,19 @@ def test_sigterm_stops_the_relay_while_the_broker_is_unreachable_and_every_event
     repo.engine.dispose()
 
 
+def published(url: str, events: list[dict]) -> None:
+    """Publish ``events`` to the event exchange as the relay does (routing key, message id)."""
+    connection, channel = channel_on(url)
+    for event in events:
+        channel.basic_publish(
+            EXCHANGE,
+            routing_key(event["book_id"]),
+            json.dumps(event),
+            pika.BasicProperties(message_id=event["event_id"], delivery_mode=2),
+        )
+    connection.close()
+
+
 def backfilled_with_a_ranking_missing(
     desk_env: dict[str, str], vhost: str, day: str
 ) -> tuple[str, dict[str, str], PositionRepository]:
@@ -244,15 +257,7 @@ def test_desk_consume_outlasts_an_absent_broker_and_a_lost_connection(desk_env, 
             wait_for_line(log, "lost", 60)
             proxy.start()
             again = json.loads(repo.outbox_events()["payload"].iloc[0])
-            again["event_id"] = str(uuid.uuid4())
-            connection, channel = channel_on(url)
-            channel.basic_publish(
-                EXCHANGE,
-                routing_key(again["book_id"]),
-                json.dumps(again),
-                pika.BasicProperties(message_id=again["event_id"], delivery_mode=2),
-            )
-            connection.close()
+            published(url, [{**again, "event_id": str(uuid.uuid4())}])
             driver.wait_until(
                 "the next event applied", 120, lambda: repo.inbox_count("eod-ranking") == 7
             )
@@ -271,16 +276,13 @@ def test_desk_consume_dead_letters_an_event_whose_day_the_calendar_refuses_with_
     # real one whose missing ranking the consumer cannot run: it starts its calendar later.
     url, env, repo = backfilled_with_a_ranking_missing(desk_env, vhost, DAYS[0])
     real = json.loads(repo.outbox_events()["payload"].iloc[0])
-    connection, channel = channel_on(url)
-    for day in ("2026-02-30", "2199-12-31"):
-        bad = {**real, "event_id": str(uuid.uuid4()), "business_date": day}
-        channel.basic_publish(
-            EXCHANGE,
-            routing_key(bad["book_id"]),
-            json.dumps(bad),
-            pika.BasicProperties(message_id=bad["event_id"], delivery_mode=2),
-        )
-    connection.close()
+    published(
+        url,
+        [
+            {**real, "event_id": str(uuid.uuid4()), "business_date": day}
+            for day in ("2026-02-30", "2199-12-31")
+        ],
+    )
     runs = run_count(env)
 
     consumer_env = {**env, "DESK_START_DATE": DAYS[1]}
