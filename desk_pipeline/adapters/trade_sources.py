@@ -259,7 +259,7 @@ class LandingFolderSource:
         trades, rejected = validate_trades(parsed.rows, source=source)
         if not parsed.ragged.empty:
             log.warning("landing file %s: %d row(s) ragged", name, len(parsed.ragged))
-            rejected = pd.concat([rejected, ragged_quarantine(parsed.ragged, source)])
+            rejected = pd.concat([rejected, _ragged_quarantine(parsed.ragged, source)])
         return SourceBatch(source, len(parsed.rows) + len(parsed.ragged), trades, rejected)
 
     def _reference(self, name: str) -> pd.DataFrame:
@@ -314,7 +314,7 @@ def _ragged_reason(ragged: pd.DataFrame) -> pd.Series:
     ).rename(None)
 
 
-def ragged_quarantine(ragged: pd.DataFrame, source: str) -> pd.DataFrame:
+def _ragged_quarantine(ragged: pd.DataFrame, source: str) -> pd.DataFrame:
     """Quarantine rows (``wrong_field_count``) for the ragged rows of ``source``."""
     return quarantine_rows(ragged, source, "wrong_field_count", _ragged_reason(ragged))
 
@@ -489,11 +489,11 @@ def _split_records(text: str, err: Exception) -> ParsedCsv:
     numbered = list(enumerate(records[1:], start=1))
     fitting = [(n, r) for n, r in numbered if len(r) == len(header)]
     ragged = [(n, r) for n, r in numbered if len(r) != len(header)]
+    if not ragged:  # pandas refused the file for another reason, which the records do not show
+        return _refused(f"not a readable CSV file: {err}")
     rows = pd.DataFrame(
         [r for _, r in fitting], index=[n for n, _ in fitting], columns=header, dtype=str
     )
-    if not ragged:  # pandas refused the file for another reason, which the records do not show
-        return _refused(f"not a readable CSV file: {err}")
     width = max(len(header), *(len(r) for _, r in ragged))
     names = header + [f"(extra {i})" for i in range(1, width - len(header) + 1)]
     cut = pd.DataFrame(

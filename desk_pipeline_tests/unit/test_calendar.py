@@ -1,6 +1,7 @@
 """The desk calendar: DESK_START_DATE to today in DESK_TIMEZONE, and the days refused outside it."""
 
 import datetime as dt
+import zoneinfo
 
 import dagster as dg
 import pandas as pd
@@ -20,6 +21,7 @@ from desk_pipeline.domain.calendar import (
     up_to_today,
 )
 from desk_pipeline.domain.errors import InvalidRangeError
+from desk_pipeline_tests.sizes import examples
 
 # UTC, zones with DST on either side of it, and the earliest and latest days on Earth.
 ZONES = ["UTC", "Europe/London", "America/New_York", "Asia/Tokyo", "Pacific/Kiritimati"]
@@ -268,3 +270,21 @@ def test_a_day_before_1970_is_told_it_cannot_be_held_not_to_move_the_start_befor
         calendar_days(first, last, start_date="2026-01-01", today="2026-06-30", timezone="UTC")
     assert "no day before 1970-01-01 can be held" in str(refused.value)
     assert "set DESK_START_DATE" not in str(refused.value)
+
+
+PAIRS = [("UTC", "Etc/UTC"), ("GMT", "UTC"), ("GB", "Europe/London"), ("Europe/London", "UTC")]
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    st.sampled_from(PAIRS),
+    st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2199, 12, 31)),  # noqa: DTZ001
+)
+def test_zones_said_to_cut_the_same_days_agree_at_every_instant(pair, naive):
+    # Reference: zoneinfo's own offset at the drawn instant (UTC), for both names.
+    a, b = pair
+    instant = naive.replace(tzinfo=dt.UTC)
+    offsets = {instant.astimezone(zoneinfo.ZoneInfo(z)).utcoffset() for z in pair}
+    if same_business_days(a, b):
+        assert len(offsets) == 1, (pair, instant, offsets)
+    assert same_business_days(a, b) == same_business_days(b, a)
