@@ -174,8 +174,9 @@ def test_sigterm_stops_the_relay_while_the_broker_is_unreachable_and_every_event
     with unreachable_broker(kind) as (url, state):
         env["DESK_EVENT_PUBLISHER"] = f"rabbitmq:{url}"
         log = tmp_path / "relay.log"
-        # Started with SIGTERM ignored, as a parent that ran Dagster hands it down.
-        with driver.desk_running(env, log, "relay", "--max-backoff", "2") as relay:
+        # Started with SIGTERM ignored, as a parent that ran Dagster hands it down; -v for
+        # pika's log, which says when the silent listener took the connection.
+        with driver.desk_running(env, log, "-v", "relay", "--max-backoff", "2") as relay:
             wait_for_line(log, state, 60)
             assert state in log.read_text()
             code = driver.stop(relay, "desk relay")  # fails the test if it hangs
