@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pika
 import pika.exceptions
 
+from desk_pipeline.adapters.publisher import EXCHANGE, routing_key
 from desk_pipeline_tests.conftest import service_missing
 
 AMQP_HOST = os.environ.get("DESK_TEST_AMQP_HOST", "127.0.0.1")
@@ -51,6 +52,16 @@ def channel_on(
 ) -> tuple[pika.BlockingConnection, pika.adapters.blocking_connection.BlockingChannel]:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     return connection, connection.channel()
+
+
+def publish_raw(channel, book: str, body: str | bytes, message_id: str | None) -> None:
+    """``body`` to the event exchange under ``book``'s routing key, as the relay sends events."""
+    channel.basic_publish(
+        EXCHANGE,
+        routing_key(book),
+        body,
+        pika.BasicProperties(message_id=message_id, delivery_mode=pika.DeliveryMode.Persistent),
+    )
 
 
 def drain(url: str, queue: str, *, expect: int, deadline_s: float = 30.0) -> list[tuple]:

@@ -166,6 +166,17 @@ def haircut_schedule_problem(path: str) -> str | None:
     return None
 
 
+def driver_line(err: BaseException) -> str:
+    """The first line of a database error as its driver wrote it.
+
+    SQLAlchemy's own message adds the statement and its parameters ([SQL: ...]) and a link;
+    a terminal or an API client gets this line, the traceback (--debug) keeps the rest.
+    """
+    driver = getattr(err, "orig", None) or err
+    lines = str(driver).strip().splitlines()
+    return lines[0] if lines else type(driver).__name__
+
+
 def unreachable_warehouse(url: str, err: Exception) -> str:
     """The one line for a warehouse the desk could not open, naming the setting.
 
@@ -177,7 +188,7 @@ def unreachable_warehouse(url: str, err: Exception) -> str:
     cause: BaseException = err
     while cause.__cause__ is not None:
         cause = cause.__cause__
-    reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
+    reason = driver_line(cause)
     if "not a database" in reason:
         fix = "point it at the desk's warehouse file, or at a path where a new one may be made"
         return f"DESK_WAREHOUSE_URL={shown(url)}: is not a SQLite database ({reason}); {fix}"

@@ -26,6 +26,7 @@ from desk_pipeline.adapters.publisher import (
     EXCHANGE,
     ROUTING_PREFIX,
     amqp_error,
+    broker_address,
     broker_refusal,
     declare_exchange,
 )
@@ -318,7 +319,7 @@ def consume(
     try:
         connection = pika.BlockingConnection(parameters)
     except (pika.exceptions.AMQPError, OSError) as err:
-        broker = f"consumer {consumer.name}: broker {parameters.host}:{parameters.port}"
+        broker = f"consumer {consumer.name}: broker {broker_address(parameters)}"
         refusal = broker_refusal(err)
         if refusal is not None:  # no wait makes it take this login
             raise ConsumerError(f"{broker}: {refusal.removeprefix('broker ')}") from err
@@ -348,7 +349,7 @@ def consume(
     except pika.exceptions.AMQPConnectionError as err:  # lost: dropped, or closed by the broker
         raise BrokerUnreachableError(
             f"consumer {consumer.name} on {queue}: connection to broker "
-            f"{parameters.host}:{parameters.port} lost: {amqp_error(err)}"
+            f"{broker_address(parameters)} lost: {amqp_error(err)}"
         ) from err
     except pika.exceptions.AMQPError as err:
         raise ConsumerError(f"consumer {consumer.name} on {queue}: {err}") from err

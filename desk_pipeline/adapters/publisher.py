@@ -108,11 +108,6 @@ class RabbitMQPublisher:
         params.blocked_connection_timeout = 30
         return params
 
-    def _shown(self) -> str:
-        """The broker as messages name it: host and port, never the password."""
-        params = pika.URLParameters(self.url)
-        return f"{params.host}:{params.port}"
-
     def publish(self, events: Sequence[OutgoingEvent]) -> None:
         """Publish ``events`` in order and wait until the broker has confirmed every one.
 
@@ -132,15 +127,20 @@ class RabbitMQPublisher:
                     index,
                     poison=True,
                 )
-        batch = _ConfirmedBatch(self._parameters(), events, self.confirm_timeout)
+        parameters = self._parameters()
+        broker = f"rabbitmq {broker_address(parameters)}"
+        batch = _ConfirmedBatch(parameters, events, self.confirm_timeout)
         try:
             confirmed = batch.run()
         except (pika.exceptions.AMQPError, OSError) as err:
-            raise PublishError(
-                f"rabbitmq {self._shown()}: {amqp_error(err)}", batch.confirmed_prefix()
-            ) from err
+            raise PublishError(f"{broker}: {amqp_error(err)}", batch.confirmed_prefix()) from err
         if confirmed < len(events):
-            raise PublishError(f"rabbitmq {self._shown()}: {batch.error}", confirmed)
+            raise PublishError(f"{broker}: {batch.error}", confirmed)
+
+
+def broker_address(parameters: pika.ConnectionParameters) -> str:
+    """The broker as messages name it: host and port, never the user or password."""
+    return f"{parameters.host}:{parameters.port}"
 
 
 def broker_refusal(err: BaseException) -> str | None:

@@ -8,13 +8,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import pika
 import pytest
 import sqlalchemy as sa
 
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.consumer import declare_queue, parse_event
-from desk_pipeline.adapters.publisher import EXCHANGE, routing_key
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline_tests.broker import (
     TcpProxy,
@@ -22,6 +20,7 @@ from desk_pipeline_tests.broker import (
     channel_on,
     drain,
     free_port,
+    publish_raw,
     temporary_vhost,
 )
 from desk_pipeline_tests.e2e import driver
@@ -191,12 +190,7 @@ def published(url: str, events: list[dict]) -> None:
     """Publish ``events`` to the event exchange as the relay does (routing key, message id)."""
     connection, channel = channel_on(url)
     for event in events:
-        channel.basic_publish(
-            EXCHANGE,
-            routing_key(event["book_id"]),
-            json.dumps(event),
-            pika.BasicProperties(message_id=event["event_id"], delivery_mode=2),
-        )
+        publish_raw(channel, event["book_id"], json.dumps(event), event["event_id"])
     connection.close()
 
 

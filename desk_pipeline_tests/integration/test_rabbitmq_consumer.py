@@ -4,7 +4,6 @@ import datetime as dt
 import uuid
 
 import pandas as pd
-import pika
 import pytest
 
 from desk_pipeline.adapters.consumer import (
@@ -17,10 +16,16 @@ from desk_pipeline.adapters.consumer import (
     declare_queue,
     parse_event,
 )
-from desk_pipeline.adapters.publisher import EXCHANGE, routing_key
+from desk_pipeline.adapters.publisher import routing_key
 from desk_pipeline.adapters.warehouse import PositionRepository, now_micros
 from desk_pipeline.domain.positions.snapshots import PositionSnapshotCreated
-from desk_pipeline_tests.broker import amqp_url, channel_on, drain, temporary_vhost
+from desk_pipeline_tests.broker import (
+    amqp_url,
+    channel_on,
+    drain,
+    publish_raw,
+    temporary_vhost,
+)
 from desk_pipeline_tests.builders import with_micro_units
 
 pytestmark = pytest.mark.rabbitmq
@@ -52,15 +57,6 @@ def event_json(book: str, snapshot_id: str | None = None, positions: int = 1) ->
         restatement=False,
         occurred_at=dt.datetime.now(dt.UTC),
     ).to_json()
-
-
-def publish_raw(channel, book: str, body: str | bytes, message_id: str | None) -> None:
-    channel.basic_publish(
-        EXCHANGE,
-        routing_key(book),
-        body,
-        pika.BasicProperties(message_id=message_id, delivery_mode=pika.DeliveryMode.Persistent),
-    )
 
 
 def test_poison_messages_are_dead_lettered_with_why_while_good_ones_are_applied(repo, vhost):

@@ -15,7 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from desk_pipeline.adapters.configuration import connect_args
+from desk_pipeline.adapters.configuration import connect_args, driver_line
 from desk_pipeline.adapters.transient import is_transient
 from desk_pipeline.domain.errors import DeskPipelineError
 
@@ -94,14 +94,10 @@ class Store:
 def warehouse_error(operation: str, err: sa.exc.SQLAlchemyError) -> WarehouseError:
     """The desk's error for ``operation``'s failure: the driver's first line, never the SQL.
 
-    SQLAlchemy's message carries the statement and its parameters ([SQL: ...]), which an API
-    client or a terminal must not see; the traceback (--debug) keeps them. A failure a retry may
-    cure (adapters.transient: a dropped or refused connection, a locked SQLite file) is a
-    WarehouseUnreachableError: the warehouse does not answer.
+    A failure a retry may cure (adapters.transient: a dropped or refused connection, a locked
+    SQLite file) is a WarehouseUnreachableError: the warehouse does not answer.
     """
-    driver = err.orig if isinstance(err, sa.exc.DBAPIError) else err
-    lines = str(driver).strip().splitlines()
-    reason = lines[0] if lines else type(driver).__name__
+    reason = driver_line(err)
     if is_transient(err):
         return WarehouseUnreachableError(f"{operation}: the warehouse does not answer: {reason}")
     return WarehouseError(f"{operation}: {reason}")
@@ -160,7 +156,7 @@ def require_warehouse(url: str) -> str:
         with engine.connect() as conn:
             revision = MigrationContext.configure(conn).get_current_revision()
     except sa.exc.DBAPIError as err:
-        reason = str(err.orig).strip().splitlines()[0]
+        reason = driver_line(err)
         raise WarehouseUnreachableError(f"the warehouse {shown} does not answer: {reason}") from err
     finally:
         engine.dispose()
