@@ -12,6 +12,7 @@ from desk_pipeline.domain.parsing import OUT_OF_RANGE, parse_dates
 from desk_pipeline.domain.positions.trades import BOOK_ID
 from desk_pipeline.domain.precision import exact_quantities, for_output
 from desk_pipeline.domain.validation.cells import Received, control_check
+from desk_pipeline.domain.validation.rules import first_failures
 
 # The dates a command accepts: any the desk could hold, within pandas' nanosecond range.
 _DATE_BOUNDS = (pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01"))
@@ -47,7 +48,8 @@ def book_id(value: str, option: str) -> str:
     """``value``, a book id as asked for, if ingest would keep it as one (trades.BOOK_ID).
 
     A value ingest refuses (blank, too long, a control character such as NUL, which PostgreSQL
-    refuses in a query) is no stored book's id: asking for it is a usage error, not a query.
+    refuses in a query, an invisible format character such as U+200B) is no stored book's id:
+    asking for it is a usage error, not a query.
 
     Raises:
         InvalidRangeError: ingest would refuse ``value``; the message names ``option`` and why.
@@ -55,10 +57,11 @@ def book_id(value: str, option: str) -> str:
     # Ingest strips the cell before its checks; a control character at either end is refused
     # all the same here (a lookup uses the value as given, and "\x1f" strips to "empty").
     raw = control_check(pd.Series([value]), "book_id")
-    _, checks = BOOK_ID.read(Received(pd.DataFrame({"book_id": [value]})), "book_id")
-    refused = [reason for fails, _, reason in [raw, *checks] if fails.iloc[0]]
-    if refused:
-        raise InvalidRangeError(f"{option} {echoed(value)} is no book id: {refused[0]}")
+    asked = pd.DataFrame({"book_id": [value]})
+    _, checks = BOOK_ID.read(Received(asked), "book_id")
+    code, reason = first_failures([raw, *checks], asked.index)
+    if code.iloc[0]:
+        raise InvalidRangeError(f"{option} {echoed(value)} is no book id: {reason.iloc[0]}")
     return value
 
 

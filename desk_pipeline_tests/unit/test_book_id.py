@@ -1,5 +1,7 @@
 """Book ids given to `desk` and the HTTP API: any text ingest keeps as one, nothing else."""
 
+import unicodedata
+
 import pytest
 from click.testing import CliRunner
 from hypothesis import example, given, settings
@@ -12,8 +14,8 @@ from desk_pipeline_tests.sizes import examples
 
 
 def ingest_refuses(text: str) -> bool:
-    """The plain rule: blank, over 64 characters or 128 UTF-8 bytes, or a C0 control, DEL or
-    unpaired surrogate (domain.positions.trades.BOOK_ID)."""
+    """The plain rule: blank, over 64 characters or 128 UTF-8 bytes, or a C0 control, DEL,
+    unpaired surrogate or Unicode format character (domain.positions.trades.BOOK_ID)."""
     kept = text.strip()
     return (
         not kept
@@ -21,10 +23,11 @@ def ingest_refuses(text: str) -> bool:
         or len(kept.encode("utf-8", errors="surrogatepass")) > 128
         # Anywhere in the text as given, the ends too.
         or any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+        or any(unicodedata.category(c) == "Cf" for c in text)
     )
 
 
-@given(st.text(st.characters(codec=None), max_size=70))
+@given(st.text(st.one_of(st.characters(codec=None), st.characters(categories=["Cf"])), max_size=70))
 @example("A\x00B")
 @example("BOOK1\n")
 @example("\x1cBOOK1")
@@ -35,6 +38,8 @@ def ingest_refuses(text: str) -> bool:
 @example("x" * 65)
 @example("\N{GRINNING FACE}" * 33)
 @example("Ünïcode-Book 1")
+@example("BOOK\u200b1")
+@example("\u202e1KOOB")
 @settings(max_examples=examples(200))
 def test_a_book_id_is_itself_unless_ingest_would_refuse_it(text):
     if ingest_refuses(text):
@@ -59,3 +64,18 @@ def test_every_book_option_refuses_such_an_id_as_a_usage_error_before_any_wareho
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert "'A\\x01B' is no book id: book_id contains control characters" in result.output
+
+
+@pytest.mark.parametrize(
+    ("asked", "shown", "named"),
+    [("BOOK\u200b1", "'BOOK\\u200b1'", "U+200B"), ("\u202e1KOOB", "'\\u202e1KOOB'", "U+202E")],
+)
+def test_a_book_option_that_would_show_as_another_book_is_refused_naming_the_hidden_character(
+    asked, shown, named
+):
+    # "BOOK\u200b1" was looked up as a book of its own that every screen shows as BOOK1.
+    result = CliRunner().invoke(cli, ["positions", "--book", asked, "--date", "2026-03-02"])
+    assert result.exit_code == 2, result.output
+    assert f"{shown} is no book id: book_id holds an invisible format character {named}" in (
+        result.output
+    )

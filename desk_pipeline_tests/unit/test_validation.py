@@ -11,6 +11,7 @@ import collections
 import json
 import math
 import re
+import unicodedata
 
 import pandas as pd
 import pytest
@@ -55,13 +56,20 @@ PRICE = {"instrument_id": "DE1", "price_date": "2026-03-04", "price": "99.5"}
 FX = {"currency": "EUR", "rate_date": "2026-03-04", "usd_per_unit": "1.08"}
 
 
-def verdict(validate, good: dict[str, str], **cells: str) -> str:
-    """The reason code of one received row ("" when it is accepted)."""
+def outcome(validate, good: dict[str, str], **cells: str) -> tuple[str, str]:
+    """The reason code and reason of one received row (both "" when it is accepted)."""
     frame = pd.DataFrame([good | cells], dtype=object)
     frame.index = pd.RangeIndex(1, 2)
     valid, quarantine = validate(frame, source="s")
     assert len(valid) + len(quarantine) == 1
-    return "" if quarantine.empty else str(quarantine["reason_code"].iloc[0])
+    if quarantine.empty:
+        return "", ""
+    return str(quarantine["reason_code"].iloc[0]), str(quarantine["reason"].iloc[0])
+
+
+def verdict(validate, good: dict[str, str], **cells: str) -> str:
+    """The reason code of one received row ("" when it is accepted)."""
+    return outcome(validate, good, **cells)[0]
 
 
 # --- plain references: the documented rules, one Python value at a time -------------------------
@@ -71,13 +79,18 @@ def controls(text: str) -> bool:
     return any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
+def formats(text: str) -> list[str]:
+    """The Unicode format characters (category Cf) in ``text``, in order."""
+    return [c for c in text if unicodedata.category(c) == "Cf"]
+
+
 def plain_id(value: str, field: str, max_bytes: int | None = None) -> str:
     text = value.strip()
     if text == "":
         return f"empty_{field}"
     if len(text) > MAX_ID_LENGTH:
         return f"{field}_too_long"
-    if controls(text):
+    if controls(text) or formats(text):
         return f"bad_{field}"
     if max_bytes is not None and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         return f"{field}_too_long"
@@ -122,11 +135,15 @@ def plain_date(value: str, field: str) -> str:
 # --- strategies ------------------------------------------------------------------------------
 
 HOSTILE = st.sampled_from(["\x00", "\t", "\n", "\r", "\x1f", "\x7f", "\ud800", "\udfff", "\x85"])
+# Zero-width space and joiner, BOM, soft hyphen, a bidi override and isolate, a tag character.
+FORMAT = st.sampled_from(["\u200b", "\u200d", "\ufeff", "\u00ad", "\u202e", "\u2066", "\U000e0041"])
 
 
 def texts() -> st.SearchStrategy[str]:
-    """Ids and free text: ordinary, long, wide (emoji), and with control characters."""
-    pieces = st.one_of(st.text(max_size=6), HOSTILE, st.just("\N{GRINNING FACE}"), st.just(" "))
+    """Ids and free text: ordinary, long, wide (emoji), with control or format characters."""
+    pieces = st.one_of(
+        st.text(max_size=6), HOSTILE, FORMAT, st.just("\N{GRINNING FACE}"), st.just(" ")
+    )
     return st.one_of(
         any_cell(),
         st.lists(pieces, max_size=12).map("".join),
@@ -166,12 +183,18 @@ def test_an_id_gets_one_verdict_in_trades_instruments_prices_and_books(value):
 @given(value=texts())
 @example(value="Bund\t2033")
 @example(value="line\nbreak")
-def test_free_text_refuses_exactly_the_control_characters_an_id_refuses(value):
+@example(value="Mehr\u200cdad")
+def test_free_text_refuses_the_control_characters_an_id_refuses_and_keeps_format_characters(
+    value,
+):
+    # A zero-width (non-)joiner belongs in some names; only an id must not hide a character.
     assert verdict(validate_instruments, INSTRUMENT, name=value) == plain_text(value, "name")
     assert verdict(validate_instruments, INSTRUMENT, issuer=value) == plain_text(value, "issuer")
     as_id = verdict(validate_instruments, INSTRUMENT, instrument_id=value)
-    if value.strip() and len(value.strip()) <= MAX_ID_LENGTH:
-        assert (as_id == "bad_instrument_id") == (plain_text(value, "name") != "")
+    text = value.strip()
+    if text and len(text) <= MAX_ID_LENGTH:
+        refused_as_text = plain_text(value, "name") != ""
+        assert (as_id == "bad_instrument_id") == (refused_as_text or bool(formats(text)))
 
 
 @settings(max_examples=examples(25), deadline=None)
@@ -199,7 +222,44 @@ def test_a_date_gets_one_verdict_in_marks_fx_rates_and_as_the_day_of_a_trade_tim
     assert as_trade == expected.replace("price_date", "trade_time")
 
 
+@settings(max_examples=examples(50), deadline=None)
+@given(
+    value=st.text(
+        # Arbitrary characters, with format, control and surrogate ones drawn often enough.
+        st.one_of(st.characters(codec=None), st.characters(categories=["Cf", "Cc", "Cs"])),
+        min_size=1,
+        max_size=MAX_ID_LENGTH,
+    ).filter(str.strip)
+)
+@example(value="BOOK\u200b1")
+@example(value="\x01BOOK\u200b1")
+@example(value="BOOK1\U000e0001")
+def test_an_id_is_refused_iff_it_holds_a_control_or_format_character_and_the_reason_names_it(
+    value,
+):
+    code, reason = outcome(validate_instruments, INSTRUMENT, instrument_id=value)
+    text = value.strip()
+    assert (code == "bad_instrument_id") == (controls(text) or bool(formats(text)))
+    if formats(text) and not controls(text):
+        first = ord(formats(text)[0])
+        assert reason == f"instrument_id holds an invisible format character U+{first:04X}"
+
+
 # --- the rules decided once ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("book", "named"),
+    [
+        ("BOOK\u200b1", "U+200B"),  # shows as BOOK1
+        ("\u202e1KOOB", "U+202E"),  # a right-to-left override: shows as BOOK1
+        ("BOOK1\ufeff", "U+FEFF"),  # a BOM the strip keeps (it is no white space)
+    ],
+)
+def test_a_book_id_that_shows_as_another_is_quarantined_naming_the_hidden_character(book, named):
+    reason = f"book_id holds an invisible format character {named}"
+    assert outcome(validate_trades, TRADE, book_id=book) == ("bad_book_id", reason)
+    assert outcome(validate_books, BOOK, book_id=book) == ("bad_book_id", reason)
 
 
 @pytest.mark.parametrize(("field", "value"), [("name", "Bund\t2033"), ("issuer", "Ac\nme")])

@@ -30,7 +30,11 @@ The rules that hold for every kind, decided here once:
   stricter rule is the one kept: such text breaks CSV exports, logs and one-line reports, and no
   reference file of the desk needs it.
 - **Ids**: not blank, at most ``text.MAX_ID_LENGTH`` characters; a book id also at most
-  ``trades.MAX_BOOK_ID_BYTES`` bytes in UTF-8 wherever it arrives (trades and books alike).
+  ``trades.MAX_BOOK_ID_BYTES`` bytes in UTF-8 wherever it arrives (trades and books alike). No
+  Unicode format character (category Cf: zero-width spaces and joiners, BOM, soft hyphen, bidi
+  overrides; ``cells.format_check``, ``bad_<column>`` naming it by code point): such an id is
+  another id that shows as the same one. Free text keeps them (a name may need a zero-width
+  joiner).
 - **Precedence**: a row fails with the first failing check, in column order, then in each
   column's check order; every check has its own reason code and reason.
 - **Repeats**: a key repeated with other content is quarantined (``conflicting_duplicate``), the

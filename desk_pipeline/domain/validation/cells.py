@@ -1,5 +1,7 @@
-"""Received cells as text or numbers, the protocol of a kind of cell, the control-character rule."""
+"""Received cells as text or numbers, the protocol of a kind of cell, the character rules."""
 
+import re
+import unicodedata
 from typing import Protocol
 
 import numpy as np
@@ -9,8 +11,9 @@ import pandas as pd
 # database encodes them; a CSV cannot hold them, another source can): never in kept text.
 CONTROL_CHARACTERS = r"[\x00-\x1f\x7f\ud800-\udfff]"
 
-# Rows failing a check (True = fails), its reason code and its reason.
-Check = tuple[pd.Series, str, str]
+# Rows failing a check (True = fails), its reason code and its reason: one for every row, or one
+# per row (a Series aligned with the rows) where the reason names the row's own value.
+Check = tuple[pd.Series, str, str | pd.Series]
 
 
 class Received:
@@ -70,3 +73,27 @@ def control_check(value: pd.Series, field: str) -> Check:
         f"bad_{field}",
         f"{field} contains control characters or unpaired surrogates",
     )
+
+
+def format_check(value: pd.Series, field: str) -> Check:
+    """Rows of ``value`` (str) holding a Unicode format character (category Cf): ``bad_<f>``.
+
+    Format characters do not show: zero-width space and joiners (U+200B-U+200D), word joiner
+    (U+2060), BOM (U+FEFF), soft hyphen (U+00AD); bidi embeddings, overrides and isolates
+    (U+202A-U+202E, U+2066-U+2069) reorder what follows. An id holding one is another id that
+    looks the same (BOOK, U+200B, 1 is not BOOK1), or looks like a third one. The reason is per
+    row and names the row's first such character, e.g. ``book_id holds an invisible format
+    character U+200B``. Cf is read from ``unicodedata`` of the running Python, not a copied table.
+    """
+    # No ASCII character is Cf: only non-ASCII values are looked at, each distinct character once.
+    wide = value[value.str.contains(r"[^\x00-\x7f]", regex=True)]
+    formats = sorted(c for c in set("".join(wide)) if unicodedata.category(c) == "Cf")
+    failed = pd.Series(False, index=value.index)
+    reason = pd.Series("", index=value.index, dtype="object")
+    if formats:
+        first = wide.str.extract(f"([{re.escape(''.join(formats))}])", expand=False).dropna()
+        failed.loc[first.index] = True
+        reason.loc[first.index] = first.map(
+            lambda c: f"{field} holds an invisible format character U+{ord(c):04X}"
+        )
+    return failed, f"bad_{field}", reason

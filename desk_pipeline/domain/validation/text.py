@@ -5,17 +5,24 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from desk_pipeline.domain.validation.cells import Check, Received, blank_to_none, control_check
+from desk_pipeline.domain.validation.cells import (
+    Check,
+    Received,
+    blank_to_none,
+    control_check,
+    format_check,
+)
 
 MAX_ID_LENGTH = 64
 
 
 @dataclasses.dataclass(frozen=True)
 class Id:
-    """An identifier: not blank, bounded in characters (and bytes), no control characters.
+    """An identifier: not blank, bounded in characters (and bytes), nothing that does not show.
 
     Codes ``empty_<f>``, ``<f>_too_long`` (over ``max_chars`` characters, or ``max_bytes`` bytes
-    in UTF-8 when given), ``bad_<f>``.
+    in UTF-8 when given), ``bad_<f>`` (a control character or unpaired surrogate, else a Unicode
+    format character, the reason naming it: see ``cells.format_check``).
     """
 
     max_chars: int = MAX_ID_LENGTH
@@ -33,6 +40,7 @@ class Id:
                 f"{field} is longer than {self.max_chars} characters",
             ),
             control_check(value, field),
+            format_check(value, field),
         ]
         if self.max_bytes is not None:
             encoded = value.str.encode("utf-8", errors="surrogatepass")
@@ -50,7 +58,12 @@ class Id:
 
 @dataclasses.dataclass(frozen=True)
 class Text:
-    """Free text, optional (blank = None): no control characters (``bad_<f>``)."""
+    """Free text, optional (blank = None): no control characters (``bad_<f>``).
+
+    Unicode format characters are kept: a name may need a zero-width (non-)joiner (Persian,
+    Indic scripts, emoji sequences) or a soft hyphen, and no one acts on a book or an
+    instrument by its name.
+    """
 
     def read(self, cells: Received, field: str) -> tuple[pd.Series, list[Check]]:
         """See :meth:`~desk_pipeline.domain.validation.cells.Kind.read`."""
