@@ -286,3 +286,18 @@ def test_a_row_without_a_sequence_number_waits_and_the_others_are_read(tmp_path,
 
     assert [(r.received, r.accepted) for r in results] == [(1, 1)]
     assert "1 rows of trades have no seq yet" in caplog.text
+
+
+def test_a_later_resend_with_other_content_is_quarantined_under_its_own_seq(upstream_url, repo):
+    source = trade_source_from(f"sql:{upstream_url}")
+    book(upstream_url, row(1, "T1", 100), row(2, "T2", 5))
+    ingest_window(source, repo, T0, END)
+    # A later batch: seq 7 resends T1 version 1 with another quantity.
+    book(upstream_url, row(6, "T6", 1), row(7, "T1", 999))
+    [second] = ingest_window(source, repo, T0, END)
+
+    assert (second.accepted, second.quarantined) == (1, 1)
+    quarantined = repo.quarantined()
+    assert list(zip(quarantined["row_number"], quarantined["reason_code"], strict=True)) == [
+        (7, "conflicting_duplicate")
+    ]

@@ -62,7 +62,9 @@ def validate(
 
     Returns:
         ``(valid, quarantine)``: ``rules.dtypes`` and QUARANTINE_DTYPES (row_number, reason_code,
-        reason, the row as received in JSON). ``len(valid) + len(quarantine) == len(raw)`` unless
+        reason, the row as received in JSON). ``valid`` keeps ``raw``'s index, the row numbers,
+        so that a row refused later (a resend conflicting with a stored version) is quarantined
+        under its own row. ``len(valid) + len(quarantine) == len(raw)`` unless
         exact repeats are dropped (``rules.keep_exact_repeats`` false), or the input is one
         unreadable-file row (one whole-file quarantine row, row_number 0).
     """
@@ -87,7 +89,7 @@ def validate(
             ),
         ]
     )
-    return valid.loc[~dropped].reset_index(drop=True), conform(quarantine, QUARANTINE_DTYPES)
+    return valid.loc[~dropped], conform(quarantine, QUARANTINE_DTYPES)
 
 
 def repeated_names(names: Iterable[object]) -> list[str]:
