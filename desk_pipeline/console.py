@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from desk_pipeline.domain.collateral.brief import REASON_CODES, brief_reason, reason_code
+from desk_pipeline.domain.collateral.lendable import lendable_value
 from desk_pipeline.queries import (
     BooksDocument,
     ConcentrationDayDocument,
@@ -283,10 +284,13 @@ def _ineligible(book_id: str, items: list[RankingItem], currency: str) -> list[R
 
 
 def _market_value(item: RankingItem) -> float | None:
-    """The market value quantity x price x fx_rate in base currency; None without price or rate."""
+    """The market value in base currency, None without price or rate.
+
+    The lendable value before any haircut: the domain's rule (lendable.lendable_value).
+    """
     if item["price"] is None or item["fx_rate"] is None:
         return None
-    return item["quantity"] * item["price"] * item["fx_rate"]
+    return float(lendable_value(item["quantity"], item["price"], item["fx_rate"], 0.0))
 
 
 # Ineligible items by deciding reason, in the checks' order, but short positions last: a short

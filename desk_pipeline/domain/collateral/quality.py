@@ -7,6 +7,7 @@ and show examples.
 import numpy as np
 import pandas as pd
 
+from desk_pipeline.domain.collateral.lendable import lendable_value
 from desk_pipeline.domain.schema import require_columns
 
 # Stored values go through a float column and back; only rounding noise is tolerated.
@@ -95,9 +96,9 @@ def inconsistent_values(ranking: pd.DataFrame, rtol: float = VALUE_RTOL) -> pd.D
     require_columns(ranking, [*_ITEM, *inputs], where="inconsistent_values")
     numbers = ranking.loc[:, inputs].astype("float64")
     present = numbers.notna().all(axis=1).to_numpy()
-    expected = (
-        numbers["quantity"] * numbers["price"] * numbers["fx_rate"] * (1.0 - numbers["haircut"])
-    ).to_numpy()
+    expected = lendable_value(
+        *(numbers[c].to_numpy() for c in ("quantity", "price", "fx_rate", "haircut"))
+    )
     close = np.isclose(numbers["value"].to_numpy(), expected, rtol=rtol, atol=0.0)
     return _by_item(ranking.loc[present & ~close])
 
