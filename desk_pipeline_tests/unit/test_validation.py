@@ -76,7 +76,8 @@ def verdict(validate, good: dict[str, str], **cells: str) -> str:
 
 
 def controls(text: str) -> bool:
-    return any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+    """A control character (C0, DEL, C1) or an unpaired surrogate in ``text``."""
+    return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
 def formats(text: str) -> list[str]:
@@ -234,6 +235,7 @@ def test_a_date_gets_one_verdict_in_marks_fx_rates_and_as_the_day_of_a_trade_tim
 @example(value="BOOK\u200b1")
 @example(value="\x01BOOK\u200b1")
 @example(value="BOOK1\U000e0001")
+@example(value="BOOK\x851")
 def test_an_id_is_refused_iff_it_holds_a_control_or_format_character_and_the_reason_names_it(
     value,
 ):
@@ -262,7 +264,9 @@ def test_a_book_id_that_shows_as_another_is_quarantined_naming_the_hidden_charac
     assert outcome(validate_books, BOOK, book_id=book) == ("bad_book_id", reason)
 
 
-@pytest.mark.parametrize(("field", "value"), [("name", "Bund\t2033"), ("issuer", "Ac\nme")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("name", "Bund\t2033"), ("issuer", "Ac\nme"), ("name", "Bund\x9b2033")]
+)
 def test_free_text_with_a_control_character_is_quarantined_like_an_id(field, value):
     assert verdict(validate_instruments, INSTRUMENT, **{field: value}) == f"bad_{field}"
 

@@ -24,8 +24,9 @@ The rules that hold for every kind, decided here once:
   required column missing quarantines every row (``missing_columns``); extra columns are ignored.
 - **Cells**: every cell is read as its text, stripped, a missing cell as ``""``; typed numbers and
   dates (the simulator's, an upstream table's) are taken as they are.
-- **Control characters**: no kept text holds a control character (U+0000-U+001F, U+007F) or an
-  unpaired surrogate (``cells.CONTROL_CHARACTERS``), ids and free text alike (``bad_<column>``).
+- **Control characters**: no kept text holds a control character (C0 U+0000-U+001F, DEL U+007F,
+  C1 U+0080-U+009F) or an unpaired surrogate (``cells.CONTROL_CHARACTERS``), ids and free text
+  alike (``bad_<column>``).
   Free text used to allow tabs and line ends (only NUL and surrogates were refused there); the
   stricter rule is the one kept: such text breaks CSV exports, logs and one-line reports, and no
   reference file of the desk needs it.

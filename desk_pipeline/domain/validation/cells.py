@@ -7,9 +7,10 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-# Control characters (NUL above all: PostgreSQL refuses it in text) and lone surrogates (no
+# Control characters, C0, DEL and C1 (NUL above all: PostgreSQL refuses it in text; a C1 shows as
+# nothing, NEL U+0085 breaks lines and CSI U+009B opens a terminal escape) and lone surrogates (no
 # database encodes them; a CSV cannot hold them, another source can): never in kept text.
-CONTROL_CHARACTERS = r"[\x00-\x1f\x7f\ud800-\udfff]"
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]"
 
 # Rows failing a check (True = fails), its reason code and its reason: one for every row, or one
 # per row (a Series aligned with the rows) where the reason names the row's own value.
