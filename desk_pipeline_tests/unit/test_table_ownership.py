@@ -98,6 +98,9 @@ CROSS_STORE_CALLS: dict[tuple[str, str, str], str] = {
     ("collateral_ranking", "daily_book_position", "_one_eod"): (
         "valued_eod joins one EOD and its valuation in one statement, never a mix"
     ),
+    ("collateral_ranking", "daily_book_position", "_eod_headers_beside"): (
+        "desk status reads every EOD beside its valuation and ranking in one statement"
+    ),
     ("collateral_ranking", "daily_book_position", "_eod_rows_of_days"): (
         "the ranking checks read the EOD rows and the rankings of their days in one transaction"
     ),

@@ -2,8 +2,10 @@
 
 Owns ``collateral_rankings`` and ``eod_valuations``, both keyed by the EOD snapshot they were
 computed from. The EOD itself belongs to the daily book positions: a write locks the days'
-current EODs through ``daily_book_position._lock_current_eods`` and a read joins its valuation
-to one EOD through ``daily_book_position._one_eod``, each in this store's transaction.
+current EODs through ``daily_book_position._lock_current_eods``, a read joins its valuation
+to one EOD through ``daily_book_position._one_eod`` and every EOD is read beside what is stored
+of its valuation and ranking through ``daily_book_position._eod_headers_beside``, each in this
+store's transaction.
 """
 
 from collections.abc import Sequence
@@ -17,6 +19,7 @@ from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _read
 from desk_pipeline.adapters.warehouse.codec import _nulls_as_none, from_micros, micros_of
 from desk_pipeline.adapters.warehouse.daily_book_position import (
+    _eod_headers_beside,
     _eod_rows_of_days,
     _lock_current_eods,
     _one_eod,
@@ -168,6 +171,21 @@ class CollateralRankingStore(Store):
         rows = _nulls_as_none(rows)
         with self._transaction("replace_valuations") as conn:
             return _replace_for_current_eods(conn, v, business_dates, rows)
+
+    def eod_derivations(self) -> pd.DataFrame:
+        """Every stored EOD header with what is stored of its valuation and of its ranking.
+
+        One statement (``daily_book_position._eod_headers_beside``): a probe per header and
+        table by primary key, and a read of the days where one lacks rows of its snapshot.
+
+        Returns:
+            ``domain.completeness.EOD_DERIVATION_COLUMNS`` plus snapshot_id and as_of_us, one
+            row per header, in no particular order.
+        """
+        with self._transaction("eod_derivations") as conn:
+            return _eod_headers_beside(
+                conn, {"valuation": t.eod_valuations, "ranking": t.collateral_rankings}
+            )
 
     def valued_eod(
         self, book_id: str, business_date: str
