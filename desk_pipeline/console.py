@@ -290,7 +290,7 @@ def _market_value(item: RankingItem) -> float | None:
     """
     if item["price"] is None or item["fx_rate"] is None:
         return None
-    return float(lendable_value(item["quantity"], item["price"], item["fx_rate"], 0.0))
+    return lendable_value(item["quantity"], item["price"], item["fx_rate"], 0.0)
 
 
 # Ineligible items by deciding reason, in the checks' order, but short positions last: a short

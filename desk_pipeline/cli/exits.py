@@ -4,7 +4,6 @@ import sys
 
 import click
 
-from desk_pipeline.adapters.warehouse import NoWarehouseError, WarehouseUnreachableError
 from desk_pipeline.domain.errors import (
     DeskPipelineError,
     InvalidRangeError,
@@ -47,7 +46,15 @@ def failure(err: Exception) -> tuple[int, str]:
         return 2, f"{_first_line(err.format_message())} (see `{command} --help`)"
     if isinstance(err, click.ClickException):
         return err.exit_code, _first_line(err.format_message())
-    if isinstance(err, NoWarehouseError | WarehouseUnreachableError | InvalidRangeError):
+    # Only a command that opened the warehouse can fail with its errors: `desk --help`, a usage
+    # error or `desk --version` need not import it (pandas, SQLAlchemy: ~1 s before any output).
+    warehouse = sys.modules.get("desk_pipeline.adapters.warehouse")
+    unusable = (
+        ()
+        if warehouse is None
+        else (warehouse.NoWarehouseError, warehouse.WarehouseUnreachableError)
+    )
+    if isinstance(err, (InvalidRangeError, *unusable)):
         # InvalidRangeError: a reversed range, a day before DESK_START_DATE or after today.
         # WarehouseUnreachableError: the connection dropped or was refused mid-command.
         return 2, _first_line(err)

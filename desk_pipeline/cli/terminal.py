@@ -17,7 +17,6 @@ from typing import Any
 import click
 from rich.console import RenderableType
 
-from desk_pipeline import console, queries
 from desk_pipeline.domain.errors import InvalidRangeError
 
 
@@ -37,7 +36,12 @@ def emit(document: Any, as_json: bool, human: Callable[[], RenderableType]) -> N
         click.echo(json.dumps(document, indent=2, allow_nan=False))
         return
     text = human()
-    click.echo(text if isinstance(text, str) else console.render(text))
+    if isinstance(text, str):
+        click.echo(text)
+        return
+    from desk_pipeline import console  # pandas: a command's answer, not `desk --help`, loads it
+
+    click.echo(console.render(text))
 
 
 class _Checked(click.ParamType):
@@ -62,9 +66,24 @@ class _Checked(click.ParamType):
             self.fail(str(err).strip(), param, ctx)
 
 
+def _query_check(name: str) -> Callable[[str, str], str]:
+    """``desk_pipeline.queries.<name>``, imported at the first value it checks.
+
+    The queries load pandas and the warehouse (about a second): `desk --help`, `desk --version`
+    and a usage error answer without them.
+    """
+
+    def check(value: str, option: str) -> str:
+        from desk_pipeline import queries
+
+        return getattr(queries, name)(value, option)
+
+    return check
+
+
 # A calendar date written YYYY-MM-DD; a book id ingest would keep.
-ISO_DATE = _Checked("YYYY-MM-DD", queries.business_day)
-BOOK_ID = _Checked("BOOK", queries.book_id)
+ISO_DATE = _Checked("YYYY-MM-DD", _query_check("business_day"))
+BOOK_ID = _Checked("BOOK", _query_check("book_id"))
 
 
 def log_to_stderr() -> None:

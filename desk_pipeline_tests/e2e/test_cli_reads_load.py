@@ -60,3 +60,35 @@ def test_read_commands_load_neither_dagster_nor_the_engine(tmp_path):
     assert positions["positions"] == [
         {"instrument_id": "XS0001", "quantity": 10, "avg_price": 101.5, "realized_pnl": 0}
     ]
+
+
+# `desk` with each argument list, in one process; then which of pandas and the warehouse it loaded.
+BARE_PROBE = """
+import json, sys
+from desk_pipeline.cli import main
+for args in json.loads(sys.argv[1]):
+    sys.argv = ["desk", *args]
+    try:
+        main()
+    except SystemExit:
+        pass
+heavy = ("pandas", "sqlalchemy", "desk_pipeline.adapters.warehouse", "dagster")
+print(json.dumps([name for name in heavy if name in sys.modules]))
+"""
+
+
+def test_version_and_an_unknown_command_load_neither_pandas_nor_the_warehouse(tmp_path):
+    # They loaded both through the exit codes' error classes: over a second before one line.
+    asked = [["--version"], ["postions", "--book", "B1"]]
+    done = subprocess.run(
+        [sys.executable, "-c", BARE_PROBE, json.dumps(asked)],
+        env=desk_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    *answers, loaded = done.stdout.strip().splitlines()
+    assert json.loads(loaded) == []
+    assert answers[0].startswith("desk ")  # the version line
+    assert "No such command 'postions'" in done.stderr

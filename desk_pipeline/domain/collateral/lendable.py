@@ -4,6 +4,8 @@ The steps :func:`ranking.rank_collateral` composes between netting the holdings 
 each is vectorised over one row per held (book, instrument).
 """
 
+from typing import TypeVar
+
 import numpy as np
 import pandas as pd
 
@@ -16,6 +18,9 @@ from desk_pipeline.domain.schema import BOOK_COLUMNS
 # CRE22.56-22.59: the minimum holding period of repo-style transactions is five business days.
 # A book missing from the books frame is treated as a repo book in its instruments' own currencies.
 DEFAULT_HOLDING_PERIOD_DAYS = 5
+
+# Aligned float64 arrays, or one holding's floats (`desk ranking`'s ineligible rows).
+Values = TypeVar("Values", np.ndarray, float)
 
 
 def valued_items(items: pd.DataFrame, schedule: HaircutSchedule) -> pd.DataFrame:
@@ -164,19 +169,18 @@ def total_haircut(
     return np.minimum(security_haircut + fx_haircut, 1.0)
 
 
-def lendable_value(
-    quantity: np.ndarray, price: np.ndarray, fx_rate: np.ndarray, haircut: np.ndarray
-) -> np.ndarray:
+def lendable_value(quantity: Values, price: Values, fx_rate: Values, haircut: Values) -> Values:
     """Lendable value = quantity x price x fx_rate x (1 - haircut) (ARCHITECTURE.md).
 
     Args:
         quantity: float64 units held (negative when short).
         price: float64 per unit, in the instrument's currency.
         fx_rate: float64 base currency per unit of the instrument's currency.
-        haircut: float64 fractions (:func:`total_haircut`).
+        haircut: float64 fractions (:func:`total_haircut`); 0 gives the market value.
 
     Returns:
-        float64 values in the book's base currency, aligned; NaN where an input is NaN.
+        float64 values in the book's base currency, aligned (or one float for floats); NaN where
+        an input is NaN.
     """
     return quantity * price * fx_rate * (1.0 - haircut)
 
