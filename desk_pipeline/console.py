@@ -17,6 +17,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from desk_pipeline.domain import completeness
 from desk_pipeline.domain.collateral.brief import REASON_CODES, brief_reason, reason_code
 from desk_pipeline.domain.collateral.lendable import lendable_value
 from desk_pipeline.queries import (
@@ -459,7 +460,58 @@ def status(document: StatusDocument) -> RenderableType:
     )
     if not rows:
         return Text(f"no books yet\n{summary}")
-    return Group(_table(f"Desk status · {len(rows)} books", columns, rows), Text(summary))
+    return Group(
+        _table(f"Desk status · {len(rows)} books", columns, rows),
+        Text(summary),
+        *_footnotes(_incomplete(document)),
+    )
+
+
+# The days `desk status` lists, and the books named on a line (within 100 columns for the
+# demo's ids); --json lists every one.
+SHOWN_DAYS = 10
+SHOWN_BOOKS = 2
+_PRODUCT_STATE = {completeness.MISSING: "missing", completeness.OLDER: "of an older snapshot"}
+
+
+def _incomplete(document: StatusDocument) -> list[str]:
+    """The days whose stored EODs lack their valuation or ranking, and the command for them."""
+    days = document["incomplete_days"]
+    if not days:
+        return ["every stored EOD has its valuation and ranking"]
+    by_day: dict[str, dict[str, list[str]]] = {}
+    for eod in document["incomplete_eods"]:
+        lacks = by_day.setdefault(eod["business_date"], {})
+        lacks.setdefault(_lacking(eod["valuation"], eod["ranking"]), []).append(eod["book_id"])
+    lines = [
+        f"incomplete: {len(days)} day(s) whose EOD's valuation or ranking is missing or older "
+        "than the EOD"
+    ]
+    for day in days[:SHOWN_DAYS]:
+        lines += [f"  {day} {what}: {_some(books)}" for what, books in by_day[day].items()]
+    if len(days) > SHOWN_DAYS:
+        lines.append(f"  and {len(days) - SHOWN_DAYS} more day(s): `desk status --json` lists each")
+    lines.append(f"`{document['incomplete_fix']}` completes {'it' if len(days) == 1 else 'them'}")
+    return lines
+
+
+def _lacking(valuation: str, ranking: str) -> str:
+    """``valuation missing``, ``ranking of an older snapshot``, ``valuation and ranking ...``."""
+    behind = {
+        product: _PRODUCT_STATE[state]
+        for product, state in (("valuation", valuation), ("ranking", ranking))
+        if state in _PRODUCT_STATE
+    }
+    if len(set(behind.values())) == 1:
+        return f"{' and '.join(behind)} {next(iter(behind.values()))}"
+    return ", ".join(f"{product} {state}" for product, state in behind.items())
+
+
+def _some(books: list[str]) -> str:
+    """Up to SHOWN_BOOKS book ids, then how many more."""
+    shown = ", ".join(books[:SHOWN_BOOKS])
+    rest = len(books) - SHOWN_BOOKS
+    return f"{shown} and {rest} more" if rest > 0 else shown
 
 
 def books(document: BooksDocument) -> RenderableType:

@@ -43,5 +43,9 @@ def service_health(request: Request, settings: Settings) -> JSONResponse:
     "/status", response_model=queries.StatusDocument, responses=problem_responses(503)
 )
 def desk_status(warehouse: Warehouse) -> JSONResponse:
-    """`desk status --json`: per book, latest EOD, stale days, quarantine and backlog."""
+    """`desk status --json`: per book, latest EOD, stale and incomplete days, quarantine, backlog.
+
+    Incomplete days have a stored EOD whose valuation or ranking is missing or was computed
+    from an older snapshot; ``incomplete_fix`` is the `desk backfill` that completes them.
+    """
     return JSONResponse(queries.status_document(warehouse.repository()))

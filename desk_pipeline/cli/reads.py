@@ -104,7 +104,10 @@ def quarantine(as_json: bool) -> None:
 def status(as_json: bool) -> None:
     """Per book: latest EOD, stale days awaiting restatement, quarantined rows, pending events.
 
-    Quarantined rows without a readable book_id are counted under "unattributed".
+    Quarantined rows without a readable book_id are counted under "unattributed". Under the
+    table: the days whose stored EOD has no valuation or ranking computed from it (a run stopped
+    between them), each with what is missing or older and for which books, and the `desk
+    backfill` that completes them.
     """
     document = queries.status_document(open_reader())
     emit(document, as_json, lambda: console.status(document))

@@ -31,6 +31,7 @@ from desk_pipeline.queries.collateral import (
 )
 from desk_pipeline.queries.status import (
     BookStatus,
+    IncompleteEod,
     ParkedEvent,
     QuarantinedRow,
     StatusDocument,
@@ -46,6 +47,7 @@ __all__ = [
     "ConcentrationDayDocument",
     "ConcentrationDocument",
     "DaysDocument",
+    "IncompleteEod",
     "IssuerShare",
     "ParkedEvent",
     "Position",

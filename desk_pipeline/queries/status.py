@@ -6,6 +6,7 @@ from typing import Any
 from typing_extensions import TypedDict
 
 from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.domain.completeness import incomplete_eods
 from desk_pipeline.queries.stale import stale_headers
 from desk_pipeline.queries.values import iso_instant, text
 
@@ -29,6 +30,7 @@ class BookStatus(TypedDict):
     latest_eod: str | None
     latest_as_of: str | None
     stale_days: list[str]
+    incomplete_days: list[str]
     quarantined: int
     events_pending: int
     events_parked: int
@@ -43,6 +45,21 @@ class ParkedEvent(TypedDict):
     reason: str
 
 
+class IncompleteEod(TypedDict):
+    """A stored EOD whose valuation or ranking is not the one computed from it.
+
+    ``valuation`` and ``ranking`` are each ``current``, ``missing`` (none stored though the
+    EOD has positions), ``older_snapshot`` (the one stored was computed from the snapshot this
+    EOD replaced) or ``not_needed`` (the EOD holds nothing to value or rank).
+    """
+
+    book_id: str
+    business_date: str
+    as_of: str
+    valuation: str
+    ranking: str
+
+
 class StatusDocument(TypedDict):
     """`desk status --json`."""
 
@@ -52,6 +69,9 @@ class StatusDocument(TypedDict):
     events_pending_total: int
     events_parked_total: int
     parked_events: list[ParkedEvent]
+    incomplete_days: list[str]
+    incomplete_eods: list[IncompleteEod]
+    incomplete_fix: str | None
 
 
 def quarantine_document(repo: PositionRepository) -> list[QuarantinedRow]:
@@ -93,21 +113,29 @@ def status_document(repo: PositionRepository) -> StatusDocument:
     """The `desk status --json` document: per book, latest EOD, stale days, quarantine, backlog.
 
     Returns:
-        ``{"books": [{"book_id", "latest_eod", "latest_as_of", "stale_days", "quarantined",
-        "events_pending", "events_parked"}], "quarantined_total", "quarantined_unattributed",
-        "events_pending_total", "events_parked_total", "parked_events": [{"event_id",
-        "book_id", "business_date", "reason"}]}``; quarantined rows without a readable book_id
-        count as unattributed; pending events include parked ones and those waiting behind.
-        A stale day awaits restatement: late trades changed its EOD, or a changed or late
-        mark its valuation and ranking.
+        ``{"books": [{"book_id", "latest_eod", "latest_as_of", "stale_days",
+        "incomplete_days", "quarantined", "events_pending", "events_parked"}],
+        "quarantined_total", "quarantined_unattributed", "events_pending_total",
+        "events_parked_total", "parked_events": [{"event_id", "book_id", "business_date",
+        "reason"}], "incomplete_days", "incomplete_eods": [{"book_id", "business_date",
+        "as_of", "valuation", "ranking"}], "incomplete_fix"}``; quarantined rows without a
+        readable book_id count as unattributed; pending events include parked ones and those
+        waiting behind. A stale day awaits restatement: late trades changed its EOD, or a
+        changed or late mark its valuation and ranking. An incomplete day has a stored EOD
+        whose valuation or ranking is missing or was computed from an older snapshot
+        (``domain.completeness``: a run stopped between the EOD and them); ``incomplete_fix``
+        is the backfill that derives them again, from the first such day to the last (null
+        when none).
     """
     headers = stale_headers(repo)
+    incomplete = incomplete_eods(repo.eod_derivations())
     quarantined = repo.quarantined()["raw"].map(_book_of)
     pending = repo.pending_events(limit=10**9)["book_id"].value_counts()
     parked_rows = repo.parked_events()
     parked = parked_rows["book_id"].value_counts()
     by_book = quarantined.value_counts()
-    books = sorted({*headers["book_id"], *by_book.index, *pending.index})
+    books = sorted({*headers["book_id"], *incomplete["book_id"], *by_book.index, *pending.index})
+    incomplete_days = sorted(incomplete["business_date"].unique())
     rows: list[BookStatus] = []
     for book in books:
         own = headers[headers["book_id"] == book].sort_values("business_date", kind="stable")
@@ -118,6 +146,9 @@ def status_document(repo: PositionRepository) -> StatusDocument:
                 "latest_eod": None if latest is None else latest["business_date"],
                 "latest_as_of": None if latest is None else iso_instant(latest["as_of_us"]),
                 "stale_days": list(own.loc[own["stale"], "business_date"]),
+                "incomplete_days": list(
+                    incomplete.loc[incomplete["book_id"] == book, "business_date"]
+                ),
                 "quarantined": int(by_book.get(book, 0)),
                 "events_pending": int(pending.get(book, 0)),
                 "events_parked": int(parked.get(book, 0)),
@@ -138,4 +169,20 @@ def status_document(repo: PositionRepository) -> StatusDocument:
             }
             for r in parked_rows.itertuples()
         ],
+        "incomplete_days": incomplete_days,
+        "incomplete_eods": [
+            {
+                "book_id": str(r.book_id),
+                "business_date": str(r.business_date),
+                "as_of": iso_instant(r.as_of_us),
+                "valuation": str(r.valuation),
+                "ranking": str(r.ranking),
+            }
+            for r in incomplete.itertuples()
+        ],
+        "incomplete_fix": (
+            f"desk backfill --start {incomplete_days[0]} --end {incomplete_days[-1]}"
+            if incomplete_days
+            else None
+        ),
     }

@@ -212,12 +212,34 @@ def test_sigterm_mid_backfill_exits_143_leaves_complete_days_and_the_named_rest_
     assert of_days(left, DAYS[:31]) == of_days(expected, DAYS[:31])
     for name, rows in left.items():
         assert set(rows) <= set(expected[name]), name
+    # What the stop left half done (EODs stored, their valuation or ranking not) is what
+    # `desk status` lists once the command is gone, and it is within the days the line names.
+    status = json.loads(driver.run_desk(env, "status", "--json").stdout)
+    assert status["incomplete_days"] == half_done(left)
+    assert set(status["incomplete_days"]) <= set(DAYS[31:])
 
     rest = re.search(r"`desk (backfill --start \S+ --end \S+)`", line)
     assert rest is not None
     driver.run_desk(env, *rest.group(1).split())
 
     assert results(env) == expected
+    assert json.loads(driver.run_desk(env, "status", "--json").stdout)["incomplete_days"] == []
+
+
+def half_done(stored: dict[str, list[tuple]]) -> list[str]:
+    """Days with an EOD lacking its valuation (it has rows) or its ranking (it holds some)."""
+    valued = {r[:2] for r in stored["eod_valuations"]}
+    ranked = {r[:2] for r in stored["collateral_rankings"]}
+    with_rows = {r[:2] for r in stored["eod_positions"]}
+    # eod_snapshots rows: book_id, business_date, as_of_us, position_count, content_digest.
+    return sorted(
+        {
+            day
+            for book, day, _, open_positions, _ in stored["eod_snapshots"]
+            if ((book, day) in with_rows and (book, day) not in valued)
+            or (open_positions > 0 and (book, day) not in ranked)
+        }
+    )
 
 
 def test_sigterm_mid_tick_exits_143_and_the_next_tick_snapshots_the_latest_window(tmp_path):

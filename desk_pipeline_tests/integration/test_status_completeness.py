@@ -1,0 +1,160 @@
+"""`desk status` names the days whose stored EOD lacks its valuation or ranking, on both warehouses.
+
+The simulator desk is computed for three days through the daily assets; then what a stopped
+backfill leaves is made for real: a ranking and a valuation that never got stored, and a book
+whose EOD an `eod_positions` run replaced (a late trade) with no valuation or ranking run after
+it. The status document (`desk status --json`, `GET /status`) lists exactly those book-days
+and the backfill that completes them; running the valuation and ranking again clears them.
+"""
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from desk_pipeline import queries
+from desk_pipeline.adapters import tables as t
+from desk_pipeline.adapters.warehouse import PositionRepository
+from desk_pipeline.adapters.warehouse import daily_book_position as eod_store
+from desk_pipeline.api import create_app
+from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
+from desk_pipeline_tests.builders import at, make_trades, trade
+from desk_pipeline_tests.location import desk_assets, desk_resources, desk_settings
+
+DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
+# The simulator's books; each holds positions on every one of DAYS.
+UNRANKED, UNVALUED, RESTATED = "REPO-EUR-01", "SECLEND-USD-01", "MATCHED-GBP-01"
+ALL = ["instruments", "prices", "eod_positions", "eod_valuation", "collateral_ranking"]
+
+
+def materialized(url: str, instance: dg.DagsterInstance, names: list[str], days: list[str]):
+    """``names`` of the simulator desk on ``url`` over ``days``, in one range run."""
+    result = dg.materialize(
+        desk_assets(*names, warehouse_url=url),
+        resources=desk_resources(warehouse_url=url),
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": days[0],
+            "dagster/asset_partition_range_end": days[-1],
+        },
+    )
+    assert result.success
+
+
+def left_behind(url: str, instance: dg.DagsterInstance) -> PositionRepository:
+    """DAYS computed, then: UNRANKED's ranking of day 2 and UNVALUED's valuation of day 1
+    deleted, and RESTATED's EOD of day 3 replaced by an `eod_positions` run alone."""
+    materialized(url, instance, ALL, DAYS)
+    repo = PositionRepository(url)
+    r, v = t.collateral_rankings, t.eod_valuations
+    with repo.engine.begin() as conn:
+        conn.execute(r.delete().where(r.c.book_id == UNRANKED, r.c.business_date == DAYS[1]))
+        conn.execute(v.delete().where(v.c.book_id == UNVALUED, v.c.business_date == DAYS[0]))
+    _, held = repo.eod(RESTATED, DAYS[2])
+    instrument = held.loc[held["quantity"] != 0, "instrument_id"].iloc[0]
+    late = trade("LATE-1", 7, 1.0, book=RESTATED, instrument=instrument, at=at(DAYS[2], "10:00"))
+    repo.ingest("landing:late.csv", 1, make_trades([late]), empty_frame(QUARANTINE_DTYPES))
+    materialized(url, instance, ["eod_positions"], DAYS[2:])
+    return repo
+
+
+@pytest.fixture
+def repo(warehouse_url, dagster_instance):
+    repo = left_behind(warehouse_url, dagster_instance)
+    yield repo
+    repo.engine.dispose()
+
+
+def test_status_lists_each_eod_whose_valuation_or_ranking_is_missing_or_older(
+    repo, warehouse_url, dagster_instance
+):
+    document = queries.status_document(repo)
+
+    as_of = {d: (pd.Timestamp(d, tz="UTC") + pd.Timedelta(days=1)).isoformat() for d in DAYS}
+    assert document["incomplete_eods"] == [
+        {
+            "book_id": UNVALUED,
+            "business_date": DAYS[0],
+            "as_of": as_of[DAYS[0]],
+            "valuation": "missing",
+            "ranking": "current",
+        },
+        {
+            "book_id": UNRANKED,
+            "business_date": DAYS[1],
+            "as_of": as_of[DAYS[1]],
+            "valuation": "current",
+            "ranking": "missing",
+        },
+        {
+            "book_id": RESTATED,
+            "business_date": DAYS[2],
+            "as_of": as_of[DAYS[2]],
+            "valuation": "older_snapshot",
+            "ranking": "older_snapshot",
+        },
+    ]
+    assert document["incomplete_days"] == DAYS
+    assert document["incomplete_fix"] == f"desk backfill --start {DAYS[0]} --end {DAYS[-1]}"
+    by_book = {b["book_id"]: b["incomplete_days"] for b in document["books"]}
+    assert len(by_book) == 20
+    assert {b: d for b, d in by_book.items() if d} == {
+        UNVALUED: [DAYS[0]],
+        UNRANKED: [DAYS[1]],
+        RESTATED: [DAYS[2]],
+    }
+    assert all(b["stale_days"] == [] for b in document["books"])  # restated, not stale
+
+    # The API serves the same document.
+    settings = desk_settings(warehouse_url=warehouse_url)
+    with TestClient(create_app(settings, token=None, instance=dagster_instance)) as client:
+        assert client.get("/status").json() == document
+
+    # What the backfill runs after the EODs, the valuation and the ranking, completes them.
+    materialized(warehouse_url, dagster_instance, ["eod_valuation", "collateral_ranking"], DAYS)
+    document = queries.status_document(repo)
+    assert (document["incomplete_days"], document["incomplete_eods"]) == ([], [])
+    assert document["incomplete_fix"] is None
+
+
+def test_both_plans_of_the_read_give_the_same_answer_on_either_warehouse(repo):
+    # Production picks the plan by dialect (probes on SQLite, aggregation on PostgreSQL);
+    # each must mean the same on both.
+    derived = {"valuation": t.eod_valuations, "ranking": t.collateral_rankings}
+    frames = []
+    for build in (eod_store._beside_by_probes, eod_store._beside_by_aggregation):
+        with repo.engine.connect() as conn:
+            rows = pd.DataFrame(conn.execute(build(derived)).mappings().all())
+        flags = [c for c in rows.columns if c.endswith(("_current", "_older")) or c == "has_rows"]
+        rows = rows.astype(dict.fromkeys(flags, bool))
+        frames.append(rows.sort_values(["book_id", "business_date"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    assert len(frames[0]) == 60
+    behind = frames[0][~frames[0]["ranking_current"] | ~frames[0]["valuation_current"]]
+    assert sorted(behind["book_id"]) == sorted([UNRANKED, UNVALUED, RESTATED])
+
+
+def test_an_emptied_eod_keeps_no_ranking_to_flag_and_one_left_behind_is_flagged(
+    warehouse_url, dagster_instance
+):
+    # A book whose positions vanished (its EOD stored empty) needs neither; a ranking of the
+    # snapshot the empty EOD replaced is still what `desk ranking` would read: older.
+    materialized(warehouse_url, dagster_instance, ALL, DAYS[:1])
+    repo = PositionRepository(warehouse_url)
+    e, p = t.eod_snapshots, t.eod_positions
+    with repo.engine.begin() as conn:
+        emptied = (e.c.book_id == UNRANKED) & (e.c.business_date == DAYS[0])
+        conn.execute(p.delete().where(p.c.book_id == UNRANKED, p.c.business_date == DAYS[0]))
+        conn.execute(e.update().where(emptied).values(position_count=0, snapshot_id="emptied"))
+    document = queries.status_document(repo)
+    assert [(i["book_id"], i["valuation"], i["ranking"]) for i in document["incomplete_eods"]] == [
+        (UNRANKED, "older_snapshot", "older_snapshot")
+    ]
+    r, v = t.collateral_rankings, t.eod_valuations
+    with repo.engine.begin() as conn:
+        for table in (r, v):
+            conn.execute(table.delete().where(table.c.book_id == UNRANKED))
+        assert conn.execute(sa.select(sa.func.count()).select_from(r)).scalar_one() > 0
+    assert queries.status_document(repo)["incomplete_eods"] == []
+    repo.engine.dispose()
