@@ -300,6 +300,10 @@ def test_a_book_id_ingest_would_refuse_is_a_422_problem_on_every_route(any_clien
             # Shown as BOOK1 on every screen: a zero-width space, a right-to-left override.
             ("BOOK%E2%80%8B1", "BOOK\u200b1"),
             ("%E2%80%AE1KOOB", "\u202e1KOOB"),
+            # A line separator (breaks one-line reports), a no-break space, a variation selector.
+            ("BOOK%E2%80%A81", "BOOK\u20281"),
+            ("BOOK%C2%A01", "BOOK\u00a01"),
+            ("BOOK%EF%B8%8F1", "BOOK\ufe0f1"),
         ]:
             response = any_client.request(method, path.replace("{book}", book), headers=AUTH)
             assert_problem(response, 422, book_error(asked))

@@ -14,19 +14,32 @@ from desk_pipeline_tests.sizes import examples
 
 
 def ingest_refuses(text: str) -> bool:
-    """The plain rule: blank, over 64 characters or 128 UTF-8 bytes, or a control character
-    (C0, DEL, C1), unpaired surrogate or Unicode format character (trades.BOOK_ID)."""
+    """The plain rule: blank, over 64 characters or 128 UTF-8 bytes, a control character (C0,
+    DEL, C1), line or paragraph separator or unpaired surrogate (anywhere, the ends too), or a
+    character that does not show as itself (format, unassigned, private-use, a space other than
+    U+0020, a variation selector, a Hangul filler), or not NFC (trades.BOOK_ID)."""
     kept = text.strip()
     return (
         not kept
         or len(kept) > 64
         or len(kept.encode("utf-8", errors="surrogatepass")) > 128
-        # Anywhere in the text as given, the ends too.
-        or any(unicodedata.category(c) in ("Cc", "Cs", "Cf") for c in text)
+        or any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text)
+        or any(
+            unicodedata.category(c) in ("Cf", "Cn", "Co")
+            or (unicodedata.category(c) == "Zs" and c != " ")
+            or "VARIATION SELECTOR" in unicodedata.name(c, "")
+            or "FILLER" in unicodedata.name(c, "")
+            or c in "\u034f\u17b4\u17b5\u2800"
+            for c in kept
+        )
+        or unicodedata.normalize("NFC", kept) != kept
     )
 
 
-@given(st.text(st.one_of(st.characters(codec=None), st.characters(categories=["Cf"])), max_size=70))
+HIDDEN = ["Cf", "Zs", "Zl", "Zp", "Cn", "Co", "Mn"]
+
+
+@given(st.text(st.one_of(st.characters(codec=None), st.characters(categories=HIDDEN)), max_size=70))
 @example("A\x00B")
 @example("BOOK1\n")
 @example("\x1cBOOK1")
@@ -40,6 +53,11 @@ def ingest_refuses(text: str) -> bool:
 @example("BOOK\u200b1")
 @example("\u202e1KOOB")
 @example("BOOK\x851")
+@example("BOOK\u20281")
+@example("BOOK1\u2029")
+@example("BOOK\u00a01")
+@example("BOOK\ufe0f1")
+@example("BOOK-E\u0301")
 @settings(max_examples=examples(200))
 def test_a_book_id_is_itself_unless_ingest_would_refuse_it(text):
     if ingest_refuses(text):
@@ -49,7 +67,9 @@ def test_a_book_id_is_itself_unless_ingest_would_refuse_it(text):
         assert book_id(text, "--book") == text
 
 
-@pytest.mark.parametrize("asked", ["BOOK1\n", "\x1cBOOK1", "BOOK1\t", "\x1f", "BOOK1\x85"])
+@pytest.mark.parametrize(
+    "asked", ["BOOK1\n", "\x1cBOOK1", "BOOK1\t", "\x1f", "BOOK1\x85", "BOOK1\u2028"]
+)
 def test_a_control_character_at_either_end_is_named_as_such(asked):
     # Ingest strips a cell before its checks, so "\x1f" alone was refused as "empty", and
     # "BOOK1\t" was looked up as asked (404, a name cut by the tab in the message).

@@ -76,13 +76,30 @@ def verdict(validate, good: dict[str, str], **cells: str) -> str:
 
 
 def controls(text: str) -> bool:
-    """A control character (C0, DEL, C1) or an unpaired surrogate in ``text``."""
-    return any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
+    """A control character (C0, DEL, C1), a line or paragraph separator or an unpaired surrogate."""
+    return any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in text)
+
+
+# Default-ignorable characters outside Cf and Cn, by name (DerivedCoreProperties), and U+2800.
+BLANK_NAMES = ("VARIATION SELECTOR", "FILLER", "COMBINING GRAPHEME JOINER", "KHMER VOWEL INHERENT")
 
 
 def formats(text: str) -> list[str]:
-    """The Unicode format characters (category Cf) in ``text``, in order."""
-    return [c for c in text if unicodedata.category(c) == "Cf"]
+    """The characters of ``text`` that do not show as themselves, in order: format (Cf),
+    unassigned or private-use (Cn, Co), a space other than U+0020, a default-ignorable one."""
+    return [
+        c
+        for c in text
+        if unicodedata.category(c) in ("Cf", "Cn", "Co")
+        or (unicodedata.category(c) == "Zs" and c != " ")
+        or any(n in unicodedata.name(c, "") for n in BLANK_NAMES)
+        or c == "\u2800"
+    ]
+
+
+def unseen(text: str) -> bool:
+    """An id would not show as itself: a character of :func:`formats`, or not NFC."""
+    return bool(formats(text)) or unicodedata.normalize("NFC", text) != text
 
 
 def plain_id(value: str, field: str, max_bytes: int | None = None) -> str:
@@ -91,7 +108,7 @@ def plain_id(value: str, field: str, max_bytes: int | None = None) -> str:
         return f"empty_{field}"
     if len(text) > MAX_ID_LENGTH:
         return f"{field}_too_long"
-    if controls(text) or formats(text):
+    if controls(text) or unseen(text):
         return f"bad_{field}"
     if max_bytes is not None and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         return f"{field}_too_long"
@@ -135,9 +152,18 @@ def plain_date(value: str, field: str) -> str:
 
 # --- strategies ------------------------------------------------------------------------------
 
-HOSTILE = st.sampled_from(["\x00", "\t", "\n", "\r", "\x1f", "\x7f", "\ud800", "\udfff", "\x85"])
-# Zero-width space and joiner, BOM, soft hyphen, a bidi override and isolate, a tag character.
-FORMAT = st.sampled_from(["\u200b", "\u200d", "\ufeff", "\u00ad", "\u202e", "\u2066", "\U000e0041"])
+HOSTILE = st.sampled_from(
+    ["\x00", "\t", "\n", "\r", "\x1f", "\x7f", "\ud800", "\udfff", "\x85", "\u2028", "\u2029"]
+)
+# Zero-width space and joiner, BOM, soft hyphen, a bidi override and isolate, a tag character;
+# no-break and ideographic spaces, a variation selector, a Hangul filler, the combining grapheme
+# joiner, a noncharacter, a private-use character, a combining acute (E + it is not NFC).
+FORMAT = st.sampled_from(
+    [
+        *("\u200b", "\u200d", "\ufeff", "\u00ad", "\u202e", "\u2066", "\U000e0041"),
+        *("\u00a0", "\u3000", "\ufe0f", "\u3164", "\u034f", "\ufffe", "\ue000", "\u0301", "\u2800"),
+    ]
+)
 
 
 def texts() -> st.SearchStrategy[str]:
@@ -195,7 +221,7 @@ def test_free_text_refuses_the_control_characters_an_id_refuses_and_keeps_format
     text = value.strip()
     if text and len(text) <= MAX_ID_LENGTH:
         refused_as_text = plain_text(value, "name") != ""
-        assert (as_id == "bad_instrument_id") == (refused_as_text or bool(formats(text)))
+        assert (as_id == "bad_instrument_id") == (refused_as_text or unseen(text))
 
 
 @settings(max_examples=examples(25), deadline=None)
@@ -226,8 +252,11 @@ def test_a_date_gets_one_verdict_in_marks_fx_rates_and_as_the_day_of_a_trade_tim
 @settings(max_examples=examples(50), deadline=None)
 @given(
     value=st.text(
-        # Arbitrary characters, with format, control and surrogate ones drawn often enough.
-        st.one_of(st.characters(codec=None), st.characters(categories=["Cf", "Cc", "Cs"])),
+        # Arbitrary characters, with those that do not show as themselves drawn often enough.
+        st.one_of(
+            st.characters(codec=None),
+            st.characters(categories=["Cf", "Cc", "Cs", "Zs", "Zl", "Zp", "Cn", "Co", "Mn"]),
+        ),
         min_size=1,
         max_size=MAX_ID_LENGTH,
     ).filter(str.strip)
@@ -236,15 +265,21 @@ def test_a_date_gets_one_verdict_in_marks_fx_rates_and_as_the_day_of_a_trade_tim
 @example(value="\x01BOOK\u200b1")
 @example(value="BOOK1\U000e0001")
 @example(value="BOOK\x851")
-def test_an_id_is_refused_iff_it_holds_a_control_or_format_character_and_the_reason_names_it(
+@example(value="BOOK\u20281")
+@example(value="BOOK\u00a01")
+@example(value="BOOK\ufe0f1")
+@example(value="E\u0301")
+def test_an_id_is_refused_iff_it_holds_a_character_that_does_not_show_as_itself_naming_it(
     value,
 ):
     code, reason = outcome(validate_instruments, INSTRUMENT, instrument_id=value)
     text = value.strip()
-    assert (code == "bad_instrument_id") == (controls(text) or bool(formats(text)))
+    assert (code == "bad_instrument_id") == (controls(text) or unseen(text))
     if formats(text) and not controls(text):
-        first = ord(formats(text)[0])
-        assert reason == f"instrument_id holds an invisible format character U+{first:04X}"
+        assert reason.startswith("instrument_id holds ")
+        assert reason.endswith(f" U+{ord(formats(text)[0]):04X}")
+    elif unseen(text) and not controls(text):
+        assert reason == "instrument_id is not in Unicode normalization form C"
 
 
 # --- the rules decided once ------------------------------------------------------------------
@@ -265,7 +300,40 @@ def test_a_book_id_that_shows_as_another_is_quarantined_naming_the_hidden_charac
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("name", "Bund\t2033"), ("issuer", "Ac\nme"), ("name", "Bund\x9b2033")]
+    ("book", "reason"),
+    [
+        ("BOOK\u00a01", "a space other than U+0020 U+00A0"),  # shows as BOOK 1
+        ("BOOK\u30001", "a space other than U+0020 U+3000"),
+        ("BOOK\ufe0f1", "an invisible character U+FE0F"),  # a variation selector: BOOK1
+        ("BOOK\u31641", "an invisible character U+3164"),  # a Hangul filler: BOOK1
+        ("BOOK1\u2800", "an invisible character U+2800"),  # blank braille: BOOK1
+        ("BOOK\ufffe1", "an unassigned code point or noncharacter U+FFFE"),
+        ("BOOK\ue0001", "a private-use character U+E000"),
+    ],
+)
+def test_a_book_id_with_a_blank_or_unassigned_character_is_quarantined_naming_it(book, reason):
+    expected = ("bad_book_id", f"book_id holds {reason}")
+    assert outcome(validate_trades, TRADE, book_id=book) == expected
+    assert outcome(validate_books, BOOK, book_id=book) == expected
+
+
+def test_a_decomposed_id_is_quarantined_as_not_the_composed_one_it_shows_as():
+    # "E" + U+0301 shows as U+00C9: two books on the screen as one.
+    expected = ("bad_book_id", "book_id is not in Unicode normalization form C")
+    assert outcome(validate_trades, TRADE, book_id="BOOK-E\u0301") == expected
+    assert outcome(validate_trades, TRADE, book_id="BOOK-\u00c9") == ("", "")
+
+
+@pytest.mark.parametrize("value", ["BOOK\u20281", "BOOK\u20291"])
+def test_a_line_or_paragraph_separator_is_refused_in_ids_and_free_text_as_nel_is(value):
+    # U+2028 is a line end to Python's splitlines, JavaScript and log readers.
+    assert verdict(validate_trades, TRADE, book_id=value) == "bad_book_id"
+    assert verdict(validate_instruments, INSTRUMENT, name=value) == "bad_name"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", "Bund\t2033"), ("issuer", "Ac\nme"), ("name", "Bund\x9b2033"), ("name", "A\u2029B")],
 )
 def test_free_text_with_a_control_character_is_quarantined_like_an_id(field, value):
     assert verdict(validate_instruments, INSTRUMENT, **{field: value}) == f"bad_{field}"

@@ -25,17 +25,20 @@ The rules that hold for every kind, decided here once:
 - **Cells**: every cell is read as its text, stripped, a missing cell as ``""``; typed numbers and
   dates (the simulator's, an upstream table's) are taken as they are.
 - **Control characters**: no kept text holds a control character (C0 U+0000-U+001F, DEL U+007F,
-  C1 U+0080-U+009F) or an unpaired surrogate (``cells.CONTROL_CHARACTERS``), ids and free text
+  C1 U+0080-U+009F), a line or paragraph separator (U+2028, U+2029: they break lines as NEL does)
+  or an unpaired surrogate (``cells.CONTROL_CHARACTERS``), ids and free text
   alike (``bad_<column>``).
   Free text used to allow tabs and line ends (only NUL and surrogates were refused there); the
   stricter rule is the one kept: such text breaks CSV exports, logs and one-line reports, and no
   reference file of the desk needs it.
 - **Ids**: not blank, at most ``text.MAX_ID_LENGTH`` characters; a book id also at most
   ``trades.MAX_BOOK_ID_BYTES`` bytes in UTF-8 wherever it arrives (trades and books alike). No
-  Unicode format character (category Cf: zero-width spaces and joiners, BOM, soft hyphen, bidi
-  overrides; ``cells.format_check``, ``bad_<column>`` naming it by code point): such an id is
-  another id that shows as the same one. Free text keeps them (a name may need a zero-width
-  joiner).
+  character that does not show as itself (``cells.hidden``: a format character, category Cf, such
+  as zero-width spaces and joiners, BOM, soft hyphen, bidi overrides; a variation selector or
+  Hangul filler; a space other than U+0020; an unassigned or private-use code point), and in
+  Unicode normalization form C (``cells.format_check``, ``bad_<column>`` naming the character by
+  code point): such an id is another id that shows as the same one. Free text keeps them (a
+  name may need a zero-width joiner).
 - **Precedence**: a row fails with the first failing check, in column order, then in each
   column's check order; every check has its own reason code and reason.
 - **Repeats**: a key repeated with other content is quarantined (``conflicting_duplicate``), the

@@ -8,9 +8,20 @@ import numpy as np
 import pandas as pd
 
 # Control characters, C0, DEL and C1 (NUL above all: PostgreSQL refuses it in text; a C1 shows as
-# nothing, NEL U+0085 breaks lines and CSI U+009B opens a terminal escape) and lone surrogates (no
-# database encodes them; a CSV cannot hold them, another source can): never in kept text.
-CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+# nothing, NEL U+0085 breaks lines and CSI U+009B opens a terminal escape), the line and paragraph
+# separators U+2028 and U+2029 (categories Zl, Zp: they break lines as NEL does, in Python's
+# splitlines, JavaScript and log readers) and lone surrogates (no database encodes them; a CSV
+# cannot hold them, another source can): never in kept text.
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]"
+
+# Default-ignorable code points (Unicode DerivedCoreProperties, Default_Ignorable_Code_Point) that
+# are neither Cf nor unassigned, which unicodedata cannot tell: the combining grapheme joiner,
+# the Hangul fillers, two Khmer inherent vowels and the variation selectors; and the blank braille
+# pattern U+2800 (category So), which shows as a space. They show as nothing.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef]"
+)
 
 # Rows failing a check (True = fails), its reason code and its reason: one for every row, or one
 # per row (a Series aligned with the rows) where the reason names the row's own value.
@@ -68,33 +79,79 @@ def blank_to_none(values: pd.Series) -> pd.Series:
 
 
 def control_check(value: pd.Series, field: str) -> Check:
-    """Rows of ``value`` (str) holding a control character or an unpaired surrogate: ``bad_<f>``."""
+    """Rows of ``value`` (str) holding a control or line-breaking character: ``bad_<f>``.
+
+    CONTROL_CHARACTERS: C0, DEL, C1, U+2028, U+2029 and unpaired surrogates.
+    """
     return (
         value.str.contains(CONTROL_CHARACTERS, regex=True),
         f"bad_{field}",
-        f"{field} contains control characters or unpaired surrogates",
+        f"{field} contains control characters, line separators or unpaired surrogates",
     )
 
 
-def format_check(value: pd.Series, field: str) -> Check:
-    """Rows of ``value`` (str) holding a Unicode format character (category Cf): ``bad_<f>``.
+def hidden(character: str) -> str:
+    """What ``character`` (one, not ASCII) is when it does not show as itself, else ``""``.
 
-    Format characters do not show: zero-width space and joiners (U+200B-U+200D), word joiner
-    (U+2060), BOM (U+FEFF), soft hyphen (U+00AD); bidi embeddings, overrides and isolates
-    (U+202A-U+202E, U+2066-U+2069) reorder what follows. An id holding one is another id that
-    looks the same (BOOK, U+200B, 1 is not BOOK1), or looks like a third one. The reason is per
-    row and names the row's first such character, e.g. ``book_id holds an invisible format
-    character U+200B``. Cf is read from ``unicodedata`` of the running Python, not a copied table.
+    ``an invisible format character`` (category Cf), ``an invisible character`` (another
+    default-ignorable one: a variation selector, a Hangul filler, U+034F), ``a space other than
+    U+0020`` (Zs, e.g. no-break space U+00A0, ideographic space U+3000), ``an unassigned code
+    point or noncharacter`` (Cn, e.g. U+FFFE) or ``a private-use character`` (Co): each shows as
+    nothing, as a plain space, or as the same box as any other such character.
     """
-    # No ASCII character is Cf: only non-ASCII values are looked at, each distinct character once.
-    wide = value[value.str.contains(r"[^\x00-\x7f]", regex=True)]
-    formats = sorted(c for c in set("".join(wide)) if unicodedata.category(c) == "Cf")
-    failed = pd.Series(False, index=value.index)
-    reason = pd.Series("", index=value.index, dtype="object")
-    if formats:
-        first = wide.str.extract(f"([{re.escape(''.join(formats))}])", expand=False).dropna()
-        failed.loc[first.index] = True
-        reason.loc[first.index] = first.map(
-            lambda c: f"{field} holds an invisible format character U+{ord(c):04X}"
-        )
-    return failed, f"bad_{field}", reason
+    category = unicodedata.category(character)
+    if category == "Cf":
+        return "an invisible format character"
+    if _IGNORABLE.match(character):
+        return "an invisible character"
+    return {
+        "Zs": "a space other than U+0020",
+        "Cn": "an unassigned code point or noncharacter",
+        "Co": "a private-use character",
+    }.get(category, "")
+
+
+def format_check(value: pd.Series, field: str) -> Check:
+    """Rows of ``value`` (str) holding a character that does not show as itself: ``bad_<f>``.
+
+    Such an id is another id that looks the same (BOOK, U+200B, 1 is not BOOK1; BOOK, U+00A0, 1
+    is not BOOK 1), or looks like a third one (a bidi override U+202E reorders what follows).
+    Refused: what :func:`hidden` names, then a value not in Unicode normalization form C (K,
+    U+0301 shows as U+1E30; E, U+0301 as U+00C9, another id). The reason is per row and names
+    the row's first hidden character, e.g. ``book_id holds an invisible format character
+    U+200B``, else ``book_id is not in Unicode normalization form C``. Categories are read from
+    ``unicodedata`` of the running Python, not a copied table.
+    """
+    failed = np.zeros(len(value), dtype=bool)
+    reason = np.full(len(value), "", dtype=object)
+    # No ASCII character is hidden and ASCII is normalised: only non-ASCII values are looked at,
+    # as one array of code points, each distinct character judged once (a set of a million
+    # one-character strings, or a regex class of many characters, took seconds per 100k rows).
+    # Positions, not labels: the index is the rows' numbers, which the caller may repeat.
+    wide = np.flatnonzero(value.str.contains(r"[^\x00-\x7f]", regex=True).to_numpy(dtype=bool))
+    texts = value.iloc[wide]
+    codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    # The distinct characters by counting (a hash of millions of code points took a second).
+    distinct = np.flatnonzero(np.bincount(codes))
+    names = {c: hidden(chr(c)) for c in distinct[distinct > 0x7F].tolist()}
+    names = {c: f"{field} holds {what} U+{c:04X}" for c, what in names.items() if what}
+    at = np.flatnonzero(np.isin(codes, list(names)))
+    # The row of each hidden character, and where each row's first one is.
+    owner = np.repeat(np.arange(len(texts)), texts.str.len().to_numpy(dtype="int64"))
+    rows, first = np.unique(owner[at], return_index=True)
+    named = codes[at[first]].tolist()
+    failed[wide[rows]] = True
+    reason[wide[rows]] = [names[c] for c in named]
+    rest = np.setdiff1d(np.arange(len(texts)), rows)
+    loose = wide[rest[~texts.iloc[rest].map(_composed).to_numpy(dtype=bool)]]
+    failed[loose] = True
+    reason[loose] = f"{field} is not in Unicode normalization form C"
+    return (
+        pd.Series(failed, index=value.index),
+        f"bad_{field}",
+        pd.Series(reason, index=value.index),
+    )
+
+
+def _composed(text: str) -> bool:
+    return unicodedata.is_normalized("NFC", text)

@@ -21,8 +21,9 @@ class Id:
     """An identifier: not blank, bounded in characters (and bytes), nothing that does not show.
 
     Codes ``empty_<f>``, ``<f>_too_long`` (over ``max_chars`` characters, or ``max_bytes`` bytes
-    in UTF-8 when given), ``bad_<f>`` (a control character or unpaired surrogate, else a Unicode
-    format character, the reason naming it: see ``cells.format_check``).
+    in UTF-8 when given), ``bad_<f>`` (a control character, line separator or unpaired surrogate,
+    else a character that does not show as itself or a value not in NFC, the reason naming it:
+    see ``cells.format_check``).
     """
 
     max_chars: int = MAX_ID_LENGTH
