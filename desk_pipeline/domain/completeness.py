@@ -52,20 +52,12 @@ def derivation_states(eods: pd.DataFrame) -> pd.DataFrame:
         MISSING, NOT_NEEDED) and ``complete`` (bool), aligned with ``eods``' index.
     """
     require_columns(eods, EOD_DERIVATION_COLUMNS, where="derivation_states")
-    due = {
-        "valuation": eods["has_rows"].to_numpy(dtype=bool),
-        "ranking": eods["position_count"].to_numpy(dtype=np.int64) > 0,
-    }
     states = {
-        product: np.select(
-            [
-                eods[f"{product}_current"].to_numpy(dtype=bool),
-                eods[f"{product}_older"].to_numpy(dtype=bool),
-                due[product],
-            ],
-            [CURRENT, OLDER, MISSING],
-            NOT_NEEDED,
-        ).astype(object)
+        product: _states(
+            eods[f"{product}_current"].to_numpy(dtype=bool),
+            eods[f"{product}_older"].to_numpy(dtype=bool),
+            _due(eods, product),
+        )
         for product in DERIVED
     }
     complete = np.logical_and.reduce(
@@ -80,6 +72,58 @@ def derivation_states(eods: pd.DataFrame) -> pd.DataFrame:
         },
         index=eods.index,
     )
+
+
+def stored_states(eods: pd.DataFrame, product: str) -> pd.DataFrame:
+    """The state of one product of each stored EOD, from the snapshot its stored rows are of.
+
+    What a read that shows the product (``desk ranking``) knows: the snapshot of the book-day's
+    stored rows, beside the EOD's own. Judged by :func:`derivation_states`' rule: rows of the
+    EOD's snapshot are CURRENT, rows of another snapshot OLDER, none MISSING or NOT_NEEDED.
+
+    Args:
+        eods: one row per stored EOD header: ``snapshot_id`` (the EOD's), ``<product>_snapshot_id``
+            (the snapshot the book-day's stored rows of ``product`` were computed from; null
+            when none are stored) and what makes the product due: ``has_rows`` (bool) for the
+            valuation, ``position_count`` (int) for the ranking. Not modified.
+        product: one of DERIVED.
+
+    Returns:
+        ``state`` (CURRENT, OLDER, MISSING or NOT_NEEDED) and ``current`` (bool: the stored
+        product, if any, is the one of the EOD's snapshot: CURRENT or NOT_NEEDED), aligned with
+        ``eods``' index.
+
+    Raises:
+        ValueError: ``product`` is not one of DERIVED.
+        MissingColumnsError: ``eods`` lacks one of the columns above.
+    """
+    if product not in DERIVED:
+        raise ValueError(f"stored_states: product {product!r} is not one of {DERIVED}")
+    derived = f"{product}_snapshot_id"
+    require_columns(eods, ["snapshot_id", derived, _DUE_COLUMN[product]], where="stored_states")
+    stored = eods[derived].notna().to_numpy(dtype=bool)
+    current = stored & (eods[derived] == eods["snapshot_id"]).to_numpy(dtype=bool)
+    states = _states(current, stored & ~current, _due(eods, product))
+    return pd.DataFrame(
+        {"state": states, "current": np.isin(states, COMPLETE_STATES)}, index=eods.index
+    )
+
+
+# What makes each product due: a valuation values every position row, flat ones included (they
+# carry realised P&L); a ranking ranks held instruments only.
+_DUE_COLUMN = {"valuation": "has_rows", "ranking": "position_count"}
+
+
+def _due(eods: pd.DataFrame, product: str) -> np.ndarray:
+    """Whether each EOD has something to derive ``product`` from (bool array)."""
+    if product == "valuation":
+        return eods["has_rows"].to_numpy(dtype=bool)
+    return eods["position_count"].to_numpy(dtype=np.int64) > 0
+
+
+def _states(current: np.ndarray, older: np.ndarray, due: np.ndarray) -> np.ndarray:
+    """The one rule: CURRENT, else OLDER, else MISSING when due, else NOT_NEEDED (object array)."""
+    return np.select([current, older, due], [CURRENT, OLDER, MISSING], NOT_NEEDED).astype(object)
 
 
 def incomplete_eods(eods: pd.DataFrame) -> pd.DataFrame:

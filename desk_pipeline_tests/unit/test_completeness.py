@@ -14,6 +14,7 @@ from desk_pipeline.domain.completeness import (
     OLDER,
     derivation_states,
     incomplete_eods,
+    stored_states,
 )
 from desk_pipeline.domain.errors import MissingColumnsError
 from desk_pipeline_tests.sizes import examples
@@ -158,3 +159,65 @@ def test_no_stored_eod_is_nothing_incomplete_and_a_missing_column_is_named():
     assert incomplete_eods(eods_of([])).empty
     with pytest.raises(MissingColumnsError, match="derivation_states: missing columns"):
         derivation_states(eods_of([eod("REPO-1", 0)]).drop(columns="ranking_older"))
+
+
+def reference_stored_state(snapshot: str, derived: str | None, due: bool) -> str:
+    """One product of one EOD from the snapshot its stored rows are of: the same plain rule."""
+    return reference_state(derived == snapshot, derived is not None and derived != snapshot, due)
+
+
+stored_strategy = st.lists(
+    st.fixed_dictionaries(
+        {
+            "snapshot_id": st.sampled_from(["s1", "s2", "s3"]),
+            "derived": st.none() | st.sampled_from(["s1", "s2", "s3"]),
+            "position_count": st.integers(0, 3),
+            "has_rows": st.booleans(),
+        }
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(stored_strategy, st.sampled_from(DERIVED))
+def test_the_state_of_what_a_read_shows_follows_the_same_rule(drawn, product):
+    eods = pd.DataFrame(
+        drawn, columns=["snapshot_id", "derived", "position_count", "has_rows"]
+    ).rename(columns={"derived": f"{product}_snapshot_id"})
+
+    found = stored_states(eods, product)
+
+    due = {"valuation": "has_rows", "ranking": "position_count"}[product]
+    expected = [reference_stored_state(r["snapshot_id"], r["derived"], bool(r[due])) for r in drawn]
+    assert list(found["state"]) == expected
+    assert list(found["current"]) == [s in (CURRENT, NOT_NEEDED) for s in expected]
+    assert list(found.index) == list(eods.index)
+
+
+def test_a_ranking_of_the_snapshot_an_eod_replaced_is_older_whatever_the_eod_now_holds():
+    # A late trade restated the day (same as_of, new snapshot s2); the ranking is still s1's.
+    eods = pd.DataFrame(
+        {
+            "snapshot_id": ["s2", "s2", "s2", "s2"],
+            "ranking_snapshot_id": ["s1", "s1", "s2", None],
+            "position_count": [3, 0, 3, 0],
+        }
+    )
+
+    found = stored_states(eods, "ranking")
+
+    assert found.to_numpy().tolist() == [
+        [OLDER, False],
+        [OLDER, False],  # emptied since: the old ranking is still what a read would show
+        [CURRENT, True],
+        [NOT_NEEDED, True],  # holds nothing: an empty ranking is the EOD's own
+    ]
+
+
+def test_a_read_of_an_unknown_product_or_without_the_snapshot_column_is_refused():
+    eods = pd.DataFrame({"snapshot_id": ["s1"], "position_count": [1]})
+    with pytest.raises(ValueError, match="product 'marks' is not one of"):
+        stored_states(eods, "marks")
+    with pytest.raises(MissingColumnsError, match="stored_states: missing columns"):
+        stored_states(eods, "ranking")
