@@ -34,6 +34,10 @@ REFERENCE_FILES = ("instruments.csv", "prices.csv", "books.csv", "fx_rates.csv")
 SOURCE_PREFIX = "landing:"
 # A landing file larger than this is refused whole rather than read into memory.
 MAX_FILE_BYTES = 512 * 1024 * 1024
+# Python's csv refuses a field over 131,072 characters by default, which pandas reads: a file's
+# ragged rows, split by csv (_split_records), stopped the run instead. A field is bounded by the
+# file, and the rules quarantine an oversize cell with its reason.
+csv.field_size_limit(MAX_FILE_BYTES)
 # A landing file has its contract's columns (8 for trades) and may add others, which are ignored.
 # pandas pays for every column, and for every field of a first row wider than the header, however
 # few the rows (a 1.9 MB trade file with 200,000 header columns took 60-70 s and 790 MB each
@@ -478,7 +482,10 @@ def _split_records(text: str, err: Exception) -> ParsedCsv:
     Only for a file pandas refused (``err``): a row it cannot split stopped the whole file, and
     one trailing comma then held back every trade in it.
     """
-    records = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r]
+    try:
+        records = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r]
+    except csv.Error as unsplit:
+        return _refused(f"not a readable CSV file: {err}; {unsplit}")
     if not records:
         return _refused(f"not a readable CSV file: {err}")
     # A blank name as pandas names it.

@@ -126,6 +126,9 @@ GOOD = "T1,B1,ISIN-1,10,99.5,2026-03-02T09:00:00Z"
         ([f"{GOOD},extra", "T2,B1,ISIN-1,5,99.5,2026-03-02T10:00:00Z"], {1: 7}),  # one too many
         (["T0,B1", GOOD], {}),  # too few: pandas reads the rest as missing, the rules refuse
         ([GOOD, '"T2,B1,ISIN-1,5,99.5,2026-03-02T10:00:00Z'], {2: 1}),  # a quote left open
+        # A field over Python csv's default limit (131,072 characters) in a ragged row: the
+        # record-by-record read raised "field larger than field limit" and stopped the run.
+        ([GOOD, f"T2,B1,{'X' * 200_000},5,99.5,2026-03-02T10:00:00Z,,"], {2: 8}),
         # Blank lines are skipped, as pandas skips them: rows are numbered without them.
         (
             [GOOD, "", "T2,B1,ISIN-1,5,99.5,2026-03-02T10:00:00Z,,", GOOD.replace("T1", "T3")],
