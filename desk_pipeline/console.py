@@ -228,6 +228,7 @@ def ranking(document: RankingDocument, base_currency: str | None = None) -> Rend
     total = sum(i["value"] or 0.0 for i in eligible)
     parts: list[RenderableType] = [
         _table(title, columns, rows),
+        *_footnotes(_older_snapshot(document)),
         Text(
             f"Lendable value {money(total)} {currency}: the sum of quantity x price x fx x "
             "(1 - haircut) over the eligible items, in whole units."
@@ -339,7 +340,25 @@ def concentration(
         f"{len(rows)} issuers, {over} over the limit of {percent(limit)} "
         "(DESK_ISSUER_CONCENTRATION_LIMIT)."
     )
-    return Group(_table(title, columns, rows), Text(summary))
+    return Group(
+        _table(title, columns, rows), *_footnotes(_older_snapshot(document)), Text(summary)
+    )
+
+
+def _older_snapshot(document: RankingDocument | ConcentrationDocument) -> list[str]:
+    """Under a ranked table: that its ranking is of an older EOD snapshot, and the fix; or nothing.
+
+    ``as_of`` is the snapshot ranked, ``eod_as_of`` the current EOD's (queries.RankedFrom).
+    """
+    fix = document["incomplete_fix"]
+    if document["current"] or fix is None:
+        return []
+    ranked, current = instant(document["as_of"]), instant(document["eod_as_of"])
+    # Two lines within WIDTH; "changed since" also covers a restatement, which keeps the as-of.
+    return [
+        f"Ranked from an older snapshot (as of {ranked}); current EOD as of {current}.",
+        f"The EOD changed since: {_completes(fix, 1)}.",
+    ]
 
 
 def concentration_day(
@@ -401,6 +420,14 @@ def concentration_day(
             f"Not ranked yet: {', '.join(document['unranked_books'])}; "
             f"desk backfill --start {day} --end {day} ranks them."
         )
+    older = [(b["book_id"], b["incomplete_fix"]) for b in document["books"] if not b["current"]]
+    fixes = sorted({fix for _, fix in older if fix})
+    if fixes:
+        notes += [
+            "Ranked from an older snapshot than their current EOD: "
+            f"{_some([book for book, _ in older])}.",
+            f"Their EODs changed since: {_completes(fixes[0], 1)}.",
+        ]
     return Group(_table(title, columns, rows), *_footnotes(notes))
 
 
@@ -491,8 +518,14 @@ def _incomplete(document: StatusDocument) -> list[str]:
         lines += [f"  {day} {what}: {_some(books)}" for what, books in by_day[day].items()]
     if len(days) > SHOWN_DAYS:
         lines.append(f"  and {len(days) - SHOWN_DAYS} more day(s): `desk status --json` lists each")
-    lines.append(f"`{document['incomplete_fix']}` completes {'it' if len(days) == 1 else 'them'}")
+    if document["incomplete_fix"]:
+        lines.append(_completes(document["incomplete_fix"], len(days)))
     return lines
+
+
+def _completes(fix: str, days: int) -> str:
+    """The advice for ``days`` incomplete days: the quoted ``fix`` "completes it" (or them)."""
+    return f"`{fix}` completes {'it' if days == 1 else 'them'}"
 
 
 def _lacking(valuation: str, ranking: str) -> str:

@@ -10,7 +10,7 @@ from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.errors import NoEndOfDayError
 from desk_pipeline.domain.precision import exact_quantities, for_output
 from desk_pipeline.queries.stale import stale_headers
-from desk_pipeline.queries.values import iso_instant, number, quantity, text
+from desk_pipeline.queries.values import backfill_command, iso_instant, number, quantity, text
 
 
 class Position(TypedDict):
@@ -124,8 +124,8 @@ def positions_document(
     if marks and not rows["valued"].all():
         raise NoEndOfDayError(
             f"the end-of-day positions of book {book} on {business_date} (snapshot "
-            f"{header['snapshot_id']}) are not valued yet; run `desk backfill --start "
-            f"{business_date} --end {business_date}` or materialise eod_valuation"
+            f"{header['snapshot_id']}) are not valued yet; run "
+            f"`{backfill_command(business_date, business_date)}` or materialise eod_valuation"
         )
     return {
         "book_id": book,

@@ -1,4 +1,9 @@
-"""The stored collateral ranking of a book-day: `desk ranking` and `desk concentration`."""
+"""The stored collateral ranking of a book-day: `desk ranking` and `desk concentration`.
+
+Every answer says which EOD snapshot its ranking was computed from and whether that is the
+book-day's current EOD (:class:`RankedFrom`): a ranking of an older snapshot is still shown,
+and said to be one, with the command that ranks the current EOD.
+"""
 
 from typing import Any
 
@@ -7,10 +12,11 @@ from typing_extensions import TypedDict
 
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.collateral.ranking import issuer_concentration
+from desk_pipeline.domain.completeness import MISSING, stored_states
 from desk_pipeline.domain.errors import NoEndOfDayError
 from desk_pipeline.domain.precision import for_output
 from desk_pipeline.queries.books import nothing_stored
-from desk_pipeline.queries.values import number, quantity, text
+from desk_pipeline.queries.values import backfill_command, number, quantity, text
 
 
 class RankingItem(TypedDict):
@@ -27,8 +33,26 @@ class RankingItem(TypedDict):
     reason: str | None
 
 
-class RankingDocument(TypedDict):
-    """`desk ranking --json`."""
+class RankedFrom(TypedDict):
+    """The EOD snapshot a stored ranking was computed from, beside the book-day's current EOD.
+
+    ``current`` is false when the ranking is of an older snapshot than the EOD stored now (the
+    EOD was replaced, by a later snapshot or by a restatement after a late or corrected trade,
+    and no ranking ran since: ``domain.completeness``); the answer is then that older ranking,
+    and ``incomplete_fix`` the `desk backfill` of the day that ranks the current EOD (null when
+    current). ``snapshot_id`` is the snapshot ranked; ``eod_snapshot_id`` and ``eod_as_of`` are
+    the current EOD's (the same snapshot when current; a restatement keeps the as-of).
+    """
+
+    current: bool
+    snapshot_id: str
+    eod_as_of: str
+    eod_snapshot_id: str
+    incomplete_fix: str | None
+
+
+class RankingDocument(RankedFrom):
+    """`desk ranking --json`: the contract's keys and those of :class:`RankedFrom`."""
 
     book_id: str
     business_date: str
@@ -45,8 +69,8 @@ class IssuerShare(TypedDict):
     over_limit: bool
 
 
-class ConcentrationDocument(TypedDict):
-    """`desk concentration --json`."""
+class ConcentrationDocument(RankedFrom):
+    """`desk concentration --json`: its keys and those of the ranking read (:class:`RankedFrom`)."""
 
     book_id: str
     business_date: str
@@ -66,29 +90,61 @@ class ConcentrationDayDocument(TypedDict):
 
 def _stored_ranking(
     repo: PositionRepository, book: str, business_date: str
-) -> tuple[pd.Timestamp, pd.DataFrame]:
-    """The stored ranking of a book-day and its EOD's as_of (UTC).
+) -> tuple[Any, pd.DataFrame]:
+    """The stored ranking of a book-day and its current EOD, judged (:func:`_judged`).
 
     A stored EOD that holds nothing (every trade cancelled or moved away) ranks nothing: its
     ranking is empty, not missing.
+
+    Returns:
+        The EOD as an ``itertuples()`` row of :func:`_judged`, and the ranking rows.
+
+    Raises:
+        NoEndOfDayError: no EOD is stored for the book-day, or no ranking though it holds some.
     """
-    rows = repo.ranking(book, business_date)
-    if len(rows):
-        return rows["as_of"].iloc[0], rows
-    as_of = _empty_eod_as_of(repo, book, business_date)
-    if as_of is not None:
-        return as_of, rows
-    raise nothing_stored(repo, book, business_date, "collateral ranking")
+    eods, rows = repo.rankings_beside_eods(business_date, book)
+    judged = _judged(eods, rows)
+    if judged.empty or judged["state"].iloc[0] == MISSING:
+        raise nothing_stored(repo, book, business_date, "collateral ranking")
+    return next(judged.itertuples()), rows
 
 
-def _empty_eod_as_of(
-    repo: PositionRepository, book: str, business_date: str
-) -> pd.Timestamp | None:
-    """The as_of of the book-day's stored EOD if it holds nothing (and so ranks nothing)."""
-    stored = repo.eod(book, business_date)
-    if stored is not None and not (stored[1]["quantity"] != 0).any():
-        return stored[0]["as_of"]
-    return None
+def _judged(eods: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Each stored EOD with the snapshot its book-day's ranking is of, and that ranking's state.
+
+    Args:
+        eods: the EOD headers of one day, as ``rankings_beside_eods`` reads them.
+        rows: the ranking rows of those book-days (all rows of a book-day are of one snapshot:
+            a ranking run replaces a book-day's rows whole).
+
+    Returns:
+        ``eods``' rows and columns, plus ``ranking_snapshot_id`` and ``ranking_as_of`` (null
+        when no ranking is stored), ``state`` and ``current``
+        (``domain.completeness.stored_states``).
+    """
+    ranked = rows.groupby("book_id", sort=False)[["snapshot_id", "as_of"]].first()
+    ranked.columns = pd.Index(["ranking_snapshot_id", "ranking_as_of"])
+    eods = eods.merge(ranked, how="left", left_on="book_id", right_index=True)
+    return eods.join(stored_states(eods, "ranking"))
+
+
+def _ranked_as_of(eod: Any) -> str:
+    """The as-of of the snapshot ``eod``'s ranking is of; the EOD's own when it ranks nothing."""
+    return (eod.as_of if pd.isna(eod.ranking_as_of) else eod.ranking_as_of).isoformat()
+
+
+def _ranked_from(eod: Any) -> RankedFrom:
+    """:class:`RankedFrom` of one :func:`_judged` ``itertuples()`` row."""
+    current = bool(eod.current)
+    ranked = eod.snapshot_id if pd.isna(eod.ranking_snapshot_id) else eod.ranking_snapshot_id
+    day = str(eod.business_date)
+    return {
+        "current": current,
+        "snapshot_id": str(ranked),
+        "eod_as_of": eod.as_of.isoformat(),
+        "eod_snapshot_id": str(eod.snapshot_id),
+        "incomplete_fix": None if current else backfill_command(day, day),
+    }
 
 
 def ranking_document(repo: PositionRepository, book: str, business_date: str) -> RankingDocument:
@@ -96,18 +152,22 @@ def ranking_document(repo: PositionRepository, book: str, business_date: str) ->
 
     Returns:
         ``{"book_id", "business_date", "as_of", "items": [{"rank", "instrument_id", "quantity",
-        "price", "fx_rate", "haircut", "value", "eligible", "reason"}]}``; value in the book's
-        base currency, rank null for ineligible items.
+        "price", "fx_rate", "haircut", "value", "eligible", "reason"}], "current",
+        "snapshot_id", "eod_as_of", "eod_snapshot_id", "incomplete_fix"}``; value in the book's
+        base currency, rank null for ineligible items; ``as_of`` and ``snapshot_id`` those of
+        the snapshot ranked, which ``current`` says is the book-day's current EOD or an older
+        one (:class:`RankedFrom`).
 
     Raises:
         NoEndOfDayError: no ranking is stored for that book and day.
     """
-    as_of, rows = _stored_ranking(repo, book, business_date)
+    eod, rows = _stored_ranking(repo, book, business_date)
     return {
         "book_id": book,
         "business_date": business_date,
-        "as_of": as_of.isoformat(),
+        "as_of": _ranked_as_of(eod),
         "items": [_ranking_item(r) for r in rows.itertuples()],
+        **_ranked_from(eod),
     }
 
 
@@ -139,14 +199,16 @@ def concentration_document(
 
     Returns:
         ``{"book_id", "business_date", "as_of", "limit", "issuers": [{"issuer", "value",
-        "share", "over_limit"}]}``; shares from the stored ranking, issuers from the stored
-        instrument reference data.
+        "share", "over_limit"}], "current", "snapshot_id", "eod_as_of", "eod_snapshot_id",
+        "incomplete_fix"}``; shares from the stored ranking, issuers from the stored
+        instrument reference data; the ranking's snapshot against the current EOD as in
+        :func:`ranking_document`.
 
     Raises:
         NoEndOfDayError: no ranking is stored for that book and day.
     """
-    as_of, rows = _stored_ranking(repo, book, business_date)
-    [document] = _concentrations(repo, business_date, limit, {book: as_of}, rows)
+    eod, rows = _stored_ranking(repo, book, business_date)
+    [document] = _concentrations(repo, business_date, limit, [eod], rows)
     return document
 
 
@@ -163,27 +225,25 @@ def concentration_day_document(
     Returns:
         ``{"business_date", "limit", "books": [<concentration_document of each book>],
         "unranked_books": [book ids]}``: books by id, each document as `desk concentration
-        --book` prints it (a book whose EOD holds nothing with no issuers); ``unranked_books``
-        the books whose EOD of the day is stored but not ranked yet.
+        --book` prints it (a book whose EOD holds nothing with no issuers; one ranked from an
+        older snapshot than its current EOD with ``current`` false); ``unranked_books`` the
+        books whose EOD of the day is stored but not ranked yet.
 
     Raises:
         NoEndOfDayError: no book is ranked on that day (none whose EOD holds something).
     """
-    rows = repo.rankings([business_date])
-    as_of = {str(b): t for b, t in rows.groupby("book_id", sort=False)["as_of"].first().items()}
-    unranked = []
-    for book in sorted(set(repo.eod_owners([business_date])["book_id"]) - set(as_of)):
-        empty = _empty_eod_as_of(repo, book, business_date)
-        if empty is None:
-            unranked.append(book)
-        else:
-            as_of[book] = empty
-    if not as_of:
+    eods, rows = repo.rankings_beside_eods(business_date)
+    judged = _judged(eods, rows)
+    missing = (judged["state"] == MISSING).to_numpy(dtype=bool)
+    unranked = [str(b) for b in judged.loc[missing, "book_id"]]
+    if missing.all():
         raise _no_day_ranked(repo, business_date, unranked)
     return {
         "business_date": business_date,
         "limit": limit,
-        "books": _concentrations(repo, business_date, limit, as_of, rows),
+        "books": _concentrations(
+            repo, business_date, limit, list(judged.loc[~missing].itertuples()), rows
+        ),
         "unranked_books": unranked,
     }
 
@@ -192,23 +252,28 @@ def _concentrations(
     repo: PositionRepository,
     business_date: str,
     limit: float,
-    as_of: dict[str, pd.Timestamp],
+    eods: list[Any],
     rows: pd.DataFrame,
 ) -> list[ConcentrationDocument]:
-    """The concentration document of each book of ``as_of`` (by id) from its ranking ``rows``."""
+    """The concentration document of each of ``eods`` (by book id) from its ranking ``rows``.
+
+    ``eods`` are ``itertuples()`` rows of :func:`_judged`.
+    """
     day = pd.Timestamp(business_date)
     instruments = repo.reference_as_of(day, day).instruments
     shares = issuer_concentration(rows, instruments, limit)
     by_book = dict(list(shares.groupby("book_id", sort=False)))
+    empty = shares.iloc[:0]
     return [
         {
-            "book_id": book,
+            "book_id": str(eod.book_id),
             "business_date": business_date,
-            "as_of": as_of[book].isoformat(),
+            "as_of": _ranked_as_of(eod),
             "limit": limit,
-            "issuers": [_issuer_share(r) for r in by_book.get(book, shares.iloc[:0]).itertuples()],
+            "issuers": [_issuer_share(r) for r in by_book.get(eod.book_id, empty).itertuples()],
+            **_ranked_from(eod),
         }
-        for book in sorted(as_of)
+        for eod in sorted(eods, key=lambda eod: str(eod.book_id))
     ]
 
 

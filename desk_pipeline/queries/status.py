@@ -8,7 +8,7 @@ from typing_extensions import TypedDict
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.domain.completeness import incomplete_eods
 from desk_pipeline.queries.stale import stale_headers
-from desk_pipeline.queries.values import iso_instant, text
+from desk_pipeline.queries.values import backfill_command, iso_instant, text
 
 
 class QuarantinedRow(TypedDict):
@@ -181,8 +181,6 @@ def status_document(repo: PositionRepository) -> StatusDocument:
             for r in incomplete.itertuples()
         ],
         "incomplete_fix": (
-            f"desk backfill --start {incomplete_days[0]} --end {incomplete_days[-1]}"
-            if incomplete_days
-            else None
+            backfill_command(incomplete_days[0], incomplete_days[-1]) if incomplete_days else None
         ),
     }

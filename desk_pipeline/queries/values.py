@@ -65,6 +65,15 @@ def book_id(value: str, option: str) -> str:
     return value
 
 
+def backfill_command(first: str, last: str) -> str:
+    """The `desk backfill` of days ``first``..``last`` (YYYY-MM-DD), as the documents advise it.
+
+    It brings the stored EODs' valuations and rankings of those days up to date (`desk status`'s
+    ``incomplete_fix``, a ranking's of an older snapshot).
+    """
+    return f"desk backfill --start {first} --end {last}"
+
+
 def echoed(value: str) -> str:
     """``value`` quoted as a message repeats it: whole, or its start and how long it was."""
     if len(value) <= ECHOED_CHARACTERS:

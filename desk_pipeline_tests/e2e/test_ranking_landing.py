@@ -194,7 +194,21 @@ def test_ranking_of_a_mixed_book_orders_values_and_explains_ineligible_items(bac
         run_desk(backfilled, "ranking", "--book", BOOK, "--date", DAY, "--json").stdout
     )
 
-    assert list(document) == ["book_id", "business_date", "as_of", "items"]
+    # The contract's keys, then whether the ranking is of the current EOD (queries.RankedFrom).
+    assert list(document) == [
+        "book_id",
+        "business_date",
+        "as_of",
+        "items",
+        "current",
+        "snapshot_id",
+        "eod_as_of",
+        "eod_snapshot_id",
+        "incomplete_fix",
+    ]
+    assert document["current"] is True and document["incomplete_fix"] is None
+    assert document["snapshot_id"] == document["eod_snapshot_id"]
+    assert document["eod_as_of"] == document["as_of"]
     assert (document["book_id"], document["business_date"]) == (BOOK, DAY)
     assert pd.Timestamp(document["as_of"]) == pd.Timestamp("2026-03-05", tz="UTC")
     items = document["items"]

@@ -15,11 +15,24 @@ AS_OF = pd.Timestamp("2026-03-05", tz="UTC")
 class Warehouse:
     """Rankings of B1 and B2 on DAY; B3's EOD holds nothing, B4's is stored but not ranked.
 
-    Not ``ranked``: no book is ranked on DAY, and B3 holds something too.
+    Not ``ranked``: no book is ranked on DAY, and B3 holds something too. ``restated``: B2's
+    EOD was replaced (snapshot s2-new) after its ranking (of s2) was stored.
     """
 
-    def __init__(self, ranked: bool = True) -> None:
-        self.held = {"B1": 1.0, "B2": 1.0, "B3": 0.0 if ranked else 2.0, "B4": 5.0}
+    def __init__(self, ranked: bool = True, restated: bool = False) -> None:
+        held = {"B1": 1, "B2": 1, "B3": 0 if ranked else 2, "B4": 5}
+        snapshots = {b: f"s{b[1]}" for b in held}
+        if restated:
+            snapshots["B2"] = "s2-new"
+        self.eods = pd.DataFrame(
+            {
+                "book_id": list(held),
+                "business_date": DAY,
+                "snapshot_id": [snapshots[b] for b in held],
+                "as_of": AS_OF,
+                "position_count": list(held.values()),
+            }
+        )
         rows = [
             ("B2", "DAX", 1, 600.0, True),
             ("B2", "BUND", 2, 400.0, True),
@@ -30,22 +43,20 @@ class Warehouse:
         frame = pd.DataFrame(
             rows, columns=["book_id", "instrument_id", "rank", "value", "eligible"]
         )
-        self.rows = frame.assign(business_date=DAY, as_of=AS_OF).iloc[: len(rows) if ranked else 0]
+        frame = frame.assign(
+            business_date=DAY, snapshot_id="s" + frame["book_id"].str[1], as_of=AS_OF
+        )
+        self.rows = frame.iloc[: len(rows) if ranked else 0]
 
-    def rankings(self, days: list[str]) -> pd.DataFrame:
-        return self.rows[self.rows["business_date"].isin(days)]
+    def rankings_beside_eods(
+        self, day: str, book: str | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        def of(frame: pd.DataFrame) -> pd.Series:
+            return (frame["business_date"] == day) & (
+                frame["book_id"] == book if book is not None else True
+            )
 
-    def ranking(self, book: str, day: str) -> pd.DataFrame:
-        return self.rows[(self.rows["book_id"] == book) & (self.rows["business_date"] == day)]
-
-    def eod_owners(self, days: list[str]) -> pd.DataFrame:
-        books = ["B1", "B2", "B3", "B4"] if DAY in days else []
-        return pd.DataFrame({"book_id": books, "business_date": DAY, "snapshot_id": "s"})
-
-    def eod(self, book: str, day: str) -> tuple[dict, pd.DataFrame] | None:
-        if day != DAY or book not in self.held:
-            return None
-        return {"as_of": AS_OF}, pd.DataFrame({"quantity": [self.held[book]]})
+        return self.eods[of(self.eods)], self.rows[of(self.rows)]
 
     def eod_headers(self) -> pd.DataFrame:
         return pd.DataFrame({"book_id": ["B1", "B1"], "business_date": ["2026-03-02", DAY]})
@@ -75,6 +86,31 @@ def test_every_book_of_the_day_gets_its_own_concentration_document_by_book_id():
     assert [(i["issuer"], i["share"]) for i in b2["issuers"]] == [("Dax Co", 0.6), ("Germany", 0.4)]
     # B3 holds nothing: ranked, with no issuer. B4 holds something that is not ranked yet.
     assert (b3["issuers"], b3["as_of"]) == ([], AS_OF.isoformat())
+    assert document["unranked_books"] == ["B4"]
+    # Each ranked from its current EOD (B3's empty ranking is its EOD's own).
+    assert [(b["current"], b["snapshot_id"], b["eod_snapshot_id"]) for b in document["books"]] == [
+        (True, "s1", "s1"),
+        (True, "s2", "s2"),
+        (True, "s3", "s3"),
+    ]
+    assert all(b["incomplete_fix"] is None for b in document["books"])
+
+
+def test_a_book_ranked_from_the_snapshot_its_eod_replaced_is_shown_and_said_to_be_older():
+    repo = Warehouse(restated=True)
+    document = concentration_day_document(repo, DAY, 0.5)
+
+    b2 = document["books"][1]
+    assert b2 == concentration_document(repo, "B2", DAY, 0.5)
+    assert [(i["issuer"], i["share"]) for i in b2["issuers"]] == [("Dax Co", 0.6), ("Germany", 0.4)]
+    assert {k: b2[k] for k in list(b2)[5:]} == {
+        "current": False,
+        "snapshot_id": "s2",
+        "eod_as_of": AS_OF.isoformat(),
+        "eod_snapshot_id": "s2-new",
+        "incomplete_fix": f"desk backfill --start {DAY} --end {DAY}",
+    }
+    assert [b["current"] for b in document["books"]] == [True, False, True]
     assert document["unranked_books"] == ["B4"]
 
 

@@ -3,9 +3,29 @@
 import re
 
 from desk_pipeline import console
-from desk_pipeline.queries import ConcentrationDayDocument, ConcentrationDocument, RankingItem
+from desk_pipeline.queries import (
+    ConcentrationDayDocument,
+    ConcentrationDocument,
+    RankedFrom,
+    RankingItem,
+)
 
 AS_OF = "2026-11-28T00:00:00+00:00"
+# A ranking of the book-day's current EOD, and one of the snapshot a late trade's restatement
+# replaced (the same as-of: a restatement keeps it).
+CURRENT: RankedFrom = {
+    "current": True,
+    "snapshot_id": "s2",
+    "eod_as_of": AS_OF,
+    "eod_snapshot_id": "s2",
+    "incomplete_fix": None,
+}
+OLDER: RankedFrom = {
+    **CURRENT,
+    "current": False,
+    "snapshot_id": "s1",
+    "incomplete_fix": "desk backfill --start 2026-11-27 --end 2026-11-27",
+}
 
 
 def item(
@@ -31,12 +51,13 @@ def item(
     }
 
 
-def ranking_text(items: list[RankingItem]) -> list[str]:
+def ranking_text(items: list[RankingItem], ranked_from: RankedFrom = CURRENT) -> list[str]:
     document = {
         "book_id": "REPO-EUR-01",
         "business_date": "2026-11-27",
         "as_of": AS_OF,
         "items": items,
+        **ranked_from,
     }
     return console.render(console.ranking(document, "EUR")).splitlines()
 
@@ -137,7 +158,9 @@ def test_a_ranking_with_every_item_eligible_has_no_ineligible_table():
     assert not any(line.startswith("Not eligible") for line in lines)
 
 
-def book(book_id: str, *issuers: tuple[str, float, float | None]) -> ConcentrationDocument:
+def book(
+    book_id: str, *issuers: tuple[str, float, float | None], ranked_from: RankedFrom = CURRENT
+) -> ConcentrationDocument:
     return {
         "book_id": book_id,
         "business_date": "2026-11-27",
@@ -152,6 +175,7 @@ def book(book_id: str, *issuers: tuple[str, float, float | None]) -> Concentrati
             }
             for name, value, share in issuers
         ],
+        **ranked_from,
     }
 
 
@@ -217,3 +241,81 @@ def test_positions_without_marks_say_their_amounts_are_in_each_instruments_curre
     )
     empty = console.render(console.positions({**document, "positions": []}))
     assert "instrument's own currency" not in empty
+
+
+OLDER_LINES = [
+    "Ranked from an older snapshot (as of 2026-11-27 12:00 UTC); current EOD as of 2026-11-28 "
+    "00:00 UTC.",
+    "The EOD changed since: `desk backfill --start 2026-11-27 --end 2026-11-27` completes it.",
+]
+
+
+def test_a_ranking_of_an_older_snapshot_says_so_under_its_table_with_the_backfill_that_fixes_it():
+    # The EOD was replaced after the ranking ran by a later snapshot: noon's ranked, midnight's
+    # current.
+    document = {
+        "book_id": "REPO-EUR-01",
+        "business_date": "2026-11-27",
+        "as_of": "2026-11-27T12:00:00+00:00",
+        "items": [ELIGIBLE],
+        **OLDER,
+    }
+    lines = console.render(console.ranking(document, "EUR")).splitlines()
+
+    assert max(len(line) for line in lines) <= 100
+    rows = table(lines, "Collateral ranking")
+    assert [row.split()[:2] for row in rows] == [["1", "DE0001102580"]]
+    under = lines.index(rows[-1]) + 2  # the table ends with a blank line
+    assert lines[under : under + 3] == [*OLDER_LINES, lines[under + 2]]
+    assert lines[under + 2].startswith("Lendable value 952,560 EUR")
+
+
+def test_a_restated_eod_keeps_its_as_of_and_the_note_says_it_changed_since():
+    lines = ranking_text([ELIGIBLE], OLDER)
+    assert [line for line in lines if "older snapshot" in line or "changed since" in line] == [
+        "Ranked from an older snapshot (as of 2026-11-28 00:00 UTC); current EOD as of 2026-11-28 "
+        "00:00 UTC.",
+        OLDER_LINES[1],
+    ]
+
+
+def test_a_ranking_of_the_current_eod_has_no_such_note():
+    ranked = "\n".join(ranking_text([ELIGIBLE, SHORT]))
+    shares = console.render(console.concentration(book("REPO-EUR-01", ("Germany", 1.0, 1.0))))
+    for text in (ranked, shares):
+        assert "older snapshot" not in text and "desk backfill" not in text
+
+
+def test_a_concentration_of_an_older_snapshot_says_so_under_its_table():
+    older = book("REPO-EUR-01", ("Germany", 75.0, 0.75), ("France", 25.0, 0.25), ranked_from=OLDER)
+    lines = console.render(console.concentration(older, "EUR")).splitlines()
+
+    assert lines[-3:] == [
+        "Ranked from an older snapshot (as of 2026-11-28 00:00 UTC); current EOD as of 2026-11-28 "
+        "00:00 UTC.",
+        OLDER_LINES[1],
+        "2 issuers, 1 over the limit of 25.0% (DESK_ISSUER_CONCENTRATION_LIMIT).",
+    ]
+
+
+def test_the_day_s_concentration_names_the_books_ranked_from_an_older_snapshot():
+    document: ConcentrationDayDocument = {
+        "business_date": "2026-11-27",
+        "limit": 0.25,
+        "books": [
+            book("REPO-EUR-01", ("Germany", 1.0, 0.3), ranked_from=OLDER),
+            book("REPO-EUR-02", ("Italy", 1.0, 0.2)),
+            book("REPO-EUR-03", ("Spain", 1.0, 0.2), ranked_from=OLDER),
+            book("REPO-EUR-04", ("France", 1.0, 0.2), ranked_from=OLDER),
+        ],
+        "unranked_books": [],
+    }
+    lines = console.render(console.concentration_day(document, {})).splitlines()
+
+    assert max(len(line) for line in lines) <= 100
+    assert lines[-2:] == [
+        "Ranked from an older snapshot than their current EOD: REPO-EUR-01, REPO-EUR-03 and 1 "
+        "more.",
+        "Their EODs changed since: `desk backfill --start 2026-11-27 --end 2026-11-27` completes "
+        "it.",
+    ]

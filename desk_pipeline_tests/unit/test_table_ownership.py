@@ -104,6 +104,9 @@ CROSS_STORE_CALLS: dict[tuple[str, str, str], str] = {
     ("collateral_ranking", "daily_book_position", "_eod_rows_of_days"): (
         "the ranking checks read the EOD rows and the rankings of their days in one transaction"
     ),
+    ("collateral_ranking", "daily_book_position", "_eod_headers_joined"): (
+        "a ranking read judges the ranking against the EOD stored beside it, in one statement"
+    ),
 }
 
 # Raw SQL naming a table (keywords in capitals, as the package writes SQL; prose is lower case).

@@ -3,8 +3,9 @@
 Owns ``collateral_rankings`` and ``eod_valuations``, both keyed by the EOD snapshot they were
 computed from. The EOD itself belongs to the daily book positions: a write locks the days'
 current EODs through ``daily_book_position._lock_current_eods``, a read joins its valuation
-to one EOD through ``daily_book_position._one_eod`` and every EOD is read beside what is stored
-of its valuation and ranking through ``daily_book_position._eod_headers_beside``, each in this
+to one EOD through ``daily_book_position._one_eod``, every EOD is read beside what is stored
+of its valuation and ranking through ``daily_book_position._eod_headers_beside`` and a day's
+EODs with their rankings through ``daily_book_position._eod_headers_joined``, each in this
 store's transaction.
 """
 
@@ -20,6 +21,7 @@ from desk_pipeline.adapters.warehouse.bulk import _chunks, _insert, _read
 from desk_pipeline.adapters.warehouse.codec import _nulls_as_none, from_micros, micros_of
 from desk_pipeline.adapters.warehouse.daily_book_position import (
     _eod_headers_beside,
+    _eod_headers_joined,
     _eod_rows_of_days,
     _lock_current_eods,
     _one_eod,
@@ -76,22 +78,46 @@ class CollateralRankingStore(Store):
         r = t.collateral_rankings
         query = sa.select(r).where(r.c.book_id == book_id, r.c.business_date == business_date)
         with self._transaction("ranking") as conn:
-            rows = _read(conn, query)
-        rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
-        rows = rows.astype({"rank": RANKING_DTYPES["rank"]})
-        return in_ranking_order(rows)
+            # Raw: SQLite hands eligible over as 0/1, made boolean by _ranking_as_read.
+            rows = _read(conn, query, raw=True)
+        return _ranking_as_read(rows)
 
     def rankings(self, business_dates: Sequence[str]) -> pd.DataFrame:
         """The stored rankings of every book on the given days, ordered by book, day and rank."""
         r = t.collateral_rankings
         query = sa.select(r).where(r.c.business_date.in_(list(business_dates)))
         with self._transaction("rankings") as conn:
-            # Raw: SQLite hands eligible over as 0/1, made boolean below.
             rows = _read(conn, query, raw=True)
-        rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy())).drop(columns="as_of_us")
-        rows = rows.astype({"rank": RANKING_DTYPES["rank"]})
-        rows["eligible"] = rows["eligible"].astype(bool)
-        return in_ranking_order(rows)
+        return _ranking_as_read(rows)
+
+    def rankings_beside_eods(
+        self, business_date: str, book_id: str | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The stored EODs of a day (one book's, given ``book_id``) and their book-days' rankings.
+
+        One statement (``daily_book_position._eod_headers_joined``: the header by its key, the
+        ranking by its key prefix), so a ranking is judged against the EOD stored at the same
+        moment: which snapshot it was computed from is in its rows.
+
+        Returns:
+            ``eods``: book_id, business_date, snapshot_id, as_of (UTC) and position_count of
+            each stored EOD header of the day, by book_id (none stored: empty).
+            ``ranking``: the stored ranking rows of those book-days, as :meth:`rankings` reads
+            them (``snapshot_id`` and ``as_of`` of the snapshot each was computed from).
+        """
+        r = t.collateral_rankings
+        ranked = [c for c in r.columns if c.name not in ("book_id", "business_date")]
+        # The ranking's own snapshot columns, named apart from the header's.
+        own = {"snapshot_id": "ranked_snapshot_id", "as_of_us": "ranked_as_of_us"}
+        columns = [c.label(own[c.name]) if c.name in own else c for c in ranked]
+        with self._transaction("rankings_beside_eods") as conn:
+            rows = _eod_headers_joined(conn, business_date, book_id, r, columns)
+        header = ["book_id", "business_date", "snapshot_id", "as_of_us", "position_count"]
+        eods = rows.loc[:, header].drop_duplicates("book_id").sort_values("book_id", kind="stable")
+        eods = eods.assign(as_of=from_micros(eods["as_of_us"].to_numpy(dtype=np.int64)))
+        items = rows.loc[rows["ranked_snapshot_id"].notna()].drop(columns=header[2:])
+        items = items.rename(columns={label: name for name, label in own.items()})
+        return eods.drop(columns="as_of_us").reset_index(drop=True), _ranking_as_read(items)
 
     def rankings_and_eod_rows(
         self, business_dates: Sequence[str]
@@ -227,6 +253,17 @@ class CollateralRankingStore(Store):
         text = ["currency", "base_currency", "reason"]
         values[text] = values[text].astype(object).where(values[text].notna(), None)
         return header, pd.concat([positions, values.assign(valued=valued)], axis=1)
+
+
+def _ranking_as_read(rows: pd.DataFrame) -> pd.DataFrame:
+    """Stored ranking rows (driver values) as a ranking is read, in ranking order.
+
+    ``as_of`` (UTC) for ``as_of_us``, ``rank`` nullable, ``eligible`` boolean (SQLite hands it
+    over as 0/1).
+    """
+    rows = rows.assign(as_of=from_micros(rows["as_of_us"].to_numpy(dtype=np.int64)))
+    rows = rows.drop(columns="as_of_us").astype({"rank": RANKING_DTYPES["rank"]})
+    return in_ranking_order(rows.assign(eligible=rows["eligible"].astype(bool)))
 
 
 def _replace_for_current_eods(

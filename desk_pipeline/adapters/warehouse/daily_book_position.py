@@ -5,8 +5,9 @@ keep-last write itself is in keep_last.py. Other stores reach these tables only 
 functions here that take their connection: the opening state (:func:`_eod_headers_until`,
 :func:`_eod_rows_of`), ingestion's coverage (:func:`_latest_eod_as_of`) and the collateral
 writes, which lock the current headers (:func:`_lock_current_eods`), read a valued EOD in one
-statement (:func:`_one_eod`) and read every header beside its valuation and ranking
-(:func:`_eod_headers_beside`).
+statement (:func:`_one_eod`), read every header beside its valuation and ranking
+(:func:`_eod_headers_beside`) and read a day's headers with its rankings
+(:func:`_eod_headers_joined`).
 """
 
 import logging
@@ -250,6 +251,52 @@ def _one_eod(
         "as_of": from_micros(int(rows["as_of_us"].iloc[0])),
     }
     return header, with_quantity(rows.dropna(subset=["instrument_id"])).assign(book_id=book_id)
+
+
+def _eod_headers_joined(
+    conn: sa.Connection,
+    business_date: str,
+    book_id: str | None,
+    beside: sa.Table,
+    columns: Sequence[sa.ColumnElement[Any]],
+) -> pd.DataFrame:
+    """The stored EOD headers of a day, each with the rows ``beside`` holds for its book-day.
+
+    One statement, so a header is never read beside rows of another moment: rows computed from
+    the header's snapshot or from any other, which the caller tells apart. The header is found
+    by its primary key (with ``book_id``) and the rows by ``beside``'s (book, day) key prefix.
+
+    Args:
+        conn: the caller's transaction.
+        business_date: YYYY-MM-DD.
+        book_id: only this book's header, or every book's of the day when None.
+        beside: a table of rows with ``book_id`` and ``business_date`` (the collateral store's
+            rankings), outer-joined on them.
+        columns: columns of ``beside`` to read; label any that shares a header column's name.
+
+    Returns:
+        book_id, business_date, snapshot_id, as_of_us and position_count of the header, then
+        ``columns`` (null where ``beside`` holds no row of the book-day): one row per row of
+        ``beside``, one for a header without any. In no particular order; empty when no EOD of
+        that day (and book) is stored.
+    """
+    e = t.eod_snapshots
+    same_day = (beside.c.book_id == e.c.book_id) & (beside.c.business_date == e.c.business_date)
+    query = (
+        sa.select(
+            e.c.book_id,
+            e.c.business_date,
+            e.c.snapshot_id,
+            e.c.as_of_us,
+            e.c.position_count,
+            *columns,
+        )
+        .select_from(e.outerjoin(beside, same_day))
+        .where(e.c.business_date == business_date)
+    )
+    if book_id is not None:
+        query = query.where(e.c.book_id == book_id)
+    return _read(conn, query, raw=True)
 
 
 def _eod_headers_beside(conn: sa.Connection, derived: Mapping[str, sa.Table]) -> pd.DataFrame:
