@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from desk_pipeline import queries
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse import PositionRepository
-from desk_pipeline.adapters.warehouse import daily_book_position as eod_store
 from desk_pipeline.api import create_app
 from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
 from desk_pipeline_tests.builders import at, make_trades, trade
@@ -118,20 +117,32 @@ def test_status_lists_each_eod_whose_valuation_or_ranking_is_missing_or_older(
     assert document["incomplete_fix"] is None
 
 
-def test_both_plans_of_the_read_give_the_same_answer_on_either_warehouse(repo):
-    # Production picks the plan by dialect (probes on SQLite, aggregation on PostgreSQL);
-    # each must mean the same on both.
-    derived = {"valuation": t.eod_valuations, "ranking": t.collateral_rankings}
-    frames = []
-    for build in (eod_store._beside_by_probes, eod_store._beside_by_aggregation):
-        with repo.engine.connect() as conn:
-            rows = pd.DataFrame(conn.execute(build(derived)).mappings().all())
-        flags = [c for c in rows.columns if c.endswith(("_current", "_older")) or c == "has_rows"]
-        rows = rows.astype(dict.fromkeys(flags, bool))
-        frames.append(rows.sort_values(["book_id", "business_date"]).reset_index(drop=True))
-    pd.testing.assert_frame_equal(frames[0], frames[1])
-    assert len(frames[0]) == 60
-    behind = frames[0][~frames[0]["ranking_current"] | ~frames[0]["valuation_current"]]
+def test_the_read_agrees_with_a_plain_reading_of_the_tables(repo):
+    # The read probes indexes (a ranking by the snapshot of its book-day's first row); the
+    # reference reads every row of the four tables and compares snapshots in pandas.
+    with repo.engine.connect() as conn:
+        heads, positions, valuations, rankings = (
+            pd.read_sql_query(sa.select(table), conn)
+            for table in (t.eod_snapshots, t.eod_positions, t.eod_valuations, t.collateral_rankings)
+        )
+    day = ["book_id", "business_date"]
+    expected = heads[[*day, "snapshot_id", "position_count"]].assign(
+        has_rows=heads["snapshot_id"].isin(positions["snapshot_id"])
+    )
+    for name, rows in (("valuation", valuations), ("ranking", rankings)):
+        stored = rows[[*day, "snapshot_id"]].drop_duplicates()
+        current = expected["snapshot_id"].isin(stored["snapshot_id"])
+        of_day = pd.MultiIndex.from_frame(expected[day]).isin(pd.MultiIndex.from_frame(stored[day]))
+        expected[f"{name}_current"] = current.to_numpy()
+        expected[f"{name}_older"] = of_day & ~current.to_numpy()
+    read = repo.eod_derivations()[list(expected.columns)]
+
+    def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values(day).reset_index(drop=True).astype({"position_count": "int64"})
+
+    pd.testing.assert_frame_equal(ordered(read), ordered(expected))
+    assert len(read) == 60
+    behind = read[~read["ranking_current"] | ~read["valuation_current"]]
     assert sorted(behind["book_id"]) == sorted([UNRANKED, UNVALUED, RESTATED])
 
 
