@@ -16,6 +16,7 @@ from desk_pipeline.domain.precision import to_units
 from desk_pipeline.domain.reference.validation import ValidatedReference, validate_reference
 from desk_pipeline.domain.schema import (
     POSITION_STATE_DTYPES,
+    QUARANTINE_DTYPES,
     TRADE_COLUMNS,
     TRADE_DTYPES,
     conform,
@@ -194,3 +195,27 @@ def quarantined_from(repo: PositionRepository, sources: Iterable[str]) -> pd.Dat
     with repo.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     return pd.DataFrame(rows, columns=[c.name for c in q.columns])
+
+
+# The simulator's first business days of March 2026, and three of its books, each holding
+# positions on every one of them: what a stopped backfill leaves is made on these.
+INCOMPLETE_DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
+UNRANKED, UNVALUED, RESTATED = "REPO-EUR-01", "SECLEND-USD-01", "MATCHED-GBP-01"
+
+
+def leave_incomplete(repo: PositionRepository) -> None:
+    """What a backfill stopped between its steps leaves on a simulator desk of INCOMPLETE_DAYS.
+
+    UNRANKED's ranking of day 2 and UNVALUED's valuation of day 1 deleted, and a late trade of
+    RESTATED on day 3 ingested: the caller restates that EOD (an ``eod_positions`` run, or the
+    step's function) and nothing after it.
+    """
+    days = INCOMPLETE_DAYS
+    r, v = t.collateral_rankings, t.eod_valuations
+    with repo.engine.begin() as conn:
+        conn.execute(r.delete().where(r.c.book_id == UNRANKED, r.c.business_date == days[1]))
+        conn.execute(v.delete().where(v.c.book_id == UNVALUED, v.c.business_date == days[0]))
+    _, held = repo.eod(RESTATED, days[2])
+    instrument = held.loc[held["quantity"] != 0, "instrument_id"].iloc[0]
+    late = trade("LATE-1", 7, 1.0, book=RESTATED, instrument=instrument, at=at(days[2], "10:00"))
+    repo.ingest("landing:late.csv", 1, make_trades([late]), empty_frame(QUARANTINE_DTYPES))

@@ -14,15 +14,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.defs.end_of_day import store_eods
-from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
-from desk_pipeline_tests.builders import at, make_trades, trade
+from desk_pipeline_tests.builders import (
+    INCOMPLETE_DAYS,
+    RESTATED,
+    UNRANKED,
+    UNVALUED,
+    leave_incomplete,
+)
 from desk_pipeline_tests.e2e.driver import desk_env, run_desk
 
-DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
-UNRANKED, UNVALUED, RESTATED = "REPO-EUR-01", "SECLEND-USD-01", "MATCHED-GBP-01"
+DAYS = INCOMPLETE_DAYS
 
 
 @pytest.fixture
@@ -37,17 +40,9 @@ def backfilled(tmp_path: Path) -> dict[str, str]:
 
 
 def left_incomplete(url: str) -> None:
-    """UNRANKED's ranking of day 2 and UNVALUED's valuation of day 1 gone; RESTATED's EOD of
-    day 3 replaced after a late trade, as the eod_positions step stores it, and nothing after."""
+    """leave_incomplete, RESTATED's EOD of day 3 restated as the eod_positions step stores it."""
     repo = PositionRepository(url)
-    r, v = t.collateral_rankings, t.eod_valuations
-    with repo.engine.begin() as conn:
-        conn.execute(r.delete().where(r.c.book_id == UNRANKED, r.c.business_date == DAYS[1]))
-        conn.execute(v.delete().where(v.c.book_id == UNVALUED, v.c.business_date == DAYS[0]))
-    _, held = repo.eod(RESTATED, DAYS[2])
-    instrument = held.loc[held["quantity"] != 0, "instrument_id"].iloc[0]
-    late = trade("LATE-1", 7, 1.0, book=RESTATED, instrument=instrument, at=at(DAYS[2], "10:00"))
-    repo.ingest("landing:late.csv", 1, make_trades([late]), empty_frame(QUARANTINE_DTYPES))
+    leave_incomplete(repo)
     written = store_eods(repo, DAYS[2:], "UTC", pd.Timestamp.now(tz="UTC")).writes
     assert [(w.book_id, w.business_date) for w in written] == [(RESTATED, DAYS[2])]
     repo.engine.dispose()

@@ -17,13 +17,16 @@ from desk_pipeline import queries
 from desk_pipeline.adapters import tables as t
 from desk_pipeline.adapters.warehouse import PositionRepository
 from desk_pipeline.api import create_app
-from desk_pipeline.domain.schema import QUARANTINE_DTYPES, empty_frame
-from desk_pipeline_tests.builders import at, make_trades, trade
+from desk_pipeline_tests.builders import (
+    INCOMPLETE_DAYS,
+    RESTATED,
+    UNRANKED,
+    UNVALUED,
+    leave_incomplete,
+)
 from desk_pipeline_tests.location import desk_assets, desk_resources, desk_settings
 
-DAYS = ["2026-03-02", "2026-03-03", "2026-03-04"]
-# The simulator's books; each holds positions on every one of DAYS.
-UNRANKED, UNVALUED, RESTATED = "REPO-EUR-01", "SECLEND-USD-01", "MATCHED-GBP-01"
+DAYS = INCOMPLETE_DAYS
 ALL = ["instruments", "prices", "eod_positions", "eod_valuation", "collateral_ranking"]
 
 
@@ -46,14 +49,7 @@ def left_behind(url: str, instance: dg.DagsterInstance) -> PositionRepository:
     deleted, and RESTATED's EOD of day 3 replaced by an `eod_positions` run alone."""
     materialized(url, instance, ALL, DAYS)
     repo = PositionRepository(url)
-    r, v = t.collateral_rankings, t.eod_valuations
-    with repo.engine.begin() as conn:
-        conn.execute(r.delete().where(r.c.book_id == UNRANKED, r.c.business_date == DAYS[1]))
-        conn.execute(v.delete().where(v.c.book_id == UNVALUED, v.c.business_date == DAYS[0]))
-    _, held = repo.eod(RESTATED, DAYS[2])
-    instrument = held.loc[held["quantity"] != 0, "instrument_id"].iloc[0]
-    late = trade("LATE-1", 7, 1.0, book=RESTATED, instrument=instrument, at=at(DAYS[2], "10:00"))
-    repo.ingest("landing:late.csv", 1, make_trades([late]), empty_frame(QUARANTINE_DTYPES))
+    leave_incomplete(repo)
     materialized(url, instance, ["eod_positions"], DAYS[2:])
     return repo
 
