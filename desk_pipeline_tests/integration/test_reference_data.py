@@ -200,6 +200,9 @@ def test_the_reference_assets_store_the_simulator_marks_the_ranking_then_uses(
     metadata = stored_prices.metadata
     assert metadata["dagster/row_count"].value == len(stored.prices)
     assert metadata["quarantined"].value == 0
+    # The run stores the marks before its EODs: none is late for them, none is recorded and
+    # confirmed (every one of the 31 days' marks was, when the EOD step ran first).
+    assert metadata["mark_changes"].value == 0
 
     book = desk.books()["book_id"].iloc[0]
     ranking = repo.ranking(book, "2026-03-04")

@@ -81,10 +81,14 @@ class ReferenceStore(Store):
                     written[table.name] = 0
                     continue
                 rows = _reference_rows(frame, keys)
-                if table.name in ("prices", "fx_rates"):
-                    changed.append(_changed_marks(conn, table, rows))
-                _bulk_upsert(conn, table, rows, keys=keys)
                 written[table.name] = len(rows)
+                if table.name in ("prices", "fx_rates"):
+                    changes = _changed_marks(conn, table, rows)
+                    changed.append(changes)
+                    # A mark equal to the stored one is left as it is: a day's partition hands
+                    # over PRICE_LOOKBACK of marks, most already stored by the days before it.
+                    rows = rows.loc[changes.index]
+                _bulk_upsert(conn, table, rows, keys=keys)
             written["mark_changes"] = _record_mark_changes(conn, changed, stamp)
             written["quarantined"] = _store_quarantine(conn, quarantined, stamp)
         log.info("replace_reference: %s", written)
@@ -170,7 +174,8 @@ class ReferenceStore(Store):
 def _changed_marks(conn: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> pd.DataFrame:
     """The marks of ``rows`` (to be stored in ``table``) that are new or differ from the stored.
 
-    Read before the upsert, in its transaction. Returns ``kind``, ``key`` and ``mark_date``.
+    Read before the upsert, in its transaction. Returns ``kind``, ``key`` and ``mark_date``,
+    indexed by the changed rows' labels in ``rows``.
     """
     _, kind, key, date, value = next(m for m in _MARKS if m[0] is table)
     if rows.empty:
@@ -186,7 +191,10 @@ def _changed_marks(conn: sa.Connection, table: sa.Table, rows: pd.DataFrame) -> 
     both = rows[[key, date, value]].merge(stored, on=[key, date], how="left")
     # Exact comparison: a value stored is read back bit for bit, so only a real change differs.
     changed = both[both["stored"].isna() | (both["stored"] != both[value])]
-    return pd.DataFrame({"kind": kind, "key": changed[key], "mark_date": changed[date]})
+    return pd.DataFrame(
+        {"kind": kind, "key": changed[key].to_numpy(), "mark_date": changed[date].to_numpy()},
+        index=rows.index[changed.index],
+    )
 
 
 def _record_mark_changes(conn: sa.Connection, changed: list[pd.DataFrame], stamp: int) -> int:

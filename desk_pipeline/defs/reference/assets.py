@@ -75,6 +75,9 @@ def _reference_asset(
         automation_condition=REFRESH_HOURLY,
         retry_policy=RETRY_TRANSIENT,
         pool=pool,
+        # First among a run's ready steps: marks stored before the run's EODs are not late
+        # for them, so a backfill records and confirms no mark change of its own days.
+        op_tags={"dagster/priority": "1"},
         owners=catalogue.OWNERS,
         tags={"desk/layer": "reference"},
         metadata=metadata,
