@@ -72,7 +72,17 @@ def number_text(values: pd.Series, decimals: int, *, trim: bool = False) -> pd.S
         decimals: places after the point, 0 or more.
         trim: drop trailing zeros after the point.
     """
-    texts = [_number(v, decimals, trim) for v in values.to_numpy(dtype=object)]
+    objects = values.to_numpy(dtype=object)
+    floats = pd.to_numeric(values).to_numpy(dtype=np.float64, na_value=np.nan)
+    # Whole numbers a float holds exactly (most quantities, every age in days) need no
+    # rounding: written as integers, a tenth of the cost of Decimal's, which was a tenth of a
+    # backfill's ranking time.
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(floats) & (np.abs(floats) < 2**53) & (floats == np.trunc(floats))
+    places = "" if trim or decimals == 0 else "." + "0" * decimals
+    texts = np.empty(len(objects), dtype=object)
+    texts[whole] = [f"{n:,}{places}" for n in floats[whole].astype(np.int64).tolist()]
+    texts[~whole] = [_number(v, decimals, trim) for v in objects[~whole]]
     return pd.Series(texts, index=values.index, dtype="object")
 
 

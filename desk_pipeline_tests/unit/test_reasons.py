@@ -49,7 +49,7 @@ def test_the_first_applying_check_decides_and_rows_without_one_get_none():
 # --- numbers in reasons: number_text against Decimal, the plain reference ------------------------
 
 
-def reference_number(value: float, decimals: int, trim: bool) -> str:
+def reference_number(value: float | int, decimals: int, trim: bool) -> str:
     """The float's shortest round-trip digits (str) rounded half to even by Decimal, grouped."""
     with localcontext() as context:
         context.prec = 1_000  # enough for every digit of the largest float
@@ -77,6 +77,35 @@ def test_a_number_in_a_reason_is_the_value_rounded_to_its_places_and_grouped_by_
     assert got == reference_number(value, decimals, trim)
     assert "e" not in got and "E" not in got
     assert len(got.partition(".")[2]) <= decimals
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            st.integers(min_value=-(2**60), max_value=2**60).map(float),
+            st.floats(allow_nan=False, allow_infinity=False),
+        ),
+        max_size=20,
+    ),
+    st.integers(min_value=0, max_value=8),
+    st.booleans(),
+    st.sampled_from(["float64", "Int64", "object"]),
+)
+@example([-0.0, 2.0**53, 2.0**53 + 2, -(2.0**53) - 2], 2, False, "float64")
+@example([2**53 + 1, -(2**63)], 6, True, "Int64")  # whole beyond what a float holds exactly
+def test_whole_numbers_read_as_the_reference_in_any_series_of_numbers(
+    values: list[float | int], decimals: int, trim: bool, dtype: str
+) -> None:
+    # Whole numbers take a shorter path than the rest: a series mixing both, of each dtype a
+    # reason reads, reads as the reference number by number.
+    if dtype == "Int64":
+        values = [int(v) for v in values if float(v).is_integer() and abs(v) < 2**63]
+    elif dtype == "float64":
+        values = [float(v) for v in values]
+    series = pd.Series(values, dtype=dtype if values else "float64")
+    got = number_text(series, decimals, trim=trim).tolist()
+    assert got == [reference_number(v, decimals, trim) for v in values]
 
 
 @pytest.mark.parametrize(
