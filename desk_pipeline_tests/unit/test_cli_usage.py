@@ -3,9 +3,12 @@
 import importlib.metadata
 import logging
 
+import click
+import pytest
 from click.testing import CliRunner
 
 from desk_pipeline.cli import cli
+from desk_pipeline.cli.group import COMMANDS, SHORT_HELP
 from desk_pipeline.cli.terminal import folded
 
 
@@ -24,6 +27,19 @@ def test_desk_version_is_the_installed_distributions():
     result = CliRunner().invoke(cli, ["--version"])
     assert result.exit_code == 0
     assert result.output == f"desk {importlib.metadata.version('desk_pipeline')}\n"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_desk_help_lists_each_command_with_its_own_short_help(command):
+    # `desk --help` lists SHORT_HELP, so that it loads no command: at every width, what the
+    # command itself would list.
+    assert set(SHORT_HELP) == set(COMMANDS)
+    loaded = cli.get_command(click.Context(cli), command)
+    assert loaded is not None
+    for width in (40, 60, 80, 200):
+        listed = CliRunner().invoke(cli, ["--help"], terminal_width=width).output
+        short = loaded.get_short_help_str(width - 6 - len("concentration"))
+        assert f"  {command:<13}  {short}\n" in listed, width
 
 
 def test_a_warning_each_batch_repeats_is_logged_once_and_counted(caplog):
