@@ -73,10 +73,10 @@ class _Desk(click.Group):
         # A bare command of that help shortens it as the command itself would.
         rows = [
             (name, click.Command(name, help=SHORT_HELP[name]).get_short_help_str(limit))
-            for name in COMMANDS
+            for name in self.list_commands(ctx)
         ]
         with formatter.section("Commands"):
-            formatter.write_dl(sorted(rows))
+            formatter.write_dl(rows)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
